@@ -1,0 +1,93 @@
+# Nube: `make run` serves the dashboard, `make test` runs every test tier.
+# Both install what is missing first (Debian packages, the virtualenv).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= $(or $(NUBE_WORKERS),4)
+
+# Debian packages: the controller's tools, libvirt/QEMU for hosts (lab hosts share this
+# machine's packages), sshpass/sudo for Ansible, and what libvirt-python builds against.
+SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
+	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
+	nfs-common util-linux procps iproute2
+
+.PHONY: run test lint unit integration browser bench lab lab-down system venv clean help
+
+help:
+	@echo "make run    install what is missing, initialise, serve http://$(HOST):$(PORT)"
+	@echo "make test   install what is missing, then lint and every test tier"
+	@echo "make bench  benchmarks; figures in bench-results.json"
+	@echo "make lab    start two lab hosts (make lab-down stops them)"
+
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+venv: system $(BIN)/.installed
+
+run: venv
+	@set -euo pipefail; \
+	export PATH="$(CURDIR)/$(BIN):$$PATH"; \
+	if [ "$${NUBE_NFS_SERVER:-kernel}" = kernel ] && [ -z "$${NUBE_EXPORT:-}" ] \
+		&& ! grep -qw nfsd /proc/filesystems && ! modprobe -q nfsd 2>/dev/null; then \
+		echo "No kernel NFS server on this machine: using NUBE_EXPORT=none (hosts must use share=bind;"; \
+		echo "set NUBE_NFS_SERVER=ganesha for a userspace NFS export)."; \
+		export NUBE_EXPORT=none; \
+	fi; \
+	$(BIN)/python -m app.localdaemons; \
+	$(BIN)/flask --app wsgi nube ensure-admin; \
+	$(BIN)/flask --app wsgi nube recover; \
+	$(BIN)/flask --app wsgi nube init || echo "Controller initialisation failed: see the overview page."; \
+	$(BIN)/huey_consumer app.tasks.huey -k thread -w $(WORKERS) -q & consumer=$$!; \
+	trap 'kill $$consumer 2>/dev/null; wait $$consumer 2>/dev/null' EXIT INT TERM; \
+	echo "Nube dashboard: http://$(HOST):$(PORT)/"; \
+	$(BIN)/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd plays && for play in *.yaml; do ../$(BIN)/ansible-playbook --syntax-check -i localhost, $$play || exit 1; done
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline -q plays/
+
+unit: venv
+	$(BIN)/pytest -q tests/unit
+
+integration: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/integration
+
+browser: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/browser
+
+test: venv lint
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests
+
+bench: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.bench.run
+
+lab: venv
+	$(BIN)/python tests/lab/lab.py up 2
+	@echo "Add each host in the dashboard (Hosts > Add host) with the address, user and password"
+	@echo "above, and 'Repository mount' set to bind. Stop them with: make lab-down"
+
+lab-down:
+	$(BIN)/python tests/lab/lab.py down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench-results.json

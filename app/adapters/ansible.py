@@ -1,0 +1,200 @@
+"""The real provisioner: playbooks through ansible-runner, one private data dir per run."""
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import ansible_runner
+import yaml
+
+from ..errors import HostUnreachable, InvalidInput, OperationCanceled, OperationFailed
+
+PASSWORD_PROMPTS = (r"^SSH password:\s*?$", r"^BECOME password.*:\s*?$")
+FACTS_KEY = "nube_host"
+
+
+def count_tasks(playbook_path):
+    """How many tasks a playbook lists (blocks counted by their inner tasks), for progress."""
+
+    def tasks_in(items):
+        total = 0
+        for item in items or []:
+            if isinstance(item, dict) and "block" in item:
+                total += tasks_in(item.get("block")) + tasks_in(item.get("rescue"))
+                total += tasks_in(item.get("always"))
+            else:
+                total += 1
+        return total
+
+    plays = yaml.safe_load(Path(playbook_path).read_text()) or []
+    return sum(tasks_in(p.get("pre_tasks")) + tasks_in(p.get("tasks"))
+               + tasks_in(p.get("post_tasks")) for p in plays if isinstance(p, dict))
+
+
+class _EventLog:
+    """Turns ansible-runner events into operation log lines and progress."""
+
+    def __init__(self, log, progress, total):
+        self.log = log or (lambda message, level="info": None)
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.facts = {}
+        self.failures = []
+
+    def __call__(self, event):
+        """Handle one event; returning True keeps ansible-runner's own artifact of it."""
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        host = data.get("host") or data.get("remote_addr") or ""
+        task = data.get("task", "")
+        if kind == "playbook_on_task_start":
+            self.done += 1
+            if self.progress:
+                self.progress(min(self.done, self.total), self.total)
+        elif kind == "runner_on_ok":
+            changed = data.get("res", {}).get("changed")
+            self.log(f"{'changed' if changed else 'ok'}: [{host}] {task}")
+        elif kind == "runner_on_skipped":
+            self.log(f"skipping: [{host}] {task}")
+        elif kind in ("runner_on_failed", "runner_on_unreachable"):
+            result = data.get("res", {})
+            message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
+            word = "unreachable" if kind == "runner_on_unreachable" else "failed"
+            if data.get("ignore_errors"):
+                word = "failed (ignored)"
+            else:
+                self.failures.append((word, host, task, str(message).strip()))
+            self.log(f"{word}: [{host}] {task}: {str(message).strip()}", "error")
+        elif kind == "playbook_on_stats":
+            artifact = data.get("artifact_data") or {}
+            self.facts = artifact.get(FACTS_KEY, {}) or {}
+            for stat in ("ok", "changed", "failures", "unreachable", "skipped"):
+                counts = data.get(stat) or {}
+                if counts:
+                    summary = ", ".join(f"{h}={n}" for h, n in sorted(counts.items()))
+                    self.log(f"recap {stat}: {summary}")
+        return True
+
+
+class AnsibleProvisioner:
+    """Runs Nube's playbooks on the controller (local) or a host (SSH), never keeping secrets."""
+
+    def __init__(self, plays_dir, work_dir, ssh_key, known_hosts, keep=50):
+        self.plays_dir = Path(plays_dir)
+        self.work_dir = Path(work_dir)
+        self.ssh_key = Path(ssh_key)
+        self.known_hosts = Path(known_hosts)
+        self.keep = keep
+        self._known_lock = threading.Lock()
+
+    def host_key(self, address):
+        """The host's SSH key: recorded in our known_hosts on first contact, checked after."""
+        with self._known_lock:
+            self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            found = subprocess.run(["ssh-keygen", "-F", address, "-f", str(self.known_hosts)],
+                                   capture_output=True, text=True)
+            if found.returncode == 0:
+                return _key_lines(found.stdout)
+            scan = subprocess.run(["ssh-keyscan", "-T", "10", "-t", "ed25519,ecdsa,rsa", address],
+                                  capture_output=True, text=True, timeout=30)
+            if not scan.stdout.strip():
+                raise HostUnreachable(f"no SSH server answered at {address}: "
+                                      f"{scan.stderr.strip() or 'no key offered'}")
+            with open(self.known_hosts, "a") as handle:
+                handle.write(scan.stdout)
+            self.known_hosts.chmod(0o600)
+            return _key_lines(scan.stdout)
+
+    def forget_host_key(self, address):
+        """Drop a host's recorded key (when the host is removed)."""
+        with self._known_lock:
+            if self.known_hosts.exists():
+                subprocess.run(["ssh-keygen", "-R", address, "-f", str(self.known_hosts)],
+                               capture_output=True)
+
+    def _inventory(self, host):
+        """An inventory for one host over SSH, or the controller itself."""
+        if host is None:
+            return {"all": {"hosts": {"controller": {
+                "ansible_connection": "local", "ansible_python_interpreter": _system_python()}}}}
+        ssh_args = (f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"
+                    " -o ControlMaster=no -o PreferredAuthentications=publickey,password"
+                    " -o ConnectTimeout=15")
+        values = {"ansible_host": host["address"], "ansible_user": host["user"],
+                  "ansible_ssh_common_args": ssh_args}
+        if self.ssh_key.exists():
+            values["ansible_ssh_private_key_file"] = str(self.ssh_key)
+        return {"all": {"hosts": {host["name"]: values}}}
+
+    def run(self, playbook, *, host=None, extravars=None, password=None, log=None, cancel=None,
+            progress=None, timeout=None):
+        """Run a playbook; returns the facts it reported (set_stats nube_host), or raises."""
+        path = self.plays_dir / playbook
+        if not path.is_file():
+            raise InvalidInput(f"no playbook {playbook} in {self.plays_dir}")
+        if host is not None:
+            key = self.host_key(host["address"])
+            if log:
+                log(f"SSH host key of {host['address']}: {key}")
+        self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=self.work_dir))
+        events = _EventLog(log, progress, count_tasks(path))
+        options = {}
+        if password:
+            options["passwords"] = {prompt: password for prompt in PASSWORD_PROMPTS}
+            options["cmdline"] = "--ask-pass --ask-become-pass" if host else "--ask-become-pass"
+        result = ansible_runner.run(
+            private_data_dir=str(private),
+            playbook=str(path),
+            inventory=self._inventory(host),
+            extravars=dict(extravars or {}),
+            envvars={"ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1",
+                     "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                     "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"},
+            event_handler=events,
+            cancel_callback=(lambda: bool(cancel and cancel())),
+            suppress_env_files=True,  # passwords and extravars never land in env/ files
+            quiet=True,
+            timeout=timeout,
+        )
+        self._rotate()
+        if result.status == "canceled":
+            raise OperationCanceled(f"{playbook} canceled")
+        if result.status != "successful" or result.rc != 0:
+            raise OperationFailed(_failure_message(playbook, result, events))
+        return events.facts
+
+    def _rotate(self):
+        """Keep only the newest `keep` run folders."""
+        runs = sorted(self.work_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in runs[self.keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _key_lines(text):
+    """The key part ('type base64') of known_hosts lines."""
+    keys = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and not line.startswith("#"):
+            keys.append(f"{parts[1]} {parts[2]}")
+    return "; ".join(keys)
+
+
+def _system_python():
+    """The system interpreter (it has python3-apt, which the apt module needs)."""
+    return "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+
+
+def _failure_message(playbook, result, events):
+    """A one-line reason for a failed run, from its failed task when there is one."""
+    if events.failures:
+        word, host, task, message = events.failures[-1]
+        if word == "unreachable":
+            return f"{playbook}: host {host} unreachable: {message}"
+        return f"{playbook} failed at '{task}' on {host}: {message}"
+    return f"{playbook} ended {result.status} (rc {result.rc})"

@@ -1,0 +1,67 @@
+"""Thin wrapper around the qemu-img command line (list args, never a shell)."""
+
+import json
+import shlex
+import subprocess
+
+from app.errors import InvalidInput, OperationFailed
+
+# Uploads come from users: only formats without external references (no vmdk
+# descriptors naming host files), and no backing or data files.
+UPLOAD_FORMATS = ("qcow2", "raw")
+
+
+class QemuImgError(OperationFailed):
+    """qemu-img ran and exited non-zero (as opposed to not running at all or timing out)."""
+
+
+class QemuImg:
+    """Runs qemu-img with a timeout and turns failures into OperationFailed."""
+
+    def __init__(self, binary="qemu-img", timeout=600):
+        self.binary = binary
+        self.timeout = timeout
+
+    def run(self, args, log=None) -> str:
+        """Run `qemu-img ARGS`, logging the command line and stderr; return stdout."""
+        cmd = [self.binary, *args]
+        if log:
+            log("$ " + shlex.join(cmd))
+        try:
+            res = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=self.timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise OperationFailed(f"qemu-img {args[0]} timed out after {self.timeout}s") from None
+        except OSError as e:
+            raise OperationFailed(f"cannot run {self.binary}: {e}") from e
+        if res.returncode != 0:
+            detail = res.stderr.strip() or f"exit status {res.returncode}"
+            if log:
+                log(detail)
+            raise QemuImgError(f"qemu-img {args[0]} failed: {detail}")
+        return res.stdout
+
+    def info(self, path) -> dict:
+        """`qemu-img info --output=json` of one file (not its backing chain)."""
+        # -U: a running VM may hold the image's lock; we only read the header
+        out = self.run(["info", "--output=json", "-U", str(path)])
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise OperationFailed(f"qemu-img info returned bad JSON: {e}") from e
+
+
+def check_upload(info: dict):
+    """Refuse uploaded images that could make QEMU read files other than themselves."""
+    fmt = info.get("format")
+    if fmt not in UPLOAD_FORMATS:
+        raise InvalidInput(
+            f"unsupported image format {fmt!r}: upload {' or '.join(UPLOAD_FORMATS)}"
+        )
+    if "backing-filename" in info or "full-backing-filename" in info:
+        raise InvalidInput("images with a backing file are not accepted")
+    if ((info.get("format-specific") or {}).get("data") or {}).get("data-file"):
+        raise InvalidInput("images with an external data file are not accepted")
+    if not info.get("virtual-size"):
+        raise InvalidInput("image is empty")

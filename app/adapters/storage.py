@@ -1,0 +1,276 @@
+"""The repository of base images and VM disks, driven through qemu-img."""
+
+import os
+import re
+import secrets
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from app.adapters.qemu_img import QemuImg, QemuImgError, check_upload
+from app.errors import InvalidInput, NotFound
+
+IMAGE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
+VM_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+PARTIAL_SUFFIX = ".part"
+DISK_MODES = ("overlay", "copy")
+
+_IMAGE_NAME = re.compile(IMAGE_NAME_RE)
+_VM_ID = re.compile(VM_ID_RE)
+_UPLOAD_TMP = re.compile(r"^\.upload-[0-9a-f]+\.part$")
+
+
+def check_vm_id(vm_id) -> str:
+    """Return vm_id if it is a safe VM id, else raise InvalidInput."""
+    # fullmatch: with re.match, '$' would also accept a trailing newline
+    if not isinstance(vm_id, str) or not _VM_ID.fullmatch(vm_id):
+        raise InvalidInput(f"invalid VM id {vm_id!r:.80}: use letters, digits, '_', '.', '-'")
+    return vm_id
+
+
+def check_image_name(name) -> str:
+    """Return name if it is a safe image file name, else raise InvalidInput."""
+    ok = isinstance(name, str) and _IMAGE_NAME.fullmatch(name)
+    if not ok or name.endswith(PARTIAL_SUFFIX):
+        raise InvalidInput(
+            f"invalid image name {name!r:.80}: use letters, digits, '_', '.', '+', '-' "
+            f"(not ending in {PARTIAL_SUFFIX})"
+        )
+    return name
+
+
+@dataclass
+class ImageInfo:
+    """What the UI shows about one base image."""
+
+    name: str
+    format: str
+    virtual_size: int
+    actual_size: int
+    mtime: float
+
+
+def _mb(n):
+    return f"{n / 2**20:g}"
+
+
+def _inside(base: Path, name: str) -> Path:
+    """Resolve base/name and refuse anything (e.g. a symlink) that lands outside base."""
+    root = base.resolve()
+    path = (base / name).resolve()
+    if root not in path.parents:
+        raise InvalidInput(f"{name!r} points outside {base}")
+    return path
+
+
+class Storage:
+    """Images in <root>/images, one qcow2 disk per VM in <root>/vms."""
+
+    def __init__(self, root, disk_mode="overlay", qemu_img="qemu-img", timeout=600):
+        if disk_mode not in DISK_MODES:
+            raise InvalidInput(f"disk_mode must be one of {DISK_MODES}, not {disk_mode!r}")
+        self.root = Path(root).absolute()
+        self.disk_mode = disk_mode
+        self.qemu_img = QemuImg(qemu_img, timeout)
+        # path -> (mtime_ns, size, info dict or error message); one entry per path
+        self._info_cache: dict[str, tuple[int, int, dict | str]] = {}
+        self._cache_lock = threading.Lock()
+        self._place_lock = threading.Lock()
+
+    @property
+    def images_dir(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def vms_dir(self) -> Path:
+        return self.root / "vms"
+
+    def ensure_layout(self):
+        """Create images/ and vms/ (0755) if they are missing."""
+        for d in (self.images_dir, self.vms_dir):
+            if not d.is_dir():
+                d.mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.chmod(d, 0o755)  # hosts' QEMU user must traverse it, whatever our umask
+
+    def image_path(self, name) -> Path:
+        """Absolute path of an image, refused unless it stays inside images/."""
+        return _inside(self.images_dir, check_image_name(name))
+
+    def disk_path(self, vm_id) -> Path:
+        """Absolute path of a VM's disk, refused unless it stays inside vms/."""
+        return _inside(self.vms_dir, f"{check_vm_id(vm_id)}.qcow2")
+
+    def _cached_info(self, path: Path, st: os.stat_result) -> dict:
+        key = str(path)
+        with self._cache_lock:
+            hit = self._info_cache.get(key)
+        if hit and hit[:2] == (st.st_mtime_ns, st.st_size):
+            result = hit[2]
+        else:
+            try:
+                result = self.qemu_img.info(path)
+            except QemuImgError as e:
+                result = str(e)  # cached too, so a broken file costs one run, not one per listing
+            with self._cache_lock:
+                self._info_cache[key] = (st.st_mtime_ns, st.st_size, result)
+        if isinstance(result, str):
+            raise InvalidInput(f"{path.name} is not a readable disk image: {result}")
+        return result
+
+    # --- images ---------------------------------------------------------------
+
+    def image_info(self, name) -> ImageInfo:
+        """Format and sizes of one image; NotFound if absent, InvalidInput if unreadable."""
+        path = self.image_path(name)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise NotFound(f"image {name} not found") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise NotFound(f"image {name} not found")
+        info = self._cached_info(path, st)
+        return ImageInfo(
+            name=name,
+            format=info["format"],
+            virtual_size=int(info["virtual-size"]),
+            actual_size=int(info.get("actual-size", st.st_blocks * 512)),
+            mtime=st.st_mtime,
+        )
+
+    def list_images(self) -> list[ImageInfo]:
+        """Readable images sorted by name; hidden, partial, odd or unreadable files are skipped."""
+        try:
+            names = sorted(os.listdir(self.images_dir))
+        except FileNotFoundError:
+            return []
+        images = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            try:
+                images.append(self.image_info(name))
+            except (InvalidInput, NotFound):
+                continue
+        return images
+
+    def delete_image(self, name):
+        """Remove an image file; the caller checks that no VM uses it."""
+        path = self.image_path(name)
+        if not path.is_file():
+            raise NotFound(f"image {name} not found")
+        try:
+            os.unlink(self.images_dir / name)  # a symlink itself, never its target
+        except FileNotFoundError:
+            raise NotFound(f"image {name} not found") from None
+        with self._cache_lock:
+            self._info_cache.pop(str(path), None)
+
+    def upload_target(self) -> tuple[Path, BinaryIO]:
+        """Open a fresh hidden temp file in images/ to stream an upload into."""
+        path = self.images_dir / f".upload-{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return path, os.fdopen(fd, "wb")
+
+    def save_upload(self, name, stream, max_bytes, chunk_size=1 << 20) -> ImageInfo:
+        """Copy stream into images/<name> (at most max_bytes) and check qemu-img reads it."""
+        self.image_path(name)
+        if os.path.lexists(self.images_dir / name):
+            raise InvalidInput(f"image {name} already exists")
+        tmp, f = self.upload_target()
+        try:
+            with f:
+                total = 0
+                while chunk := stream.read(chunk_size):
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise InvalidInput(f"image is larger than {_mb(max_bytes)} MB")
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self.commit_upload(name, tmp)
+
+    def commit_upload(self, name, tmp) -> ImageInfo:
+        """Check a finished upload_target() file and move it to images/<name>; never overwrites."""
+        tmp = Path(tmp)
+        if tmp.parent.resolve() != self.images_dir.resolve() or not _UPLOAD_TMP.fullmatch(tmp.name):
+            raise InvalidInput(f"{tmp} is not an upload temp file")
+        try:
+            self.image_path(name)
+            try:
+                info = self.qemu_img.info(tmp)
+            except QemuImgError as e:
+                raise InvalidInput(f"not a readable disk image: {e}") from None
+            check_upload(info)
+            os.chmod(tmp, 0o644)
+            self._place(tmp, self.images_dir / name, f"image {name} already exists")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self.image_info(name)
+
+    def _place(self, tmp: Path, final: Path, exists_msg: str):
+        """Move tmp to final, refusing (InvalidInput) to replace an existing file."""
+        try:
+            os.link(tmp, final)  # atomic and fails if final exists, even across processes
+        except FileExistsError:
+            raise InvalidInput(exists_msg) from None
+        except OSError:
+            # filesystem without hard links: best effort, race-free within this process only
+            with self._place_lock:
+                if os.path.lexists(final):
+                    raise InvalidInput(exists_msg) from None
+                os.rename(tmp, final)
+            return
+        os.unlink(tmp)
+
+    # --- VM disks -------------------------------------------------------------
+
+    def create_disk(self, vm_id, image, log=lambda msg: None) -> Path:
+        """Create vms/<vm_id>.qcow2 from an image: a thin overlay or a full copy."""
+        self.disk_path(vm_id)
+        final = self.vms_dir / f"{vm_id}.qcow2"
+        base = self.image_path(image)
+        if os.path.lexists(final):
+            raise InvalidInput(f"a disk for VM {vm_id} already exists")
+        fmt = self.image_info(image).format
+        # Created inside vms/ so qemu-img resolves the relative backing path while creating
+        tmp = self.vms_dir / f".{vm_id}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+        if self.disk_mode == "overlay":
+            # Relative, so the same file works at /export/iaas and at /mnt/iaas on hosts
+            args = ["create", "-f", "qcow2", "-F", fmt, "-b", f"../images/{image}", str(tmp)]
+        else:
+            args = ["convert", "-f", fmt, "-O", "qcow2", str(base), str(tmp)]
+        try:
+            self.qemu_img.run(args, log)
+            os.chmod(tmp, 0o644)  # QEMU runs as another user on hosts
+            self._place(tmp, final, f"a disk for VM {vm_id} already exists")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        log(f"created {final}")
+        return final
+
+    def delete_disk(self, vm_id) -> bool:
+        """Remove a VM's disk; True if a file was removed."""
+        self.disk_path(vm_id)
+        try:
+            os.unlink(self.vms_dir / f"{vm_id}.qcow2")  # a symlink itself, never its target
+        except FileNotFoundError:
+            return False
+        return True
+
+    def disk_exists(self, vm_id) -> bool:
+        """True if the VM has a disk file."""
+        return self.disk_path(vm_id).is_file()
+
+    def disk_info(self, vm_id) -> dict:
+        """qemu-img info (JSON, as a dict) of a VM's disk."""
+        path = self.disk_path(vm_id)
+        if not path.is_file():
+            raise NotFound(f"no disk for VM {vm_id}")
+        return self.qemu_img.info(path)

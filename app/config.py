@@ -1,0 +1,124 @@
+"""Settings: defaults, `NUBE_<KEY>` environment overrides, and validation at start-up."""
+
+import os
+import secrets
+from pathlib import Path
+
+DEFAULT_LIBVIRT_URI = "qemu+ssh://{user}@{address}/system?keyfile={keyfile}&no_tty=1"
+
+# Every setting with its default; README.md lists the same table.
+DEFAULTS = {
+    "DATABASE": None,  # instance/nube.sqlite when unset
+    "REPOSITORY": "/export/iaas",
+    "HOST_MOUNT": "/mnt/iaas",
+    "LIBVIRT_URI": DEFAULT_LIBVIRT_URI,
+    "SECRET_KEY": None,  # generated once into instance/secret_key when unset
+    "DISK_MODE": "overlay",
+    "CONTROLLER_PREPARE": True,
+    "CONTROLLER_ADDRESS": "127.0.0.1",
+    "EXPORT": "nfs",
+    "NFS_SERVER": "kernel",
+    "QUEUE": "sqlite",
+    "WORKERS": 4,
+    "MONITOR_INTERVAL": 30.0,
+    "HOST_TIMEOUT": 10.0,
+    "STOP_TIMEOUT": 30.0,
+    "PLACEMENT": "striping",
+    "MEM_OVERCOMMIT": 1.0,
+    "PROVISIONER": "ansible",
+    "MAX_UPLOAD_MB": 20480,
+    "PAGE_SIZE": 50,
+    "LOGIN_RATE_LIMIT": 10,  # failed logins per address per 5 minutes
+    "ARTIFACTS_KEEP": 50,
+    "SESSION_COOKIE_SECURE": False,
+}
+
+CHOICES = {
+    "DISK_MODE": ("overlay", "copy"),
+    "EXPORT": ("nfs", "none"),
+    "NFS_SERVER": ("kernel", "ganesha"),
+    "PLACEMENT": ("striping", "packing"),
+    "PROVISIONER": ("ansible", "recording"),
+}
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """A setting has a value Nube cannot use; raised at start-up."""
+
+
+def parse_bool(key, value):
+    """Turn a boolean setting into a bool, refusing anything ambiguous."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{key} must be one of 1/true/yes/on or 0/false/no/off, not {value!r}")
+
+
+def _coerce(key, value):
+    """Convert one setting to the type of its default and check it."""
+    default = DEFAULTS[key]
+    if key == "PROVISIONER" and not isinstance(value, str):
+        return value  # a ready provisioner object, passed in by tests or embedding code
+    if isinstance(default, bool):
+        return parse_bool(key, value)
+    try:
+        if isinstance(default, int):
+            value = int(value)
+        elif isinstance(default, float):
+            value = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, not {value!r}") from None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ConfigError(f"{key} must not be negative")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}")
+    if key == "QUEUE" and value not in ("sqlite", "immediate") and not str(value).startswith(
+        ("redis://", "rediss://")
+    ):
+        raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {value!r}")
+    return value
+
+
+def load_settings(instance_path, overrides=None, environ=None):
+    """Build the settings dict from defaults, the environment and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    settings = {}
+    for key in DEFAULTS:
+        value = DEFAULTS[key]
+        if f"NUBE_{key}" in environ:
+            value = environ[f"NUBE_{key}"]
+        if overrides and key in overrides:
+            value = overrides[key]
+        settings[key] = value if value is None else _coerce(key, value)
+    instance = Path(instance_path)
+    if not settings["DATABASE"]:
+        settings["DATABASE"] = str(instance / "nube.sqlite")
+    if not settings["SECRET_KEY"]:
+        settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if overrides:
+        # Test and embedding callers may pass Flask's own keys too.
+        settings.update({k: v for k, v in overrides.items() if k not in DEFAULTS})
+    return settings
+
+
+def _instance_secret(path):
+    """Read the secret key file, creating it (mode 0600) on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        key = secrets.token_hex(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race; use its key
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key

@@ -1,0 +1,160 @@
+"""Nube's Python API, with the original lab's names; synchronous, built on the same services.
+
+Inside an app context the current app is used; outside one an app is built from the
+environment (`NUBE_*`), so `python -c "from app import core; print(core.listVms())"` works.
+Every call that touches a host runs its operation in this process and waits; a failure raises
+`OperationFailed` carrying the operation's log.
+"""
+
+import contextlib
+import functools
+import os
+import threading
+
+from flask import current_app, has_app_context
+
+from .db import close_db, ensure_schema, forget_schema
+from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
+from .services import controller, hosts, operations, vms
+
+__all__ = [
+    "Busy", "HostUnreachable", "InvalidInput", "NotFound", "NubeError", "OperationFailed",
+    "init", "destroy", "addHost", "listHosts", "removeHost", "updateHost",
+    "addVm", "startVm", "stopVm", "removeVm", "listVms",
+]
+
+ACTOR = os.environ.get("NUBE_ACTOR", "api")
+
+_app = None
+_app_lock = threading.Lock()
+
+
+def _default_app():
+    """The app built from the environment, once per process."""
+    global _app
+    with _app_lock:
+        if _app is None:
+            from . import create_app
+
+            _app = create_app()
+        return _app
+
+
+def _in_app(function):
+    """Run an API function inside an app context (the current one, or the default app's)."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return function(*args, **kwargs)
+        with _default_app().app_context():
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+@_in_app
+def init():
+    """Initialise the controller: database, repository folders, iaas_init.yaml."""
+    ensure_schema(current_app.config["DATABASE"])
+    controller.init(ACTOR, wait=True)
+
+
+@_in_app
+def destroy(purge=False):
+    """Remove every VM and host, then run iaas_destroy.yaml; purge also drops images and the DB."""
+
+    controller.destroy(ACTOR, wait=True, purge=purge)
+    if purge:
+        _drop_database(current_app.config["DATABASE"])
+
+
+def _drop_database(path):
+    """Delete the SQLite file and its WAL companions."""
+    close_db()
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+    forget_schema(path)
+
+
+@_in_app
+def addHost(host):
+    """Register (and by default prepare) a host; returns it as listHosts shows it."""
+
+    op_id = hosts.add(host, ACTOR, wait=True)
+    return _host_of_operation(op_id)
+
+
+def _host_of_operation(op_id):
+    """The host an operation targeted, in its public form."""
+
+    return hosts.public(hosts.get(int(operations.get(op_id)["target_id"])))
+
+
+@_in_app
+def listHosts(query=""):
+    """Hosts matching a filter expression (a safe subset of SQL WHERE), as dicts."""
+
+    return [{key: host[key] for key in hosts.PUBLIC_KEYS} for host in hosts.search(query)]
+
+
+@_in_app
+def removeHost(hostId):
+    """Remove a host: its VMs forced off and removed, host_remove.yaml, then the record."""
+
+    hosts.remove(_host_ref(hostId), ACTOR, wait=True)
+
+
+@_in_app
+def updateHost(hostId, data):
+    """Change a host's fields; returns the host."""
+
+    ref = _host_ref(hostId)
+    hosts.update(ref, data, ACTOR, wait=True)
+    return hosts.public(hosts.get(ref))
+
+
+def _host_ref(host_id):
+    """Accept the integer id or a string of digits, as the contract says."""
+    if isinstance(host_id, bool) or not isinstance(host_id, int | str):
+        raise InvalidInput(f"hostId must be an integer id, not {host_id!r}")
+    if isinstance(host_id, str) and not host_id.strip().isdigit():
+        raise InvalidInput(f"hostId must be an integer id, not {host_id!r}")
+    return int(host_id)
+
+
+@_in_app
+def addVm(vm):
+    """Create a VM (disk, domain) on a host Nube picks or the one asked for; returns it."""
+
+    vms.add(vm, ACTOR, wait=True)
+    return vms.public(vms.get(vm["id"]))
+
+
+@_in_app
+def startVm(vmId):
+    """Start a VM."""
+
+    vms.start(vmId, ACTOR, wait=True)
+
+
+@_in_app
+def stopVm(vmId, force=False):
+    """Stop a VM: ACPI shutdown, forced off after STOP_TIMEOUT (or at once with force=True)."""
+
+    vms.stop(vmId, ACTOR, wait=True, force=force)
+
+
+@_in_app
+def removeVm(vmId):
+    """Remove a VM: forced off if running, undefined, its disk deleted."""
+
+    vms.remove(vmId, ACTOR, wait=True)
+
+
+@_in_app
+def listVms(query=""):
+    """VMs matching a filter expression (a safe subset of SQL WHERE), as dicts."""
+
+    return [vms.public(vm) for vm in vms.search(query)]

@@ -1,0 +1,118 @@
+"""Render a libvirt domain definition for one VM on one host."""
+
+import re
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from app.adapters.storage import check_vm_id
+from app.errors import InvalidInput, OperationFailed
+
+TEMPLATE = "vm.xml.j2"
+MEM_MIN, MEM_MAX = 16, 4_194_304  # MiB
+VCPUS_MIN, VCPUS_MAX = 1, 256
+NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+BRIDGE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # Linux interface names: at most 15 bytes
+DISK_PATH_MAX = 4096
+
+_NETWORK = re.compile(NETWORK_RE)
+_BRIDGE = re.compile(BRIDGE_RE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@lru_cache(maxsize=8)
+def _environment(template_dir: str) -> Environment:
+    """The Jinja environment; autoescape so no value can ever inject XML."""
+    return Environment(
+        loader=FileSystemLoader(template_dir),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _int(value, what, lo, hi) -> int:
+    # bool is an int subclass: True must not pass as 1 vCPU
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(f"{what} must be an integer from {lo} to {hi}, not {value!r:.40}")
+    return value
+
+
+def _uuid(value) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        raise InvalidInput(f"invalid VM uuid {value!r:.60}") from None
+
+
+def _kvm(value) -> bool:
+    # SQLite hands booleans back as 0/1
+    if value not in (True, False) or not isinstance(value, int):
+        raise InvalidInput(f"host kvm flag must be a boolean, not {value!r:.40}")
+    return bool(value)
+
+
+def _nic(network) -> tuple[str | None, str | None]:
+    """('network'|'bridge'|None, source name) from 'none', a network name or 'bridge:NAME'."""
+    if not isinstance(network, str):
+        raise InvalidInput(f"host network must be a string, not {network!r:.40}")
+    if network == "none":
+        return None, None
+    if network.startswith("bridge:"):
+        bridge = network.removeprefix("bridge:")
+        if not _BRIDGE.fullmatch(bridge):
+            raise InvalidInput(f"invalid bridge name {bridge!r:.60}")
+        return "bridge", bridge
+    if not _NETWORK.fullmatch(network):
+        raise InvalidInput(
+            f"invalid network {network!r:.60}: use 'none', a libvirt network name or 'bridge:NAME'"
+        )
+    return "network", network
+
+
+def _disk_path(path) -> str:
+    if not isinstance(path, str) or not path.startswith("/") or len(path) > DISK_PATH_MAX:
+        raise InvalidInput(f"disk path must be an absolute path, not {path!r:.80}")
+    # control characters cannot appear in XML at all, even escaped
+    if _CONTROL.search(path) or ".." in path.split("/"):
+        raise InvalidInput(f"invalid disk path {path!r:.80}")
+    return path
+
+
+def _context(vm: dict, host: dict, disk_path) -> dict:
+    """Validated template variables; InvalidInput names the first bad value."""
+    try:
+        vm_id, mem, vcpus = vm["id"], vm["mem"], vm["vcpus"]
+        kvm, network = host["kvm"], host["network"]
+    except (KeyError, TypeError) as e:
+        raise InvalidInput(f"missing VM or host field: {e}") from None
+    nic_type, nic_source = _nic(network)
+    is_kvm = _kvm(kvm)
+    return {
+        "name": check_vm_id(vm_id),
+        "uuid": _uuid(vm.get("uuid")),
+        "mem": _int(mem, "memory (MiB)", MEM_MIN, MEM_MAX),
+        "vcpus": _int(vcpus, "vcpus", VCPUS_MIN, VCPUS_MAX),
+        "kvm": is_kvm,
+        "domain_type": "kvm" if is_kvm else "qemu",
+        "nic_type": nic_type,
+        "nic_source": nic_source,
+        "disk_path": _disk_path(disk_path),
+    }
+
+
+def render_domain(vm: dict, host: dict, disk_path: str, template_dir: str) -> str:
+    """Domain XML for vm on host, its disk at disk_path (a path as the host sees it)."""
+    context = _context(vm, host, disk_path)
+    xml = _environment(str(template_dir)).get_template(TEMPLATE).render(**context)
+    try:
+        ET.fromstring(xml)  # defence in depth: never hand libvirt something malformed
+    except ET.ParseError as e:
+        raise OperationFailed(f"rendered domain XML does not parse: {e}") from e
+    return xml

@@ -1,0 +1,40 @@
+"""One small hierarchy of errors shared by the core API, services and the web layer."""
+
+
+class NubeError(Exception):
+    """Base class of every error Nube raises on purpose."""
+
+
+class InvalidInput(NubeError, ValueError):
+    """The caller's input is wrong; nothing was changed."""
+
+
+class NotFound(NubeError, LookupError):
+    """The host, VM, image, user or operation does not exist."""
+
+
+class Busy(NubeError):
+    """The target already has a task in progress."""
+
+    def __init__(self, message, operation_id=None):
+        super().__init__(message)
+        self.operation_id = operation_id
+
+
+class HostUnreachable(NubeError):
+    """A host did not answer (connection refused, timed out, or broken)."""
+
+
+class OperationCanceled(NubeError):
+    """An operation stopped because somebody asked it to."""
+
+
+class OperationFailed(NubeError):
+    """An operation ended in failure; carries the operation row and its log."""
+
+    def __init__(self, message, operation=None, log=""):
+        detail = f"{message}\n--- operation log ---\n{log}" if log else message
+        super().__init__(detail)
+        self.summary = message
+        self.operation = operation
+        self.log = log

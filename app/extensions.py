@@ -1,0 +1,75 @@
+"""The app's adapters, built once per app from its configuration."""
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from flask import current_app
+
+from .adapters.provisioner import RecordingProvisioner
+from .adapters.secrets import SecretBox
+
+_key_lock = threading.Lock()
+
+
+class Adapters:
+    """Holds the hypervisor, storage, provisioner and secret box of one app."""
+
+    def __init__(self, app):
+        config = app.config
+        instance = Path(app.instance_path)
+        self.instance = instance
+        self.ssh_dir = instance / "ssh"
+        self.ssh_key = self.ssh_dir / "id_ed25519"
+        self.known_hosts = self.ssh_dir / "known_hosts"
+        self.secrets = SecretBox(instance / "fernet.key")
+
+        from .adapters.hypervisor import Hypervisor
+        from .adapters.storage import Storage
+
+        self.storage = Storage(config["REPOSITORY"], disk_mode=config["DISK_MODE"])
+        self.hypervisor = Hypervisor(
+            config["LIBVIRT_URI"], keyfile=str(self.ssh_key), timeout=config["HOST_TIMEOUT"]
+        )
+        self.provisioner = self._provisioner(app)
+
+    def public_key(self):
+        """The controller's SSH public key, creating the key pair (0600) on first use."""
+        with _key_lock:
+            if not self.ssh_key.exists():
+                self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                subprocess.run(
+                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nube-controller",
+                     "-f", str(self.ssh_key)],
+                    check=True, capture_output=True, timeout=30,
+                )
+                os.chmod(self.ssh_key, 0o600)
+        return self.ssh_key.with_suffix(".pub").read_text().strip()
+
+    def _provisioner(self, app):
+        """The provisioner named by PROVISIONER (a ready object may be passed in tests)."""
+        choice = app.config["PROVISIONER"]
+        if not isinstance(choice, str):
+            return choice
+        if choice == "recording":
+            return RecordingProvisioner()
+        from .adapters.ansible import AnsibleProvisioner
+
+        return AnsibleProvisioner(
+            plays_dir=Path(app.root_path).parent / "plays",
+            work_dir=self.instance / "runner",
+            ssh_key=self.ssh_key,
+            known_hosts=self.known_hosts,
+            keep=app.config["ARTIFACTS_KEEP"],
+        )
+
+
+def init_app(app):
+    """Attach the adapters to the app."""
+    app.extensions["nube"] = Adapters(app)
+
+
+def adapters(app=None):
+    """The adapters of the given or current app."""
+    return (app or current_app).extensions["nube"]

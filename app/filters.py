@@ -1,0 +1,345 @@
+"""Turn an operator's filter text (a safe subset of SQL WHERE) into parameterized SQL.
+
+Nothing the user types reaches SQL as text: column names are looked up in a
+whitelist that maps them to trusted SQL expressions, and every literal becomes a
+``?`` parameter. Anything outside the grammar is refused with ``InvalidInput``.
+
+    expr      := and_expr (OR and_expr)*
+    and_expr  := not_expr (AND not_expr)*
+    not_expr  := NOT not_expr | primary
+    primary   := '(' expr ')' | comparison
+    comparison:= column op literal | column [NOT] LIKE literal
+               | column [NOT] IN '(' literal (',' literal)* ')' | column IS [NOT] NULL
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from typing import NamedTuple, NoReturn
+
+from app.errors import InvalidInput
+
+MAX_LENGTH = 2000
+MAX_DEPTH = 50
+MAX_VALUES = 500
+
+KINDS = ("text", "int", "bool")
+# Words with a meaning in the grammar; they cannot be bare-word values (quote them instead).
+RESERVED = frozenset({"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL"})
+OPERATORS = ("<=", ">=", "<>", "!=", "=", "<", ">")  # two-character ones first
+TRUE_WORDS = frozenset({"true", "1", "yes"})
+FALSE_WORDS = frozenset({"false", "0", "no"})
+# SQLite integers are signed 64-bit; a bigger Python int would fail at bind time.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+_WORD = re.compile(r"[\w.:@%-]+")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A filterable column: the trusted SQL expression to emit and its value kind."""
+
+    sql: str
+    kind: str = "text"
+
+    def __post_init__(self):
+        """Reject an unknown kind early; this is a programming error, not user input."""
+        if self.kind not in KINDS:
+            raise ValueError(f"Column kind must be one of {KINDS}, not {self.kind!r}")
+
+
+class _Token(NamedTuple):
+    kind: str  # "word", "number", "string", "op", "(", ")", ",", "end"
+    text: str  # the source text, used in error messages
+    value: str  # the literal's value (unescaped for strings)
+    pos: int  # 1-based character position in the filter
+
+
+def compile_filter(text: str, columns: dict[str, Column]) -> tuple[str, list]:
+    """Parse a filter expression into (sql, params); ('', []) for empty/blank text."""
+    if text is None:
+        return "", []
+    if not isinstance(text, str):
+        raise InvalidInput("filter must be a string")
+    if len(text) > MAX_LENGTH:
+        raise InvalidInput(f"filter is too long ({len(text)} characters, at most {MAX_LENGTH})")
+    if not text.strip():
+        return "", []
+    parser = _Parser(_tokenize(text), {name.lower(): col for name, col in columns.items()})
+    return parser.parse()
+
+
+def _show(text: str) -> str:
+    """Quote a piece of user text for an error message, shortened so errors stay readable."""
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return repr(text)
+
+
+def _tokenize(text: str) -> list[_Token]:
+    """Split the filter into tokens, refusing comments, ';' and any other stray character."""
+    tokens = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        pos = i + 1
+        if ch.isspace():
+            i += 1
+        elif text.startswith(("--", "/*"), i):
+            raise InvalidInput(f"unexpected {_show(text[i : i + 2])} at position {pos}")
+        elif ch in "'\"":
+            value, end = _scan_string(text, i)
+            tokens.append(_Token("string", text[i:end], value, pos))
+            i = end
+        elif ch in "(),":
+            tokens.append(_Token(ch, ch, ch, pos))
+            i += 1
+        elif op := next((op for op in OPERATORS if text.startswith(op, i)), None):
+            tokens.append(_Token("op", op, op, pos))
+            i += len(op)
+        elif match := _WORD.match(text, i):
+            word = match.group()
+            # '-' is a word character, so a comment could hide inside a bare word.
+            if "--" in word:
+                at = i + word.index("--") + 1
+                raise InvalidInput(f"unexpected '--' at position {at}")
+            kind = "number" if _NUMBER.fullmatch(word) else "word"
+            tokens.append(_Token(kind, word, word, pos))
+            i = match.end()
+        else:
+            raise InvalidInput(f"unexpected {_show(ch)} at position {pos}")
+    tokens.append(_Token("end", "", "", len(text) + 1))
+    return tokens
+
+
+def _scan_string(text: str, start: int) -> tuple[str, int]:
+    """Read a quoted string starting at ``start``; a doubled quote is an escaped quote."""
+    quote = text[start]
+    parts = []
+    i = start + 1
+    while True:
+        end = text.find(quote, i)
+        if end == -1:
+            raise InvalidInput(f"unterminated string at position {start + 1}")
+        parts.append(text[i:end])
+        if text.startswith(quote, end + 1):
+            parts.append(quote)
+            i = end + 2
+        else:
+            return "".join(parts), end + 1
+
+
+def _is_keyword(token: _Token, word: str) -> bool:
+    """Tell whether the token is the given keyword, in any letter case."""
+    return token.kind == "word" and token.text.upper() == word
+
+
+class _Parser:
+    """Recursive-descent parser that emits SQL and collects parameters as it goes."""
+
+    def __init__(self, tokens: list[_Token], columns: dict[str, Column]):
+        self.tokens = tokens
+        self.columns = columns
+        self.index = 0
+        self.params: list = []
+
+    def parse(self) -> tuple[str, list]:
+        """Parse the whole token list; anything left over is an error."""
+        sql, _ = self._expr(0)
+        token = self._peek()
+        if token.kind != "end":
+            raise InvalidInput(f"unexpected {_show(token.text)} at position {token.pos}")
+        return sql, self.params
+
+    def _peek(self) -> _Token:
+        """Return the next token without consuming it."""
+        return self.tokens[self.index]
+
+    def _take(self) -> _Token:
+        """Consume and return the next token (the final 'end' token is never passed)."""
+        token = self.tokens[self.index]
+        if token.kind != "end":
+            self.index += 1
+        return token
+
+    # Each rule returns (sql, grouped): grouped means the SQL is already wrapped in
+    # parentheses, so it can sit next to any operator without changing meaning.
+
+    def _expr(self, depth: int) -> tuple[str, bool]:
+        """expr := and_expr (OR and_expr)*"""
+        return self._chain("OR", self._and_expr, depth)
+
+    def _and_expr(self, depth: int) -> tuple[str, bool]:
+        """and_expr := not_expr (AND not_expr)*"""
+        return self._chain("AND", self._not_expr, depth)
+
+    def _chain(self, keyword: str, operand, depth: int) -> tuple[str, bool]:
+        """Parse operands joined by ``keyword``; two or more are wrapped in parentheses."""
+        first = operand(depth)
+        parts = [first[0]]
+        while _is_keyword(self._peek(), keyword):
+            self._take()
+            parts.append(operand(depth)[0])
+        if len(parts) == 1:
+            return first
+        return "(" + f" {keyword} ".join(parts) + ")", True
+
+    def _not_expr(self, depth: int) -> tuple[str, bool]:
+        """not_expr := NOT not_expr | primary"""
+        token = self._peek()
+        if not _is_keyword(token, "NOT"):
+            return self._primary(depth)
+        self._take()
+        self._check_depth(depth + 1, token)
+        sql, grouped = self._not_expr(depth + 1)
+        return (f"NOT {sql}" if grouped else f"NOT ({sql})"), False
+
+    def _primary(self, depth: int) -> tuple[str, bool]:
+        """primary := '(' expr ')' | comparison"""
+        token = self._peek()
+        if token.kind != "(":
+            return self._comparison(), False
+        self._take()
+        self._check_depth(depth + 1, token)
+        result = self._expr(depth + 1)
+        self._expect(")")
+        return result
+
+    def _check_depth(self, depth: int, token: _Token) -> None:
+        """Refuse deep nesting so a hostile filter can never exhaust the Python stack."""
+        if depth > MAX_DEPTH:
+            raise InvalidInput(
+                f"filter nests deeper than {MAX_DEPTH} levels at position {token.pos}"
+            )
+
+    def _expect(self, kind: str) -> _Token:
+        """Consume a token of the given kind or explain what was found instead."""
+        token = self._take()
+        if token.kind == kind:
+            return token
+        if token.kind == "end":
+            raise InvalidInput(f"unexpected end of filter: expected {kind!r}")
+        raise InvalidInput(f"expected {kind!r} at position {token.pos}, got {_show(token.text)}")
+
+    def _comparison(self) -> str:
+        """comparison := column (op literal | [NOT] LIKE literal | [NOT] IN (...) | IS [NOT] NULL)"""
+        name_token, column = self._column()
+        name = name_token.text.lower()
+        token = self._take()
+        if token.kind == "op":
+            self._literal(name, column, after=token)
+            op = "<>" if token.text == "!=" else token.text
+            return f"{column.sql} {op} ?"
+        negated = _is_keyword(token, "NOT")
+        before = token if negated else name_token
+        if negated:
+            token = self._take()
+        not_ = "NOT " if negated else ""
+        if _is_keyword(token, "LIKE"):
+            if column.kind != "text":
+                raise InvalidInput(
+                    f"LIKE at position {token.pos} needs a text column; {name} is {column.kind}"
+                )
+            self._literal(name, column, after=token)
+            return f"{column.sql} {not_}LIKE ?"
+        if _is_keyword(token, "IN"):
+            return f"{column.sql} {not_}IN ({self._in_list(name, column, token)})"
+        if _is_keyword(token, "IS") and not negated:
+            is_not = _is_keyword(self._peek(), "NOT")
+            if is_not:
+                self._take()
+            null = self._take()
+            if not _is_keyword(null, "NULL"):
+                self._fail_expected("NULL", after=token, got=null)
+            return f"{column.sql} IS {'NOT ' if is_not else ''}NULL"
+        wanted = "LIKE or IN" if negated else "an operator"
+        self._fail_expected(wanted, after=before, got=token)
+
+    def _column(self) -> tuple[_Token, Column]:
+        """Read a column name and look it up in the whitelist."""
+        token = self._take()
+        if token.kind == "end":
+            raise InvalidInput("unexpected end of filter: expected a column name")
+        if token.kind != "word" or token.text.upper() in RESERVED:
+            raise InvalidInput(
+                f"expected a column name at position {token.pos}, got {_show(token.text)}"
+            )
+        if self._peek().kind == "(":
+            raise InvalidInput(
+                f"function calls are not allowed: {_show(token.text)} at position {token.pos}"
+            )
+        column = self.columns.get(token.text.lower())
+        if column is None:
+            known = ", ".join(sorted(self.columns))
+            raise InvalidInput(
+                f"unknown column {_show(token.text)} at position {token.pos} (known: {known})"
+            )
+        return token, column
+
+    def _in_list(self, name: str, column: Column, in_token: _Token) -> str:
+        """Read '(' literal (',' literal)* ')' and return the matching placeholders."""
+        opening = self._expect("(")
+        if self._peek().kind == ")":
+            raise InvalidInput(f"IN at position {in_token.pos} needs at least one value")
+        count = 1
+        last = self._literal(name, column, after=opening)
+        while (token := self._take()).kind == ",":
+            last = self._literal(name, column, after=token)
+            count += 1
+        if token.kind != ")":
+            self._fail_expected("',' or ')'", after=last, got=token)
+        return ", ".join("?" * count)
+
+    def _literal(self, name: str, column: Column, after: _Token) -> _Token:
+        """Read one literal, convert it for the column's kind and add it to the params."""
+        token = self._take()
+        if token.kind not in ("string", "number", "word") or (
+            token.kind == "word" and token.text.upper() in RESERVED
+        ):
+            hint = " (use IS NULL or IS NOT NULL)" if _is_keyword(token, "NULL") else ""
+            self._fail_expected("a value", after=after, got=token, hint=hint)
+        if len(self.params) >= MAX_VALUES:
+            raise InvalidInput(f"too many values (more than {MAX_VALUES}) at position {token.pos}")
+        try:
+            value = _convert(name, column, token)
+        except InvalidInput as exc:
+            # 'mem > vcpus' reads like a column comparison; say why it is refused.
+            if token.kind == "word" and token.text.lower() in self.columns:
+                raise InvalidInput(f"{exc} (comparing two columns is not supported)") from None
+            raise
+        self.params.append(value)
+        return token
+
+    def _fail_expected(self, wanted: str, after: _Token, got: _Token, hint: str = "") -> NoReturn:
+        """Raise the 'expected X after Y' error, pointing at the token actually found."""
+        if got.kind == "end":
+            raise InvalidInput(
+                f"unexpected end of filter: expected {wanted} after {_show(after.text)}"
+            )
+        raise InvalidInput(
+            f"expected {wanted} after {_show(after.text)} at position {got.pos}, "
+            f"got {_show(got.text)}{hint}"
+        )
+
+
+def _convert(name: str, column: Column, token: _Token):
+    """Turn a literal token into the Python value bound for this column's kind."""
+    value = token.value
+    if column.kind == "text":
+        # Numbers stay as typed ('007' is not 7) so text columns compare text with text.
+        return value
+    if column.kind == "bool":
+        if value.lower() in TRUE_WORDS:
+            return 1
+        if value.lower() in FALSE_WORDS:
+            return 0
+        raise InvalidInput(
+            f"{name} expects true or false, got {_show(value)} at position {token.pos}"
+        )
+    if not _NUMBER.fullmatch(value):
+        raise InvalidInput(f"{name} expects a number, got {_show(value)} at position {token.pos}")
+    number = float(value) if "." in value else int(value)
+    if not (math.isfinite(number) and INT_MIN <= number <= INT_MAX):
+        raise InvalidInput(f"{name}: number out of range at position {token.pos}")
+    return number

@@ -1,0 +1,131 @@
+"""Ordered schema migrations; `PRAGMA user_version` records how many have run."""
+
+MIGRATIONS = [
+    # 1: the first schema.
+    """
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator')),
+        created_at TEXT NOT NULL,
+        last_login TEXT
+    );
+
+    CREATE TABLE hosts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL UNIQUE,
+        user TEXT NOT NULL,
+        password_enc TEXT,
+        state TEXT NOT NULL CHECK (state IN
+            ('preparing', 'ready', 'error', 'unreachable', 'disabled', 'removing')),
+        share TEXT NOT NULL DEFAULT 'nfs' CHECK (share IN ('nfs', 'bind')),
+        network TEXT NOT NULL DEFAULT 'default',
+        cpus INTEGER,
+        mem INTEGER,
+        free_mem INTEGER,
+        kvm INTEGER NOT NULL DEFAULT 0,
+        host_key TEXT,
+        task TEXT,
+        task_op INTEGER,
+        error TEXT,
+        last_seen TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX hosts_state ON hosts (state);
+
+    CREATE TABLE images (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        uploaded_by TEXT,
+        created_at TEXT NOT NULL
+    );
+
+    CREATE TABLE vms (
+        id TEXT PRIMARY KEY,
+        host_id INTEGER NOT NULL REFERENCES hosts (id),
+        image TEXT NOT NULL,
+        mem INTEGER NOT NULL,
+        vcpus INTEGER NOT NULL DEFAULT 1,
+        state TEXT NOT NULL CHECK (state IN ('stopped', 'running', 'error', 'unknown')),
+        task TEXT,
+        task_op INTEGER,
+        last_seen TEXT,
+        created_by TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX vms_host ON vms (host_id);
+    CREATE INDEX vms_state ON vms (state, id);
+    CREATE INDEX vms_image ON vms (image);
+
+    CREATE TABLE operations (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target_type TEXT NOT NULL,
+        target_id TEXT,
+        target_name TEXT,
+        status TEXT NOT NULL CHECK (status IN
+            ('pending', 'running', 'succeeded', 'failed', 'canceled', 'interrupted')),
+        requested_by TEXT,
+        input TEXT NOT NULL DEFAULT '{}',
+        result TEXT,
+        error TEXT,
+        worker TEXT,
+        heartbeat TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        progress_done INTEGER NOT NULL DEFAULT 0,
+        progress_total INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX operations_status ON operations (status);
+    CREATE INDEX operations_target ON operations (target_type, target_id);
+
+    CREATE TABLE operation_log (
+        id INTEGER PRIMARY KEY,
+        operation_id INTEGER NOT NULL REFERENCES operations (id) ON DELETE CASCADE,
+        ts TEXT NOT NULL,
+        level TEXT NOT NULL DEFAULT 'info',
+        message TEXT NOT NULL
+    );
+    CREATE INDEX operation_log_op ON operation_log (operation_id, id);
+
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT,
+        remote_addr TEXT
+    );
+    CREATE INDEX audit_ts ON audit (ts);
+    CREATE INDEX audit_actor ON audit (actor, ts);
+
+    CREATE TABLE login_failures (
+        id INTEGER PRIMARY KEY,
+        remote_addr TEXT NOT NULL,
+        ts REAL NOT NULL
+    );
+    CREATE INDEX login_failures_addr ON login_failures (remote_addr, ts);
+    """,
+]
+
+
+def migrate(conn):
+    """Run every migration the database has not seen yet, each in its own transaction."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this Nube ({len(MIGRATIONS)})"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript commits first; the explicit BEGIN makes each migration all-or-nothing.
+        try:
+            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
+        except Exception:
+            conn.rollback()
+            raise
+    return len(MIGRATIONS)

@@ -1,0 +1,94 @@
+"""What an operation's work function gets: its row, its input, a log, and its adapters."""
+
+import copy
+import json
+import logging
+import time
+
+from ..errors import OperationCanceled
+from ..extensions import adapters
+from ..repositories import operations as ops_repo
+
+
+class OperationContext:
+    """The running operation as its work function sees it."""
+
+    def __init__(self, app, conn, row, time_limit):
+        self.app = app
+        self.conn = conn
+        self.id = row["id"]
+        self.kind = row["kind"]
+        self.target_id = row["target_id"]
+        self.target_name = row["target_name"]
+        self.actor = row["requested_by"]
+        self.input = json.loads(row["input"] or "{}")
+        self.config = app.config
+        self.deadline = time.monotonic() + time_limit
+        self.time_limit = time_limit
+        self._adapters = adapters(app)
+
+    @property
+    def hypervisor(self):
+        """The libvirt adapter."""
+        return self._adapters.hypervisor
+
+    @property
+    def storage(self):
+        """The repository of images and disks."""
+        return self._adapters.storage
+
+    @property
+    def provisioner(self):
+        """The playbook runner."""
+        return self._adapters.provisioner
+
+    @property
+    def adapters(self):
+        """All adapters (for keys, known_hosts and the secret box)."""
+        return self._adapters
+
+    def with_connection(self, conn):
+        """A copy of this context that uses another connection (for work in another thread)."""
+        child = copy.copy(self)
+        child.conn = conn
+        return child
+
+    def log(self, message, level="info"):
+        """Append a line to this operation's log (visible at once to pages)."""
+        for line in str(message).splitlines() or [""]:
+            ops_repo.append_log(self.conn, self.id, line, level)
+
+    def error(self, message):
+        """Append an error line to the log."""
+        self.log(message, "error")
+
+    def progress(self, done, total):
+        """Record how many steps are done."""
+        ops_repo.set_progress(self.conn, self.id, done, total)
+
+    def should_stop(self):
+        """True when cancel was requested or the kind's time limit has passed."""
+        return time.monotonic() > self.deadline or ops_repo.cancel_requested(self.conn, self.id)
+
+    def check(self):
+        """Raise OperationCanceled when the operation should stop now."""
+        if time.monotonic() > self.deadline:
+            raise OperationCanceled(f"time limit of {self.time_limit:.0f}s reached")
+        if ops_repo.cancel_requested(self.conn, self.id):
+            raise OperationCanceled("canceled on request")
+
+
+class LogHandler(logging.Handler):
+    """Routes ordinary `logging` calls made during an operation into its log."""
+
+    def __init__(self, ctx):
+        super().__init__(logging.INFO)
+        self.ctx = ctx
+
+    def emit(self, record):
+        """Write one record to the operation log."""
+        try:
+            level = "error" if record.levelno >= logging.ERROR else "info"
+            self.ctx.log(self.format(record), level)
+        except Exception:  # a logging failure must never fail the operation
+            self.handleError(record)

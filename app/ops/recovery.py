@@ -1,0 +1,57 @@
+"""Start-up recovery: operations whose worker died become `interrupted`, targets re-checked."""
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+from ..db import connect, transaction
+from ..repositories import operations as ops_repo
+from . import registry
+from .context import OperationContext
+from .runner import HEARTBEAT_SECONDS, clear_target_task
+
+# A worker that has not beaten for this long is presumed dead, wherever it ran.
+STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 6)
+
+
+def _alive_here(worker):
+    """False only for a worker of this machine whose process is gone."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another machine's worker: judged by its heartbeat alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(app):
+    """Interrupt operations whose worker is gone; returns how many."""
+    stale_before = (datetime.now(UTC) - STALE_AFTER).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conn = connect(app.config["DATABASE"])
+    try:
+        rows = ops_repo.running_stale(conn, _alive_here, stale_before)
+        with app.app_context():
+            for row in rows:
+                _interrupt(app, conn, row)
+        return len(rows)
+    finally:
+        conn.close()
+
+
+def _interrupt(app, conn, row):
+    """Mark one operation interrupted, undo or re-check its target, release its task."""
+    ops_repo.append_log(conn, row["id"], f"worker {row['worker']} is gone: interrupted", "error")
+    kind = registry.KINDS.get(row["kind"])
+    if kind and kind.on_failure:
+        ctx = OperationContext(app, conn, row, kind.time_limit)
+        try:
+            kind.on_failure(ctx, "interrupted")
+        except Exception as exc:  # the target stays for the operator to recover by hand
+            ctx.error(f"re-checking the target failed: {exc}")
+    with transaction(conn):
+        clear_target_task(conn, row)
+        ops_repo.finish(conn, row["id"], "interrupted", "the worker running it stopped")

@@ -1,0 +1,110 @@
+"""Runs one operation: claim it, do the work, map the outcome to a terminal status."""
+
+import logging
+import os
+import socket
+import threading
+import traceback
+
+from flask import current_app
+
+from ..db import connect, transaction
+from ..errors import NubeError, OperationCanceled
+from ..repositories import hosts as hosts_repo
+from ..repositories import operations as ops_repo
+from ..repositories import vms as vms_repo
+from . import registry
+from .context import LogHandler, OperationContext
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def worker_name():
+    """This process as a worker: host name and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes a running operation's heartbeat on its own connection."""
+
+    def __init__(self, database, op_id):
+        super().__init__(daemon=True, name=f"heartbeat-{op_id}")
+        self.database = database
+        self.op_id = op_id
+        self.stopped = threading.Event()
+
+    def run(self):
+        """Beat until stopped."""
+        conn = connect(self.database)
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                ops_repo.beat(conn, self.op_id)
+        finally:
+            conn.close()
+
+
+def clear_target_task(conn, row):
+    """Release the target's task if this operation still holds it."""
+    if row["target_type"] == "vm":
+        vms_repo.clear_task(conn, row["target_id"], row["id"])
+    elif row["target_type"] == "host" and row["target_id"]:
+        hosts_repo.clear_task(conn, int(row["target_id"]), row["id"])
+
+
+def execute(op_id, app=None):
+    """Run a pending operation in this thread; returns its final row (or None if not claimed)."""
+    app = app or current_app._get_current_object()
+    conn = connect(app.config["DATABASE"])
+    try:
+        if not ops_repo.claim(conn, op_id, worker_name()):
+            return ops_repo.get(conn, op_id)  # already taken, finished or canceled: run once
+        with app.app_context():
+            return _run_claimed(app, conn, ops_repo.get(conn, op_id))
+    finally:
+        conn.close()
+
+
+def _run_claimed(app, conn, row):
+    """Do the work of a claimed operation and record how it ended."""
+    kind = registry.get(row["kind"])
+    ctx = OperationContext(app, conn, row, kind.time_limit)
+    heartbeat = _Heartbeat(app.config["DATABASE"], row["id"])
+    heartbeat.start()
+    handler = LogHandler(ctx)
+    logging.getLogger("app").addHandler(handler)
+    status, error, result = "succeeded", None, None
+    try:
+        ctx.log(f"{kind.label} started by {row['requested_by'] or 'system'}")
+        ctx.check()  # canceled while still pending
+        result = kind.work(ctx)
+    except OperationCanceled as exc:
+        status, error = "canceled", str(exc)
+    except NubeError as exc:
+        status, error = "failed", str(exc)
+    except Exception as exc:  # a bug must end the row, not leave it running
+        status, error = "failed", f"internal error: {exc.__class__.__name__}: {exc}"
+        ctx.error(traceback.format_exc())
+    finally:
+        logging.getLogger("app").removeHandler(handler)
+        heartbeat.stopped.set()
+    if status != "succeeded":
+        ctx.error(f"{status}: {error}")
+        _clean_up(ctx, kind, status)
+    else:
+        ctx.log("succeeded")
+    with transaction(conn):
+        clear_target_task(conn, row)
+        ops_repo.finish(conn, row["id"], status, error, result if isinstance(result, dict) else None)
+    return ops_repo.get(conn, row["id"])
+
+
+def _clean_up(ctx, kind, status):
+    """Undo what a failed or canceled operation left half done."""
+    if kind.on_failure is None:
+        return
+    try:
+        kind.on_failure(ctx, status)
+    except Exception as exc:  # clean-up trouble is logged; the original error stays the cause
+        ctx.error(f"clean-up after {status} also failed: {exc}")

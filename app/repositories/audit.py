@@ -1,0 +1,34 @@
+"""SQL for the audit table."""
+
+from ..db import now
+from ..filters import Column, compile_filter
+
+FILTER_COLUMNS = {
+    "actor": Column("actor"),
+    "action": Column("action"),
+    "target": Column("target"),
+    "remote_addr": Column("remote_addr"),
+    "ts": Column("ts"),
+}
+
+
+def add(conn, actor, action, target=None, detail=None, remote_addr=None):
+    """Append one audit record."""
+    conn.execute(
+        "INSERT INTO audit (ts, actor, action, target, detail, remote_addr)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (now(), actor, action, target, detail, remote_addr),
+    )
+
+
+def page(conn, query="", limit=50, offset=0):
+    """(rows, total) of audit records matching a filter, newest first."""
+    where, params = compile_filter(query, FILTER_COLUMNS)
+    clause = f" WHERE {where}" if where else ""
+    total = conn.execute(f"SELECT COUNT(*) FROM audit{clause}", params).fetchone()[0]
+    rows = conn.execute(
+        f"SELECT id, ts, actor, action, target, detail, remote_addr FROM audit{clause}"
+        " ORDER BY id DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    ).fetchall()
+    return rows, total

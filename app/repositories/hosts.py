@@ -1,0 +1,149 @@
+"""SQL for the hosts table."""
+
+from ..db import now
+from ..filters import Column, compile_filter
+
+# What a host row looks like to callers: the table plus what its VMs take.
+_SELECT = """
+SELECT h.id, h.name, h.address, h.user, h.state, h.share, h.network, h.cpus, h.mem,
+       h.free_mem, h.kvm, h.host_key, h.task, h.task_op, h.error, h.last_seen, h.created_at,
+       (SELECT COALESCE(SUM(v.mem), 0) FROM vms v WHERE v.host_id = h.id) AS mem_allocated,
+       (SELECT COALESCE(SUM(v.vcpus), 0) FROM vms v WHERE v.host_id = h.id) AS vcpus_allocated,
+       (SELECT COUNT(*) FROM vms v WHERE v.host_id = h.id) AS vm_count
+FROM hosts h
+"""
+
+FILTER_COLUMNS = {
+    "id": Column("id", "int"),
+    "name": Column("name"),
+    "address": Column("address"),
+    "user": Column("user"),
+    "state": Column("state"),
+    "share": Column("share"),
+    "network": Column("network"),
+    "cpus": Column("cpus", "int"),
+    "mem": Column("mem", "int"),
+    "mem_allocated": Column("mem_allocated", "int"),
+    "kvm": Column("kvm", "bool"),
+    "task": Column("task"),
+    "last_seen": Column("last_seen"),
+}
+
+SORT_COLUMNS = ("id", "name", "address", "state", "cpus", "mem", "mem_allocated", "vm_count")
+
+UPDATABLE = {"name", "address", "user", "password_enc", "state", "share", "network", "cpus",
+             "mem", "free_mem", "kvm", "host_key", "error", "last_seen"}
+
+
+def _where(query):
+    """A WHERE clause and its parameters from a filter expression."""
+    sql, params = compile_filter(query, FILTER_COLUMNS)
+    return (f" WHERE {sql}" if sql else ""), params
+
+
+def _order(sort, descending):
+    """A whitelisted ORDER BY clause."""
+    column = sort if sort in SORT_COLUMNS else "name"
+    return f" ORDER BY {column} {'DESC' if descending else 'ASC'}, id"
+
+
+def search(conn, query="", sort="name", descending=False, limit=None, offset=0):
+    """Hosts matching a filter expression, in order; all of them when limit is None."""
+    where, params = _where(query)
+    sql = f"SELECT * FROM ({_SELECT}){where}{_order(sort, descending)}"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params = [*params, limit, offset]
+    return conn.execute(sql, params).fetchall()
+
+
+def count(conn, query=""):
+    """How many hosts match a filter expression."""
+    if not query.strip():
+        return conn.execute("SELECT COUNT(*) FROM hosts").fetchone()[0]
+    where, params = _where(query)
+    return conn.execute(f"SELECT COUNT(*) FROM ({_SELECT}){where}", params).fetchone()[0]
+
+
+def get(conn, host_id):
+    """The host with this id, or None."""
+    return conn.execute(f"{_SELECT} WHERE h.id = ?", (host_id,)).fetchone()
+
+
+def by_name(conn, name):
+    """The host with this name, or None."""
+    return conn.execute(f"{_SELECT} WHERE h.name = ?", (name,)).fetchone()
+
+
+def by_address(conn, address):
+    """The host with this address, or None."""
+    return conn.execute(f"{_SELECT} WHERE h.address = ?", (address,)).fetchone()
+
+
+def secret(conn, host_id):
+    """The encrypted password of a host (never part of an ordinary row)."""
+    row = conn.execute("SELECT password_enc FROM hosts WHERE id = ?", (host_id,)).fetchone()
+    return row[0] if row else None
+
+
+def insert(conn, *, name, address, user, password_enc, state, share, network, task=None,
+           task_op=None):
+    """Add a host row; returns its id."""
+    cur = conn.execute(
+        "INSERT INTO hosts (name, address, user, password_enc, state, share, network, task,"
+        " task_op, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (name, address, user, password_enc, state, share, network, task, task_op, now()),
+    )
+    return cur.lastrowid
+
+
+def update(conn, host_id, **fields):
+    """Change some columns of a host."""
+    unknown = set(fields) - UPDATABLE
+    if unknown:
+        raise KeyError(f"not updatable: {sorted(unknown)}")
+    if not fields:
+        return
+    assignments = ", ".join(f"{column} = ?" for column in fields)
+    conn.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", [*fields.values(), host_id])
+
+
+def claim_task(conn, host_id, task, operation_id):
+    """Compare-and-swap: give the host a task if it has none; True when it was free."""
+    cur = conn.execute(
+        "UPDATE hosts SET task = ?, task_op = ? WHERE id = ? AND task IS NULL",
+        (task, operation_id, host_id),
+    )
+    return cur.rowcount == 1
+
+
+def set_task_op(conn, host_id, operation_id):
+    """Point a host's task at its operation row."""
+    conn.execute("UPDATE hosts SET task_op = ? WHERE id = ?", (operation_id, host_id))
+
+
+def clear_task(conn, host_id, operation_id=None):
+    """Clear the host's task (only if it is still this operation's, when given)."""
+    if operation_id is None:
+        conn.execute("UPDATE hosts SET task = NULL, task_op = NULL WHERE id = ?", (host_id,))
+    else:
+        conn.execute(
+            "UPDATE hosts SET task = NULL, task_op = NULL WHERE id = ? AND task_op = ?",
+            (host_id, operation_id),
+        )
+
+
+def delete(conn, host_id):
+    """Remove a host row."""
+    conn.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
+
+
+def addresses(conn, share):
+    """The addresses of the hosts that mount the repository this way (for the NFS export)."""
+    rows = conn.execute("SELECT address FROM hosts WHERE share = ? ORDER BY address", (share,))
+    return [row[0] for row in rows]
+
+
+def state_counts(conn):
+    """{state: count} over all hosts."""
+    return dict(conn.execute("SELECT state, COUNT(*) FROM hosts GROUP BY state").fetchall())

@@ -1,0 +1,131 @@
+"""SQL for the vms table."""
+
+from ..db import now
+from ..filters import Column, compile_filter
+
+_SELECT = """
+SELECT v.id, v.host_id AS host, h.name AS host_name, v.image, v.mem, v.vcpus, v.state, v.task,
+       v.task_op, v.last_seen, v.created_by, v.created_at
+FROM vms v JOIN hosts h ON h.id = v.host_id
+"""
+
+FILTER_COLUMNS = {
+    "id": Column("v.id"),
+    "host": Column("v.host_id", "int"),
+    "host_name": Column("h.name"),
+    "image": Column("v.image"),
+    "mem": Column("v.mem", "int"),
+    "vcpus": Column("v.vcpus", "int"),
+    "state": Column("v.state"),
+    "task": Column("v.task"),
+    "last_seen": Column("v.last_seen"),
+}
+
+SORT_COLUMNS = {
+    "id": "v.id",
+    "host_name": "h.name",
+    "image": "v.image",
+    "mem": "v.mem",
+    "vcpus": "v.vcpus",
+    "state": "v.state",
+    "last_seen": "v.last_seen",
+}
+
+
+def _where(query):
+    """A WHERE clause and its parameters from a filter expression."""
+    sql, params = compile_filter(query, FILTER_COLUMNS)
+    return (f" WHERE {sql}" if sql else ""), params
+
+
+def search(conn, query="", sort="id", descending=False, limit=None, offset=0):
+    """VMs matching a filter expression, in order; all of them when limit is None."""
+    where, params = _where(query)
+    column = SORT_COLUMNS.get(sort, "v.id")
+    sql = f"{_SELECT}{where} ORDER BY {column} {'DESC' if descending else 'ASC'}, v.id"
+    if limit is not None:
+        sql += " LIMIT ? OFFSET ?"
+        params = [*params, limit, offset]
+    return conn.execute(sql, params).fetchall()
+
+
+def count(conn, query=""):
+    """How many VMs match a filter expression."""
+    if not query.strip():
+        return conn.execute("SELECT COUNT(*) FROM vms").fetchone()[0]
+    where, params = _where(query)
+    sql = f"SELECT COUNT(*) FROM vms v JOIN hosts h ON h.id = v.host_id{where}"
+    return conn.execute(sql, params).fetchone()[0]
+
+
+def get(conn, vm_id):
+    """The VM with this id, or None."""
+    return conn.execute(f"{_SELECT} WHERE v.id = ?", (vm_id,)).fetchone()
+
+
+def on_host(conn, host_id):
+    """Every VM placed on a host."""
+    return conn.execute(f"{_SELECT} WHERE v.host_id = ? ORDER BY v.id", (host_id,)).fetchall()
+
+
+def using_image(conn, image):
+    """Ids of the VMs whose disk is based on an image."""
+    return [r[0] for r in conn.execute("SELECT id FROM vms WHERE image = ? ORDER BY id", (image,))]
+
+
+def image_usage(conn):
+    """{image: number of VMs using it}."""
+    return dict(conn.execute("SELECT image, COUNT(*) FROM vms GROUP BY image").fetchall())
+
+
+def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=None,
+           task_op=None):
+    """Add a VM row."""
+    conn.execute(
+        "INSERT INTO vms (id, host_id, image, mem, vcpus, state, task, task_op, created_by,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (vm_id, host_id, image, mem, vcpus, state, task, task_op, created_by, now()),
+    )
+
+
+def claim_task(conn, vm_id, task, operation_id):
+    """Compare-and-swap: give the VM a task if it has none; True when it was free."""
+    cur = conn.execute(
+        "UPDATE vms SET task = ?, task_op = ? WHERE id = ? AND task IS NULL",
+        (task, operation_id, vm_id),
+    )
+    return cur.rowcount == 1
+
+
+def set_task_op(conn, vm_id, operation_id):
+    """Point a VM's task at its operation row."""
+    conn.execute("UPDATE vms SET task_op = ? WHERE id = ?", (operation_id, vm_id))
+
+
+def clear_task(conn, vm_id, operation_id=None):
+    """Clear the VM's task (only if it is still this operation's, when given)."""
+    if operation_id is None:
+        conn.execute("UPDATE vms SET task = NULL, task_op = NULL WHERE id = ?", (vm_id,))
+    else:
+        conn.execute(
+            "UPDATE vms SET task = NULL, task_op = NULL WHERE id = ? AND task_op = ?",
+            (vm_id, operation_id),
+        )
+
+
+def set_state(conn, vm_id, state, seen=True):
+    """Record a VM's power state (and when it was seen, when it came from the hypervisor)."""
+    if seen:
+        conn.execute("UPDATE vms SET state = ?, last_seen = ? WHERE id = ?", (state, now(), vm_id))
+    else:
+        conn.execute("UPDATE vms SET state = ? WHERE id = ?", (state, vm_id))
+
+
+def delete(conn, vm_id):
+    """Remove a VM row."""
+    conn.execute("DELETE FROM vms WHERE id = ?", (vm_id,))
+
+
+def state_counts(conn):
+    """{state: count} over all VMs."""
+    return dict(conn.execute("SELECT state, COUNT(*) FROM vms GROUP BY state").fetchall())

@@ -1,0 +1,137 @@
+"""What host operations do once a worker runs them."""
+
+from ..db import now, transaction
+from ..errors import NotFound, OperationFailed
+from ..ops.registry import on_failure, operation
+from ..repositories import hosts as hosts_repo
+from ..repositories import vms as vms_repo
+from . import controller_work
+from .vm_work import force_remove_vm
+
+
+def _host(ctx, host_id=None):
+    """A host row as a dict (the operation's by default), its password decrypted (never logged)."""
+    row = hosts_repo.get(ctx.conn, int(ctx.target_id) if host_id is None else host_id)
+    if row is None:
+        raise NotFound(f"host {ctx.target_name} no longer exists")
+    host = dict(row)
+    host["password"] = ctx.adapters.secrets.decrypt(hosts_repo.secret(ctx.conn, row["id"]))
+    return host
+
+
+def _playbook_vars(ctx, host):
+    """Extra variables host_add.yaml and host_remove.yaml need."""
+    return {
+        "share": host["share"],
+        "repository": ctx.config["REPOSITORY"],
+        "host_mount": ctx.config["HOST_MOUNT"],
+        "controller_address": ctx.config["CONTROLLER_ADDRESS"],
+        "controller_pubkey": ctx.adapters.public_key() if host.get("password") else "",
+        "host_user": host["user"],
+    }
+
+
+def _prepare(ctx, host):
+    """Run host_add.yaml (when asked), check libvirt answers, record the host's facts."""
+    facts = {}
+    if ctx.input.get("prepare", True):
+        if not host.get("password"):
+            raise OperationFailed("the host's sudo password is needed to prepare it")
+        key = ctx.provisioner.host_key(host["address"])
+        if key:
+            hosts_repo.update(ctx.conn, host["id"], host_key=key)
+        ctx.log(f"preparing {host['address']} with host_add.yaml (share: {host['share']})")
+        facts = ctx.provisioner.run(
+            "host_add.yaml", host=host, extravars=_playbook_vars(ctx, host),
+            password=host["password"], log=ctx.log, cancel=ctx.should_stop, progress=ctx.progress,
+        ) or {}
+        ctx.check()
+    uri = ctx.hypervisor.uri_for(host)
+    ctx.log(f"checking libvirt at {uri}")
+    info = ctx.hypervisor.host_info(host)
+    kvm = bool(facts["kvm"]) if "kvm" in facts else info.kvm
+    ctx.log(f"libvirt answers: {info.cpus} CPUs, {info.mem} MiB, KVM {'usable' if kvm else 'not usable (TCG)'}")
+    hosts_repo.update(
+        ctx.conn, host["id"], cpus=info.cpus, mem=info.mem, free_mem=info.free_mem, kvm=int(kvm),
+        state="ready", error=None, last_seen=now(),
+    )
+
+
+@operation("host.add", "host", time_limit=1800, label="add host")
+def add_host(ctx):
+    """Prepare a newly registered host and mark it ready."""
+    host = _host(ctx)
+    _prepare(ctx, host)
+    controller_work.refresh_export(ctx, host["share"])
+
+
+@on_failure("host.add")
+def forget_failed_host(ctx, status):
+    """A host that never became ready leaves no row behind."""
+    ctx.log(f"removing the registration of {ctx.target_name}: it was never ready")
+    row = hosts_repo.get(ctx.conn, int(ctx.target_id))
+    if row is not None:
+        ctx.hypervisor.close(dict(row))
+        hosts_repo.delete(ctx.conn, row["id"])
+
+
+@operation("host.prepare", "host", time_limit=1800, label="re-prepare host")
+def reprepare_host(ctx):
+    """Apply an address or share change and re-run host_add.yaml."""
+    host = _host(ctx)
+    change = ctx.input.get("change", {})
+    hosts_repo.update(ctx.conn, host["id"], state="preparing", **change)
+    host.update(change)
+    ctx.hypervisor.close(host)
+    _prepare(ctx, host)
+    controller_work.refresh_export(ctx)  # the old address or share may have left the export
+
+
+@on_failure("host.prepare")
+def mark_prepare_failed(ctx, status):
+    """A host whose re-preparation failed is in error, with the reason."""
+    hosts_repo.update(ctx.conn, int(ctx.target_id), state="error",
+                      error=f"re-preparation {status}")
+
+
+def remove_host_now(ctx, host_id):
+    """Remove a host's VMs, undo its preparation, then forget it (ctx.conn is this thread's)."""
+    host = _host(ctx, host_id)
+    vms = vms_repo.on_host(ctx.conn, host["id"])
+    ctx.progress(0, len(vms) + 1)
+    for done, vm in enumerate(vms, start=1):
+        ctx.check()
+        force_remove_vm(ctx, dict(vm), host)
+        ctx.progress(done, len(vms) + 1)
+    if host.get("password"):
+        ctx.log(f"undoing the preparation of {host['address']} with host_remove.yaml")
+        ctx.provisioner.run(
+            "host_remove.yaml", host=host, extravars=_playbook_vars(ctx, host),
+            password=host["password"], log=ctx.log, cancel=ctx.should_stop,
+        )
+    else:
+        ctx.log(f"no sudo password stored for {host['name']} (registered without preparation):"
+                " host left as it is")
+    ctx.hypervisor.close(host)
+    ctx.provisioner.forget_host_key(host["address"])
+    with transaction(ctx.conn):
+        hosts_repo.delete(ctx.conn, host["id"])
+    ctx.log(f"host {host['name']} removed")
+
+
+@operation("host.remove", "host", time_limit=3600, label="remove host")
+def remove_host(ctx):
+    """Remove the host's VMs, undo the preparation, then forget the host."""
+    share = _host(ctx)["share"]
+    remove_host_now(ctx, int(ctx.target_id))
+    controller_work.refresh_export(ctx, share)
+
+
+@on_failure("host.remove")
+def keep_failed_removal(ctx, status):
+    """A host that could not be removed stays registered, in error, with its VMs released."""
+    host_id = int(ctx.target_id)
+    for vm in vms_repo.on_host(ctx.conn, host_id):
+        vms_repo.clear_task(ctx.conn, vm["id"], ctx.id)
+    hosts_repo.update(ctx.conn, host_id, state="error", error=f"removal {status}")
+

@@ -1,0 +1,199 @@
+"""Host use cases as callers see them: validate, write rows, start operations."""
+
+from flask import current_app
+
+from ..db import transaction
+from ..errors import Busy, InvalidInput, NotFound
+from ..extensions import adapters
+from ..ops.launch import launch
+from ..repositories import hosts as hosts_repo
+from ..repositories import vms as vms_repo
+from . import validate
+from .common import audit, busy_message, db, new_operation
+
+# Importing the work module registers its operation kinds.
+from . import host_work  # noqa: F401  isort: skip
+
+ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network")
+UPDATE_FIELDS = ("name", "user", "password", "network", "state", "address", "share")
+SORT_COLUMNS = hosts_repo.SORT_COLUMNS
+PUBLIC_KEYS = ("id", "name", "address", "user", "state", "share", "network", "cpus", "mem",
+               "mem_allocated", "kvm", "last_seen")
+
+
+def public(row):
+    """The contract's view of a host row: never a password."""
+    host = {key: row[key] for key in PUBLIC_KEYS}
+    host["kvm"] = bool(host["kvm"])
+    return host
+
+
+def detail(row):
+    """A host row with everything pages show (still no password)."""
+    host = public(row)
+    for key in ("free_mem", "vm_count", "vcpus_allocated", "task", "task_op", "error",
+                "host_key", "created_at"):
+        host[key] = row[key]
+    return host
+
+
+def get(host_ref):
+    """A host by id (int or digits) or name; NotFound otherwise."""
+    conn = db()
+    row = None
+    if isinstance(host_ref, int) or (isinstance(host_ref, str) and host_ref.strip().isdigit()):
+        row = hosts_repo.get(conn, validate.host_id(host_ref))
+    elif isinstance(host_ref, str):
+        row = hosts_repo.by_name(conn, host_ref)
+    else:
+        raise InvalidInput(f"host must be an id or a name, not {host_ref!r}")
+    if row is None:
+        raise NotFound(f"host {host_ref} not found")
+    return row
+
+
+def search(query="", sort="name", descending=False, limit=None, offset=0):
+    """Hosts matching a filter expression (all, or one page)."""
+    if query is None:
+        query = ""
+    if not isinstance(query, str):
+        raise InvalidInput("query must be text")
+    conn = db()
+    rows = hosts_repo.search(conn, query, sort, descending, limit, offset)
+    return [detail(row) for row in rows]
+
+
+def count(query=""):
+    """How many hosts match a filter expression."""
+    return hosts_repo.count(db(), query or "")
+
+
+def _check_new(data):
+    """Validate addHost input; returns the clean fields."""
+    validate.require_dict(data, "host")
+    validate.refuse_unknown(data, ADD_FIELDS, "host")
+    prepare = validate.boolean(data, "prepare", True)
+    host = {
+        "address": validate.address(validate.text(data, "address")),
+        "user": validate.user(validate.text(data, "user")),
+        "password": data.get("password") or None,
+        "prepare": prepare,
+        "share": validate.choice(data.get("share") or "nfs", ("nfs", "bind"), "share"),
+        "network": validate.network(validate.text(data, "network", required=False,
+                                                  default="default")),
+    }
+    if host["password"] is not None and not isinstance(host["password"], str):
+        raise InvalidInput("password must be text")
+    if prepare and not host["password"]:
+        raise InvalidInput("password is required to prepare a host (sudo password of user)")
+    host["name"] = validate.name(
+        validate.text(data, "name", required=False, default=host["address"]), "host name"
+    )
+    return host
+
+
+def add(data, actor, wait):
+    """Register a host and start preparing it (host_add.yaml) or checking it; returns op id."""
+    host = _check_new(data)
+    conn = db()
+    box = adapters().secrets
+    with transaction(conn):
+        if hosts_repo.by_name(conn, host["name"]):
+            raise InvalidInput(f"a host named {host['name']} already exists")
+        if hosts_repo.by_address(conn, host["address"]):
+            raise InvalidInput(f"a host with address {host['address']} already exists")
+        host_id = hosts_repo.insert(
+            conn, name=host["name"], address=host["address"], user=host["user"],
+            password_enc=box.encrypt(host["password"]), state="preparing",
+            share=host["share"], network=host["network"], task="adding",
+        )
+        safe_input = {k: v for k, v in host.items() if k != "password"}
+        op_id = new_operation(conn, "host.add", "host", host_id, host["name"], actor, safe_input)
+        hosts_repo.set_task_op(conn, host_id, op_id)
+    return launch(op_id, wait)
+
+
+def update(host_ref, data, actor, wait):
+    """Change a host's fields; address/share changes re-run host_add.yaml. Returns op id or None."""
+    validate.require_dict(data, "data")
+    validate.refuse_unknown(data, UPDATE_FIELDS, "host")
+    conn = db()
+    row = get(host_ref)
+    changes = {}
+    if "name" in data:
+        changes["name"] = validate.name(validate.text(data, "name"), "host name")
+    if "user" in data:
+        changes["user"] = validate.user(validate.text(data, "user"))
+    if "network" in data:
+        changes["network"] = validate.network(validate.text(data, "network"))
+    if data.get("password"):
+        if not isinstance(data["password"], str):
+            raise InvalidInput("password must be text")
+        changes["password_enc"] = adapters().secrets.encrypt(data["password"])
+    if "state" in data:
+        changes["state"] = _state_change(row, validate.text(data, "state"))
+    reprepare = {}
+    if "address" in data:
+        reprepare["address"] = validate.address(validate.text(data, "address"))
+    if "share" in data:
+        reprepare["share"] = validate.choice(data["share"], ("nfs", "bind"), "share")
+    reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
+    with transaction(conn):
+        if "name" in changes and changes["name"] != row["name"] and hosts_repo.by_name(
+            conn, changes["name"]
+        ):
+            raise InvalidInput(f"a host named {changes['name']} already exists")
+        op_id = None
+        if reprepare:
+            op_id = _start_reprepare(conn, row, reprepare, actor)
+        hosts_repo.update(conn, row["id"], **changes)
+        safe = sorted(k for k in data if k != "password") + (["password"] if data.get("password")
+                                                              else [])
+        audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
+    return launch(op_id, wait) if op_id else None
+
+
+def _state_change(row, state):
+    """Check an operator's state change: only between ready and disabled."""
+    if state == row["state"]:
+        return state
+    if {state, row["state"]} != {"ready", "disabled"}:
+        raise InvalidInput(
+            f"host {row['name']} is {row['state']}: state can only change between ready and"
+            " disabled"
+        )
+    return state
+
+
+def _start_reprepare(conn, row, new_values, actor):
+    """Claim the host and write a host.prepare operation for an address/share change."""
+    if vms_repo.on_host(conn, row["id"]):
+        raise InvalidInput(
+            f"host {row['name']} has VMs: address and share can only change on an empty host"
+        )
+    op_id = new_operation(conn, "host.prepare", "host", row["id"], row["name"], actor,
+                          {"change": new_values})
+    if not hosts_repo.claim_task(conn, row["id"], "preparing", op_id):
+        raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"])
+    return op_id
+
+
+def remove(host_ref, actor, wait):
+    """Remove a host: its VMs first, then host_remove.yaml, then the row. Returns op id."""
+    conn = db()
+    row = get(host_ref)
+    with transaction(conn):
+        op_id = new_operation(conn, "host.remove", "host", row["id"], row["name"], actor)
+        if not hosts_repo.claim_task(conn, row["id"], "removing", op_id):
+            raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]),
+                       row["task_op"])
+        for vm in vms_repo.on_host(conn, row["id"]):
+            if not vms_repo.claim_task(conn, vm["id"], "removing", op_id):
+                raise Busy(busy_message("VM", vm["id"], vm["task"], vm["task_op"]), vm["task_op"])
+        hosts_repo.update(conn, row["id"], state="removing")
+    return launch(op_id, wait)
+
+
+def controller_address():
+    """The address hosts use to reach the controller's NFS export."""
+    return current_app.config["CONTROLLER_ADDRESS"]

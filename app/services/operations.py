@@ -1,0 +1,50 @@
+"""Operation use cases for pages: list, show with log, cancel."""
+
+from ..errors import InvalidInput, NotFound
+from ..repositories import operations as ops_repo
+from .common import audit, db
+
+TERMINAL = ("succeeded", "failed", "canceled", "interrupted")
+
+
+def get(op_id):
+    """One operation row; NotFound otherwise."""
+    try:
+        op_id = int(op_id)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"operation id must be a number, not {op_id!r}") from None
+    row = ops_repo.get(db(), op_id)
+    if row is None:
+        raise NotFound(f"operation {op_id} not found")
+    return dict(row)
+
+
+def page(query="", limit=50, offset=0):
+    """(operations, total) matching a filter, newest first."""
+    rows, total = ops_repo.page(db(), query or "", limit, offset)
+    return [dict(r) for r in rows], total
+
+
+def recent(limit=10):
+    """The newest operations."""
+    return [dict(r) for r in ops_repo.recent(db(), limit)]
+
+
+def for_target(target_type, target_id, limit=20):
+    """The newest operations on one host or VM."""
+    return [dict(r) for r in ops_repo.for_target(db(), target_type, target_id, limit)]
+
+
+def log(op_id, after=0, limit=None):
+    """An operation's log lines after a line id."""
+    return [dict(r) for r in ops_repo.log_lines(db(), int(op_id), after, limit)]
+
+
+def cancel(op_id, actor):
+    """Ask a pending or running operation to stop."""
+    row = get(op_id)
+    conn = db()
+    if not ops_repo.request_cancel(conn, row["id"]):
+        raise InvalidInput(f"operation {row['id']} is {row['status']}: nothing to cancel")
+    ops_repo.append_log(conn, row["id"], f"cancel requested by {actor}", "info")
+    audit(conn, actor, "operation.cancel", f"operation:{row['id']}")

@@ -1,0 +1,128 @@
+"""Checks on user input shared by the services; each raises InvalidInput with a clear message."""
+
+import ipaddress
+import re
+
+from ..errors import InvalidInput
+
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def require_dict(value, what):
+    """The value itself, when it is a dict."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a dict, not {type(value).__name__}")
+    return value
+
+
+def refuse_unknown(data, allowed, what):
+    """Refuse keys the caller may have mistyped."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"unknown {what} field(s): {', '.join(unknown)}")
+
+
+def text(data, key, *, required=True, default=None):
+    """A stripped string field, or the default when absent and optional."""
+    value = data.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise InvalidInput(f"{key} is required")
+        return default
+    if not isinstance(value, str):
+        raise InvalidInput(f"{key} must be text")
+    if "\x00" in value:
+        raise InvalidInput(f"{key} must not contain NUL characters")
+    return value.strip()
+
+
+def integer(data, key, *, required=True, default=None, minimum=None, maximum=None):
+    """An integer field (digit strings accepted) within bounds."""
+    value = data.get(key)
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"{key} is required")
+        return default
+    if isinstance(value, bool):
+        raise InvalidInput(f"{key} must be a whole number")
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise InvalidInput(f"{key} must be a whole number, not {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{key} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise InvalidInput(f"{key} must be at most {maximum}")
+    return value
+
+
+def boolean(data, key, default):
+    """A boolean field; words like 'yes'/'no' accepted."""
+    value = data.get(key, default)
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInput(f"{key} must be true or false, not {value!r}")
+
+
+def address(value):
+    """A host name or IP address."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not HOSTNAME_RE.match(value):
+        raise InvalidInput(f"address {value!r} is not a host name or IP address")
+    return value.lower()
+
+
+def user(value):
+    """A POSIX user name."""
+    if not USER_RE.match(value):
+        raise InvalidInput(f"user {value!r} is not a valid user name")
+    return value
+
+
+def name(value, what="name"):
+    """A display name used in URLs and libvirt: letters, digits, '_', '.', '-'."""
+    if not NAME_RE.match(value):
+        raise InvalidInput(
+            f"{what} {value!r} must start with a letter or digit and use only letters, digits,"
+            " '_', '.' and '-' (at most 63)"
+        )
+    return value
+
+
+def network(value):
+    """'none', 'bridge:NAME' or a libvirt network name."""
+    if value == "none":
+        return value
+    bridge = value.removeprefix("bridge:")
+    if not NETWORK_RE.match(bridge):
+        raise InvalidInput(f"network {value!r} must be 'none', 'bridge:NAME' or a network name")
+    return value
+
+
+def choice(value, choices, what):
+    """One of a fixed set of words."""
+    if value not in choices:
+        raise InvalidInput(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def host_id(value):
+    """A host id: an int, or a string of digits."""
+    if isinstance(value, bool):
+        raise InvalidInput("host id must be a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    raise InvalidInput(f"host id must be a number, not {value!r}")

@@ -1,0 +1,148 @@
+"""What VM operations do once a worker runs them."""
+
+import contextlib
+import time
+
+from ..db import transaction
+from ..domain_xml import render_domain
+from ..errors import NotFound
+from ..ops.registry import on_failure, operation
+from ..repositories import hosts as hosts_repo
+from ..repositories import vms as vms_repo
+
+POLL_SECONDS = 0.5
+
+
+def _vm_and_host(ctx):
+    """The operation's VM row and its host row, as dicts."""
+    vm = vms_repo.get(ctx.conn, ctx.target_id)
+    if vm is None:
+        raise NotFound(f"VM {ctx.target_id} no longer exists")
+    host = hosts_repo.get(ctx.conn, vm["host"])
+    return dict(vm), dict(host)
+
+
+def host_disk_path(ctx, vm_id):
+    """Where a VM's disk is seen from its host (the repository mounted at HOST_MOUNT)."""
+    return f"{ctx.config['HOST_MOUNT'].rstrip('/')}/vms/{vm_id}.qcow2"
+
+
+@operation("vm.create", "vm", time_limit=3600, label="create VM")
+def create_vm(ctx):
+    """Make the VM's disk, render its domain XML and define it on its host."""
+    vm, host = _vm_and_host(ctx)
+    ctx.progress(0, 3)
+    ctx.log(f"placing {vm['id']} on host {host['name']} ({host['address']})")
+    path = ctx.storage.create_disk(vm["id"], vm["image"], log=ctx.log)
+    ctx.log(f"disk ready: {path} ({ctx.config['DISK_MODE']} of {vm['image']})")
+    ctx.progress(1, 3)
+    ctx.check()
+    xml = render_domain(vm, host, host_disk_path(ctx, vm["id"]), ctx.config["DOMAIN_TEMPLATES"])
+    ctx.progress(2, 3)
+    ctx.log(f"defining domain {vm['id']} on {host['name']} (type {'kvm' if host['kvm'] else 'qemu'})")
+    ctx.hypervisor.define(host, xml)
+    vms_repo.set_state(ctx.conn, vm["id"], "stopped")
+    ctx.progress(3, 3)
+
+
+@on_failure("vm.create")
+def undo_create(ctx, status):
+    """A VM that failed to be created leaves no domain, no disk and no row."""
+    vm, host = _vm_and_host(ctx)
+    try:
+        ctx.hypervisor.undefine(host, vm["id"])
+        ctx.log(f"undefined the half-made domain {vm['id']}")
+    except NotFound:
+        pass
+    except Exception as exc:  # the host may be gone; the disk and row still go
+        ctx.error(f"could not undefine {vm['id']} on {host['name']}: {exc}")
+    if ctx.storage.delete_disk(vm["id"]):
+        ctx.log(f"deleted the disk of {vm['id']}")
+    with transaction(ctx.conn):
+        vms_repo.delete(ctx.conn, vm["id"])
+
+
+@operation("vm.start", "vm", time_limit=300, label="start VM")
+def start_vm(ctx):
+    """Start the VM's domain."""
+    vm, host = _vm_and_host(ctx)
+    ctx.log(f"starting {vm['id']} on {host['name']}")
+    ctx.hypervisor.start(host, vm["id"])
+    vms_repo.set_state(ctx.conn, vm["id"], "running")
+
+
+def _wait_stopped(ctx, host, name, timeout):
+    """Poll the domain's state until it is off or the timeout passes; True if it stopped."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ctx.hypervisor.domain_state(host, name) != "running":
+            return True
+        ctx.check()
+        time.sleep(POLL_SECONDS)
+    return ctx.hypervisor.domain_state(host, name) != "running"
+
+
+@operation("vm.stop", "vm", time_limit=600, label="stop VM")
+def stop_vm(ctx):
+    """Ask the guest to shut down, then force it off after STOP_TIMEOUT (or at once)."""
+    vm, host = _vm_and_host(ctx)
+    if not ctx.input.get("force"):
+        timeout = ctx.config["STOP_TIMEOUT"]
+        ctx.log(f"asking {vm['id']} to shut down (ACPI), waiting up to {timeout:g}s")
+        ctx.hypervisor.shutdown(host, vm["id"])
+        if _wait_stopped(ctx, host, vm["id"], timeout):
+            ctx.log(f"{vm['id']} shut down")
+            vms_repo.set_state(ctx.conn, vm["id"], "stopped")
+            return
+        ctx.log(f"{vm['id']} still running after {timeout:g}s: forcing it off")
+    else:
+        ctx.log(f"forcing {vm['id']} off")
+    ctx.hypervisor.destroy(host, vm["id"])
+    vms_repo.set_state(ctx.conn, vm["id"], "stopped")
+
+
+def force_remove_vm(ctx, vm, host):
+    """Force a VM off, undefine it, delete its disk and its row (used by remove and host removal)."""
+    state = ctx.hypervisor.domain_state(host, vm["id"])
+    if state is None:
+        ctx.log(f"domain {vm['id']} is not defined on {host['name']}: nothing to undefine")
+    else:
+        if state == "running":
+            ctx.log(f"forcing {vm['id']} off")
+            ctx.hypervisor.destroy(host, vm["id"])
+        ctx.log(f"undefining {vm['id']} on {host['name']}")
+        with contextlib.suppress(NotFound):
+            ctx.hypervisor.undefine(host, vm["id"])
+    if ctx.storage.delete_disk(vm["id"]):
+        ctx.log(f"deleted disk vms/{vm['id']}.qcow2")
+    with transaction(ctx.conn):
+        vms_repo.delete(ctx.conn, vm["id"])
+
+
+@operation("vm.remove", "vm", time_limit=600, label="remove VM")
+def remove_vm(ctx):
+    """Force the VM off if needed, undefine it, delete its disk, then forget it."""
+    vm, host = _vm_and_host(ctx)
+    force_remove_vm(ctx, vm, host)
+
+
+@on_failure("vm.start")
+@on_failure("vm.stop")
+@on_failure("vm.remove")
+def recheck_state(ctx, status):
+    """After a failed power action, record the state the hypervisor reports (or unknown)."""
+    try:
+        vm, host = _vm_and_host(ctx)
+    except NotFound:
+        return
+    try:
+        state = ctx.hypervisor.domain_state(host, vm["id"])
+    except Exception as exc:  # the host did not answer: say so rather than guess
+        ctx.error(f"could not read the state of {vm['id']}: {exc}")
+        vms_repo.set_state(ctx.conn, vm["id"], "unknown", seen=False)
+        return
+    if state is None:
+        ctx.error(f"domain {vm['id']} is missing on {host['name']}")
+        vms_repo.set_state(ctx.conn, vm["id"], "error")
+        return
+    vms_repo.set_state(ctx.conn, vm["id"], "running" if state == "running" else "stopped")

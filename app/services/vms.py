@@ -1,0 +1,139 @@
+"""VM use cases as callers see them: validate, place, write rows, start operations."""
+
+from flask import current_app
+
+from ..adapters.storage import check_image_name, check_vm_id
+from ..db import transaction
+from ..errors import Busy, InvalidInput, NotFound
+from ..extensions import adapters
+from ..ops.launch import launch
+from ..placement import choose_host
+from ..repositories import hosts as hosts_repo
+from ..repositories import vms as vms_repo
+from . import validate
+from .common import busy_message, db, new_operation
+
+# Importing the work module registers its operation kinds.
+from . import vm_work  # noqa: F401  isort: skip
+
+ADD_FIELDS = ("id", "image", "mem", "vcpus", "host")
+SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
+PUBLIC_KEYS = ("id", "host", "host_name", "image", "mem", "vcpus", "state", "task", "last_seen")
+
+
+def public(row):
+    """The contract's view of a VM row."""
+    return {key: row[key] for key in PUBLIC_KEYS}
+
+
+def detail(row):
+    """A VM row with what pages show too."""
+    vm = public(row)
+    vm.update(task_op=row["task_op"], created_by=row["created_by"], created_at=row["created_at"])
+    return vm
+
+
+def get(vm_id):
+    """A VM by id; NotFound otherwise."""
+    if not isinstance(vm_id, str):
+        raise InvalidInput(f"VM id must be text, not {vm_id!r}")
+    row = vms_repo.get(db(), vm_id)
+    if row is None:
+        raise NotFound(f"VM {vm_id} not found")
+    return row
+
+
+def search(query="", sort="id", descending=False, limit=None, offset=0):
+    """VMs matching a filter expression (all, or one page)."""
+    if query is None:
+        query = ""
+    if not isinstance(query, str):
+        raise InvalidInput("query must be text")
+    return [detail(r) for r in vms_repo.search(db(), query, sort, descending, limit, offset)]
+
+
+def count(query=""):
+    """How many VMs match a filter expression."""
+    return vms_repo.count(db(), query or "")
+
+
+def _check_new(data):
+    """Validate addVm input; returns the clean fields."""
+    validate.require_dict(data, "vm")
+    validate.refuse_unknown(data, ADD_FIELDS, "vm")
+    vm = {
+        "id": check_vm_id(validate.text(data, "id")),
+        "image": check_image_name(validate.text(data, "image")),
+        "mem": validate.integer(data, "mem", minimum=16, maximum=4_194_304),
+        "vcpus": validate.integer(data, "vcpus", required=False, default=1, minimum=1,
+                                  maximum=256),
+        "host": data.get("host") if data.get("host") not in ("", None) else None,
+    }
+    if vm["host"] is not None and not isinstance(vm["host"], int | str):
+        raise InvalidInput(f"host must be an id or a name, not {vm['host']!r}")
+    return vm
+
+
+def add(data, actor, wait):
+    """Place a new VM on a host and start creating it; returns the operation id."""
+    vm = _check_new(data)
+    adapters().storage.image_info(vm["image"])  # NotFound / InvalidInput before any write
+    conn = db()
+    config = current_app.config
+    with transaction(conn):  # placement and insert under one write lock: no double booking
+        if vms_repo.get(conn, vm["id"]):
+            raise InvalidInput(f"a VM named {vm['id']} already exists")
+        if adapters().storage.disk_exists(vm["id"]):
+            raise InvalidInput(f"a disk vms/{vm['id']}.qcow2 already exists in the repository")
+        hosts = [dict(h) for h in hosts_repo.search(conn)]
+        host = choose_host(hosts, vm["mem"], policy=config["PLACEMENT"],
+                           overcommit=config["MEM_OVERCOMMIT"], requested=vm["host"])
+        vms_repo.insert(conn, vm_id=vm["id"], host_id=host["id"], image=vm["image"],
+                        mem=vm["mem"], vcpus=vm["vcpus"], state="stopped", created_by=actor,
+                        task="creating")
+        input_data = {**vm, "host": host["id"], "host_name": host["name"]}
+        op_id = new_operation(conn, "vm.create", "vm", vm["id"], vm["id"], actor, input_data)
+        vms_repo.set_task_op(conn, vm["id"], op_id)
+    return launch(op_id, wait)
+
+
+# What each action needs: the task it sets and the states it may start from.
+ACTIONS = {
+    "vm.start": ("starting", ("stopped", "error", "unknown")),
+    "vm.stop": ("stopping", ("running", "unknown", "error")),
+    "vm.remove": ("removing", ("stopped", "running", "error", "unknown")),
+}
+
+
+def act(kind, vm_id, actor, wait, force=False):
+    """Start, stop or remove a VM (compare-and-swap on its task); returns the operation id."""
+    task, allowed = ACTIONS[kind]
+    conn = db()
+    row = get(vm_id)
+    if row["task"]:
+        raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
+    if row["state"] not in allowed:
+        raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot {kind.split('.')[1]} it")
+    with transaction(conn):
+        input_data = {"force": True} if force else {}
+        op_id = new_operation(conn, kind, "vm", row["id"], row["id"], actor, input_data)
+        if not vms_repo.claim_task(conn, row["id"], task, op_id):
+            current = vms_repo.get(conn, row["id"])
+            raise Busy(busy_message("VM", row["id"], current["task"], current["task_op"]),
+                       current["task_op"])
+    return launch(op_id, wait)
+
+
+def start(vm_id, actor, wait):
+    """Start a stopped VM."""
+    return act("vm.start", vm_id, actor, wait)
+
+
+def stop(vm_id, actor, wait, force=False):
+    """Stop a running VM: gracefully, or forced off at once."""
+    return act("vm.stop", vm_id, actor, wait, force=bool(force))
+
+
+def remove(vm_id, actor, wait):
+    """Remove a VM: forced off if running, undefined, disk deleted."""
+    return act("vm.remove", vm_id, actor, wait)

@@ -1,0 +1,72 @@
+"""The dashboard: blueprints, login, CSRF, error pages."""
+
+import time
+
+from flask import g, redirect, request, url_for
+from flask_bootstrap import Bootstrap5
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from ..services import users as user_service
+from . import errors, helpers
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+bootstrap = Bootstrap5()
+
+PUBLIC_ENDPOINTS = {"auth.login", "static", "bootstrap.static"}
+
+
+def init_web(app):
+    """Wire the web layer into the app."""
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "warning"
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(user_service.load)
+    csrf.init_app(app)
+    bootstrap.init_app(app)
+
+    from .auth import bp as auth_bp
+    from .hosts import bp as hosts_bp
+    from .images import bp as images_bp
+    from .main import bp as main_bp
+    from .operations import bp as operations_bp
+    from .users import bp as users_bp
+    from .vms import bp as vms_bp
+
+    for blueprint in (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp):
+        app.register_blueprint(blueprint)
+
+    @app.before_request
+    def start_timer():
+        """Note when the request started, for the Server-Timing header."""
+        g.request_started = time.perf_counter()
+
+    @app.before_request
+    def require_login():
+        """Every page but the login page and static files needs a logged-in user."""
+        if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
+            return None
+        if request.endpoint is None:
+            return None  # unknown URL: let it 404 rather than reveal the login page
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+    @app.after_request
+    def security_headers(response):
+        """Headers a dashboard that controls machines should always send."""
+        started = g.get("request_started")
+        if started is not None:  # lets operators (and `make bench`) see the server's own time
+            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
+            " connect-src 'self'; frame-ancestors 'none'",
+        )
+        return response
+
+    errors.init_app(app)
+    helpers.init_app(app)

@@ -1,0 +1,29 @@
+"""Forms of the auth blueprint."""
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+
+class LoginForm(FlaskForm):
+    """User name and password."""
+
+    username = StringField("User", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    submit = SubmitField("Log in")
+
+
+class PasswordForm(FlaskForm):
+    """Change one's own password."""
+
+    current = PasswordField("Current password", validators=[DataRequired()])
+    new = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])
+    confirm = PasswordField("Repeat new password",
+                            validators=[DataRequired(), EqualTo("new", "Passwords differ")])
+    submit = SubmitField("Change password")
+
+
+class LogoutForm(FlaskForm):
+    """An empty form: logging out is a POST with a CSRF token."""
+
+    submit = SubmitField("Log out")

@@ -1,0 +1,69 @@
+"""Routes of the auth blueprint."""
+
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from ...errors import InvalidInput
+from ...services import users
+from . import bp
+from .forms import LoginForm, PasswordForm
+
+
+def _safe_next(target):
+    """Only local paths are followed after login (no open redirect)."""
+    if not target:
+        return url_for("main.overview")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("main.overview")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Log in."""
+    if current_user.is_authenticated:
+        return redirect(url_for("main.overview"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        try:
+            user = users.authenticate(form.username.data, form.password.data,
+                                      current_app.config["LOGIN_RATE_LIMIT"])
+        except InvalidInput as error:
+            flash(str(error), "danger")
+            return render_template("auth/login.html", form=form), 429
+        if user is None:
+            flash("Wrong user name or password.", "danger")
+            return render_template("auth/login.html", form=form), 401
+        login_user(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    """Log out (POST only, so a link or image cannot log anybody out)."""
+    users.logout(current_user)
+    logout_user()
+    flash("Logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def password():
+    """Change one's own password."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            users.change_password(current_user.id, form.current.data, form.new.data,
+                                  current_user.username)
+        except InvalidInput as error:
+            flash(str(error), "danger")
+        else:
+            flash("Password changed.", "success")
+            return redirect(url_for("main.overview"))
+    return render_template("auth/password.html", form=form)

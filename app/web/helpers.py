@@ -1,0 +1,123 @@
+"""Small helpers the blueprints share: role checks, paging, flashing errors, template filters."""
+
+import functools
+from math import ceil
+
+from flask import abort, flash, request, url_for
+from flask_login import current_user
+from markupsafe import Markup, escape
+
+from ..errors import Busy
+
+# Status colours, defined once (Bootstrap contextual names).
+STATUS_COLOURS = {
+    "running": "success", "ready": "success", "succeeded": "success",
+    "stopped": "secondary", "disabled": "secondary", "canceled": "secondary",
+    "pending": "info", "preparing": "info", "removing": "warning",
+    "unknown": "warning", "unreachable": "warning", "interrupted": "warning",
+    "error": "danger", "failed": "danger",
+}
+
+
+def admin_required(view):
+    """Only admins may use the decorated view."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated or not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def actor():
+    """Who is acting: the logged-in user's name."""
+    return current_user.username
+
+
+def flash_error(error):
+    """Flash a Nube error, linking the operation that holds a busy target."""
+    if isinstance(error, Busy) and error.operation_id:
+        link = url_for("operations.show", op_id=error.operation_id)
+        flash(Markup('{} <a href="{}">See operation {}</a>.').format(
+            str(error), link, error.operation_id), "warning")
+    else:
+        flash(str(error), "danger")
+
+
+def flash_operation(message, op_id):
+    """Flash what was started, with a link to its operation."""
+    link = url_for("operations.show", op_id=op_id)
+    flash(Markup('{} <a href="{}">Operation {}</a>.').format(message, link, op_id), "info")
+
+
+class Page:
+    """One page of a list: the request's page number, size, query and sort."""
+
+    def __init__(self, per_page, sort_default, sort_columns):
+        self.per_page = per_page
+        try:
+            self.number = max(1, int(request.args.get("page", 1)))
+        except ValueError:
+            self.number = 1
+        self.query = request.args.get("q", "").strip()
+        sort = request.args.get("sort", sort_default)
+        self.sort = sort if sort in sort_columns else sort_default
+        self.descending = request.args.get("dir") == "desc"
+        self.total = 0
+        self.error = None
+
+    @property
+    def offset(self):
+        """Rows to skip."""
+        return (self.number - 1) * self.per_page
+
+    @property
+    def pages(self):
+        """How many pages there are."""
+        return max(1, ceil(self.total / self.per_page))
+
+    def args(self, **changes):
+        """Query-string arguments for a link to another page or sort order."""
+        values = {"q": self.query or None, "sort": self.sort,
+                  "dir": "desc" if self.descending else None, "page": self.number}
+        values.update(changes)
+        return {key: value for key, value in values.items() if value not in (None, "")}
+
+
+def init_app(app):
+    """Register template filters and globals."""
+
+    @app.template_filter("status_badge")
+    def status_badge(status):
+        """A coloured badge for a state or status."""
+        colour = STATUS_COLOURS.get(status or "", "light")
+        return Markup('<span class="badge text-bg-{} status-{}">{}</span>').format(
+            colour, escape(status or "-"), escape(status or "-"))
+
+    @app.template_filter("mib")
+    def mib(value):
+        """MiB as a short human figure."""
+        if value is None:
+            return "-"
+        return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value} MiB"
+
+    @app.template_filter("bytes")
+    def human_bytes(value):
+        """Bytes as a short human figure."""
+        if value is None:
+            return "-"
+        for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if value < 1024 or unit == "TiB":
+                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            value /= 1024
+        return str(value)
+
+    @app.template_filter("when")
+    def when(stamp):
+        """An ISO time as 'YYYY-MM-DD HH:MM:SS'."""
+        return stamp[:19].replace("T", " ") if stamp else "never"
+
+    app.jinja_env.globals.update(STATUS_COLOURS=STATUS_COLOURS)
+

@@ -1,0 +1,48 @@
+"""Forms of the hosts blueprint."""
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional
+
+SHARES = [("nfs", "NFS (the controller's export)"), ("bind", "Bind mount (same machine)")]
+
+
+class HostForm(FlaskForm):
+    """Register a host."""
+
+    address = StringField("Address", validators=[DataRequired(), Length(max=253)],
+                          description="IP address or DNS name the controller reaches by SSH.")
+    name = StringField("Name", validators=[Optional(), Length(max=63)],
+                       description="Defaults to the address.")
+    user = StringField("Sudo user", validators=[DataRequired(), Length(max=32)])
+    password = PasswordField("Sudo password", validators=[Optional(), Length(max=256)],
+                             description="Used to install the controller's SSH key; stored"
+                                         " encrypted, never shown.")
+    share = SelectField("Repository mount", choices=SHARES, default="nfs")
+    network = StringField("VM network", default="default", validators=[Length(max=70)],
+                          description="libvirt network name, bridge:NAME, or none.")
+    prepare = BooleanField("Prepare the host with host_add.yaml", default=True)
+    submit = SubmitField("Add host")
+
+
+class HostEditForm(FlaskForm):
+    """Change a host's fields."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=63)])
+    user = StringField("Sudo user", validators=[DataRequired(), Length(max=32)])
+    password = PasswordField("New sudo password", validators=[Optional(), Length(max=256)],
+                             description="Leave empty to keep the stored one.")
+    network = StringField("VM network", validators=[DataRequired(), Length(max=70)])
+    address = StringField("Address", validators=[DataRequired(), Length(max=253)],
+                          description="Changing it (or the mount) re-runs host_add.yaml;"
+                                      " only on a host without VMs.")
+    share = SelectField("Repository mount", choices=SHARES)
+    state = SelectField("State", choices=[("ready", "ready"), ("disabled", "disabled")])
+    submit = SubmitField("Save")
+
+
+class ConfirmForm(FlaskForm):
+    """A destructive action: the operator types the name to confirm."""
+
+    confirm = StringField("Type the host's name to confirm", validators=[DataRequired()])
+    submit = SubmitField("Remove host")

@@ -1,0 +1,91 @@
+"""Routes of the hosts blueprint."""
+
+from flask import current_app, flash, redirect, render_template, url_for
+
+from ...errors import NubeError
+from ...services import hosts, operations, vms
+from ..helpers import Page, actor, flash_error, flash_operation
+from . import bp
+from .forms import ConfirmForm, HostEditForm, HostForm
+
+
+@bp.route("/")
+def index():
+    """Hosts, filtered, sorted and paged."""
+    page = Page(current_app.config["PAGE_SIZE"], "name", hosts.SORT_COLUMNS)
+    rows = []
+    try:
+        page.total = hosts.count(page.query)
+        rows = hosts.search(page.query, page.sort, page.descending, page.per_page, page.offset)
+    except NubeError as error:
+        page.error = str(error)
+    return render_template("hosts/index.html", hosts=rows, page=page)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Register a host."""
+    form = HostForm()
+    if form.validate_on_submit():
+        data = {key: form[key].data for key in
+                ("address", "name", "user", "password", "share", "network", "prepare")}
+        try:
+            op_id = hosts.add(data, actor(), wait=False)
+        except NubeError as error:
+            flash_error(error)
+        else:
+            flash_operation(f"Adding host {data['name'] or data['address']}.", op_id)
+            return redirect(url_for("operations.show", op_id=op_id))
+    return render_template("hosts/new.html", form=form)
+
+
+@bp.route("/<int:host_id>")
+def show(host_id):
+    """One host with its VMs and recent operations."""
+    host = hosts.detail(hosts.get(host_id))
+    return render_template(
+        "hosts/show.html", host=host, vms=vms.search(f"host = {host_id}"),
+        operations=operations.for_target("host", host_id), confirm=ConfirmForm(),
+    )
+
+
+@bp.route("/<int:host_id>/edit", methods=["GET", "POST"])
+def edit(host_id):
+    """Change a host's fields."""
+    host = hosts.detail(hosts.get(host_id))
+    form = HostEditForm(data=host)
+    if host["state"] not in ("ready", "disabled"):
+        form.state.choices = [(host["state"], host["state"])]
+    if form.validate_on_submit():
+        data = {key: form[key].data for key in
+                ("name", "user", "network", "address", "share", "state")}
+        if form.password.data:
+            data["password"] = form.password.data
+        try:
+            op_id = hosts.update(host_id, data, actor(), wait=False)
+        except NubeError as error:
+            flash_error(error)
+        else:
+            if op_id:
+                flash_operation(f"Re-preparing host {data['name']}.", op_id)
+                return redirect(url_for("operations.show", op_id=op_id))
+            flash(f"Host {data['name']} saved.", "success")
+            return redirect(url_for("hosts.show", host_id=host_id))
+    return render_template("hosts/edit.html", form=form, host=host)
+
+
+@bp.route("/<int:host_id>/remove", methods=["POST"])
+def remove(host_id):
+    """Remove a host after the operator typed its name."""
+    host = hosts.get(host_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit() or form.confirm.data.strip() != host["name"]:
+        flash(f"Type the host's name ({host['name']}) to confirm its removal.", "warning")
+        return redirect(url_for("hosts.show", host_id=host_id))
+    try:
+        op_id = hosts.remove(host_id, actor(), wait=False)
+    except NubeError as error:
+        flash_error(error)
+        return redirect(url_for("hosts.show", host_id=host_id))
+    flash_operation(f"Removing host {host['name']} and its VMs.", op_id)
+    return redirect(url_for("operations.show", op_id=op_id))

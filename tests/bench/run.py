@@ -1,0 +1,162 @@
+"""`make bench`: server-side timings of the VM list, measured on a real gunicorn on loopback.
+
+Each figure is written to bench-results.json at the repository root (merged with what other
+benchmarks wrote there) and printed as a table.
+"""
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.bench.http import Session
+from tests.bench.populate import populate
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "bench-results.json"
+RUNS = 40
+WARMUP = 5
+FILTER = "state = 'error' AND mem >= 512"
+
+
+def free_port():
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def environment(folder):
+    """NUBE_* settings for a bench server on a temp instance."""
+    return {
+        **os.environ,
+        "NUBE_INSTANCE_PATH": str(folder / "instance"),
+        "NUBE_DATABASE": str(folder / "nube.sqlite"),
+        "NUBE_REPOSITORY": str(folder / "iaas"),
+        "NUBE_LIBVIRT_URI": "test:///default",
+        "NUBE_PROVISIONER": "recording",
+        "NUBE_QUEUE": "immediate",
+        "NUBE_LOGIN_RATE_LIMIT": "1000",
+    }
+
+
+class Server:
+    """A gunicorn serving Nube on loopback, stopped by its pid."""
+
+    def __init__(self, env, workers=1, threads=1):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "--workers", str(workers), "--threads",
+             str(threads), "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not start")
+
+    def worker_rss_mb(self):
+        """Resident memory of the worker processes, in MB (the largest one)."""
+        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        sizes = []
+        for pid in children:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        return max(sizes) if sizes else 0.0
+
+    def stop(self):
+        """Stop gunicorn and wait for it."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def server_times(session, path, runs=RUNS):
+    """Median server time (ms, from Server-Timing) of a page over several requests."""
+    for _ in range(WARMUP):
+        session.get(path)
+    times = [session.get(path).server_ms for _ in range(runs)]
+    return statistics.median(times)
+
+
+def api_times(env, runs=RUNS):
+    """Median time (ms) of listVms with a filter, in a fresh process on the same database."""
+    code = (
+        "import statistics, time\n"
+        "from app import core\n"
+        f"for _ in range({WARMUP}): core.listVms({FILTER!r})\n"
+        "times = []\n"
+        f"for _ in range({runs}):\n"
+        "    t = time.perf_counter(); rows = core.listVms(" + repr(FILTER) + ")\n"
+        "    times.append((time.perf_counter() - t) * 1000)\n"
+        "print(statistics.median(times), len(rows))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def measure(vms, hosts):
+    """Figures for one database size."""
+    with tempfile.TemporaryDirectory(prefix="nube-bench-") as tmp:
+        folder = Path(tmp)
+        env = environment(folder)
+        populate(env, hosts=hosts, vms=vms)
+        server = Server(env)
+        try:
+            session = Session(server.url)
+            session.login("bench", "bench-password")
+            page_ms = server_times(session, "/vms/")
+            filtered_ms = server_times(session, "/vms/?" + session.encode({"q": FILTER}))
+            rss = server.worker_rss_mb()
+        finally:
+            server.stop()
+        api_ms, matches = api_times(env)
+    return {"vm_list_page_ms": page_ms, "vm_list_page_filtered_ms": filtered_ms,
+            "listVms_filter_ms": api_ms, "listVms_filter_matches": matches,
+            "server_rss_mb": rss}
+
+
+def save(section, figures):
+    """Merge figures into bench-results.json under a section name."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[section] = figures
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def main():
+    """Run the VM list benchmark and print its table."""
+    small = measure(vms=100, hosts=2)
+    large = measure(vms=10_000, hosts=200)
+    figures = {"filter": FILTER, "vms_100": small, "vms_10000": large}
+    for key in ("vm_list_page_ms", "listVms_filter_ms"):
+        figures[f"{key}_ratio"] = round(large[key] / small[key], 2)
+    save("vm_list", figures)
+    print(f"{'figure':34} {'100 VMs':>10} {'10,000 VMs':>11} {'ratio':>6}")
+    for key in ("vm_list_page_ms", "vm_list_page_filtered_ms", "listVms_filter_ms"):
+        ratio = large[key] / small[key]
+        print(f"{key:34} {small[key]:10.2f} {large[key]:11.2f} {ratio:6.2f}")
+    print(f"{'server_rss_mb (after requests)':34} {small['server_rss_mb']:10.1f}"
+          f" {large['server_rss_mb']:11.1f}")
+    print(f"results written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

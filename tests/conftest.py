@@ -1,0 +1,101 @@
+"""Fixtures every tier shares: an app on a temp database and repository, logged-in clients."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from app import create_app
+from app.adapters.provisioner import RecordingProvisioner
+from app.services import users
+
+ADMIN_PASSWORD = "admin-password-1"
+OPERATOR_PASSWORD = "operator-password-1"
+
+
+def open_up(path):
+    """Give QEMU (another user) search permission on every folder above path."""
+    for parent in [path, *path.parents]:
+        if str(parent) in ("/", "/tmp"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o711)
+
+
+def make_image(path, size="64M", fmt="raw", data=True):
+    """A base image made with qemu-img, with a little data written when raw."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path), size], check=True)
+    if data and fmt == "raw":
+        with open(path, "r+b") as handle:
+            handle.write(b"nube" * 1024)
+    return path
+
+
+@pytest.fixture
+def provisioner():
+    """A recording fake provisioner (unit tier only)."""
+    return RecordingProvisioner()
+
+
+@pytest.fixture
+def app(tmp_path, provisioner):
+    """An app on a fresh SQLite file, a temp repository and libvirt's test driver."""
+    repository = tmp_path / "iaas"
+    (repository / "images").mkdir(parents=True)
+    (repository / "vms").mkdir()
+    application = create_app({
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "DATABASE": str(tmp_path / "nube.sqlite"),
+        "REPOSITORY": str(repository),
+        "LIBVIRT_URI": "test:///default",
+        "PROVISIONER": provisioner,
+        "QUEUE": "immediate",
+        "SECRET_KEY": "test-secret",
+        "STOP_TIMEOUT": 1,
+        "HOST_TIMEOUT": 5,
+        "LOGIN_RATE_LIMIT": 1000,
+    })
+    with application.app_context():
+        users.create("admin", ADMIN_PASSWORD, "admin", "test")
+        users.create("oper", OPERATOR_PASSWORD, "operator", "test")
+    yield application
+    application.extensions["nube"].hypervisor.close()
+
+
+@pytest.fixture
+def image(app):
+    """A small raw base image in the repository; returns its name."""
+    make_image(app.extensions["nube"].storage.images_dir / "base.raw")
+    return "base.raw"
+
+
+def csrf_token(client, path):
+    """The CSRF token of the form at path."""
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+def login(client, username, password):
+    """Log a test client in through the real login form."""
+    token = csrf_token(client, "/login")
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": token})
+
+
+@pytest.fixture
+def admin_client(app):
+    """A client logged in as an admin."""
+    client = app.test_client()
+    assert login(client, "admin", ADMIN_PASSWORD).status_code == 302
+    return client
+
+
+@pytest.fixture
+def operator_client(app):
+    """A client logged in as an operator."""
+    client = app.test_client()
+    assert login(client, "oper", OPERATOR_PASSWORD).status_code == 302
+    return client

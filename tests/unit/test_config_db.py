@@ -1,0 +1,52 @@
+"""Settings parsing and schema migrations from an empty file."""
+
+import sqlite3
+
+import pytest
+
+from app.config import ConfigError, load_settings
+from app.migrations import MIGRATIONS, migrate
+
+
+def test_defaults_and_environment(tmp_path):
+    settings = load_settings(tmp_path, environ={"NUBE_STOP_TIMEOUT": "5",
+                                                "NUBE_CONTROLLER_PREPARE": "off"})
+    assert settings["REPOSITORY"] == "/export/iaas" and settings["HOST_MOUNT"] == "/mnt/iaas"
+    assert settings["STOP_TIMEOUT"] == 5.0 and settings["CONTROLLER_PREPARE"] is False
+    assert settings["DATABASE"] == str(tmp_path / "nube.sqlite")
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert load_settings(tmp_path, environ={})["SECRET_KEY"] == settings["SECRET_KEY"]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("CONTROLLER_PREPARE", "maybe"), ("DISK_MODE", "thin"), ("WORKERS", "four"),
+    ("QUEUE", "rabbit"), ("PLACEMENT", "random"), ("HOST_TIMEOUT", "-1"),
+])
+def test_bad_settings_refused_at_start(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=key):
+        load_settings(tmp_path, environ={f"NUBE_{key}": value})
+
+
+def test_migrations_from_an_empty_file(tmp_path):
+    conn = sqlite3.connect(tmp_path / "empty.sqlite")
+    assert migrate(conn) == len(MIGRATIONS)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"users", "hosts", "images", "vms", "operations", "operation_log", "audit"} <= tables
+    assert migrate(conn) == len(MIGRATIONS)  # a second run changes nothing
+
+
+def test_newer_schema_refused(tmp_path):
+    conn = sqlite3.connect(tmp_path / "future.sqlite")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        migrate(conn)
+
+
+def test_app_database_uses_wal_and_foreign_keys(app):
+    from app.db import get_db
+
+    with app.app_context():
+        conn = get_db()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
