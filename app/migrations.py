@@ -111,6 +111,28 @@ MIGRATIONS = [
     );
     CREATE INDEX login_failures_addr ON login_failures (remote_addr, ts);
     """,
+    # 2: what the monitor finds: drift between libvirt and the database, and capacity samples.
+    """
+    CREATE TABLE drift (
+        id INTEGER PRIMARY KEY,
+        host_id INTEGER NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('unknown_domain', 'missing_domain')),
+        name TEXT NOT NULL,
+        detected_at TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        UNIQUE (host_id, kind, name)
+    );
+
+    CREATE TABLE host_samples (
+        id INTEGER PRIMARY KEY,
+        host_id INTEGER NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+        ts TEXT NOT NULL,
+        free_mem INTEGER,
+        vm_count INTEGER NOT NULL,
+        running INTEGER NOT NULL
+    );
+    CREATE INDEX host_samples_host ON host_samples (host_id, id);
+    """,
 ]
 
 

@@ -2,8 +2,10 @@
 
 import os
 import threading
+import time
 
 from flask import current_app, has_app_context
+from huey import crontab
 
 from .config import load_settings
 from .ops.queue import make_huey
@@ -16,6 +18,7 @@ huey = make_huey(load_settings(INSTANCE_PATH)["QUEUE"], INSTANCE_PATH)
 
 _app = None
 _app_lock = threading.Lock()
+_last_pass = float("-inf")
 
 
 def worker_app():
@@ -37,3 +40,27 @@ def run_operation(op_id):
     from .ops.runner import execute
 
     execute(op_id, worker_app())
+
+
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("nube-monitor")
+def monitor():
+    """Monitor passes every MONITOR_INTERVAL seconds within this minute; stale operations recovered."""
+    from .ops.recovery import recover
+    from .services.monitor import poll
+
+    global _last_pass
+    app = worker_app()
+    interval = max(1.0, app.config["MONITOR_INTERVAL"])
+    started = time.monotonic()
+    recover(app)
+    if started - _last_pass < interval - 1:
+        return  # intervals over a minute skip some minutes
+    while True:
+        _last_pass = time.monotonic()
+        poll(app)
+        next_pass = time.monotonic() + interval
+        # the next minute's task takes over; the lock keeps two passes from overlapping
+        if next_pass - started >= 58:
+            return
+        time.sleep(next_pass - time.monotonic())

@@ -38,7 +38,13 @@ def provisioner():
 
 
 @pytest.fixture
-def app(tmp_path, provisioner):
+def config_overrides():
+    """Settings a test module changes (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, provisioner, config_overrides):
     """An app on a fresh SQLite file, a temp repository and libvirt's test driver."""
     repository = tmp_path / "iaas"
     (repository / "images").mkdir(parents=True)
@@ -55,6 +61,7 @@ def app(tmp_path, provisioner):
         "STOP_TIMEOUT": 1,
         "HOST_TIMEOUT": 5,
         "LOGIN_RATE_LIMIT": 1000,
+        **config_overrides,
     })
     with application.app_context():
         users.create("admin", ADMIN_PASSWORD, "admin", "test")

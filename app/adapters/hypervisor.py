@@ -1,0 +1,282 @@
+"""libvirt adapter: one cached connection per host, a timeout on every call, mapped errors."""
+
+import logging
+import threading
+import xml.etree.ElementTree as ET
+from concurrent.futures import Future
+from dataclasses import dataclass
+from functools import partial
+from urllib.parse import quote
+
+import libvirt
+
+from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError
+
+log = logging.getLogger(__name__)
+
+# libvirt prints every error to stderr by default; we report them through exceptions instead.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+# Each call runs in its own daemon thread (an open in one more, shared by its waiters) and the
+# caller waits with a timeout. Unlike a fixed pool, hung hosts never starve calls to healthy ones
+# and stuck threads never block exit. Bounded: once _MAX_STUCK abandoned calls to a host still
+# run, further calls to it fail at once (stuck threads end when the host or TCP gives up).
+_MAX_STUCK = 4
+
+_URI_FIELDS = ("id", "name", "address", "user")  # never the password a host row also carries
+# A dead connection: these codes, or any error of the RPC layer (VIR_ERR_SYSTEM_ERROR included:
+# "Cannot recv data"...). A VIR_ERR_SYSTEM_ERROR from elsewhere is a local failure on a live host.
+_DEAD = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC}
+_STATES = {
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "running",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "running",  # still up while the guest shuts down
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
+    libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
+}
+_UNDEFINE_FLAGS = (
+    libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+    | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+)
+
+
+class HypervisorError(NubeError):
+    """libvirt refused or failed a request; the message is libvirt's."""
+
+
+@dataclass
+class HostInfo:
+    """What a host offers (memory in MiB)."""
+
+    cpus: int
+    mem: int
+    free_mem: int
+    kvm: bool
+    hostname: str
+
+
+@dataclass
+class DomainInfo:
+    """One domain as libvirt sees it; state is running, stopped, paused or other."""
+
+    name: str
+    state: str
+    mem: int  # MiB, maximum
+    vcpus: int
+
+
+class _Broken(Exception):
+    """The cached connection is dead: drop it and retry once on a fresh one."""
+
+
+class _Entry:
+    """A connection (maybe still opening); refs: the cache's plus one per running call."""
+
+    def __init__(self, opening: Future):
+        self.opening, self.refs = opening, 1
+
+
+class Hypervisor:
+    """Talks to the libvirt daemons of all hosts; one object shared by all threads."""
+
+    def __init__(self, uri_template: str, keyfile: str = "", timeout: float = 10.0):
+        self.uri_template, self.keyfile, self.timeout = uri_template, keyfile, timeout
+        self._lock = threading.Lock()  # guards the dicts below; never held during a libvirt call
+        self._conns: dict[str, _Entry] = {}
+        self._stuck: dict[str, int] = {}  # per URI: abandoned waits whose thread still runs
+
+    def uri_for(self, host: dict) -> str:
+        """The libvirt URI of a host (SSH key auth: a URI never carries a password)."""
+        row = dict(host)  # a dict or an sqlite3.Row
+        fields = {k: "" if row.get(k) is None else row[k] for k in _URI_FIELDS}
+        fields["keyfile"] = quote(self.keyfile, safe="/~._-")
+        try:
+            return self.uri_template.format(**fields)
+        except (KeyError, IndexError) as exc:
+            raise InvalidInput(f"cannot build a libvirt URI: no field {exc}") from None
+
+    def host_info(self, host) -> HostInfo:
+        """CPUs, memory, free memory, KVM support and hostname of a host."""
+
+        def work(conn):
+            _model, mem, cpus, *_ = conn.getInfo()
+            caps = ET.fromstring(conn.getCapabilities())
+            kvm = any(d.get("type") == "kvm" for d in caps.iterfind("./guest/arch/domain"))
+            free = conn.getFreeMemory() // (1024 * 1024)
+            return HostInfo(cpus, mem, free, kvm, conn.getHostname())
+
+        return self._run(host, work)
+
+    def list_domains(self, host) -> dict[str, DomainInfo]:
+        """All domains defined or running on a host, by name."""
+
+        def work(conn):
+            found = {}
+            for dom in conn.listAllDomains():
+                try:
+                    state, max_kib, _mem, vcpus, _cpu_time = dom.info()
+                except libvirt.libvirtError as exc:
+                    if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                        continue  # vanished between the listing and info()
+                    raise
+                name = dom.name()
+                found[name] = DomainInfo(name, _STATES.get(state, "other"), max_kib // 1024, vcpus)
+            return found
+
+        return self._run(host, work)
+
+    def domain_state(self, host, name) -> str | None:
+        """The state of one domain, or None when it does not exist."""
+        try:
+            return self._run(host, lambda c: _STATES.get(c.lookupByName(name).state()[0], "other"))
+        except NotFound:
+            return None
+
+    def define(self, host, xml: str) -> None:
+        """Define (or redefine) a persistent domain from its XML."""
+        self._run(host, lambda conn: conn.defineXML(xml))
+
+    def undefine(self, host, name) -> None:
+        """Remove a domain's definition with its managed save, snapshot metadata and NVRAM."""
+
+        def work(conn):
+            dom = conn.lookupByName(name)
+            try:
+                dom.undefineFlags(_UNDEFINE_FLAGS)
+            except libvirt.libvirtError:  # some drivers reject some of the flags
+                dom.undefine()
+
+        self._run(host, work, name)
+
+    def start(self, host, name) -> None:
+        """Boot a domain; one already running is fine."""
+        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "create"), name)
+
+    def shutdown(self, host, name) -> None:
+        """Ask the guest to power off (ACPI); one already stopped is fine."""
+        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "shutdown"), name)
+
+    def destroy(self, host, name) -> None:
+        """Power a domain off at once; one already stopped is fine."""
+        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "destroy"), name)
+
+    def close(self, host=None) -> None:
+        """Drop the cached connection of one host, or of all; they close in the background."""
+        only = None if host is None else self.uri_for(host)
+        with self._lock:
+            doomed = [(uri, entry) for uri, entry in self._conns.items() if only in (None, uri)]
+        for uri, entry in doomed:
+            self._drop(entry, uri)
+
+    def _run(self, host, fn, name=None):
+        """fn(conn) on the host's connection: timeout, one retry if it broke, mapped errors."""
+        uri, label = self.uri_for(host), f"host {host['name']} ({host['address']})"
+        for attempt in range(2):
+            entry, gave_up = self._acquire(label, uri), threading.Event()
+            work = _spawn(partial(self._work, label, entry, fn, gave_up), f"libvirt-{label}")
+            try:
+                return work.result(timeout=self.timeout)
+            except TimeoutError:
+                gave_up.set()  # a call still waiting for the open will not run late
+                self._drop(entry, uri)
+                self._count_stuck(uri, 1)
+                work.add_done_callback(lambda _: self._count_stuck(uri, -1))
+                raise HostUnreachable(f"{label} did not answer within {self.timeout}s") from None
+            except HostUnreachable:  # the open failed
+                self._drop(entry, uri)  # the next call opens afresh
+                raise
+            except _Broken as exc:
+                self._drop(entry, uri)
+                if attempt:
+                    raise HostUnreachable(f"{label} unreachable: {exc}") from None
+                log.info("connection to host %s broke (%s); reconnecting", host["name"], exc)
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    raise NotFound(f"domain {name} not found on host {host['name']}") from None
+                message = exc.get_error_message() or str(exc)
+                raise HypervisorError(f"libvirt error on host {host['name']}: {message}") from exc
+
+    def _acquire(self, label, uri) -> _Entry:
+        """A reference to the host's cached connection, starting to open one if there is none."""
+        with self._lock:
+            stuck, entry = self._stuck.get(uri, 0), self._conns.get(uri)
+            if stuck < _MAX_STUCK:
+                if entry is None:
+                    opening = _spawn(lambda: libvirt.open(uri), f"libvirt-open-{label}")
+                    entry = self._conns[uri] = _Entry(opening)
+                entry.refs += 1
+        if stuck >= _MAX_STUCK:
+            raise HostUnreachable(f"{label} did not answer ({stuck} calls still stuck)")
+        return entry
+
+    def _work(self, label, entry, fn, gave_up):
+        """In a worker thread: wait for the connection to open, then run fn on it."""
+        conn = None
+        try:
+            conn = entry.opening.result()
+            if gave_up.is_set():  # the caller gave up before the host answered: do nothing
+                raise HostUnreachable("abandoned")
+            if conn.isAlive() != 1:  # a local check, no RPC
+                raise _Broken("connection is not alive")
+            return fn(conn)
+        except libvirt.libvirtError as exc:
+            if conn is None:  # the open failed
+                raise HostUnreachable(f"{label} unreachable: {exc}") from None
+            if exc.get_error_domain() == libvirt.VIR_FROM_RPC or exc.get_error_code() in _DEAD:
+                raise _Broken(exc.get_error_message() or str(exc)) from exc
+            raise
+        finally:
+            self._drop(entry)
+
+    def _count_stuck(self, uri, delta):
+        """Count abandoned calls whose thread still runs."""
+        with self._lock:
+            self._stuck[uri] = self._stuck.get(uri, 0) + delta
+
+    def _drop(self, entry, uri=None):
+        """Drop a call's reference, or with uri the cache's (if still cached); the last closes."""
+        with self._lock:
+            if uri is not None:
+                if self._conns.get(uri) is not entry:
+                    return  # already uncached
+                del self._conns[uri]
+            entry.refs -= 1
+            last = entry.refs == 0
+        # Only now: closing under a running call could free the connection from under it.
+        if last:
+            entry.opening.add_done_callback(_close_later)
+
+
+def _spawn(fn, name) -> Future:
+    """Run fn in a new daemon thread; its outcome lands in the returned Future."""
+    fut = Future()
+
+    def body():
+        try:
+            fut.set_result(fn())
+        except BaseException as exc:  # handed to the waiting caller, whatever it is
+            fut.set_exception(exc)
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    return fut
+
+
+def _close_later(opening: Future) -> None:
+    """Close what an open produced, in another thread: closing a remote connection is an RPC."""
+    if opening.exception() is None:
+        _spawn(opening.result().close, "libvirt-close")  # errors (already closed...) are dropped
+
+
+def _ensure(dom, action: str) -> None:
+    """Run create/shutdown/destroy unless the domain is already in the wanted state."""
+    want_active = action == "create"
+    if bool(dom.isActive()) == want_active:
+        return
+    try:
+        getattr(dom, action)()
+    except libvirt.libvirtError:
+        # Lost a race with another actor, or the guest itself: the wanted state is what counts.
+        if bool(dom.isActive()) != want_active:
+            raise

@@ -1,0 +1,122 @@
+"""The monitor: reads every host in parallel and makes the database say what libvirt says."""
+
+import logging
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from ..db import connect, now, transaction
+from ..errors import NubeError
+from ..extensions import adapters
+from ..repositories import hosts as hosts_repo
+from ..repositories import monitor as monitor_repo
+from ..repositories import vms as vms_repo
+from .common import db
+
+log = logging.getLogger(__name__)
+
+# Hosts in these states are polled; preparing/removing ones belong to their operation.
+POLLED_STATES = ("ready", "unreachable", "disabled", "error")
+MAX_PARALLEL = 32
+
+
+@dataclass
+class HostReading:
+    """What one host said (or why it said nothing)."""
+
+    host: dict
+    info: object = None
+    domains: dict | None = None
+    error: str | None = None
+
+
+def _read(hypervisor, host):
+    """One host's capacity and domains; each call bounded by the adapter's timeout."""
+    try:
+        info = hypervisor.host_info(host)
+        domains = hypervisor.list_domains(host)
+    except NubeError as exc:
+        return HostReading(host, error=str(exc))
+    except Exception as exc:  # one host's surprise must not stop the pass
+        log.exception("monitor: reading %s failed", host["name"])
+        return HostReading(host, error=f"{exc.__class__.__name__}: {exc}")
+    return HostReading(host, info, domains)
+
+
+def poll(app):
+    """One monitor pass over every polled host; returns {host name: 'ok' | error}."""
+    conn = connect(app.config["DATABASE"])
+    try:
+        hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
+        if not hosts:
+            return {}
+        hypervisor = adapters(app).hypervisor
+        outcome = {}
+        # Each reading is applied as soon as it arrives, so a hung host never delays the rest.
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(hosts))) as pool:
+            futures = [pool.submit(_read, hypervisor, host) for host in hosts]
+            for future in as_completed(futures):
+                reading = future.result()
+                _apply(conn, reading)
+                outcome[reading.host["name"]] = reading.error or "ok"
+        return outcome
+    finally:
+        conn.close()
+
+
+def _apply(conn, reading):
+    """Write one host's reading: capacity, VM states, drift; or unreachable and VMs unknown."""
+    host = reading.host
+    with transaction(conn):
+        current = hosts_repo.get(conn, host["id"])
+        if current is None or current["state"] not in POLLED_STATES:
+            return  # removed or taken by an operation while we were reading
+        vms = vms_repo.on_host(conn, host["id"])
+        if reading.error:
+            if current["state"] == "ready":
+                hosts_repo.update(conn, host["id"], state="unreachable", error=reading.error)
+            for vm in vms:
+                if not vm["task"]:
+                    vms_repo.set_state(conn, vm["id"], "unknown", seen=False)
+            return
+        info = reading.info
+        changes = {"cpus": info.cpus, "mem": info.mem, "free_mem": info.free_mem,
+                   "last_seen": now()}
+        if current["state"] == "unreachable":
+            changes.update(state="ready", error=None)
+        hosts_repo.update(conn, host["id"], **changes)
+        _apply_domains(conn, host["id"], vms, reading.domains)
+        running = sum(1 for d in reading.domains.values() if d.state == "running")
+        monitor_repo.add_sample(conn, host["id"], info.free_mem, len(vms), running)
+
+
+def _apply_domains(conn, host_id, vms, domains):
+    """Set each VM's state from its domain; report domains and VMs that do not match."""
+    found = set()
+    known = set()
+    for vm in vms:
+        known.add(vm["id"])
+        if vm["task"]:
+            continue  # an operation owns this VM right now; it records the outcome itself
+        domain = domains.get(vm["id"])
+        if domain is None:
+            monitor_repo.note_drift(conn, host_id, "missing_domain", vm["id"])
+            found.add(("missing_domain", vm["id"]))
+            vms_repo.set_state(conn, vm["id"], "error", seen=False)
+        else:
+            vms_repo.set_state(conn, vm["id"], "running" if domain.state in ("running", "paused")
+                               else "stopped")
+    for name in domains:
+        if name not in known:
+            monitor_repo.note_drift(conn, host_id, "unknown_domain", name)
+            found.add(("unknown_domain", name))
+    monitor_repo.clear_drift(conn, host_id, found)
+
+
+def drift():
+    """Every drift finding, for the overview page."""
+    return [dict(row) for row in monitor_repo.all_drift(db())]
+
+
+def samples(host_id):
+    """A host's capacity samples, oldest first."""
+    return [dict(row) for row in monitor_repo.samples(db(), host_id)]

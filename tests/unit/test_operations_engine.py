@@ -1,0 +1,208 @@
+"""The operations engine: one task per target, cancel, crash recovery, real ansible-runner."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from app import core
+from app.adapters.ansible import AnsibleProvisioner, count_tasks
+from app.db import connect, get_db
+from app.ops.recovery import recover
+from app.services import operations
+from tests.fixtures.provisioners import BlockingProvisioner
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_PLAYS = ROOT / "tests" / "fixtures" / "plays"
+
+
+def wait_for(predicate, what, timeout=30):
+    """Poll until predicate() is true; fail with what was awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def op_rows(app):
+    """Every operation row."""
+    conn = connect(app.config["DATABASE"])
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM operations ORDER BY id")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def host(app):
+    """An already-prepared host on the test driver."""
+    with app.app_context():
+        return core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False,
+                             "name": "h1"})
+
+
+def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
+    with app.app_context():
+        core.addVm({"id": "solo", "image": image, "mem": 64})
+    hypervisor = app.extensions["nube"].hypervisor
+    in_flight, peak, lock = [0], [0], threading.Lock()
+    real_start, real_destroy = hypervisor.start, hypervisor.destroy
+
+    def tracked(real):
+        def call(host, name):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.02)  # widen the window in which an overlap would show
+            try:
+                return real(host, name)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+        return call
+
+    monkeypatch.setattr(hypervisor, "start", tracked(real_start))
+    monkeypatch.setattr(hypervisor, "destroy", tracked(real_destroy))
+    outcomes = []
+
+    def click(action):
+        with app.app_context():
+            try:
+                action("solo")
+                outcomes.append("done")
+            except (core.Busy, core.InvalidInput) as error:
+                outcomes.append(type(error).__name__)
+
+    force_off = lambda vm: core.stopVm(vm, force=True)  # noqa: E731
+    threads = [threading.Thread(target=click, args=(core.startVm if n % 2 else force_off,))
+               for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 1
+    assert "done" in outcomes and len(outcomes) == 16
+    with app.app_context():
+        [vm] = core.listVms()
+    assert vm["task"] is None
+
+
+def test_cancel_ends_a_running_operation(app):
+    provisioner = BlockingProvisioner()
+    app.extensions["nube"].provisioner = provisioner
+    errors = []
+
+    def add():
+        with app.app_context():
+            try:
+                core.addHost({"address": "127.0.0.5", "user": "nube", "password": "pw"})
+            except core.OperationFailed as error:
+                errors.append(error)
+
+    worker = threading.Thread(target=add)
+    worker.start()
+    assert provisioner.entered.wait(10)
+    [row] = op_rows(app)
+    assert row["status"] == "running"
+    with app.test_request_context():
+        operations.cancel(row["id"], "admin")
+    worker.join(10)
+    [row] = op_rows(app)
+    assert row["status"] == "canceled"
+    assert errors and "canceled" in str(errors[0])
+    with app.app_context():
+        assert core.listHosts() == []  # a canceled add leaves no host
+
+
+def test_killed_worker_leaves_an_interrupted_row_and_no_stuck_task(app, tmp_path):
+    """A separate process runs an operation; it is killed mid-way; start-up recovery cleans up."""
+    script = textwrap.dedent(f"""
+        from app import create_app, core
+        from tests.fixtures.provisioners import SleepingProvisioner
+        app = create_app({{
+            "INSTANCE_PATH": {str(tmp_path / "instance")!r},
+            "DATABASE": {app.config["DATABASE"]!r},
+            "REPOSITORY": {app.config["REPOSITORY"]!r},
+            "LIBVIRT_URI": "test:///default", "QUEUE": "immediate",
+            "PROVISIONER": SleepingProvisioner(), "SECRET_KEY": "x",
+        }})
+        with app.app_context():
+            core.addHost({{"address": "127.0.0.7", "user": "nube", "password": "pw"}})
+    """)
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        wait_for(lambda: [r["status"] for r in op_rows(app)] == ["running"], "a running row")
+        running = op_rows(app)[0]
+        assert running["worker"].endswith(f":{worker.pid}")
+        # a live worker's row is never interrupted
+        assert recover(app) == 0
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert recover(app) == 1
+    [row] = op_rows(app)
+    assert row["status"] == "interrupted" and row["finished_at"]
+    with app.app_context():
+        assert core.listHosts() == []  # the half-added host was cleaned up
+        assert get_db().execute("SELECT COUNT(*) FROM hosts WHERE task IS NOT NULL"
+                                ).fetchone()[0] == 0
+
+
+def test_pending_operation_canceled_before_it_starts(app, host, image):
+    with app.app_context():
+        core.addVm({"id": "p1", "image": image, "mem": 64})
+        conn = get_db()
+        from app.ops.runner import execute
+        from app.repositories import operations as ops_repo
+        from app.repositories import vms as vms_repo
+
+        op_id = ops_repo.insert(conn, kind="vm.start", target_type="vm", target_id="p1",
+                                target_name="p1", requested_by="t", input_data={})
+        assert vms_repo.claim_task(conn, "p1", "starting", op_id)
+        operations.cancel(op_id, "t")
+        row = execute(op_id, app)
+        assert row["status"] == "canceled"
+        assert execute(op_id, app)["status"] == "canceled"  # a second delivery runs nothing
+        assert core.listVms()[0]["state"] == "stopped" and core.listVms()[0]["task"] is None
+
+
+def test_real_ansible_runner_reports_facts_and_progress(tmp_path):
+    provisioner = AnsibleProvisioner(FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key",
+                                     tmp_path / "known_hosts", keep=2)
+    lines, progress = [], []
+    facts = provisioner.run("facts.yaml", log=lambda m, level="info": lines.append(m),
+                            progress=lambda done, total: progress.append((done, total)))
+    assert facts == {"cpus": 3, "mem": 2048, "kvm": False}
+    assert progress[-1] == (1, 1) == (count_tasks(FIXTURE_PLAYS / "facts.yaml"), 1)
+    assert any("ok: [controller] Report facts to Nube" in line for line in lines)
+    for _ in range(3):
+        provisioner.run("facts.yaml")
+    assert len(list((tmp_path / "runner").iterdir())) == 2  # old artifacts rotated
+    # nothing of the run's variables is written to the private data dir's env/
+    for folder in (tmp_path / "runner").iterdir():
+        assert not (folder / "env" / "extravars").exists()
+
+
+def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):
+    provisioner = AnsibleProvisioner(FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key",
+                                     tmp_path / "known_hosts")
+    lines = []
+    cancel = threading.Event()
+
+    def log(message, level="info"):
+        lines.append(message)
+        if "hello" in message or "Say hello" in message:
+            cancel.set()
+
+    with pytest.raises(core.NubeError, match="canceled"):
+        provisioner.run("slow.yaml", log=log, cancel=cancel.is_set)
+    assert any("Say hello" in line for line in lines)
+    assert not any("Wait a long time" in line and line.startswith("ok") for line in lines)
