@@ -55,7 +55,7 @@ run: venv
 	$(BIN)/flask --app wsgi nube ensure-admin; \
 	$(BIN)/flask --app wsgi nube recover; \
 	$(BIN)/flask --app wsgi nube init || echo "Controller initialisation failed: see the overview page."; \
-	$(BIN)/huey_consumer app.tasks.huey -k thread -w $(WORKERS) -q & consumer=$$!; \
+	$(BIN)/huey_consumer app.worker.huey -k thread -w $(WORKERS) -q & consumer=$$!; \
 	trap 'kill $$consumer 2>/dev/null; wait $$consumer 2>/dev/null' EXIT INT TERM; \
 	echo "Nube dashboard: http://$(HOST):$(PORT)/"; \
 	$(BIN)/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - wsgi:app

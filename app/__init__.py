@@ -41,8 +41,7 @@ def create_app(test_config=None):
 
     db.init_app(app)
     extensions.init_app(app)
-    if app.config["QUEUE"] == "immediate":
-        tasks.huey.immediate = True
+    tasks.configure(app.config["QUEUE"], app.instance_path)
 
     from .web import init_web
 

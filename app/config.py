@@ -79,8 +79,10 @@ def _coerce(key, value):
         raise ConfigError(f"{key} must not be negative")
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}")
-    if key == "QUEUE" and value not in ("sqlite", "immediate") and not str(value).startswith(
-        ("redis://", "rediss://")
+    if (
+        key == "QUEUE"
+        and value not in ("sqlite", "immediate")
+        and not str(value).startswith(("redis://", "rediss://"))
     ):
         raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {value!r}")
     return value

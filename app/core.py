@@ -18,9 +18,23 @@ from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, Op
 from .services import controller, hosts, operations, vms
 
 __all__ = [
-    "Busy", "HostUnreachable", "InvalidInput", "NotFound", "NubeError", "OperationFailed",
-    "init", "destroy", "addHost", "listHosts", "removeHost", "updateHost",
-    "addVm", "startVm", "stopVm", "removeVm", "listVms",
+    "Busy",
+    "HostUnreachable",
+    "InvalidInput",
+    "NotFound",
+    "NubeError",
+    "OperationFailed",
+    "init",
+    "destroy",
+    "addHost",
+    "listHosts",
+    "removeHost",
+    "updateHost",
+    "addVm",
+    "startVm",
+    "stopVm",
+    "removeVm",
+    "listVms",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")

@@ -40,9 +40,21 @@ class Adapters:
             if not self.ssh_key.exists():
                 self.ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 subprocess.run(
-                    ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nube-controller",
-                     "-f", str(self.ssh_key)],
-                    check=True, capture_output=True, timeout=30,
+                    [
+                        "ssh-keygen",
+                        "-q",
+                        "-t",
+                        "ed25519",
+                        "-N",
+                        "",
+                        "-C",
+                        "nube-controller",
+                        "-f",
+                        str(self.ssh_key),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=30,
                 )
                 os.chmod(self.ssh_key, 0o600)
         return self.ssh_key.with_suffix(".pub").read_text().strip()

@@ -1,55 +1,73 @@
-"""Huey tasks; `huey_consumer app.tasks.huey -k thread -w WORKERS` runs them."""
+"""Huey tasks, bound to the huey instance that the QUEUE setting names.
 
-import os
+`create_app` configures the instance for its app; the consumer runs
+`huey_consumer app.worker.huey`, an app built from the environment (`NUBE_*`).
+"""
+
 import threading
 import time
 
 from flask import current_app, has_app_context
 from huey import crontab
 
-from .config import load_settings
 from .ops.queue import make_huey
 
-INSTANCE_PATH = os.environ.get(
-    "NUBE_INSTANCE_PATH", os.path.join(os.path.dirname(os.path.dirname(__file__)), "instance")
-)
-
-huey = make_huey(load_settings(INSTANCE_PATH)["QUEUE"], INSTANCE_PATH)
-
+_lock = threading.Lock()
+_configured = None
 _app = None
-_app_lock = threading.Lock()
 _last_pass = float("-inf")
+
+huey = None  # set by configure()
+run_operation = None
+monitor = None
+
+
+def configure(queue, instance_path):
+    """Build the huey instance for a QUEUE setting and bind the tasks to it (once per setting)."""
+    global huey, run_operation, monitor, _configured
+    key = (queue, str(instance_path))
+    with _lock:
+        if _configured != key:
+            huey = make_huey(queue, instance_path)
+            run_operation = huey.task(name="run_operation")(_run_operation)
+            monitor = huey.periodic_task(crontab(minute="*"), name="monitor")(
+                huey.lock_task("nube-monitor")(_monitor)
+            )
+            _configured = key
+        return huey
+
+
+def set_worker_app(app):
+    """Name the app a consumer process runs its tasks in."""
+    global _app
+    _app = app
 
 
 def worker_app():
-    """The Flask app this worker runs operations in (the current one, or one from the env)."""
-    global _app
+    """The Flask app this worker runs operations in (the current one, or the consumer's)."""
     if has_app_context():
         return current_app._get_current_object()
-    with _app_lock:
+    with _lock:
         if _app is None:
             from . import create_app
 
-            _app = create_app()
+            set_worker_app(create_app())
         return _app
 
 
-@huey.task()
-def run_operation(op_id):
+def _run_operation(op_id):
     """Run one operation row; a duplicate delivery finds it claimed and does nothing."""
     from .ops.runner import execute
 
     execute(op_id, worker_app())
 
 
-@huey.periodic_task(crontab(minute="*"))
-@huey.lock_task("nube-monitor")
-def monitor():
+def _monitor():
     """Monitor passes every MONITOR_INTERVAL seconds within this minute; stale operations recovered."""
+    global _last_pass
     from .ops.recovery import recover
     from .services.monitor import poll
 
-    global _last_pass
     app = worker_app()
     interval = max(1.0, app.config["MONITOR_INTERVAL"])
     started = time.monotonic()

@@ -49,20 +49,22 @@ def app(tmp_path, provisioner, config_overrides):
     repository = tmp_path / "iaas"
     (repository / "images").mkdir(parents=True)
     (repository / "vms").mkdir()
-    application = create_app({
-        "TESTING": True,
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "DATABASE": str(tmp_path / "nube.sqlite"),
-        "REPOSITORY": str(repository),
-        "LIBVIRT_URI": "test:///default",
-        "PROVISIONER": provisioner,
-        "QUEUE": "immediate",
-        "SECRET_KEY": "test-secret",
-        "STOP_TIMEOUT": 1,
-        "HOST_TIMEOUT": 5,
-        "LOGIN_RATE_LIMIT": 1000,
-        **config_overrides,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE": str(tmp_path / "nube.sqlite"),
+            "REPOSITORY": str(repository),
+            "LIBVIRT_URI": "test:///default",
+            "PROVISIONER": provisioner,
+            "QUEUE": "immediate",
+            "SECRET_KEY": "test-secret",
+            "STOP_TIMEOUT": 1,
+            "HOST_TIMEOUT": 5,
+            "LOGIN_RATE_LIMIT": 1000,
+            **config_overrides,
+        }
+    )
     with application.app_context():
         users.create("admin", ADMIN_PASSWORD, "admin", "test")
         users.create("oper", OPERATOR_PASSWORD, "operator", "test")
@@ -88,8 +90,9 @@ def csrf_token(client, path):
 def login(client, username, password):
     """Log a test client in through the real login form."""
     token = csrf_token(client, "/login")
-    return client.post("/login", data={"username": username, "password": password,
-                                       "csrf_token": token})
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
 
 
 @pytest.fixture

@@ -30,8 +30,11 @@ def count_tasks(playbook_path):
         return total
 
     plays = yaml.safe_load(Path(playbook_path).read_text()) or []
-    return sum(tasks_in(p.get("pre_tasks")) + tasks_in(p.get("tasks"))
-               + tasks_in(p.get("post_tasks")) for p in plays if isinstance(p, dict))
+    return sum(
+        tasks_in(p.get("pre_tasks")) + tasks_in(p.get("tasks")) + tasks_in(p.get("post_tasks"))
+        for p in plays
+        if isinstance(p, dict)
+    )
 
 
 class _EventLog:
@@ -95,15 +98,24 @@ class AnsibleProvisioner:
         """The host's SSH key: recorded in our known_hosts on first contact, checked after."""
         with self._known_lock:
             self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            found = subprocess.run(["ssh-keygen", "-F", address, "-f", str(self.known_hosts)],
-                                   capture_output=True, text=True)
+            found = subprocess.run(
+                ["ssh-keygen", "-F", address, "-f", str(self.known_hosts)],
+                capture_output=True,
+                text=True,
+            )
             if found.returncode == 0:
                 return _key_lines(found.stdout)
-            scan = subprocess.run(["ssh-keyscan", "-T", "10", "-t", "ed25519,ecdsa,rsa", address],
-                                  capture_output=True, text=True, timeout=30)
+            scan = subprocess.run(
+                ["ssh-keyscan", "-T", "10", "-t", "ed25519,ecdsa,rsa", address],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if not scan.stdout.strip():
-                raise HostUnreachable(f"no SSH server answered at {address}: "
-                                      f"{scan.stderr.strip() or 'no key offered'}")
+                raise HostUnreachable(
+                    f"no SSH server answered at {address}: "
+                    f"{scan.stderr.strip() or 'no key offered'}"
+                )
             with open(self.known_hosts, "a") as handle:
                 handle.write(scan.stdout)
             self.known_hosts.chmod(0o600)
@@ -113,25 +125,49 @@ class AnsibleProvisioner:
         """Drop a host's recorded key (when the host is removed)."""
         with self._known_lock:
             if self.known_hosts.exists():
-                subprocess.run(["ssh-keygen", "-R", address, "-f", str(self.known_hosts)],
-                               capture_output=True)
+                subprocess.run(
+                    ["ssh-keygen", "-R", address, "-f", str(self.known_hosts)], capture_output=True
+                )
 
     def _inventory(self, host):
         """An inventory for one host over SSH, or the controller itself."""
         if host is None:
-            return {"all": {"hosts": {"controller": {
-                "ansible_connection": "local", "ansible_python_interpreter": _system_python()}}}}
-        ssh_args = (f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"
-                    " -o ControlMaster=no -o PreferredAuthentications=publickey,password"
-                    " -o ConnectTimeout=15")
-        values = {"ansible_host": host["address"], "ansible_user": host["user"],
-                  "ansible_ssh_common_args": ssh_args}
+            return {
+                "all": {
+                    "hosts": {
+                        "controller": {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": _system_python(),
+                        }
+                    }
+                }
+            }
+        ssh_args = (
+            f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"
+            " -o ControlMaster=no -o PreferredAuthentications=publickey,password"
+            " -o ConnectTimeout=15"
+        )
+        values = {
+            "ansible_host": host["address"],
+            "ansible_user": host["user"],
+            "ansible_ssh_common_args": ssh_args,
+        }
         if self.ssh_key.exists():
             values["ansible_ssh_private_key_file"] = str(self.ssh_key)
         return {"all": {"hosts": {host["name"]: values}}}
 
-    def run(self, playbook, *, host=None, extravars=None, password=None, log=None, cancel=None,
-            progress=None, timeout=None):
+    def run(
+        self,
+        playbook,
+        *,
+        host=None,
+        extravars=None,
+        password=None,
+        log=None,
+        cancel=None,
+        progress=None,
+        timeout=None,
+    ):
         """Run a playbook; returns the facts it reported (set_stats nube_host), or raises."""
         path = self.plays_dir / playbook
         if not path.is_file():
@@ -152,9 +188,12 @@ class AnsibleProvisioner:
             playbook=str(path),
             inventory=self._inventory(host),
             extravars=dict(extravars or {}),
-            envvars={"ANSIBLE_HOST_KEY_CHECKING": "True", "ANSIBLE_NOCOLOR": "1",
-                     "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                     "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"},
+            envvars={
+                "ANSIBLE_HOST_KEY_CHECKING": "True",
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+            },
             event_handler=events,
             cancel_callback=(lambda: bool(cancel and cancel())),
             suppress_env_files=True,  # passwords and extravars never land in env/ files
@@ -171,7 +210,7 @@ class AnsibleProvisioner:
     def _rotate(self):
         """Keep only the newest `keep` run folders."""
         runs = sorted(self.work_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in runs[self.keep:]:
+        for old in runs[self.keep :]:
             shutil.rmtree(old, ignore_errors=True)
 
 

@@ -23,8 +23,18 @@ class RecordingProvisioner:
     fail: dict = field(default_factory=dict)  # playbook name -> error message
     runs: list = field(default_factory=list)
 
-    def run(self, playbook, *, host=None, extravars=None, password=None, log=None, cancel=None,
-            progress=None, timeout=None):
+    def run(
+        self,
+        playbook,
+        *,
+        host=None,
+        extravars=None,
+        password=None,
+        log=None,
+        cancel=None,
+        progress=None,
+        timeout=None,
+    ):
         """Record the run; fail when told to; return the host facts for host_add."""
         extravars = dict(extravars or {})
         self.runs.append(

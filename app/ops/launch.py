@@ -12,9 +12,9 @@ def launch(op_id, wait):
     """Run now and raise on failure (wait=True), or enqueue and return the id at once."""
     app = current_app._get_current_object()
     if not wait:
-        from ..tasks import run_operation
+        from .. import tasks
 
-        run_operation(op_id)
+        tasks.run_operation(op_id)
         return op_id
     row = execute(op_id, app)
     if row["status"] != "succeeded":

@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-from huey import RedisHuey, SqliteHuey
+from huey import MemoryHuey, RedisHuey, SqliteHuey
 
 
 def make_huey(queue, instance_path):
     """A huey instance for the QUEUE setting."""
     if str(queue).startswith(("redis://", "rediss://")):
         return RedisHuey("nube", url=queue)
-    huey = SqliteHuey("nube", filename=str(Path(instance_path) / "queue.sqlite"))
     if queue == "immediate":
-        huey.immediate = True  # huey's own test mode: tasks run at once, in memory
-    return huey
+        return MemoryHuey("nube", immediate=True)  # huey's own test mode: tasks run at once
+    return SqliteHuey("nube", filename=str(Path(instance_path) / "queue.sqlite"))

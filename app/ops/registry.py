@@ -35,8 +35,9 @@ def on_failure(name):
 
     def register(cleanup):
         kind = KINDS[name]
-        KINDS[name] = Kind(kind.name, kind.target_type, kind.work, cleanup, kind.time_limit,
-                           kind.label)
+        KINDS[name] = Kind(
+            kind.name, kind.target_type, kind.work, cleanup, kind.time_limit, kind.label
+        )
         return cleanup
 
     return register

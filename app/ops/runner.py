@@ -96,7 +96,9 @@ def _run_claimed(app, conn, row):
         ctx.log("succeeded")
     with transaction(conn):
         clear_target_task(conn, row)
-        ops_repo.finish(conn, row["id"], status, error, result if isinstance(result, dict) else None)
+        ops_repo.finish(
+            conn, row["id"], status, error, result if isinstance(result, dict) else None
+        )
     return ops_repo.get(conn, row["id"])
 
 

@@ -31,8 +31,22 @@ FILTER_COLUMNS = {
 
 SORT_COLUMNS = ("id", "name", "address", "state", "cpus", "mem", "mem_allocated", "vm_count")
 
-UPDATABLE = {"name", "address", "user", "password_enc", "state", "share", "network", "cpus",
-             "mem", "free_mem", "kvm", "host_key", "error", "last_seen"}
+UPDATABLE = {
+    "name",
+    "address",
+    "user",
+    "password_enc",
+    "state",
+    "share",
+    "network",
+    "cpus",
+    "mem",
+    "free_mem",
+    "kvm",
+    "host_key",
+    "error",
+    "last_seen",
+}
 
 
 def _where(query):
@@ -86,8 +100,9 @@ def secret(conn, host_id):
     return row[0] if row else None
 
 
-def insert(conn, *, name, address, user, password_enc, state, share, network, task=None,
-           task_op=None):
+def insert(
+    conn, *, name, address, user, password_enc, state, share, network, task=None, task_op=None
+):
     """Add a host row; returns its id."""
     cur = conn.execute(
         "INSERT INTO hosts (name, address, user, password_enc, state, share, network, task,"

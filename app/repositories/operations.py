@@ -30,8 +30,15 @@ def insert(conn, *, kind, target_type, target_id, target_name, requested_by, inp
     cur = conn.execute(
         "INSERT INTO operations (kind, target_type, target_id, target_name, status,"
         " requested_by, input, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-        (kind, target_type, target_id, target_name, requested_by,
-         json.dumps(input_data or {}, sort_keys=True), now()),
+        (
+            kind,
+            target_type,
+            target_id,
+            target_name,
+            requested_by,
+            json.dumps(input_data or {}, sort_keys=True),
+            now(),
+        ),
     )
     return cur.lastrowid
 
@@ -94,10 +101,10 @@ def cancel_requested(conn, op_id):
 
 def running_stale(conn, workers_alive, stale_before):
     """Running rows whose worker is not alive here, or whose heartbeat is older than a time."""
-    rows = conn.execute(
-        f"SELECT {COLUMNS} FROM operations WHERE status = 'running'"
-    ).fetchall()
-    return [r for r in rows if not workers_alive(r["worker"]) or (r["heartbeat"] or "") < stale_before]
+    rows = conn.execute(f"SELECT {COLUMNS} FROM operations WHERE status = 'running'").fetchall()
+    return [
+        r for r in rows if not workers_alive(r["worker"]) or (r["heartbeat"] or "") < stale_before
+    ]
 
 
 def active_for(conn, target_type, target_id):

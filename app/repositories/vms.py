@@ -78,8 +78,7 @@ def image_usage(conn):
     return dict(conn.execute("SELECT image, COUNT(*) FROM vms GROUP BY image").fetchall())
 
 
-def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=None,
-           task_op=None):
+def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=None, task_op=None):
     """Add a VM row."""
     conn.execute(
         "INSERT INTO vms (id, host_id, image, mem, vcpus, state, task, task_op, created_by,"

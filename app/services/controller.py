@@ -16,10 +16,13 @@ def _start(kind, actor, wait, input_data=None):
     with transaction(conn):
         active = ops_repo.active_for(conn, "controller", "controller")
         if active:
-            raise Busy(f"busy: operation {active[0]['id']} ({active[0]['kind']}) is running",
-                       active[0]["id"])
-        op_id = new_operation(conn, kind, "controller", "controller", "controller", actor,
-                              input_data)
+            raise Busy(
+                f"busy: operation {active[0]['id']} ({active[0]['kind']}) is running",
+                active[0]["id"],
+            )
+        op_id = new_operation(
+            conn, kind, "controller", "controller", "controller", actor, input_data
+        )
     return launch(op_id, wait)
 
 

@@ -24,8 +24,9 @@ def refresh_export(ctx, share="nfs"):
     if share != "nfs" or not ctx.config["CONTROLLER_PREPARE"] or ctx.config["EXPORT"] == "none":
         return
     ctx.log("refreshing the repository's NFS export for the registered hosts")
-    ctx.provisioner.run("iaas_init.yaml", extravars=_init_vars(ctx), log=ctx.log,
-                        cancel=ctx.should_stop)
+    ctx.provisioner.run(
+        "iaas_init.yaml", extravars=_init_vars(ctx), log=ctx.log, cancel=ctx.should_stop
+    )
 
 
 @operation("controller.init", "controller", time_limit=1800, label="initialise controller")
@@ -36,8 +37,9 @@ def init_controller(ctx):
     if not ctx.config["CONTROLLER_PREPARE"]:
         ctx.log("CONTROLLER_PREPARE is off: iaas_init.yaml not run")
         return
-    ctx.provisioner.run("iaas_init.yaml", extravars=_init_vars(ctx), log=ctx.log,
-                        cancel=ctx.should_stop)
+    ctx.provisioner.run(
+        "iaas_init.yaml", extravars=_init_vars(ctx), log=ctx.log, cancel=ctx.should_stop
+    )
 
 
 def _remove_one_host(ctx, host_id):
@@ -99,8 +101,9 @@ def destroy_controller(ctx):
             for done, (host, error) in enumerate(results, start=1):
                 if error:
                     failures[host["name"]] = error
-                    ctx.error(f"host {host['name']} could not be removed and stays registered:"
-                              f" {error}")
+                    ctx.error(
+                        f"host {host['name']} could not be removed and stays registered: {error}"
+                    )
                 ctx.progress(done, len(hosts) + 1)
     if failures:
         raise OperationFailed(
@@ -109,8 +112,9 @@ def destroy_controller(ctx):
         )
     if ctx.config["CONTROLLER_PREPARE"]:
         extravars = {**_init_vars(ctx), "purge": bool(ctx.input.get("purge"))}
-        ctx.provisioner.run("iaas_destroy.yaml", extravars=extravars, log=ctx.log,
-                            cancel=ctx.should_stop)
+        ctx.provisioner.run(
+            "iaas_destroy.yaml", extravars=extravars, log=ctx.log, cancel=ctx.should_stop
+        )
     if ctx.input.get("purge"):
         for image in ctx.storage.list_images():
             ctx.storage.delete_image(image.name)

@@ -41,19 +41,36 @@ def _prepare(ctx, host):
         if key:
             hosts_repo.update(ctx.conn, host["id"], host_key=key)
         ctx.log(f"preparing {host['address']} with host_add.yaml (share: {host['share']})")
-        facts = ctx.provisioner.run(
-            "host_add.yaml", host=host, extravars=_playbook_vars(ctx, host),
-            password=host["password"], log=ctx.log, cancel=ctx.should_stop, progress=ctx.progress,
-        ) or {}
+        facts = (
+            ctx.provisioner.run(
+                "host_add.yaml",
+                host=host,
+                extravars=_playbook_vars(ctx, host),
+                password=host["password"],
+                log=ctx.log,
+                cancel=ctx.should_stop,
+                progress=ctx.progress,
+            )
+            or {}
+        )
         ctx.check()
     uri = ctx.hypervisor.uri_for(host)
     ctx.log(f"checking libvirt at {uri}")
     info = ctx.hypervisor.host_info(host)
     kvm = bool(facts["kvm"]) if "kvm" in facts else info.kvm
-    ctx.log(f"libvirt answers: {info.cpus} CPUs, {info.mem} MiB, KVM {'usable' if kvm else 'not usable (TCG)'}")
+    ctx.log(
+        f"libvirt answers: {info.cpus} CPUs, {info.mem} MiB, KVM {'usable' if kvm else 'not usable (TCG)'}"
+    )
     hosts_repo.update(
-        ctx.conn, host["id"], cpus=info.cpus, mem=info.mem, free_mem=info.free_mem, kvm=int(kvm),
-        state="ready", error=None, last_seen=now(),
+        ctx.conn,
+        host["id"],
+        cpus=info.cpus,
+        mem=info.mem,
+        free_mem=info.free_mem,
+        kvm=int(kvm),
+        state="ready",
+        error=None,
+        last_seen=now(),
     )
 
 
@@ -90,8 +107,7 @@ def reprepare_host(ctx):
 @on_failure("host.prepare")
 def mark_prepare_failed(ctx, status):
     """A host whose re-preparation failed is in error, with the reason."""
-    hosts_repo.update(ctx.conn, int(ctx.target_id), state="error",
-                      error=f"re-preparation {status}")
+    hosts_repo.update(ctx.conn, int(ctx.target_id), state="error", error=f"re-preparation {status}")
 
 
 def remove_host_now(ctx, host_id):
@@ -106,12 +122,18 @@ def remove_host_now(ctx, host_id):
     if host.get("password"):
         ctx.log(f"undoing the preparation of {host['address']} with host_remove.yaml")
         ctx.provisioner.run(
-            "host_remove.yaml", host=host, extravars=_playbook_vars(ctx, host),
-            password=host["password"], log=ctx.log, cancel=ctx.should_stop,
+            "host_remove.yaml",
+            host=host,
+            extravars=_playbook_vars(ctx, host),
+            password=host["password"],
+            log=ctx.log,
+            cancel=ctx.should_stop,
         )
     else:
-        ctx.log(f"no sudo password stored for {host['name']} (registered without preparation):"
-                " host left as it is")
+        ctx.log(
+            f"no sudo password stored for {host['name']} (registered without preparation):"
+            " host left as it is"
+        )
     ctx.hypervisor.close(host)
     ctx.provisioner.forget_host_key(host["address"])
     with transaction(ctx.conn):
@@ -134,4 +156,3 @@ def keep_failed_removal(ctx, status):
     for vm in vms_repo.on_host(ctx.conn, host_id):
         vms_repo.clear_task(ctx.conn, vm["id"], ctx.id)
     hosts_repo.update(ctx.conn, host_id, state="error", error=f"removal {status}")
-

@@ -17,8 +17,20 @@ from . import host_work  # noqa: F401  isort: skip
 ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network")
 UPDATE_FIELDS = ("name", "user", "password", "network", "state", "address", "share")
 SORT_COLUMNS = hosts_repo.SORT_COLUMNS
-PUBLIC_KEYS = ("id", "name", "address", "user", "state", "share", "network", "cpus", "mem",
-               "mem_allocated", "kvm", "last_seen")
+PUBLIC_KEYS = (
+    "id",
+    "name",
+    "address",
+    "user",
+    "state",
+    "share",
+    "network",
+    "cpus",
+    "mem",
+    "mem_allocated",
+    "kvm",
+    "last_seen",
+)
 
 
 def public(row):
@@ -31,8 +43,16 @@ def public(row):
 def detail(row):
     """A host row with everything pages show (still no password)."""
     host = public(row)
-    for key in ("free_mem", "vm_count", "vcpus_allocated", "task", "task_op", "error",
-                "host_key", "created_at"):
+    for key in (
+        "free_mem",
+        "vm_count",
+        "vcpus_allocated",
+        "task",
+        "task_op",
+        "error",
+        "host_key",
+        "created_at",
+    ):
         host[key] = row[key]
     return host
 
@@ -79,8 +99,9 @@ def _check_new(data):
         "password": data.get("password") or None,
         "prepare": prepare,
         "share": validate.choice(data.get("share") or "nfs", ("nfs", "bind"), "share"),
-        "network": validate.network(validate.text(data, "network", required=False,
-                                                  default="default")),
+        "network": validate.network(
+            validate.text(data, "network", required=False, default="default")
+        ),
     }
     if host["password"] is not None and not isinstance(host["password"], str):
         raise InvalidInput("password must be text")
@@ -103,9 +124,15 @@ def add(data, actor, wait):
         if hosts_repo.by_address(conn, host["address"]):
             raise InvalidInput(f"a host with address {host['address']} already exists")
         host_id = hosts_repo.insert(
-            conn, name=host["name"], address=host["address"], user=host["user"],
-            password_enc=box.encrypt(host["password"]), state="preparing",
-            share=host["share"], network=host["network"], task="adding",
+            conn,
+            name=host["name"],
+            address=host["address"],
+            user=host["user"],
+            password_enc=box.encrypt(host["password"]),
+            state="preparing",
+            share=host["share"],
+            network=host["network"],
+            task="adding",
         )
         safe_input = {k: v for k, v in host.items() if k != "password"}
         op_id = new_operation(conn, "host.add", "host", host_id, host["name"], actor, safe_input)
@@ -139,16 +166,19 @@ def update(host_ref, data, actor, wait):
         reprepare["share"] = validate.choice(data["share"], ("nfs", "bind"), "share")
     reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
     with transaction(conn):
-        if "name" in changes and changes["name"] != row["name"] and hosts_repo.by_name(
-            conn, changes["name"]
+        if (
+            "name" in changes
+            and changes["name"] != row["name"]
+            and hosts_repo.by_name(conn, changes["name"])
         ):
             raise InvalidInput(f"a host named {changes['name']} already exists")
         op_id = None
         if reprepare:
             op_id = _start_reprepare(conn, row, reprepare, actor)
         hosts_repo.update(conn, row["id"], **changes)
-        safe = sorted(k for k in data if k != "password") + (["password"] if data.get("password")
-                                                              else [])
+        safe = sorted(k for k in data if k != "password") + (
+            ["password"] if data.get("password") else []
+        )
         audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
     return launch(op_id, wait) if op_id else None
 
@@ -171,8 +201,9 @@ def _start_reprepare(conn, row, new_values, actor):
         raise InvalidInput(
             f"host {row['name']} has VMs: address and share can only change on an empty host"
         )
-    op_id = new_operation(conn, "host.prepare", "host", row["id"], row["name"], actor,
-                          {"change": new_values})
+    op_id = new_operation(
+        conn, "host.prepare", "host", row["id"], row["name"], actor, {"change": new_values}
+    )
     if not hosts_repo.claim_task(conn, row["id"], "preparing", op_id):
         raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"])
     return op_id
@@ -185,8 +216,9 @@ def remove(host_ref, actor, wait):
     with transaction(conn):
         op_id = new_operation(conn, "host.remove", "host", row["id"], row["name"], actor)
         if not hosts_repo.claim_task(conn, row["id"], "removing", op_id):
-            raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]),
-                       row["task_op"])
+            raise Busy(
+                busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"]
+            )
         for vm in vms_repo.on_host(conn, row["id"]):
             if not vms_repo.claim_task(conn, vm["id"], "removing", op_id):
                 raise Busy(busy_message("VM", vm["id"], vm["task"], vm["task_op"]), vm["task_op"])

@@ -18,16 +18,18 @@ def search():
     result = []
     for info in adapters().storage.list_images():
         record = records.get(info.name)
-        result.append({
-            "name": info.name,
-            "format": info.format,
-            "virtual_size": info.virtual_size,
-            "actual_size": info.actual_size,
-            "mtime": info.mtime,
-            "description": record["description"] if record else "",
-            "uploaded_by": record["uploaded_by"] if record else None,
-            "vms": usage.get(info.name, 0),
-        })
+        result.append(
+            {
+                "name": info.name,
+                "format": info.format,
+                "virtual_size": info.virtual_size,
+                "actual_size": info.actual_size,
+                "mtime": info.mtime,
+                "description": record["description"] if record else "",
+                "uploaded_by": record["uploaded_by"] if record else None,
+                "vms": usage.get(info.name, 0),
+            }
+        )
     return result
 
 
@@ -43,8 +45,7 @@ def upload(name, stream, description, actor):
     info = adapters().storage.save_upload(name, stream, limit)
     conn = db()
     images_repo.upsert(conn, name, (description or "").strip()[:500], actor)
-    audit(conn, actor, "image.upload", f"image:{name}",
-          f"{info.format}, {info.actual_size} bytes")
+    audit(conn, actor, "image.upload", f"image:{name}", f"{info.format}, {info.actual_size} bytes")
     return info
 
 

@@ -79,8 +79,12 @@ def _apply(conn, reading):
                     vms_repo.set_state(conn, vm["id"], "unknown", seen=False)
             return
         info = reading.info
-        changes = {"cpus": info.cpus, "mem": info.mem, "free_mem": info.free_mem,
-                   "last_seen": now()}
+        changes = {
+            "cpus": info.cpus,
+            "mem": info.mem,
+            "free_mem": info.free_mem,
+            "last_seen": now(),
+        }
         if current["state"] == "unreachable":
             changes.update(state="ready", error=None)
         hosts_repo.update(conn, host["id"], **changes)
@@ -103,8 +107,9 @@ def _apply_domains(conn, host_id, vms, domains):
             found.add(("missing_domain", vm["id"]))
             vms_repo.set_state(conn, vm["id"], "error", seen=False)
         else:
-            vms_repo.set_state(conn, vm["id"], "running" if domain.state in ("running", "paused")
-                               else "stopped")
+            vms_repo.set_state(
+                conn, vm["id"], "running" if domain.state in ("running", "paused") else "stopped"
+            )
     for name in domains:
         if name not in known:
             monitor_repo.note_drift(conn, host_id, "unknown_domain", name)

@@ -86,8 +86,9 @@ def create(username, password, role, actor):
     with transaction(conn):
         if users_repo.by_username(conn, username):
             raise InvalidInput(f"user {username} already exists")
-        user_id = users_repo.insert(conn, username, generate_password_hash(password, "scrypt"),
-                                    role)
+        user_id = users_repo.insert(
+            conn, username, generate_password_hash(password, "scrypt"), role
+        )
         audit(conn, actor, "user.create", f"user:{username}", f"role {role}")
     return get(user_id)
 
@@ -102,8 +103,9 @@ def authenticate(username, password, limit):
         audit(conn, username, "login.throttled")
         raise InvalidInput("too many failed logins from your address: wait a few minutes")
     row = users_repo.by_username(conn, username or "")
-    if row is None or not check_password_hash(row["password_hash"] if row else _DUMMY_HASH,
-                                              password or ""):
+    if row is None or not check_password_hash(
+        row["password_hash"] if row else _DUMMY_HASH, password or ""
+    ):
         if row is None:
             check_password_hash(_DUMMY_HASH, password or "")
         users_repo.record_login_failure(conn, addr, now)

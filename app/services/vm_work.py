@@ -39,7 +39,9 @@ def create_vm(ctx):
     ctx.check()
     xml = render_domain(vm, host, host_disk_path(ctx, vm["id"]), ctx.config["DOMAIN_TEMPLATES"])
     ctx.progress(2, 3)
-    ctx.log(f"defining domain {vm['id']} on {host['name']} (type {'kvm' if host['kvm'] else 'qemu'})")
+    ctx.log(
+        f"defining domain {vm['id']} on {host['name']} (type {'kvm' if host['kvm'] else 'qemu'})"
+    )
     ctx.hypervisor.define(host, xml)
     vms_repo.set_state(ctx.conn, vm["id"], "stopped")
     ctx.progress(3, 3)

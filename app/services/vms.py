@@ -65,8 +65,7 @@ def _check_new(data):
         "id": check_vm_id(validate.text(data, "id")),
         "image": check_image_name(validate.text(data, "image")),
         "mem": validate.integer(data, "mem", minimum=16, maximum=4_194_304),
-        "vcpus": validate.integer(data, "vcpus", required=False, default=1, minimum=1,
-                                  maximum=256),
+        "vcpus": validate.integer(data, "vcpus", required=False, default=1, minimum=1, maximum=256),
         "host": data.get("host") if data.get("host") not in ("", None) else None,
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
@@ -86,11 +85,24 @@ def add(data, actor, wait):
         if adapters().storage.disk_exists(vm["id"]):
             raise InvalidInput(f"a disk vms/{vm['id']}.qcow2 already exists in the repository")
         hosts = [dict(h) for h in hosts_repo.search(conn)]
-        host = choose_host(hosts, vm["mem"], policy=config["PLACEMENT"],
-                           overcommit=config["MEM_OVERCOMMIT"], requested=vm["host"])
-        vms_repo.insert(conn, vm_id=vm["id"], host_id=host["id"], image=vm["image"],
-                        mem=vm["mem"], vcpus=vm["vcpus"], state="stopped", created_by=actor,
-                        task="creating")
+        host = choose_host(
+            hosts,
+            vm["mem"],
+            policy=config["PLACEMENT"],
+            overcommit=config["MEM_OVERCOMMIT"],
+            requested=vm["host"],
+        )
+        vms_repo.insert(
+            conn,
+            vm_id=vm["id"],
+            host_id=host["id"],
+            image=vm["image"],
+            mem=vm["mem"],
+            vcpus=vm["vcpus"],
+            state="stopped",
+            created_by=actor,
+            task="creating",
+        )
         input_data = {**vm, "host": host["id"], "host_name": host["name"]}
         op_id = new_operation(conn, "vm.create", "vm", vm["id"], vm["id"], actor, input_data)
         vms_repo.set_task_op(conn, vm["id"], op_id)
@@ -119,8 +131,10 @@ def act(kind, vm_id, actor, wait, force=False):
         op_id = new_operation(conn, kind, "vm", row["id"], row["id"], actor, input_data)
         if not vms_repo.claim_task(conn, row["id"], task, op_id):
             current = vms_repo.get(conn, row["id"])
-            raise Busy(busy_message("VM", row["id"], current["task"], current["task_op"]),
-                       current["task_op"])
+            raise Busy(
+                busy_message("VM", row["id"], current["task"], current["task_op"]),
+                current["task_op"],
+            )
     return launch(op_id, wait)
 
 

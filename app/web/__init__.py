@@ -57,7 +57,9 @@ def init_web(app):
         """Headers a dashboard that controls machines should always send."""
         started = g.get("request_started")
         if started is not None:  # lets operators (and `make bench`) see the server's own time
-            response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+            response.headers["Server-Timing"] = (
+                f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
+            )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -12,31 +12,48 @@ def init_app(app):
     @app.errorhandler(403)
     def forbidden(_error):
         """A page the user's role may not see."""
-        return render_template("errors/error.html", code=403, title="Forbidden",
-                               message="Your role does not allow this page."), 403
+        return render_template(
+            "errors/error.html",
+            code=403,
+            title="Forbidden",
+            message="Your role does not allow this page.",
+        ), 403
 
     @app.errorhandler(404)
     @app.errorhandler(NotFound)
     def not_found(error):
         """A page, host, VM or operation that does not exist."""
         message = str(error) if isinstance(error, NotFound) else "There is no such page."
-        return render_template("errors/error.html", code=404, title="Not found",
-                               message=message), 404
+        return render_template(
+            "errors/error.html", code=404, title="Not found", message=message
+        ), 404
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         """A form posted without a valid CSRF token."""
-        return render_template("errors/error.html", code=400, title="Form expired",
-                               message=f"{error.description} Reload the page and try again."), 400
+        return render_template(
+            "errors/error.html",
+            code=400,
+            title="Form expired",
+            message=f"{error.description} Reload the page and try again.",
+        ), 400
 
     @app.errorhandler(413)
     def too_large(_error):
         """An upload over MAX_UPLOAD_MB."""
-        return render_template("errors/error.html", code=413, title="Too large",
-                               message="The upload is larger than this controller accepts."), 413
+        return render_template(
+            "errors/error.html",
+            code=413,
+            title="Too large",
+            message="The upload is larger than this controller accepts.",
+        ), 413
 
     @app.errorhandler(500)
     def server_error(_error):
         """A bug; the details are in the server log, never on the page."""
-        return render_template("errors/error.html", code=500, title="Server error",
-                               message="Something went wrong on the controller."), 500
+        return render_template(
+            "errors/error.html",
+            code=500,
+            title="Server error",
+            message="Something went wrong on the controller.",
+        ), 500

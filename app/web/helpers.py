@@ -11,11 +11,20 @@ from ..errors import Busy
 
 # Status colours, defined once (Bootstrap contextual names).
 STATUS_COLOURS = {
-    "running": "success", "ready": "success", "succeeded": "success",
-    "stopped": "secondary", "disabled": "secondary", "canceled": "secondary",
-    "pending": "info", "preparing": "info", "removing": "warning",
-    "unknown": "warning", "unreachable": "warning", "interrupted": "warning",
-    "error": "danger", "failed": "danger",
+    "running": "success",
+    "ready": "success",
+    "succeeded": "success",
+    "stopped": "secondary",
+    "disabled": "secondary",
+    "canceled": "secondary",
+    "pending": "info",
+    "preparing": "info",
+    "removing": "warning",
+    "unknown": "warning",
+    "unreachable": "warning",
+    "interrupted": "warning",
+    "error": "danger",
+    "failed": "danger",
 }
 
 
@@ -40,8 +49,12 @@ def flash_error(error):
     """Flash a Nube error, linking the operation that holds a busy target."""
     if isinstance(error, Busy) and error.operation_id:
         link = url_for("operations.show", op_id=error.operation_id)
-        flash(Markup('{} <a href="{}">See operation {}</a>.').format(
-            str(error), link, error.operation_id), "warning")
+        flash(
+            Markup('{} <a href="{}">See operation {}</a>.').format(
+                str(error), link, error.operation_id
+            ),
+            "warning",
+        )
     else:
         flash(str(error), "danger")
 
@@ -80,8 +93,12 @@ class Page:
 
     def args(self, **changes):
         """Query-string arguments for a link to another page or sort order."""
-        values = {"q": self.query or None, "sort": self.sort,
-                  "dir": "desc" if self.descending else None, "page": self.number}
+        values = {
+            "q": self.query or None,
+            "sort": self.sort,
+            "dir": "desc" if self.descending else None,
+            "page": self.number,
+        }
         values.update(changes)
         return {key: value for key, value in values.items() if value not in (None, "")}
 
@@ -94,7 +111,8 @@ def init_app(app):
         """A coloured badge for a state or status."""
         colour = STATUS_COLOURS.get(status or "", "light")
         return Markup('<span class="badge text-bg-{} status-{}">{}</span>').format(
-            colour, escape(status or "-"), escape(status or "-"))
+            colour, escape(status or "-"), escape(status or "-")
+        )
 
     @app.template_filter("mib")
     def mib(value):
@@ -120,4 +138,3 @@ def init_app(app):
         return stamp[:19].replace("T", " ") if stamp else "never"
 
     app.jinja_env.globals.update(STATUS_COLOURS=STATUS_COLOURS)
-

@@ -52,7 +52,8 @@ class Session:
         """Log in through the real form."""
         page = self.get("/login").body.decode()
         token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
-        result = self.request("/login", {"username": username, "password": password,
-                                         "csrf_token": token})
+        result = self.request(
+            "/login", {"username": username, "password": password, "csrf_token": token}
+        )
         if b"Log out" not in result.body:
             raise RuntimeError("benchmark login failed")

@@ -38,5 +38,6 @@ with app.app_context():
 
 def populate(env, hosts, vms):
     """Fill the bench database (in a child process with the bench's environment)."""
-    subprocess.run([sys.executable, "-c", _SCRIPT, str(hosts), str(vms)], cwd=ROOT, env=env,
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(hosts), str(vms)], cwd=ROOT, env=env, check=True
+    )

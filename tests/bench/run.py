@@ -52,9 +52,20 @@ class Server:
     def __init__(self, env, workers=1, threads=1):
         self.port = free_port()
         self.process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "--workers", str(workers), "--threads",
-             str(threads), "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(ROOT / ".venv/bin/gunicorn"),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -69,8 +80,9 @@ class Server:
 
     def worker_rss_mb(self):
         """Resident memory of the worker processes, in MB (the largest one)."""
-        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
-                                  text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()
         sizes = []
         for pid in children:
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -108,8 +120,9 @@ def api_times(env, runs=RUNS):
         "    times.append((time.perf_counter() - t) * 1000)\n"
         "print(statistics.median(times), len(rows))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
     return float(out[0]), int(out[1])
 
 
@@ -129,9 +142,13 @@ def measure(vms, hosts):
         finally:
             server.stop()
         api_ms, matches = api_times(env)
-    return {"vm_list_page_ms": page_ms, "vm_list_page_filtered_ms": filtered_ms,
-            "listVms_filter_ms": api_ms, "listVms_filter_matches": matches,
-            "server_rss_mb": rss}
+    return {
+        "vm_list_page_ms": page_ms,
+        "vm_list_page_filtered_ms": filtered_ms,
+        "listVms_filter_ms": api_ms,
+        "listVms_filter_matches": matches,
+        "server_rss_mb": rss,
+    }
 
 
 def save(section, figures):
@@ -153,8 +170,10 @@ def main():
     for key in ("vm_list_page_ms", "vm_list_page_filtered_ms", "listVms_filter_ms"):
         ratio = large[key] / small[key]
         print(f"{key:34} {small[key]:10.2f} {large[key]:11.2f} {ratio:6.2f}")
-    print(f"{'server_rss_mb (after requests)':34} {small['server_rss_mb']:10.1f}"
-          f" {large['server_rss_mb']:11.1f}")
+    print(
+        f"{'server_rss_mb (after requests)':34} {small['server_rss_mb']:10.1f}"
+        f" {large['server_rss_mb']:11.1f}"
+    )
     print(f"results written to {RESULTS}")
 
 

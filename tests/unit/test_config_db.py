@@ -9,8 +9,9 @@ from app.migrations import MIGRATIONS, migrate
 
 
 def test_defaults_and_environment(tmp_path):
-    settings = load_settings(tmp_path, environ={"NUBE_STOP_TIMEOUT": "5",
-                                                "NUBE_CONTROLLER_PREPARE": "off"})
+    settings = load_settings(
+        tmp_path, environ={"NUBE_STOP_TIMEOUT": "5", "NUBE_CONTROLLER_PREPARE": "off"}
+    )
     assert settings["REPOSITORY"] == "/export/iaas" and settings["HOST_MOUNT"] == "/mnt/iaas"
     assert settings["STOP_TIMEOUT"] == 5.0 and settings["CONTROLLER_PREPARE"] is False
     assert settings["DATABASE"] == str(tmp_path / "nube.sqlite")
@@ -18,10 +19,17 @@ def test_defaults_and_environment(tmp_path):
     assert load_settings(tmp_path, environ={})["SECRET_KEY"] == settings["SECRET_KEY"]
 
 
-@pytest.mark.parametrize("key, value", [
-    ("CONTROLLER_PREPARE", "maybe"), ("DISK_MODE", "thin"), ("WORKERS", "four"),
-    ("QUEUE", "rabbit"), ("PLACEMENT", "random"), ("HOST_TIMEOUT", "-1"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("CONTROLLER_PREPARE", "maybe"),
+        ("DISK_MODE", "thin"),
+        ("WORKERS", "four"),
+        ("QUEUE", "rabbit"),
+        ("PLACEMENT", "random"),
+        ("HOST_TIMEOUT", "-1"),
+    ],
+)
 def test_bad_settings_refused_at_start(tmp_path, key, value):
     with pytest.raises(ConfigError, match=key):
         load_settings(tmp_path, environ={f"NUBE_{key}": value})

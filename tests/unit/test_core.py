@@ -21,8 +21,9 @@ def ctx(app):
 @pytest.fixture
 def host(ctx):
     """An already-prepared host on libvirt's test driver."""
-    return core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False,
-                         "name": "h1", "network": "none"})
+    return core.addHost(
+        {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1", "network": "none"}
+    )
 
 
 def disk_of(app, vm_id):
@@ -48,7 +49,8 @@ def test_add_host_with_preparation_runs_host_add(ctx, provisioner):
     run = provisioner.runs[0]
     assert run.playbook == "host_add.yaml" and run.had_password
     assert run.extravars["share"] == "nfs" and run.extravars["controller_pubkey"].startswith(
-        "ssh-ed25519 ")
+        "ssh-ed25519 "
+    )
     assert "s3cret!" not in json.dumps(run.extravars)
     stored = get_db().execute("SELECT password_enc FROM hosts").fetchone()[0]
     assert stored and "s3cret!" not in stored  # encrypted at rest
@@ -67,16 +69,19 @@ def test_failed_add_host_leaves_no_row(ctx, provisioner):
     assert "password" not in json.loads(op["input"])
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"user": "root", "prepare": False}, "address is required"),
-    ({"address": "a b", "user": "root", "prepare": False}, "not a host name"),
-    ({"address": "h", "user": "Root;", "prepare": False}, "not a valid user"),
-    ({"address": "h", "user": "root"}, "password is required"),
-    ({"address": "h", "user": "root", "prepare": False, "share": "smb"}, "share must be"),
-    ({"address": "h", "user": "root", "prepare": False, "colour": "red"}, "unknown host"),
-    ({"address": "h", "user": "root", "prepare": False, "network": "x'y"}, "network"),
-    ("not a dict", "must be a dict"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"user": "root", "prepare": False}, "address is required"),
+        ({"address": "a b", "user": "root", "prepare": False}, "not a host name"),
+        ({"address": "h", "user": "Root;", "prepare": False}, "not a valid user"),
+        ({"address": "h", "user": "root"}, "password is required"),
+        ({"address": "h", "user": "root", "prepare": False, "share": "smb"}, "share must be"),
+        ({"address": "h", "user": "root", "prepare": False, "colour": "red"}, "unknown host"),
+        ({"address": "h", "user": "root", "prepare": False, "network": "x'y"}, "network"),
+        ("not a dict", "must be a dict"),
+    ],
+)
 def test_add_host_refuses_bad_input(ctx, data, message):
     with pytest.raises(core.InvalidInput, match=message):
         core.addHost(data)
@@ -90,12 +95,25 @@ def test_duplicate_host_refused(ctx, host):
 
 def test_vm_lifecycle_with_real_overlay(ctx, host, image):
     vm = core.addVm({"id": "web1", "image": image, "mem": 128, "vcpus": 2})
-    assert vm == {"id": "web1", "host": host["id"], "host_name": "h1", "image": image,
-                  "mem": 128, "vcpus": 2, "state": "stopped", "task": None,
-                  "last_seen": vm["last_seen"]}
-    info = json.loads(subprocess.run(
-        ["qemu-img", "info", "--output=json", str(disk_of(ctx, "web1"))],
-        check=True, capture_output=True, text=True).stdout)
+    assert vm == {
+        "id": "web1",
+        "host": host["id"],
+        "host_name": "h1",
+        "image": image,
+        "mem": 128,
+        "vcpus": 2,
+        "state": "stopped",
+        "task": None,
+        "last_seen": vm["last_seen"],
+    }
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(disk_of(ctx, "web1"))],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert info["format"] == "qcow2" and info["backing-filename"] == f"../images/{image}"
     conn = libvirt.open("test:///default")
     assert conn.lookupByName("web1").maxMemory() == 128 * 1024
@@ -127,9 +145,14 @@ def test_remove_running_vm_forces_it_off(ctx, host, image):
 def test_copy_mode_makes_a_standalone_disk(app, host, image):
     app.extensions["nube"].storage.disk_mode = "copy"
     core.addVm({"id": "c1", "image": image, "mem": 64})
-    info = json.loads(subprocess.run(
-        ["qemu-img", "info", "--output=json", str(disk_of(app, "c1"))],
-        check=True, capture_output=True, text=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(disk_of(app, "c1"))],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert "backing-filename" not in info
 
 
@@ -202,8 +225,7 @@ def test_list_filters(ctx, host, image):
     assert [v["id"] for v in core.listVms("state='running' AND mem >= 512")] == ["f1"]
     assert [v["id"] for v in core.listVms("state=running")] == ["f1"]
     assert [v["id"] for v in core.listVms("mem >= 512 OR id = 'f0'")] == ["f0", "f1", "f2"]
-    assert [v["id"] for v in core.listVms("host_name = h1 AND NOT state = running")] == [
-        "f0", "f2"]
+    assert [v["id"] for v in core.listVms("host_name = h1 AND NOT state = running")] == ["f0", "f2"]
     assert core.listHosts("mem_allocated >= 1600")[0]["name"] == "h1"
     for hostile in ("1=1; DROP TABLE vms", "id='x' OR 1=1 --", "password = x"):
         with pytest.raises(core.InvalidInput):

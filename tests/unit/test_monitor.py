@@ -34,8 +34,15 @@ def add_host(app, nodes, name, mib=4096):
     """A ready host backed by its own driver file."""
     (nodes / f"{name}.test.xml").write_text(NODE_XML.format(kib=mib * 1024))
     with app.app_context():
-        return core.addHost({"address": f"{name}.test", "user": "root", "prepare": False,
-                             "name": name, "network": "none"})
+        return core.addHost(
+            {
+                "address": f"{name}.test",
+                "user": "root",
+                "prepare": False,
+                "name": name,
+                "network": "none",
+            }
+        )
 
 
 def vm_states(app):
@@ -58,8 +65,9 @@ def test_pass_records_power_state_and_last_seen(app, nodes, image):
         core.addVm({"id": "vb", "image": image, "mem": 64, "host": "b"})
         core.startVm("va")
         # the domain stops behind Nube's back; the database still says running
-        app.extensions["nube"].hypervisor.destroy(dict(get_db().execute(
-            "SELECT * FROM hosts WHERE name = 'a'").fetchone()), "va")
+        app.extensions["nube"].hypervisor.destroy(
+            dict(get_db().execute("SELECT * FROM hosts WHERE name = 'a'").fetchone()), "va"
+        )
     assert vm_states(app)["va"] == "running"
     assert monitor.poll(app) == {"a": "ok", "b": "ok"}
     assert vm_states(app) == {"va": "stopped", "vb": "stopped"}
@@ -113,8 +121,11 @@ def test_hung_host_does_not_delay_healthy_ones(app, nodes, image, monkeypatch):
         healthy_seen = None
         for _ in range(200):
             with app.app_context():
-                healthy_seen = get_db().execute(
-                    "SELECT last_seen FROM hosts WHERE name = 'healthy'").fetchone()[0]
+                healthy_seen = (
+                    get_db()
+                    .execute("SELECT last_seen FROM hosts WHERE name = 'healthy'")
+                    .fetchone()[0]
+                )
             if healthy_seen:
                 break
             time.sleep(0.05)
@@ -135,8 +146,11 @@ def test_drift_is_reported_not_acted_on(app, nodes, image):
         hypervisor = app.extensions["nube"].hypervisor
         row = dict(get_db().execute("SELECT * FROM hosts WHERE id = ?", (host["id"],)).fetchone())
         hypervisor.undefine(row, "vanishing")
-        hypervisor.define(row, "<domain type='test'><name>stranger</name>"
-                               "<memory>65536</memory><os><type>hvm</type></os></domain>")
+        hypervisor.define(
+            row,
+            "<domain type='test'><name>stranger</name>"
+            "<memory>65536</memory><os><type>hvm</type></os></domain>",
+        )
     monitor.poll(app)
     with app.app_context():
         found = {(d["kind"], d["name"]) for d in monitor.drift()}

@@ -45,8 +45,9 @@ def op_rows(app):
 def host(app):
     """An already-prepared host on the test driver."""
     with app.app_context():
-        return core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False,
-                             "name": "h1"})
+        return core.addHost(
+            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
+        )
 
 
 def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
@@ -67,6 +68,7 @@ def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
             finally:
                 with lock:
                     in_flight[0] -= 1
+
         return call
 
     monkeypatch.setattr(hypervisor, "start", tracked(real_start))
@@ -82,8 +84,10 @@ def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
                 outcomes.append(type(error).__name__)
 
     force_off = lambda vm: core.stopVm(vm, force=True)  # noqa: E731
-    threads = [threading.Thread(target=click, args=(core.startVm if n % 2 else force_off,))
-               for n in range(16)]
+    threads = [
+        threading.Thread(target=click, args=(core.startVm if n % 2 else force_off,))
+        for n in range(16)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -152,8 +156,9 @@ def test_killed_worker_leaves_an_interrupted_row_and_no_stuck_task(app, tmp_path
     assert row["status"] == "interrupted" and row["finished_at"]
     with app.app_context():
         assert core.listHosts() == []  # the half-added host was cleaned up
-        assert get_db().execute("SELECT COUNT(*) FROM hosts WHERE task IS NOT NULL"
-                                ).fetchone()[0] == 0
+        assert (
+            get_db().execute("SELECT COUNT(*) FROM hosts WHERE task IS NOT NULL").fetchone()[0] == 0
+        )
 
 
 def test_pending_operation_canceled_before_it_starts(app, host, image):
@@ -164,8 +169,15 @@ def test_pending_operation_canceled_before_it_starts(app, host, image):
         from app.repositories import operations as ops_repo
         from app.repositories import vms as vms_repo
 
-        op_id = ops_repo.insert(conn, kind="vm.start", target_type="vm", target_id="p1",
-                                target_name="p1", requested_by="t", input_data={})
+        op_id = ops_repo.insert(
+            conn,
+            kind="vm.start",
+            target_type="vm",
+            target_id="p1",
+            target_name="p1",
+            requested_by="t",
+            input_data={},
+        )
         assert vms_repo.claim_task(conn, "p1", "starting", op_id)
         operations.cancel(op_id, "t")
         row = execute(op_id, app)
@@ -175,11 +187,15 @@ def test_pending_operation_canceled_before_it_starts(app, host, image):
 
 
 def test_real_ansible_runner_reports_facts_and_progress(tmp_path):
-    provisioner = AnsibleProvisioner(FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key",
-                                     tmp_path / "known_hosts", keep=2)
+    provisioner = AnsibleProvisioner(
+        FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key", tmp_path / "known_hosts", keep=2
+    )
     lines, progress = [], []
-    facts = provisioner.run("facts.yaml", log=lambda m, level="info": lines.append(m),
-                            progress=lambda done, total: progress.append((done, total)))
+    facts = provisioner.run(
+        "facts.yaml",
+        log=lambda m, level="info": lines.append(m),
+        progress=lambda done, total: progress.append((done, total)),
+    )
     assert facts == {"cpus": 3, "mem": 2048, "kvm": False}
     assert progress[-1] == (1, 1) == (count_tasks(FIXTURE_PLAYS / "facts.yaml"), 1)
     assert any("ok: [controller] Report facts to Nube" in line for line in lines)
@@ -192,8 +208,9 @@ def test_real_ansible_runner_reports_facts_and_progress(tmp_path):
 
 
 def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):
-    provisioner = AnsibleProvisioner(FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key",
-                                     tmp_path / "known_hosts")
+    provisioner = AnsibleProvisioner(
+        FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key", tmp_path / "known_hosts"
+    )
     lines = []
     cancel = threading.Event()
 

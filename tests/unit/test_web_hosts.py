@@ -7,8 +7,9 @@ from tests.conftest import csrf_token
 def add_ready_host(app, name="h1"):
     """A host registered without preparation (libvirt's test driver answers)."""
     with app.app_context():
-        return core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False,
-                             "name": name})
+        return core.addHost(
+            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": name}
+        )
 
 
 def test_empty_state_says_what_to_do(admin_client):
@@ -18,9 +19,19 @@ def test_empty_state_says_what_to_do(admin_client):
 
 def test_add_host_through_the_form(app, admin_client, provisioner):
     token = csrf_token(admin_client, "/hosts/new")
-    response = admin_client.post("/hosts/new", data={
-        "address": "127.0.0.1", "name": "lab1", "user": "nube", "password": "pw-secret",
-        "share": "bind", "network": "none", "prepare": "y", "csrf_token": token})
+    response = admin_client.post(
+        "/hosts/new",
+        data={
+            "address": "127.0.0.1",
+            "name": "lab1",
+            "user": "nube",
+            "password": "pw-secret",
+            "share": "bind",
+            "network": "none",
+            "prepare": "y",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 302 and "/operations/" in response.location
     assert provisioner.runs[0].playbook == "host_add.yaml"
     page = admin_client.get("/hosts/").get_data(as_text=True)
@@ -30,9 +41,16 @@ def test_add_host_through_the_form(app, admin_client, provisioner):
 
 def test_add_host_error_is_shown_and_nothing_added(app, admin_client):
     token = csrf_token(admin_client, "/hosts/new")
-    response = admin_client.post("/hosts/new", data={
-        "address": "bad address!", "user": "nube", "share": "nfs", "network": "default",
-        "csrf_token": token})
+    response = admin_client.post(
+        "/hosts/new",
+        data={
+            "address": "bad address!",
+            "user": "nube",
+            "share": "nfs",
+            "network": "default",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 200
     assert "not a host name or IP address" in response.get_data(as_text=True)
     with app.app_context():
@@ -44,9 +62,18 @@ def test_host_detail_and_edit(app, admin_client):
     page = admin_client.get(f"/hosts/{host['id']}").get_data(as_text=True)
     assert "h1" in page and "3.0 GiB" in page
     token = csrf_token(admin_client, f"/hosts/{host['id']}/edit")
-    response = admin_client.post(f"/hosts/{host['id']}/edit", data={
-        "name": "renamed", "user": "root", "network": "default", "address": "127.0.0.1",
-        "share": "nfs", "state": "disabled", "csrf_token": token})
+    response = admin_client.post(
+        f"/hosts/{host['id']}/edit",
+        data={
+            "name": "renamed",
+            "user": "root",
+            "network": "default",
+            "address": "127.0.0.1",
+            "share": "nfs",
+            "state": "disabled",
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 302
     with app.app_context():
         [updated] = core.listHosts()
@@ -56,13 +83,15 @@ def test_host_detail_and_edit(app, admin_client):
 def test_remove_needs_the_typed_name(app, admin_client):
     host = add_ready_host(app)
     token = csrf_token(admin_client, f"/hosts/{host['id']}")
-    response = admin_client.post(f"/hosts/{host['id']}/remove",
-                                 data={"confirm": "wrong", "csrf_token": token})
+    response = admin_client.post(
+        f"/hosts/{host['id']}/remove", data={"confirm": "wrong", "csrf_token": token}
+    )
     assert response.status_code == 302
     with app.app_context():
         assert len(core.listHosts()) == 1
-    response = admin_client.post(f"/hosts/{host['id']}/remove",
-                                 data={"confirm": "h1", "csrf_token": token})
+    response = admin_client.post(
+        f"/hosts/{host['id']}/remove", data={"confirm": "h1", "csrf_token": token}
+    )
     assert response.status_code == 302 and "/operations/" in response.location
     with app.app_context():
         assert core.listHosts() == []
@@ -80,8 +109,9 @@ def test_list_filter_sort_and_paging(app, admin_client):
     app.config["PAGE_SIZE"] = 2
     with app.app_context():
         for n in range(3):
-            core.addHost({"address": f"127.0.0.{n + 1}", "user": "root", "prepare": False,
-                          "name": f"n{n}"})
+            core.addHost(
+                {"address": f"127.0.0.{n + 1}", "user": "root", "prepare": False, "name": f"n{n}"}
+            )
     first = admin_client.get("/hosts/?sort=name").get_data(as_text=True)
     assert "n0" in first and "n1" in first and "n2" not in first and "Page 1 of 2" in first
     second = admin_client.get("/hosts/?sort=name&page=2").get_data(as_text=True)

@@ -18,8 +18,9 @@ class PasswordForm(FlaskForm):
 
     current = PasswordField("Current password", validators=[DataRequired()])
     new = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=256)])
-    confirm = PasswordField("Repeat new password",
-                            validators=[DataRequired(), EqualTo("new", "Passwords differ")])
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("new", "Passwords differ")]
+    )
     submit = SubmitField("Change password")
 
 

@@ -29,8 +29,9 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         try:
-            user = users.authenticate(form.username.data, form.password.data,
-                                      current_app.config["LOGIN_RATE_LIMIT"])
+            user = users.authenticate(
+                form.username.data, form.password.data, current_app.config["LOGIN_RATE_LIMIT"]
+            )
         except InvalidInput as error:
             flash(str(error), "danger")
             return render_template("auth/login.html", form=form), 429
@@ -59,8 +60,9 @@ def password():
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            users.change_password(current_user.id, form.current.data, form.new.data,
-                                  current_user.username)
+            users.change_password(
+                current_user.id, form.current.data, form.new.data, current_user.username
+            )
         except InvalidInput as error:
             flash(str(error), "danger")
         else:

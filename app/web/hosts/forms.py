@@ -10,17 +10,27 @@ SHARES = [("nfs", "NFS (the controller's export)"), ("bind", "Bind mount (same m
 class HostForm(FlaskForm):
     """Register a host."""
 
-    address = StringField("Address", validators=[DataRequired(), Length(max=253)],
-                          description="IP address or DNS name the controller reaches by SSH.")
-    name = StringField("Name", validators=[Optional(), Length(max=63)],
-                       description="Defaults to the address.")
+    address = StringField(
+        "Address",
+        validators=[DataRequired(), Length(max=253)],
+        description="IP address or DNS name the controller reaches by SSH.",
+    )
+    name = StringField(
+        "Name", validators=[Optional(), Length(max=63)], description="Defaults to the address."
+    )
     user = StringField("Sudo user", validators=[DataRequired(), Length(max=32)])
-    password = PasswordField("Sudo password", validators=[Optional(), Length(max=256)],
-                             description="Used to install the controller's SSH key; stored"
-                                         " encrypted, never shown.")
+    password = PasswordField(
+        "Sudo password",
+        validators=[Optional(), Length(max=256)],
+        description="Used to install the controller's SSH key; stored encrypted, never shown.",
+    )
     share = SelectField("Repository mount", choices=SHARES, default="nfs")
-    network = StringField("VM network", default="default", validators=[Length(max=70)],
-                          description="libvirt network name, bridge:NAME, or none.")
+    network = StringField(
+        "VM network",
+        default="default",
+        validators=[Length(max=70)],
+        description="libvirt network name, bridge:NAME, or none.",
+    )
     prepare = BooleanField("Prepare the host with host_add.yaml", default=True)
     submit = SubmitField("Add host")
 
@@ -30,12 +40,17 @@ class HostEditForm(FlaskForm):
 
     name = StringField("Name", validators=[DataRequired(), Length(max=63)])
     user = StringField("Sudo user", validators=[DataRequired(), Length(max=32)])
-    password = PasswordField("New sudo password", validators=[Optional(), Length(max=256)],
-                             description="Leave empty to keep the stored one.")
+    password = PasswordField(
+        "New sudo password",
+        validators=[Optional(), Length(max=256)],
+        description="Leave empty to keep the stored one.",
+    )
     network = StringField("VM network", validators=[DataRequired(), Length(max=70)])
-    address = StringField("Address", validators=[DataRequired(), Length(max=253)],
-                          description="Changing it (or the mount) re-runs host_add.yaml;"
-                                      " only on a host without VMs.")
+    address = StringField(
+        "Address",
+        validators=[DataRequired(), Length(max=253)],
+        description="Changing it (or the mount) re-runs host_add.yaml; only on a host without VMs.",
+    )
     share = SelectField("Repository mount", choices=SHARES)
     state = SelectField("State", choices=[("ready", "ready"), ("disabled", "disabled")])
     submit = SubmitField("Save")

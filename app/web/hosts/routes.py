@@ -27,8 +27,10 @@ def new():
     """Register a host."""
     form = HostForm()
     if form.validate_on_submit():
-        data = {key: form[key].data for key in
-                ("address", "name", "user", "password", "share", "network", "prepare")}
+        data = {
+            key: form[key].data
+            for key in ("address", "name", "user", "password", "share", "network", "prepare")
+        }
         try:
             op_id = hosts.add(data, actor(), wait=False)
         except NubeError as error:
@@ -44,8 +46,11 @@ def show(host_id):
     """One host with its VMs and recent operations."""
     host = hosts.detail(hosts.get(host_id))
     return render_template(
-        "hosts/show.html", host=host, vms=vms.search(f"host = {host_id}"),
-        operations=operations.for_target("host", host_id), confirm=ConfirmForm(),
+        "hosts/show.html",
+        host=host,
+        vms=vms.search(f"host = {host_id}"),
+        operations=operations.for_target("host", host_id),
+        confirm=ConfirmForm(),
     )
 
 
@@ -57,8 +62,9 @@ def edit(host_id):
     if host["state"] not in ("ready", "disabled"):
         form.state.choices = [(host["state"], host["state"])]
     if form.validate_on_submit():
-        data = {key: form[key].data for key in
-                ("name", "user", "network", "address", "share", "state")}
+        data = {
+            key: form[key].data for key in ("name", "user", "network", "address", "share", "state")
+        }
         if form.password.data:
             data["password"] = form.password.data
         try:
