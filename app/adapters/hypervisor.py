@@ -35,6 +35,11 @@ _STATES = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
     libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
 }
+_DOMAIN_STATS = (
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+)
 _UNDEFINE_FLAGS = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
     | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -110,19 +115,17 @@ class Hypervisor:
         return self._run(host, work)
 
     def list_domains(self, host) -> dict[str, DomainInfo]:
-        """All domains defined or running on a host, by name."""
+        """All domains defined or running on a host, by name: one RPC for all their states."""
 
         def work(conn):
+            stats = conn.getAllDomainStats(_DOMAIN_STATS)
             found = {}
-            for dom in conn.listAllDomains():
-                try:
-                    state, max_kib, _mem, vcpus, _cpu_time = dom.info()
-                except libvirt.libvirtError as exc:
-                    if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                        continue  # vanished between the listing and info()
-                    raise
+            for dom, values in stats:
                 name = dom.name()
-                found[name] = DomainInfo(name, _STATES.get(state, "other"), max_kib // 1024, vcpus)
+                state = _STATES.get(values.get("state.state"), "other")
+                # balloon/vcpu stats exist for running QEMU domains; 0 means "not reported"
+                mem = values.get("balloon.maximum", 0) // 1024
+                found[name] = DomainInfo(name, state, mem, values.get("vcpu.maximum", 0))
             return found
 
         return self._run(host, work)
