@@ -1,14 +1,17 @@
 """Fixtures every tier shares: an app on a temp database and repository, logged-in clients."""
 
+import functools
 import os
 import re
 import subprocess
 
 import pytest
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.adapters.provisioner import RecordingProvisioner
-from app.services import users
+from app.db import get_db
+from app.repositories import users as users_repo
 
 ADMIN_PASSWORD = "admin-password-1"
 OPERATOR_PASSWORD = "operator-password-1"
@@ -29,6 +32,19 @@ def make_image(path, size="64M", fmt="raw", data=True):
         with open(path, "r+b") as handle:
             handle.write(b"nube" * 1024)
     return path
+
+
+@functools.cache
+def _hash(password):
+    """The scrypt hash of a test password, computed once."""
+    return generate_password_hash(password, "scrypt")
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context():
+    """Switch off pytest-flask's test-wide request context: each request gets its own `g`
+    (Flask-Login keeps the user there, so a shared one would log every client in as one)."""
+    yield
 
 
 @pytest.fixture
@@ -66,8 +82,10 @@ def app(tmp_path, provisioner, config_overrides):
         }
     )
     with application.app_context():
-        users.create("admin", ADMIN_PASSWORD, "admin", "test")
-        users.create("oper", OPERATOR_PASSWORD, "operator", "test")
+        # hashed once per session: scrypt is slow on purpose, and every test needs two users
+        conn = get_db()
+        users_repo.insert(conn, "admin", _hash(ADMIN_PASSWORD), "admin")
+        users_repo.insert(conn, "oper", _hash(OPERATOR_PASSWORD), "operator")
     yield application
     application.extensions["nube"].hypervisor.close()
 

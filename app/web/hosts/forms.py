@@ -2,9 +2,13 @@
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-SHARES = [("nfs", "NFS (the controller's export)"), ("bind", "Bind mount (same machine)")]
+SHARES = [
+    SelectChoice("nfs", "NFS (the controller's export)"),
+    SelectChoice("bind", "Bind mount (same machine)"),
+]
 
 
 class HostForm(FlaskForm):
@@ -52,7 +56,7 @@ class HostEditForm(FlaskForm):
         description="Changing it (or the mount) re-runs host_add.yaml; only on a host without VMs.",
     )
     share = SelectField("Repository mount", choices=SHARES)
-    state = SelectField("State", choices=[("ready", "ready"), ("disabled", "disabled")])
+    state = SelectField("State", choices=["ready", "disabled"])
     submit = SubmitField("Save")
 
 

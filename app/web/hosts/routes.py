@@ -60,7 +60,7 @@ def edit(host_id):
     host = hosts.detail(hosts.get(host_id))
     form = HostEditForm(data=host)
     if host["state"] not in ("ready", "disabled"):
-        form.state.choices = [(host["state"], host["state"])]
+        form.state.choices = [host["state"]]
     if form.validate_on_submit():
         data = {
             key: form[key].data for key in ("name", "user", "network", "address", "share", "state")

@@ -1,0 +1,62 @@
+"""The overview page's figures: hosts and VMs by state, cluster totals, recent and failed work."""
+
+from ..repositories import hosts as hosts_repo
+from ..repositories import operations as ops_repo
+from ..repositories import vms as vms_repo
+from .common import db
+
+# Every state, in the order the page lists them (a state with no rows shows 0).
+HOST_STATES = ("ready", "preparing", "disabled", "removing", "unreachable", "error")
+VM_STATES = ("running", "stopped", "unknown", "error")
+# Controller work whose failure the operator must see: the repository or export may be broken.
+CONTROLLER_KINDS = ("controller.init", "controller.destroy")
+WARN_STATUSES = ("failed", "interrupted")
+TROUBLED_HOST_STATES = ("error", "unreachable")
+
+
+def _by_state(counts, states):
+    """{state: count} with every known state first, then any unexpected one."""
+    ordered = {state: counts.get(state, 0) for state in states}
+    ordered.update({state: n for state, n in counts.items() if state not in ordered})
+    return ordered
+
+
+def _latest_failed(conn, kind):
+    """The newest operation of a kind when it did not succeed (and nothing newer did), else None."""
+    rows, _total = ops_repo.page(conn, f"kind = '{kind}'", 1, 0)
+    if rows and rows[0]["status"] in WARN_STATUSES:
+        return dict(rows[0])
+    return None
+
+
+def summary(recent=10):
+    """Everything the overview page shows, read from the database only."""
+    conn = db()
+    hosts = hosts_repo.search(conn)
+    host_counts = hosts_repo.state_counts(conn)
+    vm_counts = vms_repo.state_counts(conn)
+    mem = sum(h["mem"] or 0 for h in hosts)
+    mem_allocated = sum(h["mem_allocated"] or 0 for h in hosts)
+    totals = {
+        "hosts": len(hosts),
+        "vms": sum(vm_counts.values()),
+        "cpus": sum(h["cpus"] or 0 for h in hosts),
+        "vcpus_allocated": sum(h["vcpus_allocated"] or 0 for h in hosts),
+        "mem": mem,
+        "mem_allocated": mem_allocated,
+        "mem_percent": round(100 * mem_allocated / mem) if mem else 0,
+    }
+    warnings = [op for kind in CONTROLLER_KINDS if (op := _latest_failed(conn, kind))]
+    troubled = [
+        {"id": h["id"], "name": h["name"], "state": h["state"], "error": h["error"]}
+        for h in hosts
+        if h["state"] in TROUBLED_HOST_STATES
+    ]
+    return {
+        "hosts_by_state": _by_state(host_counts, HOST_STATES),
+        "vms_by_state": _by_state(vm_counts, VM_STATES),
+        "totals": totals,
+        "recent_operations": [dict(r) for r in ops_repo.recent(conn, recent)],
+        "failed_controller_operations": warnings,
+        "troubled_hosts": troubled,
+    }

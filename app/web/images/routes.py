@@ -1,0 +1,52 @@
+"""Routes of the images blueprint."""
+
+from flask import flash, redirect, render_template, url_for
+
+from ...errors import NubeError
+from ...services import images
+from ..helpers import actor, flash_error
+from . import bp
+from .forms import UploadForm
+
+
+@bp.route("/")
+def index():
+    """Base images in the repository, with the upload form."""
+    return render_template("images/index.html", images=images.search(), form=UploadForm())
+
+
+def _file_name(file_storage):
+    """The uploaded file's own name, without any folder a browser might send."""
+    return (file_storage.filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+
+
+@bp.route("/upload", methods=["POST"])
+def upload():
+    """Stream an uploaded image into the repository."""
+    form = UploadForm()
+    if not form.validate_on_submit():
+        for field, messages in form.errors.items():
+            label = form[field].label.text if field in form else field
+            flash(f"{label}: {' '.join(messages)}", "danger")
+        return redirect(url_for("images.index"))
+    file_storage = form.file.data
+    name = (form.name.data or "").strip() or _file_name(file_storage)
+    try:
+        info = images.upload(name, file_storage.stream, form.description.data, actor())
+    except NubeError as error:
+        flash_error(error)
+    else:
+        flash(f"Image {info.name} uploaded ({info.format}).", "success")
+    return redirect(url_for("images.index"))
+
+
+@bp.route("/<name>/delete", methods=["POST"])
+def delete(name):
+    """Delete an image no VM uses."""
+    try:
+        images.delete(name, actor())
+    except NubeError as error:
+        flash_error(error)
+    else:
+        flash(f"Image {name} deleted.", "success")
+    return redirect(url_for("images.index"))

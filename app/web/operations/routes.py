@@ -1,0 +1,75 @@
+"""Routes of the operations blueprint."""
+
+from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+
+from ...errors import InvalidInput, NubeError
+from ...services import operations
+from ..helpers import Page, actor, flash_error
+from . import bp
+from .forms import CancelForm
+
+# Lines one log.json answer carries at most; the page asks again at once for the rest.
+LOG_BATCH = 500
+
+
+@bp.route("/")
+def index():
+    """Operations, filtered and paged, newest first."""
+    page = Page(current_app.config["PAGE_SIZE"], None, ())
+    rows = []
+    try:
+        rows, page.total = operations.page(page.query, page.per_page, page.offset)
+    except NubeError as error:
+        page.error = str(error)
+    return render_template("operations/index.html", operations=rows, page=page)
+
+
+@bp.route("/<int:op_id>")
+def show(op_id):
+    """One operation: input, status, times, worker, error, and its log (followed live)."""
+    op = operations.get(op_id)
+    lines = operations.log(op_id)
+    return render_template(
+        "operations/show.html",
+        op=op,
+        lines=lines,
+        terminal=op["status"] in operations.TERMINAL,
+        cancel_form=CancelForm(),
+    )
+
+
+@bp.route("/<int:op_id>/log.json")
+def log_json(op_id):
+    """Status, progress and the log lines after a line id, for the page's live log."""
+    try:
+        after = max(0, int(request.args.get("after", 0)))
+    except ValueError:
+        after = 0
+    # Status first, lines second: once a terminal status is read, every line is already written.
+    op = operations.get(op_id)
+    lines = operations.log(op_id, after, LOG_BATCH)
+    done = op["status"] in operations.TERMINAL and len(lines) < LOG_BATCH
+    return jsonify(
+        status=op["status"],
+        progress_done=op["progress_done"],
+        progress_total=op["progress_total"],
+        error=op["error"],
+        started_at=op["started_at"],
+        finished_at=op["finished_at"],
+        lines=[{key: line[key] for key in ("id", "ts", "level", "message")} for line in lines],
+        done=done,
+    )
+
+
+@bp.route("/<int:op_id>/cancel", methods=["POST"])
+def cancel(op_id):
+    """Ask a pending or running operation to stop."""
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            operations.cancel(op_id, actor())
+        except InvalidInput as error:
+            flash_error(error)
+        else:
+            flash(f"Cancel requested for operation {op_id}.", "info")
+    return redirect(url_for("operations.show", op_id=op_id))

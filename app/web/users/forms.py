@@ -1,0 +1,47 @@
+"""Forms of the users blueprint."""
+
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from ...services.users import MIN_PASSWORD, ROLES
+
+ROLE_CHOICES = list(ROLES)  # plain values: tuples are deprecated in WTForms 3.3
+PASSWORD_LENGTH = Length(
+    min=MIN_PASSWORD, max=256, message=f"must be {MIN_PASSWORD} to 256 characters long"
+)
+
+
+class UserForm(FlaskForm):
+    """Add a user."""
+
+    username = StringField("User name", validators=[DataRequired(), Length(max=64)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default="operator")
+    password = PasswordField("Password", validators=[DataRequired(), PASSWORD_LENGTH])
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ")]
+    )
+    submit = SubmitField("Add user")
+
+
+class RoleForm(FlaskForm):
+    """Change a user's role."""
+
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    submit = SubmitField("Change role")
+
+
+class ResetPasswordForm(FlaskForm):
+    """Set another user's password."""
+
+    password = PasswordField("New password", validators=[DataRequired(), PASSWORD_LENGTH])
+    confirm = PasswordField(
+        "Repeat new password", validators=[DataRequired(), EqualTo("password", "Passwords differ")]
+    )
+    submit = SubmitField("Reset password")
+
+
+class RemoveForm(FlaskForm):
+    """An empty form: removing a user is a POST with a CSRF token."""
+
+    submit = SubmitField("Remove")

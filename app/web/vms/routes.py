@@ -1,0 +1,124 @@
+"""Routes of the vms blueprint."""
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+
+from ...errors import NotFound, NubeError
+from ...services import hosts, images, operations, vms
+from ..helpers import Page, actor, flash_error, flash_operation
+from . import bp
+from .forms import AUTOMATIC, ConfirmForm, VmForm
+
+
+def _mib(value):
+    """MiB as a short figure for a select option."""
+    return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value} MiB"
+
+
+def _host_choice(host, overcommit):
+    """One host as the new-VM form offers it: name (state, memory placement can still use)."""
+    if host["mem"] is None:
+        room = "memory not known yet"
+    else:
+        room = f"{_mib(max(0, int(host['mem'] * overcommit - host['mem_allocated'])))} free"
+    return str(host["id"]), f"{host['name']} ({host['state']}, {room})"
+
+
+@bp.route("/")
+def index():
+    """VMs, filtered, sorted and paged."""
+    page = Page(current_app.config["PAGE_SIZE"], "id", vms.SORT_COLUMNS)
+    rows = []
+    try:
+        page.total = vms.count(page.query)
+        rows = vms.search(page.query, page.sort, page.descending, page.per_page, page.offset)
+    except NubeError as error:
+        page.error = str(error)
+    no_hosts = not rows and not page.query and hosts.count() == 0
+    return render_template("vms/index.html", vms=rows, page=page, no_hosts=no_hosts)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Create a VM on a host Nube picks, or on the one asked for."""
+    form = VmForm()
+    image_names = images.names()
+    host_rows = hosts.search()
+    form.image.choices = [(name, name) for name in image_names]
+    form.host.choices = [(AUTOMATIC, "Automatic (placement)")] + [
+        _host_choice(host, current_app.config["MEM_OVERCOMMIT"]) for host in host_rows
+    ]
+    if request.method == "GET" and request.args.get("host"):
+        form.host.data = request.args["host"]
+    if image_names and form.validate_on_submit():
+        data = {key: form[key].data for key in ("id", "image", "mem", "vcpus", "host")}
+        data["id"] = data["id"].strip()
+        try:
+            op_id = vms.add(data, actor(), wait=False)
+        except NubeError as error:
+            flash_error(error)
+        else:
+            flash_operation(f"Creating VM {data['id']}.", op_id)
+            return redirect(url_for("operations.show", op_id=op_id))
+    return render_template(
+        "vms/new.html", form=form, has_images=bool(image_names), has_hosts=bool(host_rows)
+    )
+
+
+@bp.route("/<vm_id>")
+def show(vm_id):
+    """One VM with its disk, actions and recent operations."""
+    vm = vms.detail(vms.get(vm_id))
+    return render_template(
+        "vms/show.html",
+        vm=vm,
+        operations=operations.for_target("vm", vm["id"]),
+        confirm=ConfirmForm(),
+    )
+
+
+def _act(vm_id, action, message):
+    """Run one VM action; to its operation on success, back to the VM on a refusal."""
+    try:
+        op_id = action()
+    except NotFound:
+        raise  # the 404 page
+    except NubeError as error:
+        flash_error(error)
+        return redirect(url_for("vms.show", vm_id=vm_id))
+    flash_operation(message, op_id)
+    return redirect(url_for("operations.show", op_id=op_id))
+
+
+@bp.route("/<vm_id>/start", methods=["POST"])
+def start(vm_id):
+    """Start a VM."""
+    return _act(vm_id, lambda: vms.start(vm_id, actor(), wait=False), f"Starting VM {vm_id}.")
+
+
+@bp.route("/<vm_id>/stop", methods=["POST"])
+def stop(vm_id):
+    """Shut a VM down gracefully (forced off after STOP_TIMEOUT)."""
+    return _act(vm_id, lambda: vms.stop(vm_id, actor(), wait=False), f"Stopping VM {vm_id}.")
+
+
+@bp.route("/<vm_id>/force-off", methods=["POST"])
+def force_off(vm_id):
+    """Power a VM off at once."""
+    return _act(
+        vm_id, lambda: vms.stop(vm_id, actor(), wait=False, force=True), f"Forcing VM {vm_id} off."
+    )
+
+
+@bp.route("/<vm_id>/remove", methods=["POST"])
+def remove(vm_id):
+    """Remove a VM after the operator typed its name."""
+    vm = vms.get(vm_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit() or form.confirm.data.strip() != vm["id"]:
+        flash(f"Type the VM's name ({vm['id']}) to confirm its removal.", "warning")
+        return redirect(url_for("vms.show", vm_id=vm["id"]))
+    return _act(
+        vm["id"],
+        lambda: vms.remove(vm["id"], actor(), wait=False),
+        f"Removing VM {vm['id']} and its disk.",
+    )

@@ -1,0 +1,167 @@
+// Follows a running operation on its page: polls log.json about once a second, appends new
+// log lines as text, updates the status badge and progress bar, and stops at a terminal status.
+(() => {
+  "use strict";
+
+  const root = document.getElementById("operation");
+  if (!root || root.dataset.done === "1") {
+    return;
+  }
+  const logUrl = root.dataset.logUrl;
+  const colours = JSON.parse(root.dataset.colours || "{}");
+  const log = document.getElementById("op-log");
+  const statusBox = document.getElementById("op-status");
+  const progress = document.getElementById("op-progress");
+  const bar = progress ? progress.querySelector(".progress-bar") : null;
+  const live = document.getElementById("op-live");
+  const errorBox = document.getElementById("op-error");
+  const cancelForm = document.getElementById("cancel-form");
+  const INTERVAL_MS = 1000;
+  const MAX_INTERVAL_MS = 30000;
+  let after = Number(root.dataset.after || 0);
+  let delay = INTERVAL_MS;
+
+  const when = (stamp) => (stamp ? stamp.slice(0, 19).replace("T", " ") : "-");
+
+  function seconds(stamp) {
+    // Stored times carry microseconds; Date wants at most milliseconds.
+    return Date.parse(`${String(stamp).slice(0, 23)}Z`) / 1000;
+  }
+
+  function humanDuration(total) {
+    const value = Math.max(0, total);
+    if (value < 10) {
+      return `${value.toFixed(1)} s`;
+    }
+    const whole = Math.floor(value);
+    if (whole < 60) {
+      return `${whole} s`;
+    }
+    if (whole < 3600) {
+      return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+    }
+    return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
+  }
+
+  function setText(id, text) {
+    const element = document.getElementById(id);
+    if (element) {
+      element.textContent = text;
+    }
+  }
+
+  function appendLines(lines) {
+    if (!lines.length) {
+      return;
+    }
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 30;
+    const fragment = document.createDocumentFragment();
+    for (const line of lines) {
+      const span = document.createElement("span");
+      span.className = `line level-${line.level}` + (line.level === "error" ? " error" : "");
+      span.dataset.id = line.id;
+      const time = String(line.ts || "").slice(11, 19);
+      span.appendChild(
+        document.createTextNode(`${time} ${String(line.level).padEnd(5)} ${line.message}\n`),
+      );
+      fragment.appendChild(span);
+      after = Math.max(after, Number(line.id));
+    }
+    log.appendChild(fragment);
+    const empty = document.getElementById("log-empty");
+    if (empty) {
+      empty.remove();
+    }
+    if (atBottom) {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function showStatus(status) {
+    const badge = statusBox ? statusBox.querySelector(".badge") : null;
+    if (!badge || badge.textContent === status) {
+      return;
+    }
+    badge.className = `badge text-bg-${colours[status] || "light"} status-${status}`;
+    badge.textContent = status;
+  }
+
+  function showProgress(data) {
+    if (!bar) {
+      return;
+    }
+    const total = Number(data.progress_total || 0);
+    const finished = data.done;
+    let percent = 100;
+    bar.textContent = "";
+    if (total > 0) {
+      const doneSteps = Number(data.progress_done || 0);
+      percent = Math.min(100, Math.round((100 * doneSteps) / total));
+      bar.textContent = `${doneSteps}/${total}`;
+    }
+    const indeterminate = total === 0 && !finished;
+    bar.classList.toggle("progress-bar-striped", indeterminate);
+    bar.classList.toggle("progress-bar-animated", indeterminate);
+    bar.classList.toggle("bg-secondary", total === 0 && finished);
+    bar.style.width = `${percent}%`;
+    progress.setAttribute("aria-valuenow", String(percent));
+  }
+
+  function showFinished(data) {
+    if (live) {
+      live.classList.add("d-none");
+    }
+    if (cancelForm) {
+      cancelForm.remove();
+    }
+    if (data.error && errorBox) {
+      errorBox.textContent = data.error;
+      errorBox.classList.remove("d-none");
+    }
+    setText("op-started", when(data.started_at));
+    setText("op-finished", when(data.finished_at));
+    if (data.started_at && data.finished_at) {
+      setText("op-duration", humanDuration(seconds(data.finished_at) - seconds(data.started_at)));
+    }
+  }
+
+  async function poll() {
+    let data;
+    try {
+      const response = await fetch(`${logUrl}?after=${after}`, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+      });
+      const type = response.headers.get("Content-Type") || "";
+      if (!response.ok || response.redirected || !type.includes("application/json")) {
+        // Logged out, or the operation is gone: following makes no sense any more.
+        if (live) {
+          live.classList.add("d-none");
+        }
+        return;
+      }
+      data = await response.json();
+    } catch (_error) {
+      // The controller restarted or the network hiccuped: try again, more slowly.
+      delay = Math.min(MAX_INTERVAL_MS, delay * 2);
+      window.setTimeout(poll, delay);
+      return;
+    }
+    delay = INTERVAL_MS;
+    appendLines(data.lines || []);
+    showStatus(data.status);
+    showProgress(data);
+    if (data.started_at) {
+      setText("op-started", when(data.started_at));
+    }
+    if (data.done) {
+      showFinished(data);
+      return;
+    }
+    // A full batch means more lines are waiting: fetch them at once.
+    const full = (data.lines || []).length >= 500;
+    window.setTimeout(poll, full ? 0 : delay);
+  }
+
+  window.setTimeout(poll, INTERVAL_MS);
+})();

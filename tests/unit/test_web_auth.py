@@ -1,0 +1,177 @@
+"""Login, logout, CSRF, login everywhere, security headers and cookies."""
+
+import re
+
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, csrf_token, login
+
+PUBLIC = {"auth.login", "static", "bootstrap.static"}
+_ARG = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+
+
+
+
+def _url(rule):
+    """A concrete URL for a rule: int arguments 1, every other argument 'x'."""
+    return _ARG.sub(lambda m: "1" if m.group(1) == "int" else "x", rule.rule)
+
+
+def _rules(app, method):
+    """(endpoint, url) of every non-public rule answering a method."""
+    return sorted(
+        (rule.endpoint, _url(rule))
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in PUBLIC and method in rule.methods
+    )
+
+
+def test_login_page_works(app):
+    response = app.test_client().get("/login")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="login-form"' in html
+    assert 'name="csrf_token"' in html
+
+
+def test_login_then_overview(app):
+    client = app.test_client()
+    response = login(client, "admin", ADMIN_PASSWORD)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_wrong_password_refused(app):
+    client = app.test_client()
+    response = login(client, "admin", "not-the-password")
+    assert response.status_code == 401
+    assert "Wrong user name or password." in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_unknown_user_refused_like_a_wrong_password(app):
+    response = login(app.test_client(), "nobody", "whatever-password")
+    assert response.status_code == 401
+    assert "Wrong user name or password." in response.get_data(as_text=True)
+
+
+def test_login_rate_limit(app):
+    app.config["LOGIN_RATE_LIMIT"] = 2
+    client = app.test_client()
+    assert login(client, "admin", "wrong-1").status_code == 401
+    assert login(client, "admin", "wrong-2").status_code == 401
+    response = login(client, "admin", ADMIN_PASSWORD)  # even the right password now waits
+    assert response.status_code == 429
+    assert "too many failed logins" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302
+
+
+def test_logout_is_post_only(admin_client):
+    assert admin_client.get("/logout").status_code == 405
+    assert admin_client.get("/").status_code == 200  # still logged in
+
+
+def test_logout_needs_csrf(admin_client):
+    response = admin_client.post("/logout")
+    assert response.status_code == 400
+    assert admin_client.get("/").status_code == 200  # still logged in
+
+
+def test_logout(admin_client):
+    token = csrf_token(admin_client, "/")
+    response = admin_client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+    assert admin_client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example", "//evil.example/x", "http://evil.example/", "javascript:x"]
+)
+def test_next_open_redirect_refused(app, target):
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    response = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_next_local_path_followed(app):
+    client = app.test_client()
+    token = csrf_token(client, "/login")
+    response = client.post(
+        "/login",
+        query_string={"next": "/operations/"},
+        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/operations/"
+
+
+def test_every_page_needs_login(app):
+    client = app.test_client()
+    gets = _rules(app, "GET")
+    assert len(gets) > 5
+    for endpoint, url in gets:
+        response = client.get(url)
+        assert response.status_code == 302, (endpoint, url)
+        assert response.headers["Location"].startswith("/login"), (endpoint, url)
+
+
+def test_every_post_needs_login(app):
+    client = app.test_client()
+    token = csrf_token(client, "/login")  # a valid token, so only the login check can refuse
+    posts = [rule for rule in _rules(app, "POST") if rule[0] != "auth.login"]
+    assert posts
+    for endpoint, url in posts:
+        response = client.post(url, data={"csrf_token": token})
+        assert response.status_code == 302, (endpoint, url)
+        assert response.headers["Location"].startswith("/login"), (endpoint, url)
+
+
+def test_every_post_needs_csrf(app, admin_client):
+    posts = _rules(app, "POST")
+    assert ("auth.logout", "/logout") in posts
+    for endpoint, url in posts:
+        response = admin_client.post(url, data={})
+        assert response.status_code == 400, (endpoint, url)
+    assert admin_client.get("/").status_code == 200  # nothing logged us out
+
+
+def test_bad_csrf_token_refused(admin_client):
+    response = admin_client.post("/logout", data={"csrf_token": "forged"})
+    assert response.status_code == 400
+    assert "Form expired" in response.get_data(as_text=True)
+
+
+def test_security_headers(app, admin_client):
+    login_page = app.test_client().get("/login")
+    assert login_page.status_code == 200
+    for response in (login_page, admin_client.get("/"), admin_client.get("/nope")):
+        headers = response.headers
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "same-origin"
+        csp = headers["Content-Security-Policy"]
+        assert "default-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp
+
+
+def test_session_cookie_httponly(app):
+    client = app.test_client()
+    response = login(client, "admin", ADMIN_PASSWORD)
+    cookies = response.headers.getlist("Set-Cookie")
+    session = [c for c in cookies if c.startswith(app.config["SESSION_COOKIE_NAME"] + "=")]
+    assert session
+    assert all("HttpOnly" in c for c in session)
+    assert all("SameSite=Lax" in c for c in session)
+
+
+def test_no_inline_script(admin_client):
+    for url in ("/", "/operations/", "/users/", "/users/audit"):
+        html = admin_client.get(url).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url

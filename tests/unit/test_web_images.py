@@ -1,0 +1,212 @@
+"""The images page: list, upload, delete."""
+
+import io
+import re
+import subprocess
+
+import pytest
+
+from app import core, create_app
+from app.services import users
+from tests.conftest import ADMIN_PASSWORD, csrf_token, login, make_image
+
+
+def images_dir(app):
+    """The repository's images folder."""
+    return app.extensions["nube"].storage.images_dir
+
+
+def files_in(folder):
+    """Every file name in a folder, hidden ones included."""
+    return sorted(path.name for path in folder.iterdir())
+
+
+def qcow2_bytes(tmp_path, size="16M"):
+    """A small empty qcow2 image made with qemu-img."""
+    path = tmp_path / "made.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    return path.read_bytes()
+
+
+def upload(client, content, filename, name="", description=""):
+    """Post the upload form as multipart, as a browser does."""
+    return client.post(
+        "/images/upload",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": csrf_token(client, "/images/"),
+            "file": (io.BytesIO(content), filename),
+            "name": name,
+            "description": description,
+        },
+    )
+
+
+def delete(client, name):
+    """Press an image's delete button."""
+    return client.post(
+        f"/images/{name}/delete", data={"csrf_token": csrf_token(client, "/images/")}
+    )
+
+
+def test_routes_need_login(app, image):
+    client = app.test_client()
+    response = client.get("/images/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    token = csrf_token(client, "/login")
+    for path in ("/images/upload", f"/images/{image}/delete"):
+        response = client.post(path, data={"csrf_token": token})
+        assert response.status_code == 302 and "/login" in response.headers["Location"], path
+    assert (images_dir(app) / image).is_file()
+
+
+def test_posts_need_a_csrf_token(app, admin_client, image, tmp_path):
+    response = admin_client.post(
+        "/images/upload",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(qcow2_bytes(tmp_path)), "new.qcow2")},
+    )
+    assert response.status_code == 400
+    assert admin_client.post(f"/images/{image}/delete").status_code == 400
+    assert files_in(images_dir(app)) == [image]
+
+
+def test_delete_is_never_a_get(app, admin_client, image):
+    assert admin_client.get(f"/images/{image}/delete").status_code == 405
+    assert (images_dir(app) / image).is_file()
+
+
+def test_empty_state(app, admin_client):
+    page = admin_client.get("/images/").get_data(as_text=True)
+    assert "No images yet: upload a qcow2 or raw disk image" in page
+    assert str(images_dir(app)) in page
+    assert 'enctype="multipart/form-data"' in page
+
+
+def test_list_shows_an_image_copied_in_by_hand(app, operator_client, image):
+    page = operator_client.get("/images/").get_data(as_text=True)
+    row = re.search(r'<tr data-image="base.raw">(.*?)</tr>', page, re.S).group(1)
+    assert "raw" in row and "64.0 MiB" in row
+    assert 'action="/images/base.raw/delete"' in row and "data-confirm=" in row
+    assert " disabled" not in row
+
+
+def test_upload_a_qcow2(app, operator_client, tmp_path):
+    response = upload(
+        operator_client, qcow2_bytes(tmp_path), "disk.qcow2", description="A small test disk"
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/images/"
+    assert files_in(images_dir(app)) == ["disk.qcow2"]
+    page = operator_client.get("/images/").get_data(as_text=True)
+    assert "Image disk.qcow2 uploaded (qcow2)." in page
+    row = re.search(r'<tr data-image="disk.qcow2">(.*?)</tr>', page, re.S).group(1)
+    assert "qcow2" in row and "16.0 MiB" in row and "A small test disk" in row and "oper" in row
+
+
+def test_upload_under_another_name(app, admin_client, tmp_path):
+    upload(admin_client, qcow2_bytes(tmp_path), "disk.qcow2", name="debian.qcow2")
+    assert files_in(images_dir(app)) == ["debian.qcow2"]
+
+
+def test_upload_name_defaults_to_the_file_name_without_folders(app, admin_client, tmp_path):
+    upload(admin_client, qcow2_bytes(tmp_path), "some/folder/disk.qcow2")
+    assert files_in(images_dir(app)) == ["disk.qcow2"]
+
+
+def test_upload_refuses_bad_names_and_non_images(app, admin_client, tmp_path):
+    response = upload(admin_client, qcow2_bytes(tmp_path), "x.qcow2", name="../escape.qcow2")
+    assert response.status_code == 302
+    assert "invalid image name" in admin_client.get("/images/").get_data(as_text=True)
+    upload(admin_client, b"", "empty.raw")
+    upload(admin_client, qcow2_bytes(tmp_path), "x.qcow2", name="dup.qcow2")
+    upload(admin_client, qcow2_bytes(tmp_path), "x.qcow2", name="dup.qcow2")
+    assert "image dup.qcow2 already exists" in admin_client.get("/images/").get_data(as_text=True)
+    assert files_in(images_dir(app)) == ["dup.qcow2"]
+    assert not (tmp_path / "escape.qcow2").exists()
+
+
+def test_upload_without_a_file(app, admin_client):
+    response = admin_client.post(
+        "/images/upload",
+        content_type="multipart/form-data",
+        data={"csrf_token": csrf_token(admin_client, "/images/")},
+    )
+    assert response.status_code == 302
+    assert "Image file" in admin_client.get("/images/").get_data(as_text=True)
+
+
+def test_upload_over_the_limit_checked_by_the_service(app, admin_client):
+    app.config["MAX_UPLOAD_MB"] = 1  # the request limit stays high: the service refuses
+    response = upload(admin_client, b"\0" * (2 * 1024 * 1024), "big.raw")
+    assert response.status_code == 302
+    assert "image is larger than 1 MB" in admin_client.get("/images/").get_data(as_text=True)
+    assert files_in(images_dir(app)) == []
+
+
+@pytest.fixture
+def small_app(tmp_path, provisioner):
+    """An app that accepts uploads of at most 1 MiB."""
+    (tmp_path / "iaas" / "images").mkdir(parents=True)
+    (tmp_path / "iaas" / "vms").mkdir()
+    application = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE": str(tmp_path / "nube.sqlite"),
+            "REPOSITORY": str(tmp_path / "iaas"),
+            "LIBVIRT_URI": "test:///default",
+            "PROVISIONER": provisioner,
+            "QUEUE": "immediate",
+            "SECRET_KEY": "test-secret",
+            "MAX_UPLOAD_MB": 1,
+            "LOGIN_RATE_LIMIT": 1000,
+        }
+    )
+    with application.app_context():
+        users.create("admin", ADMIN_PASSWORD, "admin", "test")
+    yield application
+    application.extensions["nube"].hypervisor.close()
+
+
+def test_upload_over_max_upload_mb_is_refused(small_app):
+    client = small_app.test_client()
+    login(client, "admin", ADMIN_PASSWORD)
+    page = client.get("/images/").get_data(as_text=True)
+    assert "at most 1 MB" in page
+    response = upload(client, b"\0" * (2 * 1024 * 1024), "big.raw")
+    assert response.status_code == 413
+    assert "larger than this controller accepts" in response.get_data(as_text=True)
+    assert files_in(images_dir(small_app)) == []
+
+
+def test_delete_refused_while_a_vm_uses_the_image(app, admin_client, image):
+    with app.app_context():
+        core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"})
+        core.addVm({"id": "vm1", "image": image, "mem": 64})
+    page = admin_client.get("/images/").get_data(as_text=True)
+    row = re.search(r'<tr data-image="base.raw">(.*?)</tr>', page, re.S).group(1)
+    assert " disabled>Delete" in row and 'title="Used by 1 VM(s)' in row
+    assert 'href="/vms/?q=image' in row
+    response = delete(admin_client, image)
+    assert response.status_code == 302 and response.headers["Location"] == "/images/"
+    page = admin_client.get("/images/").get_data(as_text=True)
+    assert "image base.raw is used by 1 VM(s): vm1" in page
+    assert (images_dir(app) / image).is_file()
+
+
+def test_delete_an_unused_image(app, admin_client, image, tmp_path):
+    make_image(images_dir(app) / "other.raw", size="1M")
+    response = delete(admin_client, "other.raw")
+    assert response.status_code == 302
+    assert "Image other.raw deleted." in admin_client.get("/images/").get_data(as_text=True)
+    assert files_in(images_dir(app)) == [image]
+    delete(admin_client, "other.raw")
+    assert "image other.raw not found" in admin_client.get("/images/").get_data(as_text=True)
+
+
+def test_hostile_description_is_escaped(app, admin_client, tmp_path):
+    hostile = '<script>alert("x")</script>'
+    upload(admin_client, qcow2_bytes(tmp_path), "disk.qcow2", description=hostile)
+    page = admin_client.get("/images/").get_data(as_text=True)
+    assert hostile not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page

@@ -1,0 +1,257 @@
+"""User management and the audit log: admins only."""
+
+import re
+
+import pytest
+
+from app.services import users
+from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, csrf_token, login
+
+
+def _user_id(app, username):
+    """The id of a user by name."""
+    with app.app_context():
+        return next(u.id for u in users.all_users() if u.username == username)
+
+
+def _role(app, username):
+    """The role of a user by name."""
+    with app.app_context():
+        return next(u.role for u in users.all_users() if u.username == username)
+
+
+def _post(client, url, **data):
+    """POST a users form with a valid CSRF token, following the redirect."""
+    data["csrf_token"] = csrf_token(client, "/account/password")
+    return client.post(url, data=data, follow_redirects=True)
+
+
+@pytest.mark.parametrize("url", ["/users/", "/users/audit"])
+def test_operator_forbidden_pages(operator_client, url):
+    response = operator_client.get(url)
+    assert response.status_code == 403
+    html = response.get_data(as_text=True)
+    assert "403 · Forbidden" in html
+    assert 'class="navbar' in html  # the dashboard's own error page, not a bare one
+
+
+def test_operator_forbidden_posts(app, operator_client):
+    admin_id = _user_id(app, "admin")
+    token = csrf_token(operator_client, "/account/password")
+    posts = {
+        "/users/": {
+            "username": "sneaky",
+            "role": "admin",
+            "password": "password-123",
+            "confirm": "password-123",
+        },
+        f"/users/{admin_id}/role": {"role": "operator"},
+        f"/users/{admin_id}/password": {"password": "password-123", "confirm": "password-123"},
+        f"/users/{admin_id}/remove": {},
+    }
+    for url, data in posts.items():
+        response = operator_client.post(url, data={**data, "csrf_token": token})
+        assert response.status_code == 403, url
+    assert _role(app, "admin") == "admin"
+    with app.app_context():
+        assert [u.username for u in users.all_users()] == ["admin", "oper"]
+
+
+def test_operator_has_no_users_links(operator_client):
+    html = operator_client.get("/").get_data(as_text=True)
+    assert "/users/" not in html
+
+
+def test_admin_lists_users(admin_client):
+    response = admin_client.get("/users/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'data-user="admin"' in html
+    assert 'data-user="oper"' in html
+    assert 'data-confirm="Remove user oper?"' in html
+
+
+def test_admin_adds_a_user_who_can_log_in(app, admin_client):
+    response = _post(
+        admin_client,
+        "/users/",
+        username="newbie",
+        role="operator",
+        password="newbie-password",
+        confirm="newbie-password",
+    )
+    html = response.get_data(as_text=True)
+    assert "User newbie added (operator)." in html
+    assert 'data-user="newbie"' in html
+    client = app.test_client()
+    assert login(client, "newbie", "newbie-password").status_code == 302
+    assert client.get("/").status_code == 200
+    assert client.get("/users/").status_code == 403
+
+
+def test_add_user_passwords_must_match(app, admin_client):
+    response = _post(
+        admin_client,
+        "/users/",
+        username="newbie",
+        role="operator",
+        password="newbie-password",
+        confirm="other-password",
+    )
+    assert "Passwords differ" in response.get_data(as_text=True)
+    with app.app_context():
+        assert "newbie" not in [u.username for u in users.all_users()]
+
+
+def test_add_duplicate_user_refused(admin_client):
+    response = _post(
+        admin_client,
+        "/users/",
+        username="oper",
+        role="operator",
+        password="another-pass",
+        confirm="another-pass",
+    )
+    assert "user oper already exists" in response.get_data(as_text=True)
+
+
+def test_admin_changes_a_role(app, admin_client):
+    oper_id = _user_id(app, "oper")
+    response = _post(admin_client, f"/users/{oper_id}/role", role="admin")
+    assert "Role changed to admin." in response.get_data(as_text=True)
+    assert _role(app, "oper") == "admin"
+
+
+def test_unknown_role_refused(app, admin_client):
+    oper_id = _user_id(app, "oper")
+    response = _post(admin_client, f"/users/{oper_id}/role", role="root")
+    assert "Not a valid choice" in response.get_data(as_text=True)
+    assert _role(app, "oper") == "operator"
+
+
+def test_last_admin_keeps_the_role(app, admin_client):
+    admin_id = _user_id(app, "admin")
+    response = _post(admin_client, f"/users/{admin_id}/role", role="operator")
+    assert "the last admin cannot lose the admin role" in response.get_data(as_text=True)
+    assert _role(app, "admin") == "admin"
+
+
+def test_admin_resets_a_password(app, admin_client):
+    oper_id = _user_id(app, "oper")
+    response = _post(
+        admin_client,
+        f"/users/{oper_id}/password",
+        password="fresh-password",
+        confirm="fresh-password",
+    )
+    assert "Password reset." in response.get_data(as_text=True)
+    assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 401
+    assert login(app.test_client(), "oper", "fresh-password").status_code == 302
+
+
+def test_reset_password_too_short_refused(app, admin_client):
+    oper_id = _user_id(app, "oper")
+    response = _post(admin_client, f"/users/{oper_id}/password", password="short", confirm="short")
+    assert "New password: must be 8 to 256 characters long" in response.get_data(as_text=True)
+    assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
+
+
+def test_admin_cannot_remove_themselves(app, admin_client):
+    admin_id = _user_id(app, "admin")
+    response = _post(admin_client, f"/users/{admin_id}/remove")
+    assert "you cannot remove your own account" in response.get_data(as_text=True)
+    assert _role(app, "admin") == "admin"
+
+
+def test_last_admin_cannot_be_removed(app, admin_client):
+    # Any other admin acting means two admins exist, so the last admin can only be the
+    # acting one: with two admins one removal works, then the one left stays.
+    with app.app_context():
+        users.create("second", "second-password", "admin", "test")
+    second = app.test_client()
+    assert login(second, "second", "second-password").status_code == 302
+    response = _post(second, f"/users/{_user_id(app, 'admin')}/remove")
+    assert "User removed." in response.get_data(as_text=True)
+    response = _post(second, f"/users/{_user_id(app, 'second')}/remove")
+    assert "you cannot remove your own account" in response.get_data(as_text=True)
+    response = _post(second, f"/users/{_user_id(app, 'second')}/role", role="operator")
+    assert "the last admin cannot lose the admin role" in response.get_data(as_text=True)
+    assert _role(app, "second") == "admin"
+
+
+def test_remove_a_user(app, admin_client):
+    oper_id = _user_id(app, "oper")
+    response = _post(admin_client, f"/users/{oper_id}/remove")
+    assert "User removed." in response.get_data(as_text=True)
+    assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 401
+
+
+def test_audit_shows_logins_logouts_and_user_changes(app, admin_client):
+    other = app.test_client()
+    login(other, "oper", "wrong-password")
+    login(other, "oper", OPERATOR_PASSWORD)
+    other.post("/logout", data={"csrf_token": csrf_token(other, "/")})
+    _post(
+        admin_client,
+        "/users/",
+        username="newbie",
+        role="operator",
+        password="newbie-password",
+        confirm="newbie-password",
+    )
+    newbie_id = _user_id(app, "newbie")
+    _post(admin_client, f"/users/{newbie_id}/role", role="admin")
+    _post(
+        admin_client,
+        f"/users/{newbie_id}/password",
+        password="other-password",
+        confirm="other-password",
+    )
+    _post(admin_client, f"/users/{newbie_id}/remove")
+
+    html = admin_client.get("/users/audit").get_data(as_text=True)
+    rows = re.findall(r'<tr data-action="([^"]+)">(.*?)</tr>', html, re.S)
+    actions = [action for action, _ in rows]
+    for action in (
+        "login",
+        "login.failed",
+        "logout",
+        "user.create",
+        "user.role",
+        "user.reset_password",
+        "user.delete",
+    ):
+        assert action in actions, action
+    assert actions.index("user.delete") < actions.index("user.create")  # newest first
+    from_web = [(action, row) for action, row in rows if "<td>test</td>" not in row]
+    assert len(from_web) >= 8
+    for action, row in from_web:
+        assert "127.0.0.1" in row, action
+    assert "user:newbie" in html
+    assert "operator -&gt; admin" in html
+
+
+def test_audit_filter(app, admin_client):
+    html = admin_client.get("/users/audit", query_string={"q": "action = logout"}).get_data(
+        as_text=True
+    )
+    assert 'data-action="login"' not in html
+    html = admin_client.get(
+        "/users/audit", query_string={"q": "actor = admin AND action = login"}
+    ).get_data(as_text=True)
+    assert 'data-action="login"' in html
+    assert "127.0.0.1" in html
+
+
+def test_audit_filter_error_inline(admin_client):
+    response = admin_client.get("/users/audit", query_string={"q": "password = x"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert 'id="filter-error"' in html
+    assert "unknown column" in html
+    assert "is-invalid" in html
+
+
+def test_admin_sees_audit_of_admin_login(admin_client):
+    html = admin_client.get("/users/audit").get_data(as_text=True)
+    assert ADMIN_PASSWORD not in html
