@@ -10,8 +10,6 @@ PUBLIC = {"auth.login", "static", "bootstrap.static"}
 _ARG = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-
-
 def _url(rule):
     """A concrete URL for a rule: int arguments 1, every other argument 'x'."""
     return _ARG.sub(lambda m: "1" if m.group(1) == "int" else "x", rule.rule)

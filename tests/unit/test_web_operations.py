@@ -15,8 +15,6 @@ from tests.conftest import csrf_token
 TERMINAL = {"succeeded", "failed", "canceled", "interrupted"}
 
 
-
-
 @pytest.fixture
 def host_op(app):
     """A finished host.add operation (the recording provisioner succeeds); returns its id."""
