@@ -2,6 +2,7 @@
 
 from ..db import now
 from ..filters import Column, compile_filter
+from .tasks import TaskColumns
 
 # What a host row looks like to callers: the table plus what its VMs take.
 _SELECT = """
@@ -123,29 +124,10 @@ def update(conn, host_id, **fields):
     conn.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", [*fields.values(), host_id])
 
 
-def claim_task(conn, host_id, task, operation_id):
-    """Compare-and-swap: give the host a task if it has none; True when it was free."""
-    cur = conn.execute(
-        "UPDATE hosts SET task = ?, task_op = ? WHERE id = ? AND task IS NULL",
-        (task, operation_id, host_id),
-    )
-    return cur.rowcount == 1
-
-
-def set_task_op(conn, host_id, operation_id):
-    """Point a host's task at its operation row."""
-    conn.execute("UPDATE hosts SET task_op = ? WHERE id = ?", (operation_id, host_id))
-
-
-def clear_task(conn, host_id, operation_id=None):
-    """Clear the host's task (only if it is still this operation's, when given)."""
-    if operation_id is None:
-        conn.execute("UPDATE hosts SET task = NULL, task_op = NULL WHERE id = ?", (host_id,))
-    else:
-        conn.execute(
-            "UPDATE hosts SET task = NULL, task_op = NULL WHERE id = ? AND task_op = ?",
-            (host_id, operation_id),
-        )
+_tasks = TaskColumns("hosts")
+claim_task = _tasks.claim
+set_task_op = _tasks.set_operation
+clear_task = _tasks.clear
 
 
 def delete(conn, host_id):

@@ -2,6 +2,7 @@
 
 from ..db import now
 from ..filters import Column, compile_filter
+from .tasks import TaskColumns
 
 _SELECT = """
 SELECT v.id, v.host_id AS host, h.name AS host_name, v.image, v.mem, v.vcpus, v.state, v.task,
@@ -87,29 +88,10 @@ def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=N
     )
 
 
-def claim_task(conn, vm_id, task, operation_id):
-    """Compare-and-swap: give the VM a task if it has none; True when it was free."""
-    cur = conn.execute(
-        "UPDATE vms SET task = ?, task_op = ? WHERE id = ? AND task IS NULL",
-        (task, operation_id, vm_id),
-    )
-    return cur.rowcount == 1
-
-
-def set_task_op(conn, vm_id, operation_id):
-    """Point a VM's task at its operation row."""
-    conn.execute("UPDATE vms SET task_op = ? WHERE id = ?", (operation_id, vm_id))
-
-
-def clear_task(conn, vm_id, operation_id=None):
-    """Clear the VM's task (only if it is still this operation's, when given)."""
-    if operation_id is None:
-        conn.execute("UPDATE vms SET task = NULL, task_op = NULL WHERE id = ?", (vm_id,))
-    else:
-        conn.execute(
-            "UPDATE vms SET task = NULL, task_op = NULL WHERE id = ? AND task_op = ?",
-            (vm_id, operation_id),
-        )
+_tasks = TaskColumns("vms")
+claim_task = _tasks.claim
+set_task_op = _tasks.set_operation
+clear_task = _tasks.clear
 
 
 def set_state(conn, vm_id, state, seen=True):

@@ -1,0 +1,34 @@
+"""The task columns hosts and VMs share: a compare-and-swap claim on `task`, and its release."""
+
+# Only these tables have task/task_op columns; the name is never user input.
+TABLES = ("hosts", "vms")
+
+
+class TaskColumns:
+    """Task claims on one table."""
+
+    def __init__(self, table):
+        if table not in TABLES:
+            raise ValueError(f"no task columns on {table}")
+        self.table = table
+
+    def claim(self, conn, row_id, task, operation_id):
+        """Give the row a task if it has none; True when it was free."""
+        cur = conn.execute(
+            f"UPDATE {self.table} SET task = ?, task_op = ? WHERE id = ? AND task IS NULL",
+            (task, operation_id, row_id),
+        )
+        return cur.rowcount == 1
+
+    def set_operation(self, conn, row_id, operation_id):
+        """Point the row's task at its operation."""
+        conn.execute(f"UPDATE {self.table} SET task_op = ? WHERE id = ?", (operation_id, row_id))
+
+    def clear(self, conn, row_id, operation_id=None):
+        """Clear the row's task (only if it is still this operation's, when given)."""
+        sql = f"UPDATE {self.table} SET task = NULL, task_op = NULL WHERE id = ?"
+        params = [row_id]
+        if operation_id is not None:
+            sql += " AND task_op = ?"
+            params.append(operation_id)
+        conn.execute(sql, params)
