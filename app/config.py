@@ -4,7 +4,12 @@ import os
 import secrets
 from pathlib import Path
 
-DEFAULT_LIBVIRT_URI = "qemu+ssh://{user}@{address}/system?keyfile={keyfile}&no_tty=1"
+# libssh2, not plain ssh: it takes our own known_hosts file and checks host keys against it
+# (libssh, the other one, hangs here on large replies such as getCapabilities).
+DEFAULT_LIBVIRT_URI = (
+    "qemu+libssh2://{user}@{address}/system?keyfile={keyfile}&known_hosts={known_hosts}"
+    "&known_hosts_verify=normal&sshauth=privkey"
+)
 
 # Every setting with its default; README.md lists the same table.
 DEFAULTS = {

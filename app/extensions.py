@@ -30,7 +30,10 @@ class Adapters:
 
         self.storage = Storage(config["REPOSITORY"], disk_mode=config["DISK_MODE"])
         self.hypervisor = Hypervisor(
-            config["LIBVIRT_URI"], keyfile=str(self.ssh_key), timeout=config["HOST_TIMEOUT"]
+            config["LIBVIRT_URI"],
+            keyfile=str(self.ssh_key),
+            timeout=config["HOST_TIMEOUT"],
+            known_hosts=str(self.known_hosts),
         )
         self.provisioner = self._provisioner(app)
 

@@ -3,6 +3,7 @@
 import functools
 import os
 import re
+import shutil
 import subprocess
 
 import pytest
@@ -12,6 +13,7 @@ from app import create_app
 from app.adapters.provisioner import RecordingProvisioner
 from app.db import get_db
 from app.repositories import users as users_repo
+from tests.lab import lab
 
 ADMIN_PASSWORD = "admin-password-1"
 OPERATOR_PASSWORD = "operator-password-1"
@@ -127,3 +129,32 @@ def operator_client(app):
     client = app.test_client()
     assert login(client, "oper", OPERATOR_PASSWORD).status_code == 302
     return client
+
+
+# Lab hosts (integration and browser tiers): started once per session, stopped by pid.
+LAB_TOOLS = ["unshare", "nsenter", "libvirtd", "virtlogd", "sshd", "sshpass", "sudo", "virsh"]
+
+
+def lab_unavailable_reason() -> str | None:
+    """Say why lab hosts cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "lab hosts need root (namespaces, users, daemons)"
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = [tool for tool in LAB_TOOLS if not shutil.which(tool, path=path)]
+    if missing:
+        return f"lab hosts need {', '.join(missing)} (make test installs the host packages)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab_hosts():
+    """Start two lab hosts for the session and tear them down after it."""
+    reason = lab_unavailable_reason()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the lab tiers: {reason}")
+    if reason:
+        pytest.skip(reason)
+    try:
+        yield lab.up(2)
+    finally:
+        lab.down()

@@ -87,7 +87,7 @@ class AnsibleProvisioner:
     """Runs Nube's playbooks on the controller (local) or a host (SSH), never keeping secrets."""
 
     def __init__(self, plays_dir, work_dir, ssh_key, known_hosts, keep=50):
-        self.plays_dir = Path(plays_dir)
+        self.plays_dir = Path(plays_dir).resolve()  # ansible-runner runs in its own folder
         self.work_dir = Path(work_dir)
         self.ssh_key = Path(ssh_key)
         self.known_hosts = Path(known_hosts)
@@ -144,7 +144,7 @@ class AnsibleProvisioner:
             }
         ssh_args = (
             f"-o UserKnownHostsFile={self.known_hosts} -o StrictHostKeyChecking=yes"
-            " -o ControlMaster=no -o PreferredAuthentications=publickey,password"
+            " -o PreferredAuthentications=publickey,password"
             " -o ConnectTimeout=15"
         )
         values = {
@@ -183,24 +183,33 @@ class AnsibleProvisioner:
         if password:
             options["passwords"] = {prompt: password for prompt in PASSWORD_PROMPTS}
             options["cmdline"] = "--ask-pass --ask-become-pass" if host else "--ask-become-pass"
-        result = ansible_runner.run(
-            private_data_dir=str(private),
-            playbook=str(path),
-            inventory=self._inventory(host),
-            extravars=dict(extravars or {}),
-            envvars={
-                "ANSIBLE_HOST_KEY_CHECKING": "True",
-                "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_RETRY_FILES_ENABLED": "False",
-                "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
-            },
-            event_handler=events,
-            cancel_callback=(lambda: bool(cancel and cancel())),
-            suppress_env_files=True,  # passwords and extravars never land in env/ files
-            quiet=True,
-            timeout=timeout,
-        )
-        self._rotate()
+        # SSH connection sharing per run, in a short path (sockets have a length limit): one
+        # left over from an earlier run would outlive a removed key or a changed host key.
+        control_dir = tempfile.mkdtemp(prefix="nube-cp-")
+        try:
+            result = ansible_runner.run(
+                private_data_dir=str(private),
+                playbook=str(path),
+                inventory=self._inventory(host),
+                extravars=dict(extravars or {}),
+                envvars={
+                    "ANSIBLE_HOST_KEY_CHECKING": "True",
+                    "ANSIBLE_NOCOLOR": "1",
+                    "ANSIBLE_RETRY_FILES_ENABLED": "False",
+                    "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+                    "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=5s",
+                    "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin",
+                },
+                event_handler=events,
+                cancel_callback=(lambda: bool(cancel and cancel())),
+                suppress_env_files=True,  # passwords and extravars never land in env/ files
+                quiet=True,
+                timeout=timeout,
+                **options,
+            )
+        finally:
+            shutil.rmtree(control_dir, ignore_errors=True)
+            self._rotate()
         if result.status == "canceled":
             raise OperationCanceled(f"{playbook} canceled")
         if result.status != "successful" or result.rc != 0:

@@ -86,8 +86,11 @@ class _Entry:
 class Hypervisor:
     """Talks to the libvirt daemons of all hosts; one object shared by all threads."""
 
-    def __init__(self, uri_template: str, keyfile: str = "", timeout: float = 10.0):
+    def __init__(
+        self, uri_template: str, keyfile: str = "", timeout: float = 10.0, known_hosts: str = ""
+    ):
         self.uri_template, self.keyfile, self.timeout = uri_template, keyfile, timeout
+        self.known_hosts = known_hosts
         self._lock = threading.Lock()  # guards the dicts below; never held during a libvirt call
         self._conns: dict[str, _Entry] = {}
         self._stuck: dict[str, int] = {}  # per URI: abandoned waits whose thread still runs
@@ -97,6 +100,7 @@ class Hypervisor:
         row = dict(host)  # a dict or an sqlite3.Row
         fields = {k: "" if row.get(k) is None else row[k] for k in _URI_FIELDS}
         fields["keyfile"] = quote(self.keyfile, safe="/~._-")
+        fields["known_hosts"] = quote(self.known_hosts, safe="/~._-")
         try:
             return self.uri_template.format(**fields)
         except (KeyError, IndexError) as exc:

@@ -248,6 +248,7 @@ class Storage:
         try:
             self.qemu_img.run(args, log)
             os.chmod(tmp, 0o644)  # QEMU runs as another user on hosts
+            _own_like(tmp, self.vms_dir)
             self._place(tmp, final, f"a disk for VM {vm_id} already exists")
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -274,3 +275,11 @@ class Storage:
         if not path.is_file():
             raise NotFound(f"no disk for VM {vm_id}")
         return self.qemu_img.info(path)
+
+
+def _own_like(path, folder):
+    """Give a new file the owner of its folder (root only): over an all_squash NFS export
+    hosts write as nobody, and iaas_init.yaml makes vms/ nobody's."""
+    if os.geteuid() == 0:
+        info = os.stat(folder)
+        os.chown(path, info.st_uid, info.st_gid)

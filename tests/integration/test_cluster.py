@@ -1,0 +1,221 @@
+"""Nube end to end on lab hosts: real ansible-runner over SSH, real libvirtd and QEMU, real disks.
+
+The tests of this module run in order on one controller and two lab hosts; each step checks the
+outcome on the hosts themselves (virsh over the host's URI, QEMU processes), not only Nube's rows.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from app import core, create_app
+from app.db import get_db
+from tests.conftest import make_image
+from tests.lab import lab
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "base.qcow2"
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_hosts):
+    """A controller (real provisioner, libssh URIs) whose repository QEMU can reach."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    top = Path(tempfile.mkdtemp(prefix="nube-it-"))
+    top.chmod(0o755)  # QEMU (libvirt-qemu) must traverse every folder above the disks
+    repository = top / "export" / "iaas"
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(top / "instance"),
+            "DATABASE": str(top / "nube.sqlite"),
+            "REPOSITORY": str(repository),
+            "QUEUE": "immediate",
+            "PROVISIONER": "ansible",
+            "EXPORT": "none",
+            "STOP_TIMEOUT": 3,
+            "HOST_TIMEOUT": 20,
+            "SECRET_KEY": "integration",
+        }
+    )
+    with app.app_context():
+        core.init()  # iaas_init.yaml for real (export none: no kernel NFS here)
+        make_image(repository / "images" / IMAGE, size="64M", fmt="qcow2")
+        yield {"app": app, "hosts": lab_hosts, "repository": repository}
+        try:
+            core.destroy()
+        finally:
+            app.extensions["nube"].hypervisor.close()
+            shutil.rmtree(top, ignore_errors=True)
+
+
+def host_uri(app, name):
+    """The libvirt URI Nube uses for a registered host."""
+    row = get_db().execute("SELECT * FROM hosts WHERE name = ?", (name,)).fetchone()
+    return app.extensions["nube"].hypervisor.uri_for(dict(row))
+
+
+def virsh(app, host_name, *args):
+    """virsh over the same URI (key and known_hosts) Nube uses for that host."""
+    result = subprocess.run(
+        ["virsh", "-c", host_uri(app, host_name), *args], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def last_operation(kind):
+    """The newest operation of a kind, with its log."""
+    row = dict(
+        get_db()
+        .execute("SELECT * FROM operations WHERE kind = ? ORDER BY id DESC", (kind,))
+        .fetchone()
+    )
+    row["log"] = "\n".join(
+        r[0]
+        for r in get_db().execute(
+            "SELECT message FROM operation_log WHERE operation_id = ? ORDER BY id", (row["id"],)
+        )
+    )
+    return row
+
+
+def test_wrong_password_fails_with_a_readable_log_and_changes_nothing(cluster):
+    lab_host = cluster["hosts"][0]
+    before = core.listHosts()
+    with pytest.raises(core.OperationFailed) as raised:
+        core.addHost(
+            {
+                "address": lab_host["address"],
+                "user": lab_host["user"],
+                "password": "not-the-password",
+                "name": "wrongpw",
+                "share": "bind",
+            }
+        )
+    assert "already exists" not in str(raised.value)
+    op = last_operation("host.add")
+    assert op["status"] == "failed" and op["target_name"] == "wrongpw"
+    assert "not-the-password" not in op["log"] and op["error"]
+    assert core.listHosts() == before
+
+
+def test_unreachable_address_fails_and_changes_nothing(cluster):
+    before = core.listHosts()
+    with pytest.raises(core.OperationFailed, match="127.0.0.250"):
+        core.addHost({"address": "127.0.0.250", "user": "nobody", "password": "x", "share": "bind"})
+    assert core.listHosts() == before
+    assert last_operation("host.add")["status"] == "failed"
+
+
+def test_add_two_hosts_with_their_passwords(cluster):
+    for index, lab_host in enumerate(cluster["hosts"], start=1):
+        host = core.addHost(
+            {
+                "address": lab_host["address"],
+                "user": lab_host["user"],
+                "password": lab_host["password"],
+                "name": f"lab{index}",
+                "share": "bind",
+                "network": "none",
+            }
+        )
+        assert host["state"] == "ready" and host["cpus"] > 0 and host["mem"] > 0
+        op = last_operation("host.add")
+        assert op["status"] == "succeeded"
+        assert "changed: [lab" in op["log"] and lab_host["password"] not in op["log"]
+    stored = get_db().execute("SELECT host_key, password_enc FROM hosts").fetchall()
+    assert all(row["host_key"].startswith("ssh-") for row in stored)
+    assert all(
+        lab["password"] not in row["password_enc"]
+        for row, lab in zip(stored, cluster["hosts"], strict=True)
+    )
+    # after host_add, libvirt is reached with the controller's key, checked against known_hosts
+    for name in ("lab1", "lab2"):
+        assert "Name" in virsh(cluster["app"], name, "list", "--all")
+
+
+def test_four_vms_are_spread_and_defined_where_nube_says(cluster):
+    for n in range(4):
+        core.addVm({"id": f"it{n}", "image": IMAGE, "mem": 64 + 16 * n})
+    vms = {vm["id"]: vm for vm in core.listVms()}
+    assert sorted(vm["host_name"] for vm in vms.values()) == ["lab1", "lab1", "lab2", "lab2"]
+    for vm in vms.values():
+        names = virsh(cluster["app"], vm["host_name"], "list", "--all", "--name").split()
+        assert vm["id"] in names
+        other = "lab2" if vm["host_name"] == "lab1" else "lab1"
+        assert vm["id"] not in virsh(cluster["app"], other, "list", "--all", "--name").split()
+        xml = ET.fromstring(virsh(cluster["app"], vm["host_name"], "dumpxml", vm["id"]))
+        assert int(xml.findtext("memory")) == vm["mem"] * 1024  # KiB
+        assert xml.find("devices/disk/source").get("file") == f"/mnt/iaas/vms/{vm['id']}.qcow2"
+        disk = cluster["repository"] / "vms" / f"{vm['id']}.qcow2"
+        assert disk.exists() and disk.stat().st_size < 1024 * 1024  # a thin overlay
+
+
+def test_start_runs_qemu_on_that_host(cluster):
+    core.startVm("it0")
+    vm = core.listVms("id = it0")[0]
+    assert vm["state"] == "running"
+    states = virsh(cluster["app"], vm["host_name"], "domstate", "it0")
+    assert "running" in states
+    qemu = subprocess.run(["pgrep", "-f", "guest=it0"], capture_output=True, text=True)
+    assert qemu.stdout.strip(), "no QEMU process for it0"
+
+
+def test_graceful_stop_falls_back_to_force_off(cluster):
+    core.stopVm("it0")  # a blank disk ignores ACPI: forced off after STOP_TIMEOUT
+    assert core.listVms("id = it0")[0]["state"] == "stopped"
+    assert (
+        "forcing it0 off" in last_operation("vm.stop")["log"]
+        or "shut down" in last_operation("vm.stop")["log"]
+    )
+    assert "shut off" in virsh(
+        cluster["app"], core.listVms("id = it0")[0]["host_name"], "domstate", "it0"
+    )
+
+
+def test_force_off_and_remove(cluster):
+    core.startVm("it1")
+    core.stopVm("it1", force=True)
+    assert core.listVms("id = it1")[0]["state"] == "stopped"
+    host_name = core.listVms("id = it1")[0]["host_name"]
+    core.startVm("it1")
+    core.removeVm("it1")  # running: forced off, undefined, disk deleted
+    assert core.listVms("id = it1") == []
+    assert "it1" not in virsh(cluster["app"], host_name, "list", "--all", "--name").split()
+    assert not (cluster["repository"] / "vms" / "it1.qcow2").exists()
+
+
+def test_missing_image_and_too_little_memory(cluster):
+    before = core.listVms()
+    with pytest.raises(core.NotFound):
+        core.addVm({"id": "ghost", "image": "nope.qcow2", "mem": 64})
+    with pytest.raises(core.InvalidInput) as raised:
+        core.addVm({"id": "huge", "image": IMAGE, "mem": 4_000_000})
+    assert "lab1" in str(raised.value) and "lab2" in str(raised.value)
+    assert core.listVms() == before
+    assert not (cluster["repository"] / "vms" / "huge.qcow2").exists()
+
+
+def test_remove_a_host_that_still_has_a_vm(cluster):
+    host = next(h for h in core.listHosts() if h["name"] == "lab2")
+    on_it = [vm["id"] for vm in core.listVms(f"host = {host['id']}")]
+    assert on_it
+    core.startVm(on_it[0])
+    core.removeHost(host["id"])
+    assert [h["name"] for h in core.listHosts()] == ["lab1"]
+    assert core.listVms(f"host = {host['id']}") == []
+    for vm_id in on_it:
+        assert not (cluster["repository"] / "vms" / f"{vm_id}.qcow2").exists()
+    assert last_operation("host.remove")["status"] == "succeeded"
+    # the host's own libvirt no longer has the VMs, and Nube's key is gone from it
+    listed = lab.in_host(2, "virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout
+    assert not set(on_it) & set(listed.split())
+    keys = lab.host_dir(2) / "home" / ".ssh" / "authorized_keys"
+    assert "nube-controller" not in keys.read_text()
