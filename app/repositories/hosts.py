@@ -144,3 +144,16 @@ def addresses(conn, share):
 def state_counts(conn):
     """{state: count} over all hosts."""
     return dict(conn.execute("SELECT state, COUNT(*) FROM hosts GROUP BY state").fetchall())
+
+
+def live_states(conn, ids):
+    """The columns live pages follow (capacity and allocation included), for the hosts among ids."""
+    marks = ", ".join("?" for _ in ids)
+    return conn.execute(
+        "SELECT h.id, h.state, h.task, h.task_op, h.cpus, h.mem,"
+        " COALESCE(SUM(v.mem), 0) AS mem_allocated, COALESCE(SUM(v.vcpus), 0) AS vcpus_allocated,"
+        " h.free_mem, COUNT(v.id) AS vm_count, h.last_seen"
+        f" FROM hosts h LEFT JOIN vms v ON v.host_id = h.id WHERE h.id IN ({marks})"
+        " GROUP BY h.id",
+        list(ids),
+    ).fetchall()

@@ -110,3 +110,11 @@ def delete(conn, vm_id):
 def state_counts(conn):
     """{state: count} over all VMs."""
     return dict(conn.execute("SELECT state, COUNT(*) FROM vms GROUP BY state").fetchall())
+
+
+def live_states(conn, ids):
+    """The columns live pages follow, for the VMs among ids."""
+    marks = ", ".join("?" for _ in ids)
+    return conn.execute(
+        f"SELECT id, state, task, task_op, last_seen FROM vms WHERE id IN ({marks})", list(ids)
+    ).fetchall()

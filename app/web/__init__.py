@@ -27,6 +27,7 @@ def init_web(app):
     csrf.init_app(app)
     bootstrap.init_app(app)
 
+    from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .hosts import bp as hosts_bp
     from .images import bp as images_bp
@@ -37,6 +38,7 @@ def init_web(app):
 
     for blueprint in (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(api_bp)
 
     @app.before_request
     def start_timer():
@@ -50,6 +52,8 @@ def init_web(app):
             return None
         if request.endpoint is None:
             return None  # unknown URL: let it 404 rather than reveal the login page
+        if request.path.startswith("/api/"):
+            return {"error": "login required"}, 401  # a poller wants JSON, not the login page
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
     @app.after_request

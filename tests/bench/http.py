@@ -3,6 +3,7 @@
 import http.cookiejar
 import re
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -16,6 +17,15 @@ class Response:
     body: bytes
     server_ms: float
     client_ms: float
+
+
+@dataclass
+class RawResponse:
+    """Status, ETag and size on the wire (status line, headers and body) of a response."""
+
+    status: int
+    etag: str | None
+    wire_bytes: int
 
 
 class Session:
@@ -43,6 +53,19 @@ class Session:
         client_ms = (time.perf_counter() - started) * 1000
         match = re.search(r"dur=([0-9.]+)", timing)
         return Response(status, payload, float(match.group(1)) if match else 0.0, client_ms)
+
+    def request_raw(self, path, etag=None):
+        """A GET that may answer 304; returns status, ETag and the bytes on the wire."""
+        request = urllib.request.Request(self.base_url + path)
+        if etag:
+            request.add_header("If-None-Match", etag)
+        try:
+            with self.opener.open(request, timeout=60) as response:
+                body, status, headers = response.read(), response.status, response.headers
+        except urllib.error.HTTPError as error:  # 304 Not Modified arrives as an "error"
+            body, status, headers = error.read(), error.code, error.headers
+        head = sum(len(k) + len(v) + 4 for k, v in headers.items()) + 17
+        return RawResponse(status, headers.get("ETag"), head + len(body))
 
     def get(self, path):
         """GET a path."""

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench import load as load_bench
 from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
 from tests.bench.http import Session
@@ -205,11 +206,31 @@ def monitoring():
     )
 
 
+def load():
+    """The concurrent-clients benchmark and live-update bytes."""
+    figures = load_bench.main(Server, environment)
+    save("load", figures)
+    print(
+        f"\n{figures['clients']} concurrent clients, 10,000 VMs: {figures['requests']} requests,"
+        f" {figures['errors']} errors"
+    )
+    for name in ("overview", "vm_list"):
+        row = figures[name]
+        print(f"  {name:10} median {row['median_ms']:7.1f} ms   p99 {row['p99_ms']:7.1f} ms")
+    for name, row in figures["live"].items():
+        print(
+            f"  {name:10} page {row['page_bytes']} B; live polling"
+            f" {row['live_bytes_per_minute']} B/min ({row['poll_bytes_unchanged']} B per"
+            " unchanged poll)"
+        )
+
+
 def main():
     """Every benchmark; figures to bench-results.json."""
     vm_list()
     operations()
     monitoring()
+    load()
     print(f"\nresults written to {RESULTS}")
 
 

@@ -3,7 +3,7 @@
 from flask import current_app, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
-from ...services import hosts, operations, vms
+from ...services import charts, hosts, operations, vms
 from ..helpers import Page, actor, flash_error, flash_operation
 from . import bp
 from .forms import ConfirmForm, HostEditForm, HostForm
@@ -50,6 +50,7 @@ def show(host_id):
         host=host,
         vms=vms.search(f"host = {host_id}"),
         operations=operations.for_target("host", host_id),
+        history=charts.host_history(host),
         confirm=ConfirmForm(),
     )
 

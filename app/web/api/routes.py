@@ -1,0 +1,64 @@
+"""Routes of the api blueprint: what changed on the rows a page shows, as JSON.
+
+Every answer carries an ETag (a hash of its data without the time stamp); a poll that sends it
+back in If-None-Match gets 304 with no body while nothing changed.
+"""
+
+import hashlib
+import json
+
+from flask import jsonify, request
+
+from ...errors import InvalidInput
+from ...services import charts, live
+from . import bp
+
+
+def _answer(data):
+    """data plus the server's time as JSON, with an ETag; 304 when the client has it already."""
+    tag = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+    response = jsonify({**data, "ts": live.stamp()})
+    response.set_etag(tag)
+    response.headers["Cache-Control"] = "no-cache, private"
+    return response.make_conditional(request)
+
+
+def _ids(integers=False):
+    """The ids a poll asks about (?ids=a,b,c)."""
+    return live.parse_ids(request.args.get("ids", ""), integers=integers)
+
+
+@bp.errorhandler(InvalidInput)
+def bad_request(error):
+    """A malformed poll: say why, as JSON."""
+    return jsonify(error=str(error)), 400
+
+
+@bp.route("/vms")
+def vms():
+    """State, task and freshness of the VMs a page shows."""
+    return _answer({"vms": live.vms(_ids())})
+
+
+@bp.route("/hosts")
+def hosts():
+    """State, task, capacity and freshness of the hosts a page shows."""
+    return _answer({"hosts": live.hosts(_ids(integers=True))})
+
+
+@bp.route("/overview")
+def overview():
+    """Counts by state, cluster totals and the recent and in-progress operations."""
+    return _answer(live.overview())
+
+
+@bp.app_template_global()
+def usage_bar_data(used, total):
+    """A usage bar's percent, width and colour; for templates."""
+    return charts.usage(used, total)
+
+
+@bp.app_template_global()
+def usage_levels():
+    """The usage bar colour thresholds, for the live script (defined once in charts)."""
+    return charts.USAGE_LEVELS

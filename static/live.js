@@ -1,0 +1,451 @@
+// Keeps the overview, host and VM pages current without reloads. Every 3 s while the tab is
+// visible it asks the small /api/ endpoints about the rows the page shows (sending the last ETag,
+// so an unchanged answer is a bodiless 304) and updates badges, tasks, action buttons, usage bars,
+// counts and operation progress in place. Markup comes from the server (templates, <template>
+// clones); this script only sets text nodes, attributes and classes.
+(() => {
+  "use strict";
+
+  const root = document.querySelector("[data-live]");
+  if (!root) {
+    return;
+  }
+  const INTERVAL_MS = 3000;
+  const MAX_INTERVAL_MS = 30000;
+  const MAX_IDS = 200;
+  const SCOPES = "[data-vm-id], [data-host-id], [data-live]";
+  const ACTIVE = ["pending", "running"];
+  const colours = JSON.parse(root.dataset.colours || "{}");
+  const levels = JSON.parse(root.dataset.levels || "[]");
+  const operationsUrl = root.dataset.operationsUrl || "/operations/";
+  const etags = new Map(); // kind -> {url, tag}
+  let delay = INTERVAL_MS;
+  let timer = null;
+  let polling = false;
+  let stopped = false;
+
+  // --- formatting (the same as the server's template filters) ---
+
+  function roundHalfEven(value) {
+    const rounded = Math.round(value);
+    return Math.abs(value % 1) === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
+  }
+
+  function mib(value) {
+    if (value === null || value === undefined) {
+      return "-";
+    }
+    return value >= 1024
+      ? `${(roundHalfEven((value * 10) / 1024) / 10).toFixed(1)} GiB`
+      : `${value} MiB`;
+  }
+
+  const when = (stamp) => (stamp ? String(stamp).slice(0, 19).replace("T", " ") : "never");
+  const text = (value) => (value === null || value === undefined ? "-" : String(value));
+  const FORMATS = { mib, when, text };
+
+  // --- small DOM helpers ---
+
+  function setText(element, text) {
+    if (element && element.textContent !== text) {
+      element.textContent = text;
+    }
+  }
+
+  function setClass(element, name) {
+    if (element && element.className !== name) {
+      element.className = name;
+    }
+  }
+
+  // Elements matching selector whose nearest live scope is scope (a VM row inside a host page
+  // belongs to the VM, not to the host).
+  function within(scope, selector) {
+    const found = Array.from(scope.querySelectorAll(selector));
+    return found.filter((element) => element.closest(SCOPES) === scope);
+  }
+
+  function scopes(attribute) {
+    const selector = `[data-${attribute}]`;
+    const all = [root, ...root.querySelectorAll(selector)];
+    return all.filter((element) => element.matches(selector));
+  }
+
+  // --- what changes ---
+
+  function setBadge(element, status) {
+    const badge = element.classList.contains("badge") ? element : element.querySelector(".badge");
+    const text = status || "-";
+    setClass(badge, `badge text-bg-${colours[status] || "light"} status-${text}`);
+    setText(badge, text);
+  }
+
+  function spinner() {
+    const span = document.createElement("span");
+    span.className = "spinner-border spinner-border-sm me-1";
+    span.setAttribute("role", "status");
+    span.setAttribute("aria-hidden", "true");
+    return span;
+  }
+
+  function setTask(element, record) {
+    const value = `${record.task || ""}|${record.task_op || ""}`;
+    if (element.dataset.value === value) {
+      return;
+    }
+    element.dataset.value = value;
+    element.replaceChildren();
+    if (record.task) {
+      element.appendChild(spinner());
+      if (record.task_op) {
+        const link = document.createElement("a");
+        link.href = `${operationsUrl}${Number(record.task_op)}`;
+        link.textContent = record.task;
+        element.appendChild(link);
+      } else {
+        element.appendChild(document.createTextNode(record.task));
+      }
+    } else if (element.dataset.empty) {
+      const empty = document.createElement("span");
+      empty.className = "text-secondary";
+      empty.textContent = element.dataset.empty;
+      element.appendChild(empty);
+    }
+  }
+
+  // A VM's buttons: a clone of the page's template, showing those whose data-show-when lists
+  // the state; while a task runs every button is disabled and the task shows with a spinner.
+  function setActions(element, vmId, record) {
+    const state = record.state || "";
+    const task = record.task || "";
+    if (element.dataset.state === state && element.dataset.task === task) {
+      return;
+    }
+    const template = document.getElementById("vm-actions-template");
+    if (!template) {
+      return;
+    }
+    const box = template.content.firstElementChild.cloneNode(true);
+    for (const form of box.querySelectorAll("form")) {
+      const action = form.getAttribute("action").replace("__vm__", encodeURIComponent(vmId));
+      form.setAttribute("action", action);
+      if (form.dataset.confirm) {
+        form.dataset.confirm = form.dataset.confirm.replace("__vm__", vmId);
+      }
+    }
+    for (const part of box.querySelectorAll("[data-show-when]")) {
+      const words = part.dataset.showWhen.split(/\s+/);
+      part.hidden = words.includes("busy") ? !task : !words.includes(state);
+    }
+    for (const button of box.querySelectorAll("button")) {
+      button.disabled = Boolean(task);
+    }
+    const link = box.querySelector('[data-slot="task"]');
+    if (link) {
+      link.textContent = task;
+      if (record.task_op) {
+        link.href = `${operationsUrl}${Number(record.task_op)}`;
+      }
+    }
+    element.replaceChildren(box);
+    element.dataset.state = state;
+    element.dataset.task = task;
+  }
+
+  function setBar(element, record) {
+    const usedKey = element.dataset.used;
+    const totalKey = element.dataset.total;
+    if (!(usedKey in record) || !(totalKey in record)) {
+      return;
+    }
+    const used = Number(record[usedKey] || 0);
+    const total = Number(record[totalKey] || 0);
+    const format = element.dataset.fmt === "mib" ? mib : String;
+    const verb = element.dataset.verb ? ` ${element.dataset.verb}` : "";
+    const unit = element.dataset.unit ? ` ${element.dataset.unit}` : "";
+    let percent = null;
+    let colour = "secondary";
+    let label = `${format(used)}${verb}, capacity not known yet`;
+    if (total) {
+      percent = roundHalfEven((100 * used) / total);
+      const level = levels.find(([limit]) => percent > limit);
+      colour = level ? level[1] : "primary";
+      label = `${format(used)}${verb} of ${format(total)}${unit} (${percent}%)`;
+    }
+    const progress = element.querySelector(".progress");
+    const bar = element.querySelector(".progress-bar");
+    setClass(bar, `progress-bar bg-${colour}`);
+    const width = `${percent === null ? 0 : Math.min(100, percent)}%`;
+    if (bar && bar.style.width !== width) {
+      bar.style.width = width;
+    }
+    if (progress) {
+      progress.setAttribute("aria-valuenow", String(percent || 0));
+    }
+    setText(element.querySelector("[data-bar-label]"), label);
+  }
+
+  // One polled record (a VM, a host, the cluster totals) onto its scope's hooks.
+  function applyRecord(scope, record, id) {
+    for (const element of within(scope, "[data-field]")) {
+      const key = element.dataset.field;
+      if (!(key in record)) {
+        continue;
+      }
+      const kind = element.dataset.format || "text";
+      if (kind === "badge") {
+        setBadge(element, record[key]);
+      } else if (kind === "task") {
+        setTask(element, record);
+      } else {
+        setText(element, (FORMATS[kind] || FORMATS.text)(record[key]));
+      }
+    }
+    for (const element of within(scope, "[data-bar]")) {
+      setBar(element, record);
+    }
+    if ("task" in record) {
+      for (const element of within(scope, "[data-actions]")) {
+        setActions(element, id, record);
+      }
+      for (const element of within(scope, "[data-disable-when-busy]")) {
+        element.disabled = Boolean(record.task);
+      }
+    }
+  }
+
+  // A row whose VM or host no longer exists: greyed, no buttons, no longer polled.
+  function markGone(scope) {
+    scope.dataset.gone = "1";
+    scope.classList.add("opacity-50");
+    for (const element of within(scope, '[data-field][data-format="badge"]')) {
+      setBadge(element, "removed");
+    }
+    for (const element of within(scope, "[data-actions], [data-field][data-format='task']")) {
+      element.replaceChildren();
+    }
+    for (const element of within(scope, "button, [data-disable-when-busy]")) {
+      element.disabled = true;
+    }
+  }
+
+  function applyRows(attribute, records) {
+    for (const scope of scopes(attribute)) {
+      if (scope.dataset.gone) {
+        continue;
+      }
+      const id = scope.getAttribute(`data-${attribute}`);
+      if (records[id]) {
+        applyRecord(scope, records[id], id);
+      } else {
+        markGone(scope);
+      }
+    }
+  }
+
+  // --- the overview ---
+
+  function fillOperation(item, op) {
+    const status = op.status;
+    const active = ACTIVE.includes(status);
+    const total = Number(op.progress_total || 0);
+    const done = Number(op.progress_done || 0);
+    const link = item.querySelector('[data-slot="link"]');
+    if (link) {
+      link.href = `${operationsUrl}${Number(op.id)}`;
+    }
+    setText(item.querySelector('[data-slot="id"]'), String(op.id));
+    setText(item.querySelector('[data-slot="kind"]'), op.kind || "");
+    setText(item.querySelector('[data-slot="target"]'), op.target_name || "");
+    setBadge(item.querySelector('[data-slot="status"]'), status);
+    let percent = 100;
+    let note = status === "pending" ? "waiting for a worker" : active ? "working" : "";
+    if (total > 0) {
+      percent = Math.min(100, roundHalfEven((100 * done) / total));
+      note = `${done} of ${total} tasks`;
+    }
+    let name = "progress-bar";
+    if (!active) {
+      name += ` bg-${colours[status] || "secondary"}`;
+    } else if (!total) {
+      name += " progress-bar-striped progress-bar-animated";
+    }
+    const bar = item.querySelector(".progress-bar");
+    setClass(bar, name);
+    if (bar && bar.style.width !== `${percent}%`) {
+      bar.style.width = `${percent}%`;
+    }
+    const progress = item.querySelector(".progress");
+    if (progress) {
+      progress.setAttribute("aria-valuenow", String(percent));
+    }
+    setText(item.querySelector('[data-slot="progress"]'), note);
+  }
+
+  function applyOperations(operations) {
+    const list = document.getElementById("live-operations");
+    const template = document.getElementById("op-item-template");
+    for (const op of operations) {
+      const id = Number(op.id);
+      const row = root.querySelector(`tr[data-operation-id="${id}"]`);
+      if (row) {
+        setBadge(row, op.status);
+        if (row.cells.length > 4) {
+          const total = op.progress_total;
+          setText(row.cells[4], total ? `${op.progress_done || 0}/${total}` : "-");
+        }
+      }
+      if (!list || !template) {
+        continue;
+      }
+      let item = list.querySelector(`[data-op-id="${id}"]`);
+      if (!item && !ACTIVE.includes(op.status)) {
+        continue; // finished before this page saw it run
+      }
+      if (!item) {
+        item = template.content.firstElementChild.cloneNode(true);
+        item.dataset.opId = String(id);
+        const older = Array.from(list.children).find((child) => Number(child.dataset.opId) < id);
+        list.insertBefore(item, older || null);
+      }
+      fillOperation(item, op);
+    }
+    if (list) {
+      const empty = document.getElementById("live-operations-empty");
+      if (empty) {
+        empty.classList.toggle("d-none", list.children.length > 0);
+      }
+    }
+  }
+
+  function applyOverview(data) {
+    for (const element of root.querySelectorAll("[data-count-of]")) {
+      const [group, state] = element.dataset.countOf.split(":");
+      const count = Number((data[`${group}_by_state`] || {})[state] || 0);
+      setText(element, String(count));
+      const item = element.closest("[data-count]");
+      if (item) {
+        item.dataset.count = String(count);
+      }
+      const link = element.closest("a");
+      if (link) {
+        link.classList.toggle("opacity-50", !count);
+      }
+    }
+    applyRecord(root, data.totals || {});
+    applyOperations(data.operations || []);
+  }
+
+  // --- polling ---
+
+  function ids(attribute) {
+    const found = scopes(attribute)
+      .filter((element) => !element.dataset.gone)
+      .map((element) => element.getAttribute(`data-${attribute}`));
+    return Array.from(new Set(found)).slice(0, MAX_IDS);
+  }
+
+  function jobs() {
+    const list = [];
+    const vmIds = ids("vm-id");
+    if (root.dataset.vmsUrl && vmIds.length) {
+      const query = vmIds.map(encodeURIComponent).join(",");
+      list.push({
+        kind: "vms",
+        url: `${root.dataset.vmsUrl}?ids=${query}`,
+        apply: (data) => applyRows("vm-id", data.vms || {}),
+      });
+    }
+    const hostIds = ids("host-id");
+    if (root.dataset.hostsUrl && hostIds.length) {
+      const query = hostIds.map(encodeURIComponent).join(",");
+      list.push({
+        kind: "hosts",
+        url: `${root.dataset.hostsUrl}?ids=${query}`,
+        apply: (data) => applyRows("host-id", data.hosts || {}),
+      });
+    }
+    if (root.dataset.overviewUrl) {
+      list.push({ kind: "overview", url: root.dataset.overviewUrl, apply: applyOverview });
+    }
+    return list;
+  }
+
+  class Gone extends Error {}
+
+  async function fetchJson(job) {
+    const headers = { Accept: "application/json" };
+    const known = etags.get(job.kind);
+    if (known && known.url === job.url) {
+      headers["If-None-Match"] = known.tag;
+    }
+    const response = await fetch(job.url, {
+      headers,
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    if (response.status === 304) {
+      return null; // nothing changed since the last answer
+    }
+    const type = response.headers.get("Content-Type") || "";
+    if (!response.ok || response.redirected || !type.includes("application/json")) {
+      throw new Gone(`${response.status}`); // logged out, or a bad request: stop following
+    }
+    const tag = response.headers.get("ETag");
+    if (tag) {
+      etags.set(job.kind, { url: job.url, tag });
+    }
+    return response.json();
+  }
+
+  function schedule(ms) {
+    window.clearTimeout(timer);
+    timer = null;
+    if (!stopped && document.visibilityState === "visible") {
+      timer = window.setTimeout(poll, ms);
+    }
+  }
+
+  async function poll() {
+    timer = null;
+    if (polling || stopped) {
+      return;
+    }
+    const list = jobs();
+    if (!list.length) {
+      stopped = true; // nothing on this page to follow any more
+      return;
+    }
+    polling = true;
+    try {
+      const answers = await Promise.all(list.map(fetchJson));
+      answers.forEach((data, index) => {
+        if (data) {
+          list[index].apply(data);
+        }
+      });
+      delay = INTERVAL_MS;
+    } catch (error) {
+      if (error instanceof Gone) {
+        stopped = true;
+        return;
+      }
+      // The controller restarted or the network hiccuped: try again, more slowly.
+      delay = Math.min(MAX_INTERVAL_MS, delay * 2);
+    } finally {
+      polling = false;
+    }
+    schedule(delay);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") {
+      schedule(0); // catch up at once after the tab was hidden
+    } else {
+      window.clearTimeout(timer);
+      timer = null;
+    }
+  });
+
+  schedule(INTERVAL_MS);
+})();
