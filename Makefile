@@ -13,7 +13,7 @@ WORKERS ?= $(or $(NUBE_WORKERS),4)
 # machine's packages), sshpass/sudo for Ansible, and what libvirt-python builds against.
 SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
-	nfs-common util-linux procps iproute2
+	nfs-common util-linux procps iproute2 chromium
 
 .PHONY: run test lint unit integration browser bench lab lab-down system venv clean help
 
@@ -27,6 +27,7 @@ system:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	done); \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

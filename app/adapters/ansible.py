@@ -1,6 +1,9 @@
 """The real provisioner: playbooks through ansible-runner, one private data dir per run."""
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,6 +213,8 @@ class AnsibleProvisioner:
         finally:
             shutil.rmtree(control_dir, ignore_errors=True)
             self._rotate()
+        if result.status in ("canceled", "timeout"):
+            _kill_leftovers(str(private))
         if result.status == "canceled":
             raise OperationCanceled(f"{playbook} canceled")
         if result.status != "successful" or result.rc != 0:
@@ -221,6 +226,32 @@ class AnsibleProvisioner:
         runs = sorted(self.work_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in runs[self.keep :]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _kill_leftovers(marker):
+    """Kill what a stopped run left behind: ansible's workers call setsid, so ansible-runner's
+    kill of the main process group misses them and the tasks they run (found by the run's
+    private folder in their command line, then by parentage)."""
+    parents, roots = {}, set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if marker.encode() in command:
+            roots.add(int(entry))
+    victims, grew = set(roots), True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in victims} - victims
+        victims |= children
+        grew = bool(children)
+    for pid in victims - {os.getpid()}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _key_lines(text):

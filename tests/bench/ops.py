@@ -11,7 +11,7 @@ from app import create_app
 from app.db import get_db
 from app.services import hosts, vms
 from tests.conftest import make_image
-from tests.consumer import Consumer
+from tests.processes import Consumer
 
 NODE_XML = (
     "<node><cpu><mhz>2000</mhz><model>i686</model><nodes>1</nodes><sockets>1</sockets>"

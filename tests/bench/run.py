@@ -6,13 +6,10 @@ benchmarks wrote there) and printed as a table.
 
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tests.bench import load as load_bench
@@ -20,19 +17,13 @@ from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
 from tests.bench.http import Session
 from tests.bench.populate import populate
+from tests.processes import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench-results.json"
 RUNS = 40
 WARMUP = 5
 FILTER = "state = 'error' AND mem >= 512"
-
-
-def free_port():
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def environment(folder):
@@ -47,60 +38,6 @@ def environment(folder):
         "NUBE_QUEUE": "immediate",
         "NUBE_LOGIN_RATE_LIMIT": "1000",
     }
-
-
-class Server:
-    """A gunicorn serving Nube on loopback, stopped by its pid."""
-
-    def __init__(self, env, workers=1, threads=1):
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/gunicorn"),
-                "--workers",
-                str(workers),
-                "--threads",
-                str(threads),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "wsgi:app",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not start")
-
-    def worker_rss_mb(self):
-        """Resident memory of the worker processes, in MB (the largest one)."""
-        children = subprocess.run(
-            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
-        ).stdout.split()
-        sizes = []
-        for pid in children:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    sizes.append(int(line.split()[1]) / 1024)
-        return max(sizes) if sizes else 0.0
-
-    def stop(self):
-        """Stop gunicorn and wait for it."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def server_times(session, path, runs=RUNS):

@@ -222,4 +222,9 @@ def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):
     with pytest.raises(core.NubeError, match="canceled"):
         provisioner.run("slow.yaml", log=log, cancel=cancel.is_set)
     assert any("Say hello" in line for line in lines)
+    # nothing of the run is left running: no ansible worker, no `sleep 120` task
+    leftovers = subprocess.run(
+        ["pgrep", "-f", "slow.yaml|sleep 120"], capture_output=True, text=True
+    ).stdout.split()
+    assert leftovers == []
     assert not any("Wait a long time" in line and line.startswith("ok") for line in lines)

@@ -9,7 +9,7 @@ from app import create_app, tasks
 from app.db import get_db
 from app.services import hosts, vms
 from tests.conftest import make_image
-from tests.consumer import Consumer
+from tests.processes import Consumer
 
 
 @pytest.fixture

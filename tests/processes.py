@@ -1,0 +1,105 @@
+"""Processes tests and benchmarks start, each stopped by its pid: gunicorn, the queue consumer."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Consumer:
+    """`huey_consumer app.worker.huey` in a child process with the given environment."""
+
+    def __init__(self, env, workers=4, periodic=False, log=None):
+        command = [
+            str(Path(sys.executable).parent / "huey_consumer"),
+            "app.worker.huey",
+            "-k",
+            "thread",
+            "-w",
+            str(workers),
+            "-q",
+        ]
+        if not periodic:
+            command.append("-n")
+        self.log = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def stop(self):
+        """SIGINT (huey's graceful stop), then SIGKILL if it lingers."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.log is not subprocess.DEVNULL:
+            self.log.close()
+
+
+def free_port():
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A gunicorn serving Nube on loopback, stopped by its pid."""
+
+    def __init__(self, env, workers=1, threads=1, log=None):
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "--workers",
+                str(workers),
+                "--threads",
+                str(threads),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not start")
+
+    def worker_rss_mb(self):
+        """Resident memory of the worker processes, in MB (the largest one)."""
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout.split()
+        sizes = []
+        for pid in children:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes.append(int(line.split()[1]) / 1024)
+        return max(sizes) if sizes else 0.0
+
+    def stop(self):
+        """Stop gunicorn and wait for it."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
