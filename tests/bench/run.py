@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.bench import cluster as cluster_bench
 from tests.bench import load as load_bench
 from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
@@ -162,12 +163,31 @@ def load():
         )
 
 
+def cluster():
+    """Disk creation overlay vs copy, and the host_add.yaml re-run."""
+    disks = cluster_bench.disk_modes()
+    rerun = cluster_bench.host_add_rerun()
+    save("cluster", {"vm_creation": disks, **rerun})
+    print(
+        f"\n{'VM creation (disk + domain)':28} {'overlay s':>10} {'copy s':>8} {'copy/overlay':>13}"
+    )
+    for size, row in disks.items():
+        print(
+            f"{size:28} {row['overlay_s']:10.4f} {row['copy_s']:8.3f} {row['copy_over_overlay']:13.1f}"
+        )
+    print(
+        f"host_add.yaml re-run on a prepared host: {rerun['host_add_rerun_s']} s (median of"
+        f" {rerun['runs']}; tasks changed per run: {rerun['tasks_changed_per_rerun']})"
+    )
+
+
 def main():
     """Every benchmark; figures to bench-results.json."""
     vm_list()
     operations()
     monitoring()
     load()
+    cluster()
     print(f"\nresults written to {RESULTS}")
 
 

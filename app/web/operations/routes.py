@@ -3,7 +3,7 @@
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from ...errors import InvalidInput, NubeError
-from ...services import operations
+from ...services import operations, recover
 from ..helpers import Page, actor, flash_error
 from . import bp
 from .forms import CancelForm
@@ -35,6 +35,7 @@ def show(op_id):
         lines=lines,
         terminal=op["status"] in operations.TERMINAL,
         cancel_form=CancelForm(),
+        recover_actions=recover.actions(op),
     )
 
 
@@ -72,4 +73,34 @@ def cancel(op_id):
             flash_error(error)
         else:
             flash(f"Cancel requested for operation {op_id}.", "info")
+    return redirect(url_for("operations.show", op_id=op_id))
+
+
+@bp.route("/<int:op_id>/retry", methods=["POST"])
+def retry(op_id):
+    """Start a failed or interrupted operation's action again."""
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            new_id = recover.retry(op_id, actor())
+        except NubeError as error:
+            flash_error(error)
+        else:
+            flash(f"Retrying operation {op_id}.", "info")
+            return redirect(url_for("operations.show", op_id=new_id))
+    return redirect(url_for("operations.show", op_id=op_id))
+
+
+@bp.route("/<int:op_id>/recheck", methods=["POST"])
+def recheck(op_id):
+    """Record the target's real state, as its hypervisor reports it."""
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            new_id = recover.recheck(op_id, actor())
+        except NubeError as error:
+            flash_error(error)
+        else:
+            flash(f"Re-checking the target of operation {op_id}.", "info")
+            return redirect(url_for("operations.show", op_id=new_id))
     return redirect(url_for("operations.show", op_id=op_id))

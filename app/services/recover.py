@@ -1,0 +1,98 @@
+"""Recover actions on a failed or interrupted operation, as OpenNebula's `onevm recover`:
+retry it, or re-check its target and record what the hypervisor really says."""
+
+import json
+
+from ..db import transaction
+from ..errors import Busy, InvalidInput
+from ..ops.launch import launch
+from ..repositories import hosts as hosts_repo
+from ..repositories import vms as vms_repo
+from . import hosts, operations, vms
+from .common import busy_message, db, new_operation
+
+# Importing the work module registers its operation kinds.
+from . import recover_work  # noqa: F401  isort: skip
+
+RECOVERABLE = ("failed", "interrupted", "canceled")
+
+
+def _input(op):
+    """The operation's stored input (never secrets)."""
+    return json.loads(op["input"] or "{}")
+
+
+def _retry_vm_create(op, actor):
+    """Create the VM again from the stored input (on the same host)."""
+    stored = _input(op)
+    data = {key: stored[key] for key in ("id", "image", "mem", "vcpus") if key in stored}
+    data["host"] = stored.get("host")
+    return vms.add(data, actor, wait=False)
+
+
+RETRIES = {
+    "vm.create": _retry_vm_create,
+    "vm.start": lambda op, actor: vms.start(op["target_id"], actor, wait=False),
+    "vm.stop": lambda op, actor: vms.stop(
+        op["target_id"], actor, wait=False, force=op["input"].get("force", False)
+    ),
+    "vm.remove": lambda op, actor: vms.remove(op["target_id"], actor, wait=False),
+    "host.remove": lambda op, actor: hosts.remove(int(op["target_id"]), actor, wait=False),
+}
+
+
+def actions(op):
+    """Which recover actions an operation offers: a subset of ('retry', 'recheck')."""
+    if op["status"] not in RECOVERABLE:
+        return ()
+    offered = []
+    if op["kind"] in RETRIES:
+        offered.append("retry")
+    if _target_exists(op):
+        offered.append("recheck")
+    return tuple(offered)
+
+
+def _target_exists(op):
+    """Whether the operation's VM or host is still registered."""
+    if op["target_type"] == "vm":
+        return vms_repo.get(db(), op["target_id"]) is not None
+    if op["target_type"] == "host" and op["target_id"]:
+        return hosts_repo.get(db(), int(op["target_id"])) is not None
+    return False
+
+
+def retry(op_id, actor):
+    """Start the same action again; returns the new operation id."""
+    op = operations.get(op_id)
+    if "retry" not in actions(op):
+        raise InvalidInput(f"operation {op_id} ({op['kind']}, {op['status']}) cannot be retried")
+    return RETRIES[op["kind"]](op, actor)
+
+
+def recheck(op_id, actor):
+    """Read the target's real state from its hypervisor and record it; returns the operation id."""
+    op = operations.get(op_id)
+    if "recheck" not in actions(op):
+        raise InvalidInput(f"operation {op_id}'s target no longer exists: nothing to re-check")
+    conn = db()
+    kind = f"{op['target_type']}.recheck"
+    with transaction(conn):
+        new_id = new_operation(
+            conn,
+            kind,
+            op["target_type"],
+            op["target_id"],
+            op["target_name"],
+            actor,
+            {"after": op["id"]},
+        )
+        repo = vms_repo if op["target_type"] == "vm" else hosts_repo
+        target = op["target_id"] if op["target_type"] == "vm" else int(op["target_id"])
+        if not repo.claim_task(conn, target, "checking", new_id):
+            row = repo.get(conn, target)
+            raise Busy(
+                busy_message(op["target_type"], op["target_name"], row["task"], row["task_op"]),
+                row["task_op"],
+            )
+    return launch(new_id, wait=False)
