@@ -41,7 +41,13 @@ $(BIN)/.installed: requirements.txt | $(BIN)/python
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-venv: system $(BIN)/.installed
+# noVNC for the VM console, from its npm package (installed, never committed).
+NOVNC := static/node_modules/@novnc/novnc/core/rfb.js
+$(NOVNC): static/package.json static/package-lock.json
+	npm ci --prefix static --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: system $(BIN)/.installed $(NOVNC)
 
 run: venv
 	@set -euo pipefail; \
@@ -57,7 +63,8 @@ run: venv
 	$(BIN)/flask --app wsgi nube recover; \
 	$(BIN)/flask --app wsgi nube init || echo "Controller initialisation failed: see the overview page."; \
 	$(BIN)/huey_consumer app.worker.huey -k thread -w $(WORKERS) -q & consumer=$$!; \
-	trap 'kill $$consumer 2>/dev/null; wait $$consumer 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python -m app.console & console=$$!; \
+	trap 'kill $$consumer $$console 2>/dev/null; wait $$consumer $$console 2>/dev/null' EXIT INT TERM; \
 	echo "Nube dashboard: http://$(HOST):$(PORT)/"; \
 	$(BIN)/gunicorn --workers 2 --threads 4 --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 

@@ -36,6 +36,8 @@ DEFAULTS = {
     "LOGIN_RATE_LIMIT": 10,  # failed logins per address per 5 minutes
     "ARTIFACTS_KEEP": 50,
     "SESSION_COOKIE_SECURE": False,
+    "CONSOLE_PORT": 6080,  # the console proxy (python -m app.console) on 127.0.0.1
+    "CONSOLE_TOKEN_TTL": 60,  # seconds a console link stays valid (and it is single-use)
 }
 
 CHOICES = {

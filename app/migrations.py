@@ -133,6 +133,22 @@ MIGRATIONS = [
     );
     CREATE INDEX host_samples_host ON host_samples (host_id, id);
     """,
+    # 3: console links: single-use, short-lived, bound to a user and a VM; only a hash is kept.
+    """
+    CREATE TABLE console_tokens (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        vm_id TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        used_from TEXT
+    );
+    CREATE INDEX console_tokens_expires ON console_tokens (expires_at);
+    CREATE INDEX console_tokens_vm ON console_tokens (vm_id);
+    CREATE INDEX console_tokens_user ON console_tokens (user_id);
+    """,
 ]
 
 

@@ -72,6 +72,14 @@ class DomainInfo:
     vcpus: int
 
 
+@dataclass
+class VncDisplay:
+    """Where a running domain's VNC server listens, as seen from its host."""
+
+    address: str
+    port: int
+
+
 class _Broken(Exception):
     """The cached connection is dead: drop it and retry once on a fresh one."""
 
@@ -168,6 +176,23 @@ class Hypervisor:
     def destroy(self, host, name) -> None:
         """Power a domain off at once; one already stopped is fine."""
         self._run(host, lambda conn: _ensure(conn.lookupByName(name), "destroy"), name)
+
+    def vnc_display(self, host, name) -> VncDisplay | None:
+        """The VNC address and port of a running domain (live XML); None when it has none."""
+
+        def work(conn):
+            dom = conn.lookupByName(name)
+            if not dom.isActive():
+                return None
+            graphics = ET.fromstring(dom.XMLDesc(0)).find("./devices/graphics[@type='vnc']")
+            port = int(graphics.get("port", "-1")) if graphics is not None else -1
+            if port <= 0:
+                return None
+            listen = graphics.get("listen") or "127.0.0.1"
+            # A wildcard listen is reached on the host's loopback like any other.
+            return VncDisplay("127.0.0.1" if listen in ("0.0.0.0", "::") else listen, port)
+
+        return self._run(host, work, name)
 
     def close(self, host=None) -> None:
         """Drop the cached connection of one host, or of all; they close in the background."""

@@ -168,10 +168,11 @@ class Storage:
             self._info_cache.pop(str(path), None)
 
     def upload_target(self) -> tuple[Path, BinaryIO]:
-        """Open a fresh hidden temp file in images/ to stream an upload into."""
+        """Open a fresh hidden temp file in images/ (read-write) to stream an upload into."""
         path = self.images_dir / f".upload-{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        return path, os.fdopen(fd, "wb")
+        # opened by path (not fdopen) so the file object's .name is the path
+        handle = open(path, "x+b", opener=lambda p, flags: os.open(p, flags, 0o600))  # noqa: SIM115
+        return path, handle
 
     def save_upload(self, name, stream, max_bytes, chunk_size=1 << 20) -> ImageInfo:
         """Copy stream into images/<name> (at most max_bytes) and check qemu-img reads it."""

@@ -1,5 +1,7 @@
 """Image use cases: list what is in the repository, upload, delete."""
 
+import os
+
 from flask import current_app
 
 from ..adapters.storage import check_image_name
@@ -42,7 +44,16 @@ def upload(name, stream, description, actor):
     """Stream an uploaded image into the repository (size-limited); returns its info."""
     check_image_name(name)
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
-    info = adapters().storage.save_upload(name, stream, limit)
+    storage = adapters().storage
+    path = getattr(stream, "name", None)
+    if isinstance(path, str) and os.path.dirname(path) == str(storage.images_dir):
+        # the web's form parser already streamed it into images/: check and rename, no copy
+        stream.flush()
+        if os.fstat(stream.fileno()).st_size > limit:
+            raise InvalidInput(f"image is larger than {limit // (1024 * 1024)} MB")
+        info = storage.commit_upload(name, path)
+    else:
+        info = storage.save_upload(name, stream, limit)
     conn = db()
     images_repo.upsert(conn, name, (description or "").strip()[:500], actor)
     audit(conn, actor, "image.upload", f"image:{name}", f"{info.format}, {info.actual_size} bytes")

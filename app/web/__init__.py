@@ -8,7 +8,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from ..services import users as user_service
-from . import errors, helpers
+from . import errors, helpers, uploads
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -29,6 +29,7 @@ def init_web(app):
 
     from .api import bp as api_bp
     from .auth import bp as auth_bp
+    from .console import bp as console_bp
     from .hosts import bp as hosts_bp
     from .images import bp as images_bp
     from .main import bp as main_bp
@@ -39,6 +40,7 @@ def init_web(app):
     for blueprint in (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(api_bp)
+    app.register_blueprint(console_bp)
 
     @app.before_request
     def start_timer():
@@ -76,3 +78,4 @@ def init_web(app):
 
     errors.init_app(app)
     helpers.init_app(app)
+    uploads.init_app(app)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, Consumer, Server
+from tests.processes import ROOT, Consumer, Server, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,6 +58,7 @@ def nube(lab_hosts):
         "NUBE_EXPORT": "none",
         "NUBE_STOP_TIMEOUT": "3",
         "NUBE_MONITOR_INTERVAL": "5",
+        "NUBE_CONSOLE_PORT": str(free_port()),
     }
     flask(env, "nube", "init")
     flask(env, "user", "create", ADMIN[0], "--role", "admin", stdin=ADMIN[1] + "\n")
@@ -66,9 +67,18 @@ def nube(lab_hosts):
     logs.mkdir()
     consumer = Consumer(env, workers=4, periodic=True, log=logs / "consumer.log")
     server = Server(env, workers=2, threads=4, log=open(logs / "gunicorn.log", "ab"))  # noqa: SIM115
+    console = subprocess.Popen(
+        [sys.executable, "-m", "app.console"],
+        cwd=ROOT,
+        env=env,
+        stdout=open(logs / "console.log", "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield {"url": server.url, "env": env, "top": top, "hosts": lab_hosts}
     finally:
+        console.terminate()
+        console.wait(timeout=20)
         server.stop()
         consumer.stop()
         # leave the lab hosts as we found them: remove whatever the browser registered

@@ -11,6 +11,17 @@ from tests.browser.conftest import ADMIN, OPERATOR, login, screenshot
 pytestmark = pytest.mark.browser
 
 OPERATION_TIMEOUT = 180_000  # ms: host_add.yaml over SSH takes several seconds
+# True once the console's canvas has some lit pixels (text on the VM's screen).
+DRAWN = """() => {
+  const canvas = document.querySelector("canvas");
+  if (!canvas || !canvas.width || !canvas.height) return false;
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let lit = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] + data[i + 1] + data[i + 2] > 96) lit++;
+  }
+  return lit > 200;
+}"""
 
 
 def wait_for_operation(page, status="succeeded"):
@@ -87,6 +98,13 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     screenshot(page, "vms")
     page.goto("/")
     screenshot(page, "overview")
+
+    # Its console: noVNC draws the VM's screen (a blank disk: the BIOS, no bootable device).
+    page.goto("/vms/web1")
+    page.locator("#console-form").get_by_role("button", name="Console").click()
+    expect(page.locator("#console-status")).to_have_text("connected")
+    page.wait_for_function(DRAWN, timeout=30_000)
+    screenshot(page, "console")
 
     # Stop it (a blank disk ignores ACPI: forced off after STOP_TIMEOUT), then remove it.
     page.goto("/vms/web1")

@@ -210,3 +210,17 @@ def test_hostile_description_is_escaped(app, admin_client, tmp_path):
     page = admin_client.get("/images/").get_data(as_text=True)
     assert hostile not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+
+
+def test_upload_streams_into_the_repository_without_a_copy(
+    app, admin_client, tmp_path, monkeypatch
+):
+    storage = app.extensions["nube"].storage
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("the web upload must not copy the file a second time")
+
+    monkeypatch.setattr(storage, "save_upload", no_copy)
+    upload(admin_client, qcow2_bytes(tmp_path), "streamed.qcow2")
+    assert files_in(images_dir(app)) == ["streamed.qcow2"]
+    assert (images_dir(app) / "streamed.qcow2").stat().st_mode & 0o777 == 0o644
