@@ -38,7 +38,7 @@ def flask(env, *args, stdin=None):
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def nube(lab_hosts):
     """Nube as `make run` starts it, on a temp instance and repository, stopped by pid."""
     if not Path(CHROMIUM).exists():
@@ -95,7 +95,7 @@ def nube(lab_hosts):
         subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
     """Headless Chromium from Debian's package, driven by Playwright."""
     from playwright.sync_api import sync_playwright

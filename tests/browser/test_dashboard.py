@@ -105,6 +105,9 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     expect(page.locator("#console-status")).to_have_text("connected")
     page.wait_for_function(DRAWN, timeout=30_000)
     screenshot(page, "console")
+    response = page.reload()  # the link was spent by the websocket: it opens nothing twice
+    assert response.status == 410
+    expect(page.locator("#console-expired")).to_contain_text("already used")
 
     # Stop it (a blank disk ignores ACPI: forced off after STOP_TIMEOUT), then remove it.
     page.goto("/vms/web1")
