@@ -149,6 +149,10 @@ MIGRATIONS = [
     CREATE INDEX console_tokens_vm ON console_tokens (vm_id);
     CREATE INDEX console_tokens_user ON console_tokens (user_id);
     """,
+    # 4: whether Nube prepared the host (ran host_add.yaml), so removal undoes only its own work.
+    """
+    ALTER TABLE hosts ADD COLUMN prepared INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

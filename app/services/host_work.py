@@ -53,6 +53,7 @@ def _prepare(ctx, host):
             )
             or {}
         )
+        hosts_repo.update(ctx.conn, host["id"], prepared=1)  # from now on removal undoes it
         ctx.check()
     uri = ctx.hypervisor.uri_for(host)
     ctx.log(f"checking libvirt at {uri}")
@@ -119,7 +120,9 @@ def remove_host_now(ctx, host_id):
         ctx.check()
         force_remove_vm(ctx, dict(vm), host)
         ctx.progress(done, len(vms) + 1)
-    if host.get("password"):
+    if host["prepared"]:
+        if not host.get("password"):
+            raise OperationFailed("the host's sudo password is needed to undo its preparation")
         ctx.log(f"undoing the preparation of {host['address']} with host_remove.yaml")
         ctx.provisioner.run(
             "host_remove.yaml",
@@ -130,10 +133,7 @@ def remove_host_now(ctx, host_id):
             cancel=ctx.should_stop,
         )
     else:
-        ctx.log(
-            f"no sudo password stored for {host['name']} (registered without preparation):"
-            " host left as it is"
-        )
+        ctx.log(f"{host['name']} was registered without preparation: host left as it is")
     ctx.hypervisor.close(host)
     ctx.provisioner.forget_host_key(host["address"])
     with transaction(ctx.conn):

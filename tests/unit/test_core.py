@@ -298,3 +298,18 @@ def test_not_found_errors(ctx):
         core.removeHost(12345)
     with pytest.raises(core.InvalidInput):
         core.removeHost("abc")
+
+
+def test_removing_an_unprepared_host_leaves_it_as_it_is(ctx, provisioner):
+    host = core.addHost(
+        {
+            "address": "127.0.0.1",
+            "user": "root",
+            "password": "pw",
+            "prepare": False,
+            "share": "bind",
+        }
+    )
+    core.removeHost(host["id"])
+    assert core.listHosts() == []
+    assert "host_remove.yaml" not in [run.playbook for run in provisioner.runs]

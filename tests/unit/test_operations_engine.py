@@ -1,6 +1,7 @@
 """The operations engine: one task per target, cancel, crash recovery, real ansible-runner."""
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -219,12 +220,13 @@ def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):
         if "hello" in message or "Say hello" in message:
             cancel.set()
 
+    nap = f"120.{secrets.randbelow(10**6):06d}"  # names this run's task among any others
     with pytest.raises(core.NubeError, match="canceled"):
-        provisioner.run("slow.yaml", log=log, cancel=cancel.is_set)
+        provisioner.run("slow.yaml", log=log, cancel=cancel.is_set, extravars={"nap": nap})
     assert any("Say hello" in line for line in lines)
     # nothing of the run is left running: no ansible worker, no `sleep 120` task
     leftovers = subprocess.run(
-        ["pgrep", "-f", "slow.yaml|sleep 120"], capture_output=True, text=True
+        ["pgrep", "-f", f"{tmp_path}|sleep {nap}"], capture_output=True, text=True
     ).stdout.split()
     assert leftovers == []
     assert not any("Wait a long time" in line and line.startswith("ok") for line in lines)
