@@ -1,7 +1,7 @@
 """What host operations do once a worker runs them."""
 
 from ..db import now, transaction
-from ..errors import NotFound, OperationFailed
+from ..errors import NotFound, NubeError, OperationFailed
 from ..ops.registry import on_failure, operation
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
@@ -88,9 +88,24 @@ def forget_failed_host(ctx, status):
     """A host that never became ready leaves no row behind."""
     ctx.log(f"removing the registration of {ctx.target_name}: it was never ready")
     row = hosts_repo.get(ctx.conn, int(ctx.target_id))
-    if row is not None:
-        ctx.hypervisor.close(dict(row))
-        hosts_repo.delete(ctx.conn, row["id"])
+    if row is None:
+        return
+    ctx.hypervisor.close(dict(row))
+    if row["prepared"]:
+        # host_add.yaml ran but a later step failed: undo it, so a failed add changes nothing
+        host = _host(ctx)
+        ctx.log(f"undoing the preparation of {host['address']} with host_remove.yaml")
+        try:
+            ctx.provisioner.run(
+                "host_remove.yaml",
+                host=host,
+                extravars=_playbook_vars(ctx, host),
+                password=host["password"],
+                log=ctx.log,
+            )
+        except NubeError as exc:  # reported; the registration still goes
+            ctx.error(f"could not undo the preparation: {exc}")
+    hosts_repo.delete(ctx.conn, row["id"])
 
 
 @operation("host.prepare", "host", time_limit=1800, label="re-prepare host")

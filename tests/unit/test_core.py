@@ -313,3 +313,16 @@ def test_removing_an_unprepared_host_leaves_it_as_it_is(ctx, provisioner):
     core.removeHost(host["id"])
     assert core.listHosts() == []
     assert "host_remove.yaml" not in [run.playbook for run in provisioner.runs]
+
+
+def test_add_host_failing_after_preparation_undoes_it(ctx, provisioner, monkeypatch):
+    hypervisor = ctx.extensions["nube"].hypervisor
+
+    def silent(host):
+        raise core.HostUnreachable("host did not answer within 10s")
+
+    monkeypatch.setattr(hypervisor, "host_info", silent)
+    with pytest.raises(core.OperationFailed, match="did not answer"):
+        core.addHost({"address": "127.0.0.1", "user": "nube", "password": "pw"})
+    assert [run.playbook for run in provisioner.runs] == ["host_add.yaml", "host_remove.yaml"]
+    assert core.listHosts() == []
