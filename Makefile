@@ -13,7 +13,7 @@ WORKERS ?= $(or $(NUBE_WORKERS),4)
 # machine's packages), sshpass/sudo for Ansible, and what libvirt-python builds against.
 SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
-	nfs-common util-linux procps iproute2 chromium
+	nfs-common util-linux procps iproute2 chromium libnfs-utils
 
 .PHONY: run test lint unit integration browser bench lab lab-down system venv clean help
 
