@@ -58,7 +58,7 @@ class HostInfo:
     cpus: int
     mem: int
     free_mem: int
-    kvm: bool
+    kvm: bool | None  # None when not asked for
     hostname: str
 
 
@@ -114,13 +114,16 @@ class Hypervisor:
         except (KeyError, IndexError) as exc:
             raise InvalidInput(f"cannot build a libvirt URI: no field {exc}") from None
 
-    def host_info(self, host) -> HostInfo:
-        """CPUs, memory, free memory, KVM support and hostname of a host."""
+    def host_info(self, host, capabilities=True) -> HostInfo:
+        """CPUs, memory, free memory, KVM support and hostname of a host; the monitor passes
+        capabilities=False to skip the large capabilities document (kvm is then None)."""
 
         def work(conn):
             _model, mem, cpus, *_ = conn.getInfo()
-            caps = ET.fromstring(conn.getCapabilities())
-            kvm = any(d.get("type") == "kvm" for d in caps.iterfind("./guest/arch/domain"))
+            kvm = None
+            if capabilities:
+                caps = ET.fromstring(conn.getCapabilities())
+                kvm = any(d.get("type") == "kvm" for d in caps.iterfind("./guest/arch/domain"))
             free = conn.getFreeMemory() // (1024 * 1024)
             return HostInfo(cpus, mem, free, kvm, conn.getHostname())
 

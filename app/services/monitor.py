@@ -32,7 +32,7 @@ class HostReading:
 def _read(hypervisor, host):
     """One host's capacity and domains; each call bounded by the adapter's timeout."""
     try:
-        info = hypervisor.host_info(host)
+        info = hypervisor.host_info(host, capabilities=False)  # KVM is a preparation fact
         domains = hypervisor.list_domains(host)
     except NubeError as exc:
         return HostReading(host, error=str(exc))
