@@ -153,6 +153,11 @@ MIGRATIONS = [
     """
     ALTER TABLE hosts ADD COLUMN prepared INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: releasing the tasks an operation holds looks them up by operation.
+    """
+    CREATE INDEX vms_task_op ON vms (task_op) WHERE task_op IS NOT NULL;
+    CREATE INDEX hosts_task_op ON hosts (task_op) WHERE task_op IS NOT NULL;
+    """,
 ]
 
 

@@ -152,6 +152,13 @@ class Hypervisor:
         except NotFound:
             return None
 
+    def domain_uuid(self, host, name) -> str | None:
+        """The UUID of one domain, or None when it does not exist."""
+        try:
+            return self._run(host, lambda c: c.lookupByName(name).UUIDString())
+        except NotFound:
+            return None
+
     def define(self, host, xml: str) -> None:
         """Define (or redefine) a persistent domain from its XML."""
         self._run(host, lambda conn: conn.defineXML(xml))

@@ -3,6 +3,7 @@
 import copy
 import json
 import logging
+import threading
 import time
 
 from ..errors import OperationCanceled
@@ -84,6 +85,11 @@ class LogHandler(logging.Handler):
     def __init__(self, ctx):
         super().__init__(logging.INFO)
         self.ctx = ctx
+        self.thread = threading.get_ident()
+
+    def filter(self, record):
+        """Only records of the thread running this operation (workers run several at once)."""
+        return record.thread == self.thread and super().filter(record)
 
     def emit(self, record):
         """Write one record to the operation log."""

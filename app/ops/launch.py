@@ -5,7 +5,7 @@ from flask import current_app
 from ..db import connect
 from ..errors import OperationFailed
 from ..repositories import operations as ops_repo
-from .runner import execute
+from .runner import abandon, execute
 
 
 def launch(op_id, wait):
@@ -14,7 +14,11 @@ def launch(op_id, wait):
     if not wait:
         from .. import tasks
 
-        tasks.run_operation(op_id)
+        try:
+            tasks.run_operation(op_id)
+        except Exception as exc:  # the queue is down: the row must not wait forever
+            abandon(op_id, "failed", f"could not be queued: {exc}", app)
+            raise OperationFailed(f"operation {op_id} could not be queued: {exc}") from exc
         return op_id
     row = execute(op_id, app)
     if row["status"] != "succeeded":

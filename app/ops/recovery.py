@@ -35,15 +35,19 @@ def recover(app):
     try:
         rows = ops_repo.running_stale(conn, _alive_here, stale_before)
         with app.app_context():
-            for row in rows:
-                _interrupt(app, conn, row)
-        return len(rows)
+            return sum(1 for row in rows if _interrupt(app, conn, row))
     finally:
         conn.close()
 
 
 def _interrupt(app, conn, row):
-    """Mark one operation interrupted, undo or re-check its target, release its task."""
+    """Mark one operation interrupted, then undo or re-check its target and release its tasks.
+
+    The status changes first, and only if the row is as we read it (same heartbeat): a worker
+    that was merely slow and beats again keeps its operation, and nothing is undone under it.
+    """
+    if not ops_repo.interrupt(conn, row["id"], row["heartbeat"], "the worker running it stopped"):
+        return False
     ops_repo.append_log(conn, row["id"], f"worker {row['worker']} is gone: interrupted", "error")
     kind = registry.KINDS.get(row["kind"])
     if kind and kind.on_failure:
@@ -54,4 +58,4 @@ def _interrupt(app, conn, row):
             ctx.error(f"re-checking the target failed: {exc}")
     with transaction(conn):
         clear_target_task(conn, row)
-        ops_repo.finish(conn, row["id"], "interrupted", "the worker running it stopped")
+    return True

@@ -3,6 +3,7 @@
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import traceback
 
@@ -40,17 +41,19 @@ class _Heartbeat(threading.Thread):
         conn = connect(self.database)
         try:
             while not self.stopped.wait(HEARTBEAT_SECONDS):
-                ops_repo.beat(conn, self.op_id)
+                try:
+                    ops_repo.beat(conn, self.op_id)
+                except sqlite3.Error:  # a busy database must not silence the beat for good
+                    log.warning("heartbeat of operation %s failed; retrying", self.op_id)
         finally:
             conn.close()
 
 
 def clear_target_task(conn, row):
-    """Release the target's task if this operation still holds it."""
-    if row["target_type"] == "vm":
-        vms_repo.clear_task(conn, row["target_id"], row["id"])
-    elif row["target_type"] == "host" and row["target_id"]:
-        hosts_repo.clear_task(conn, int(row["target_id"]), row["id"])
+    """Release every task this operation still holds: its target's, and any it took on the way
+    (a host removal's VMs, a destroy's hosts and VMs)."""
+    vms_repo.release_tasks(conn, row["id"])
+    hosts_repo.release_tasks(conn, row["id"])
 
 
 def execute(op_id, app=None):
@@ -100,6 +103,27 @@ def _run_claimed(app, conn, row):
             conn, row["id"], status, error, result if isinstance(result, dict) else None
         )
     return ops_repo.get(conn, row["id"])
+
+
+def abandon(op_id, status, error, app=None):
+    """End an operation that never started (canceled while pending, or never queued): undo
+    what its request reserved and release its tasks. False when a worker got it first."""
+    app = app or current_app._get_current_object()
+    conn = connect(app.config["DATABASE"])
+    try:
+        if not ops_repo.finish_pending(conn, op_id, status, error):
+            return False
+        row = ops_repo.get(conn, op_id)
+        kind = registry.get(row["kind"])
+        with app.app_context():
+            ctx = OperationContext(app, conn, row, kind.time_limit)
+            ctx.error(f"{status} before it started: {error}")
+            _clean_up(ctx, kind, status)
+        with transaction(conn):
+            clear_target_task(conn, row)
+        return True
+    finally:
+        conn.close()
 
 
 def _clean_up(ctx, kind, status):

@@ -130,6 +130,7 @@ _tasks = TaskColumns("hosts")
 claim_task = _tasks.claim
 set_task_op = _tasks.set_operation
 clear_task = _tasks.clear
+release_tasks = _tasks.release
 
 
 def delete(conn, host_id):

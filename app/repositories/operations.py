@@ -66,12 +66,32 @@ def beat(conn, op_id):
     )
 
 
+def finish_pending(conn, op_id, status, error):
+    """Compare-and-swap pending → a terminal status, for an operation that never started."""
+    cur = conn.execute(
+        "UPDATE operations SET status = ?, error = ?, finished_at = ?"
+        " WHERE id = ? AND status = 'pending'",
+        (status, error, now(), op_id),
+    )
+    return cur.rowcount == 1
+
+
 def finish(conn, op_id, status, error=None, result=None):
     """Move an operation to a terminal status (only from pending or running)."""
     cur = conn.execute(
         "UPDATE operations SET status = ?, error = ?, result = ?, finished_at = ?"
         " WHERE id = ? AND status IN ('pending', 'running')",
         (status, error, None if result is None else json.dumps(result), now(), op_id),
+    )
+    return cur.rowcount == 1
+
+
+def interrupt(conn, op_id, heartbeat_seen, error):
+    """Compare-and-swap running → interrupted, only if the heartbeat is still the one seen."""
+    cur = conn.execute(
+        "UPDATE operations SET status = 'interrupted', error = ?, finished_at = ?"
+        " WHERE id = ? AND status = 'running' AND heartbeat IS ?",
+        (error, now(), op_id, heartbeat_seen),
     )
     return cur.rowcount == 1
 

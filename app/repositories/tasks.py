@@ -24,6 +24,13 @@ class TaskColumns:
         """Point the row's task at its operation."""
         conn.execute(f"UPDATE {self.table} SET task_op = ? WHERE id = ?", (operation_id, row_id))
 
+    def release(self, conn, operation_id):
+        """Clear every task this operation holds on the table (its target, a host's VMs...)."""
+        conn.execute(
+            f"UPDATE {self.table} SET task = NULL, task_op = NULL WHERE task_op = ?",
+            (operation_id,),
+        )
+
     def clear(self, conn, row_id, operation_id=None):
         """Clear the row's task (only if it is still this operation's, when given)."""
         sql = f"UPDATE {self.table} SET task = NULL, task_op = NULL WHERE id = ?"

@@ -92,6 +92,7 @@ _tasks = TaskColumns("vms")
 claim_task = _tasks.claim
 set_task_op = _tasks.set_operation
 clear_task = _tasks.clear
+release_tasks = _tasks.release
 
 
 def set_state(conn, vm_id, state, seen=True):

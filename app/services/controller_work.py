@@ -53,9 +53,10 @@ def _remove_one_host(ctx, host_id):
             return "busy: another operation holds the host or one of its VMs"
         remove_host_now(child, host_id)
         return None
-    except NubeError as exc:
-        _release(conn, host_id, ctx.id, str(exc))
-        return str(exc)
+    except Exception as exc:  # any failure releases the host and its VMs, in error
+        message = str(exc) if isinstance(exc, NubeError) else f"{type(exc).__name__}: {exc}"
+        _release(conn, host_id, ctx.id, message)
+        return message
     finally:
         conn.close()
 

@@ -172,6 +172,11 @@ def update(host_ref, data, actor, wait):
             and hosts_repo.by_name(conn, changes["name"])
         ):
             raise InvalidInput(f"a host named {changes['name']} already exists")
+        clash = (
+            hosts_repo.by_address(conn, reprepare["address"]) if "address" in reprepare else None
+        )
+        if clash and clash["id"] != row["id"]:
+            raise InvalidInput(f"host {clash['name']} already has address {reprepare['address']}")
         op_id = None
         if reprepare:
             op_id = _start_reprepare(conn, row, reprepare, actor)
@@ -201,9 +206,9 @@ def _start_reprepare(conn, row, new_values, actor):
         raise InvalidInput(
             f"host {row['name']} has VMs: address and share can only change on an empty host"
         )
-    op_id = new_operation(
-        conn, "host.prepare", "host", row["id"], row["name"], actor, {"change": new_values}
-    )
+    # a host Nube never prepared is only re-checked at its new address, never prepared now
+    input_data = {"change": new_values, "prepare": bool(row["prepared"])}
+    op_id = new_operation(conn, "host.prepare", "host", row["id"], row["name"], actor, input_data)
     if not hosts_repo.claim_task(conn, row["id"], "preparing", op_id):
         raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"])
     return op_id

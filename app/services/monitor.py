@@ -24,6 +24,7 @@ class HostReading:
     """What one host said (or why it said nothing)."""
 
     host: dict
+    started: str = ""  # when the reading began: anything recorded after it is newer
     info: object = None
     domains: dict | None = None
     error: str | None = None
@@ -31,15 +32,16 @@ class HostReading:
 
 def _read(hypervisor, host):
     """One host's capacity and domains; each call bounded by the adapter's timeout."""
+    started = now()
     try:
         info = hypervisor.host_info(host, capabilities=False)  # KVM is a preparation fact
         domains = hypervisor.list_domains(host)
     except NubeError as exc:
-        return HostReading(host, error=str(exc))
+        return HostReading(host, started, error=str(exc))
     except Exception as exc:  # one host's surprise must not stop the pass
         log.exception("monitor: reading %s failed", host["name"])
-        return HostReading(host, error=f"{exc.__class__.__name__}: {exc}")
-    return HostReading(host, info, domains)
+        return HostReading(host, started, error=f"{exc.__class__.__name__}: {exc}")
+    return HostReading(host, started, info, domains)
 
 
 def poll(app):
@@ -88,19 +90,20 @@ def _apply(conn, reading):
         if current["state"] == "unreachable":
             changes.update(state="ready", error=None)
         hosts_repo.update(conn, host["id"], **changes)
-        _apply_domains(conn, host["id"], vms, reading.domains)
+        _apply_domains(conn, host["id"], vms, reading.domains, reading.started)
         running = sum(1 for d in reading.domains.values() if d.state == "running")
         monitor_repo.add_sample(conn, host["id"], info.free_mem, len(vms), running)
 
 
-def _apply_domains(conn, host_id, vms, domains):
+def _apply_domains(conn, host_id, vms, domains, started):
     """Set each VM's state from its domain; report domains and VMs that do not match."""
     found = set()
     known = set()
     for vm in vms:
         known.add(vm["id"])
-        if vm["task"]:
-            continue  # an operation owns this VM right now; it records the outcome itself
+        if vm["task"] or (vm["last_seen"] or "") > started:
+            # an operation owns this VM, or recorded its state after this reading began
+            continue
         domain = domains.get(vm["id"])
         if domain is None:
             monitor_repo.note_drift(conn, host_id, "missing_domain", vm["id"])

@@ -1,6 +1,7 @@
 """Operation use cases for pages: list, show with log, cancel."""
 
 from ..errors import InvalidInput, NotFound
+from ..ops.runner import abandon
 from ..repositories import operations as ops_repo
 from .common import audit, db
 
@@ -48,3 +49,5 @@ def cancel(op_id, actor):
         raise InvalidInput(f"operation {row['id']} is {row['status']}: nothing to cancel")
     ops_repo.append_log(conn, row["id"], f"cancel requested by {actor}", "info")
     audit(conn, actor, "operation.cancel", f"operation:{row['id']}")
+    # not started yet: end it here (a worker that claims it first sees the flag and stops)
+    abandon(row["id"], "canceled", f"canceled by {actor}")

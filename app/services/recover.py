@@ -34,7 +34,7 @@ RETRIES = {
     "vm.create": _retry_vm_create,
     "vm.start": lambda op, actor: vms.start(op["target_id"], actor, wait=False),
     "vm.stop": lambda op, actor: vms.stop(
-        op["target_id"], actor, wait=False, force=op["input"].get("force", False)
+        op["target_id"], actor, wait=False, force=_input(op).get("force", False)
     ),
     "vm.remove": lambda op, actor: vms.remove(op["target_id"], actor, wait=False),
     "host.remove": lambda op, actor: hosts.remove(int(op["target_id"]), actor, wait=False),

@@ -5,7 +5,7 @@ import time
 
 from ..db import transaction
 from ..domain_xml import render_domain
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from ..ops.registry import on_failure, operation
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
@@ -31,9 +31,13 @@ def host_disk_path(ctx, vm_id):
 def create_vm(ctx):
     """Make the VM's disk, render its domain XML and define it on its host."""
     vm, host = _vm_and_host(ctx)
+    vm["uuid"] = ctx.input["uuid"]
     ctx.progress(0, 3)
     ctx.log(f"placing {vm['id']} on host {host['name']} ({host['address']})")
+    if ctx.hypervisor.domain_state(host, vm["id"]) is not None:
+        raise InvalidInput(f"host {host['name']} already has a domain named {vm['id']}")
     path = ctx.storage.create_disk(vm["id"], vm["image"], log=ctx.log)
+    ctx.made_disk = True
     ctx.log(f"disk ready: {path} ({ctx.config['DISK_MODE']} of {vm['image']})")
     ctx.progress(1, 3)
     ctx.check()
@@ -49,16 +53,20 @@ def create_vm(ctx):
 
 @on_failure("vm.create")
 def undo_create(ctx, status):
-    """A VM that failed to be created leaves no domain, no disk and no row."""
+    """A VM that failed to be created leaves no domain, no disk and no row, and touches
+    nothing it did not make: a domain only if it has this operation's UUID, the disk only if
+    this run made it (an interrupted run cannot say; the VM's reserved id makes it ours)."""
     vm, host = _vm_and_host(ctx)
     try:
-        ctx.hypervisor.undefine(host, vm["id"])
-        ctx.log(f"undefined the half-made domain {vm['id']}")
+        if ctx.hypervisor.domain_uuid(host, vm["id"]) == ctx.input.get("uuid"):
+            ctx.hypervisor.undefine(host, vm["id"])
+            ctx.log(f"undefined the half-made domain {vm['id']}")
     except NotFound:
         pass
     except Exception as exc:  # the host may be gone; the disk and row still go
         ctx.error(f"could not undefine {vm['id']} on {host['name']}: {exc}")
-    if ctx.storage.delete_disk(vm["id"]):
+    ours = getattr(ctx, "made_disk", False) or status == "interrupted"
+    if ours and ctx.storage.delete_disk(vm["id"]):
         ctx.log(f"deleted the disk of {vm['id']}")
     with transaction(ctx.conn):
         vms_repo.delete(ctx.conn, vm["id"])

@@ -1,5 +1,7 @@
 """VM use cases as callers see them: validate, place, write rows, start operations."""
 
+import uuid
+
 from flask import current_app
 
 from ..adapters.storage import check_image_name, check_vm_id
@@ -103,7 +105,13 @@ def add(data, actor, wait):
             created_by=actor,
             task="creating",
         )
-        input_data = {**vm, "host": host["id"], "host_name": host["name"]}
+        # the domain's UUID, chosen now: a failed create undefines only a domain with this one
+        input_data = {
+            **vm,
+            "host": host["id"],
+            "host_name": host["name"],
+            "uuid": str(uuid.uuid4()),
+        }
         op_id = new_operation(conn, "vm.create", "vm", vm["id"], vm["id"], actor, input_data)
         vms_repo.set_task_op(conn, vm["id"], op_id)
     return launch(op_id, wait)

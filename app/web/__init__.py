@@ -24,6 +24,7 @@ def init_web(app):
     login_manager.login_message_category = "warning"
     login_manager.session_protection = "strong"
     login_manager.user_loader(user_service.load)
+    uploads.init_app(app)  # its body limit must run before the CSRF check parses the form
     csrf.init_app(app)
     bootstrap.init_app(app)
 
@@ -78,4 +79,3 @@ def init_web(app):
 
     errors.init_app(app)
     helpers.init_app(app)
-    uploads.init_app(app)

@@ -1,27 +1,44 @@
-"""Uploads written straight into the repository: no copy of a many-GB image through /tmp."""
+"""Uploads written straight into the repository: no copy of a many-GB image through /tmp.
+
+Only a logged-in user's image upload may send a large body and stream into images/; every
+other request is limited to SMALL_BODY before anything (the CSRF check included) parses it.
+"""
 
 import contextlib
 import os
 
 from flask import Request, request
+from flask_login import current_user
 
 from ..extensions import adapters
 
+SMALL_BODY = 1024 * 1024  # forms other than the upload never come near this
+
+
+def upload_allowed():
+    """Whether this request is a logged-in user's image upload (the one large body we take)."""
+    return request.endpoint == "images.upload" and current_user.is_authenticated
+
 
 class RepositoryRequest(Request):
-    """A request whose uploaded files stream into hidden temp files in images/."""
+    """A request whose uploaded image streams into a hidden temp file in images/."""
 
     def _get_file_stream(
         self, total_content_length, content_type, filename=None, content_length=None
     ):
         """Where werkzeug's form parser writes an uploaded file as it arrives."""
+        if not upload_allowed():
+            return super()._get_file_stream(
+                total_content_length, content_type, filename, content_length
+            )
         _path, handle = adapters().storage.upload_target()
         return handle
 
 
-def uploaded_path(stream):
-    """The temp file behind an uploaded file's stream, when it is one of ours."""
-    return getattr(stream, "name", None)
+def limit_request_body():
+    """Refuse a large body on any request but the image upload, before it is parsed."""
+    if not upload_allowed():
+        request.max_content_length = SMALL_BODY
 
 
 def discard_unclaimed_uploads(_exc=None):
@@ -29,7 +46,7 @@ def discard_unclaimed_uploads(_exc=None):
     if "files" not in request.__dict__:  # the form was never parsed: nothing was written
         return
     for storage in request.files.values():
-        path = uploaded_path(storage.stream)
+        path = getattr(storage.stream, "name", None)
         storage.stream.close()
         if isinstance(path, str) and os.path.basename(path).startswith(".upload-"):
             with contextlib.suppress(FileNotFoundError):
@@ -37,6 +54,8 @@ def discard_unclaimed_uploads(_exc=None):
 
 
 def init_app(app):
-    """Use the repository-backed request class and clean up after every request."""
+    """Use the repository-backed request class, limit bodies, clean up after every request."""
     app.request_class = RepositoryRequest
+    # registered before CSRFProtect's hook (which parses the form), so it runs first
+    app.before_request(limit_request_body)
     app.teardown_request(discard_unclaimed_uploads)
