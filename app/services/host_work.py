@@ -31,28 +31,31 @@ def _playbook_vars(ctx, host):
     }
 
 
+def _run_host_play(ctx, host, playbook, **options):
+    """Run host_add.yaml or host_remove.yaml on a host with its sudo password; returns facts."""
+    if not host.get("password"):
+        raise OperationFailed(f"the host's sudo password is needed to run {playbook}")
+    what = "preparing" if playbook == "host_add.yaml" else "undoing the preparation of"
+    ctx.log(f"{what} {host['address']} with {playbook} (share: {host['share']})")
+    options.setdefault("cancel", ctx.should_stop)
+    return ctx.provisioner.run(
+        playbook,
+        host=host,
+        extravars=_playbook_vars(ctx, host),
+        password=host["password"],
+        log=ctx.log,
+        **options,
+    )
+
+
 def _prepare(ctx, host):
     """Run host_add.yaml (when asked), check libvirt answers, record the host's facts."""
     facts = {}
     if ctx.input.get("prepare", True):
-        if not host.get("password"):
-            raise OperationFailed("the host's sudo password is needed to prepare it")
         key = ctx.provisioner.host_key(host["address"])
         if key:
             hosts_repo.update(ctx.conn, host["id"], host_key=key)
-        ctx.log(f"preparing {host['address']} with host_add.yaml (share: {host['share']})")
-        facts = (
-            ctx.provisioner.run(
-                "host_add.yaml",
-                host=host,
-                extravars=_playbook_vars(ctx, host),
-                password=host["password"],
-                log=ctx.log,
-                cancel=ctx.should_stop,
-                progress=ctx.progress,
-            )
-            or {}
-        )
+        facts = _run_host_play(ctx, host, "host_add.yaml", progress=ctx.progress) or {}
         hosts_repo.update(ctx.conn, host["id"], prepared=1)  # from now on removal undoes it
         ctx.check()
     uri = ctx.hypervisor.uri_for(host)
@@ -93,16 +96,8 @@ def forget_failed_host(ctx, status):
     ctx.hypervisor.close(dict(row))
     if row["prepared"]:
         # host_add.yaml ran but a later step failed: undo it, so a failed add changes nothing
-        host = _host(ctx)
-        ctx.log(f"undoing the preparation of {host['address']} with host_remove.yaml")
         try:
-            ctx.provisioner.run(
-                "host_remove.yaml",
-                host=host,
-                extravars=_playbook_vars(ctx, host),
-                password=host["password"],
-                log=ctx.log,
-            )
+            _run_host_play(ctx, _host(ctx), "host_remove.yaml", cancel=None)
         except NubeError as exc:  # reported; the registration still goes
             ctx.error(f"could not undo the preparation: {exc}")
     hosts_repo.delete(ctx.conn, row["id"])
@@ -136,17 +131,7 @@ def remove_host_now(ctx, host_id):
         force_remove_vm(ctx, dict(vm), host)
         ctx.progress(done, len(vms) + 1)
     if host["prepared"]:
-        if not host.get("password"):
-            raise OperationFailed("the host's sudo password is needed to undo its preparation")
-        ctx.log(f"undoing the preparation of {host['address']} with host_remove.yaml")
-        ctx.provisioner.run(
-            "host_remove.yaml",
-            host=host,
-            extravars=_playbook_vars(ctx, host),
-            password=host["password"],
-            log=ctx.log,
-            cancel=ctx.should_stop,
-        )
+        _run_host_play(ctx, host, "host_remove.yaml")
     else:
         ctx.log(f"{host['name']} was registered without preparation: host left as it is")
     ctx.hypervisor.close(host)
