@@ -15,7 +15,7 @@ SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-ut
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
 	nfs-common util-linux procps iproute2 chromium libnfs-utils
 
-.PHONY: run test lint unit integration browser bench lab lab-down system venv clean help
+.PHONY: run test lint unit integration browser screenshots bench lab lab-down system venv clean help
 
 help:
 	@echo "make run    install what is missing, initialise, serve http://$(HOST):$(PORT)"
@@ -86,6 +86,10 @@ browser: venv
 test: venv lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests
 
+# The README's pictures: the browser tier, writing into tests/screenshots (tracked).
+screenshots: venv
+	PATH="$(CURDIR)/$(BIN):$$PATH" NUBE_SCREENSHOTS="$(CURDIR)/tests/screenshots" $(BIN)/pytest -q tests/browser
+
 bench: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m tests.bench.run
 
@@ -98,4 +102,4 @@ lab-down:
 	$(BIN)/python tests/lab/lab.py down
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache bench-results.json
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench-results.json build

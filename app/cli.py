@@ -8,6 +8,7 @@ import click
 from flask import current_app
 
 from .errors import NubeError
+from .extensions import adapters
 from .ops.recovery import recover
 from .services import users
 
@@ -76,8 +77,11 @@ def init_cli(app):
     @nube_group.command("recover")
     def recover_operations():
         """Mark operations left running by dead workers as interrupted."""
-        count = recover(current_app._get_current_object())
+        app = current_app._get_current_object()
+        count = recover(app)
         click.echo(f"{count} interrupted operation(s) recovered")
+        for name in adapters(app).storage.sweep_partials():
+            click.echo(f"removed a day-old partial file left by a dead process: {name}")
 
     app.cli.add_command(user_group)
     app.cli.add_command(nube_group)

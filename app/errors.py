@@ -25,6 +25,19 @@ class HostUnreachable(NubeError):
     """A host did not answer (connection refused, timed out, or broken)."""
 
 
+class HostKeyChanged(HostUnreachable):
+    """The machine at a host's address offers other keys than the ones recorded for it."""
+
+    def __init__(self, address, recorded, offered):
+        self.address, self.recorded, self.offered = address, recorded, offered
+        super().__init__(
+            f"the SSH host key of {address} has changed: recorded {', '.join(recorded)}; offered"
+            f" {', '.join(offered) or 'nothing'}. If the host was reinstalled, an admin can"
+            " accept the new key on the host's page; otherwise something else answers at"
+            " this address."
+        )
+
+
 class OperationCanceled(NubeError):
     """An operation stopped because somebody asked it to."""
 

@@ -158,6 +158,32 @@ MIGRATIONS = [
     CREATE INDEX vms_task_op ON vms (task_op) WHERE task_op IS NOT NULL;
     CREATE INDEX hosts_task_op ON hosts (task_op) WHERE task_op IS NOT NULL;
     """,
+    # 6: a host's stored password only goes to the address it was given for; server-side
+    # sessions that logout, a password change or a removal end; login attempts throttled per
+    # account and per address, each attempt reserved before its password is checked.
+    """
+    ALTER TABLE hosts ADD COLUMN password_address TEXT;
+    UPDATE hosts SET password_address = address WHERE password_enc IS NOT NULL;
+    CREATE TABLE user_sessions (
+        id INTEGER PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        remote_addr TEXT
+    );
+    CREATE INDEX user_sessions_user ON user_sessions (user_id);
+    DROP TABLE login_failures;
+    CREATE TABLE login_attempts (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL,
+        remote_addr TEXT NOT NULL,
+        ts REAL NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('pending', 'failed'))
+    );
+    CREATE INDEX login_attempts_user ON login_attempts (username, ts);
+    CREATE INDEX login_attempts_addr ON login_attempts (remote_addr, ts);
+    """,
 ]
 
 

@@ -3,6 +3,9 @@
 from app.errors import InvalidInput, NotFound
 
 POLICIES = ("striping", "packing")
+# Host tasks that change what the host is (its address, mount, or existence): a VM placed now
+# could end up on the old machine while its row points at the new one.
+CHANGING_TASKS = ("adding", "preparing", "removing")
 
 
 def choose_host(
@@ -63,6 +66,8 @@ def _unfit(host: dict, mem: int, overcommit: float) -> str | None:
     """Why the host cannot take a VM of mem MiB, or None when it can."""
     if host.get("state") != "ready":
         return f"state is {host.get('state') or 'unknown'}"
+    if host.get("task") in CHANGING_TASKS:
+        return f"host is {host['task']} (operation {host.get('task_op')})"
     if host.get("mem") is None:
         return "memory not known yet"
     free = _free(host, overcommit)

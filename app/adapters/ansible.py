@@ -2,18 +2,20 @@
 
 import contextlib
 import os
+import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import ansible_runner
+import ansible_runner.interface
 import yaml
 
-from ..errors import HostUnreachable, InvalidInput, OperationCanceled, OperationFailed
+from ..addresses import check_address, check_user
+from ..errors import InvalidInput, OperationCanceled, OperationFailed
+from .known_hosts import KnownHosts
 
 PASSWORD_PROMPTS = (r"^SSH password:\s*?$", r"^BECOME password.*:\s*?$")
 FACTS_KEY = "nube_host"
@@ -95,42 +97,20 @@ class AnsibleProvisioner:
         self.ssh_key = Path(ssh_key)
         self.known_hosts = Path(known_hosts)
         self.keep = keep
-        self._known_lock = threading.Lock()
+        self.known = KnownHosts(known_hosts)
 
     def host_key(self, address):
         """The host's SSH key: recorded in our known_hosts on first contact, checked after."""
-        with self._known_lock:
-            self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            found = subprocess.run(
-                ["ssh-keygen", "-F", address, "-f", str(self.known_hosts)],
-                capture_output=True,
-                text=True,
-            )
-            if found.returncode == 0:
-                return _key_lines(found.stdout)
-            scan = subprocess.run(
-                ["ssh-keyscan", "-T", "10", "-t", "ed25519,ecdsa,rsa", address],
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if not scan.stdout.strip():
-                raise HostUnreachable(
-                    f"no SSH server answered at {address}: "
-                    f"{scan.stderr.strip() or 'no key offered'}"
-                )
-            with open(self.known_hosts, "a") as handle:
-                handle.write(scan.stdout)
-            self.known_hosts.chmod(0o600)
-            return _key_lines(scan.stdout)
+        return self.known.ensure(address)
 
     def forget_host_key(self, address):
-        """Drop a host's recorded key (when the host is removed)."""
-        with self._known_lock:
-            if self.known_hosts.exists():
-                subprocess.run(
-                    ["ssh-keygen", "-R", address, "-f", str(self.known_hosts)], capture_output=True
-                )
+        """Drop a host's recorded key (when the host is removed or its add failed)."""
+        self.known.forget(address)
+
+    def accept_host_key(self, address, fingerprint):
+        """Replace a host's recorded key by the one it offers now, whose fingerprint an admin
+        confirmed; returns the new key text."""
+        return self.known.replace(address, fingerprint)
 
     def _inventory(self, host):
         """An inventory for one host over SSH, or the controller itself."""
@@ -151,13 +131,13 @@ class AnsibleProvisioner:
             " -o ConnectTimeout=15"
         )
         values = {
-            "ansible_host": host["address"],
-            "ansible_user": host["user"],
+            "ansible_host": check_address(host["address"]),
+            "ansible_user": check_user(host["user"]),
             "ansible_ssh_common_args": ssh_args,
         }
         if self.ssh_key.exists():
             values["ansible_ssh_private_key_file"] = str(self.ssh_key)
-        return {"all": {"hosts": {host["name"]: values}}}
+        return {"all": {"hosts": {_inventory_name(host["name"]): values}}}
 
     def run(
         self,
@@ -186,15 +166,19 @@ class AnsibleProvisioner:
         if password:
             options["passwords"] = {prompt: password for prompt in PASSWORD_PROMPTS}
             options["cmdline"] = "--ask-pass --ask-become-pass" if host else "--ask-become-pass"
+        # Inventory and variables as files whose every string is tagged !unsafe: they are data
+        # (addresses, user names), and Ansible must never evaluate a template found in them.
+        # ansible-runner passes env/extravars on with -e @file, so nothing is on a command line.
+        _write_unsafe_yaml(private / "inventory" / "hosts.yml", self._inventory(host))
+        _write_unsafe_yaml(private / "env" / "extravars", dict(extravars or {}))
         # SSH connection sharing per run, in a short path (sockets have a length limit): one
         # left over from an earlier run would outlive a removed key or a changed host key.
         control_dir = tempfile.mkdtemp(prefix="nube-cp-")
         try:
-            result = ansible_runner.run(
+            runner = ansible_runner.interface.init_runner(
                 private_data_dir=str(private),
                 playbook=str(path),
-                inventory=self._inventory(host),
-                extravars=dict(extravars or {}),
+                inventory=str(private / "inventory" / "hosts.yml"),
                 envvars={
                     "ANSIBLE_HOST_KEY_CHECKING": "True",
                     "ANSIBLE_NOCOLOR": "1",
@@ -205,11 +189,14 @@ class AnsibleProvisioner:
                 },
                 event_handler=events,
                 cancel_callback=(lambda: bool(cancel and cancel())),
-                suppress_env_files=True,  # passwords and extravars never land in env/ files
+                suppress_env_files=True,  # passwords never land in env/ files
                 quiet=True,
                 timeout=timeout,
                 **options,
             )
+            runner.config.env = playbook_env(runner.config.env)
+            runner.run()
+            result = runner
         finally:
             shutil.rmtree(control_dir, ignore_errors=True)
             self._rotate()
@@ -218,6 +205,8 @@ class AnsibleProvisioner:
         if result.status == "canceled":
             raise OperationCanceled(f"{playbook} canceled")
         if result.status != "successful" or result.rc != 0:
+            if host is not None and any(f[0] == "unreachable" for f in events.failures):
+                self.known.check_unchanged(host["address"])  # say so when the key changed
             raise OperationFailed(_failure_message(playbook, result, events))
         return events.facts
 
@@ -254,16 +243,6 @@ def _kill_leftovers(marker):
             os.kill(pid, signal.SIGKILL)
 
 
-def _key_lines(text):
-    """The key part ('type base64') of known_hosts lines."""
-    keys = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and not line.startswith("#"):
-            keys.append(f"{parts[1]} {parts[2]}")
-    return "; ".join(keys)
-
-
 def _system_python():
     """The system interpreter (it has python3-apt, which the apt module needs)."""
     return "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
@@ -277,3 +256,67 @@ def _failure_message(playbook, result, events):
             return f"{playbook}: host {host} unreachable: {message}"
         return f"{playbook} failed at '{task}' on {host}: {message}"
     return f"{playbook} ended {result.status} (rc {result.rc})"
+
+
+# What a playbook's environment keeps of the worker's own: nothing else (NUBE_SECRET_KEY,
+# NUBE_ADMIN_PASSWORD, a Redis URL with its password...) reaches ansible or the run folder,
+# whose artifacts/<ident>/command file records the whole environment.
+INHERITED_ENV = (
+    "HOME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LOGNAME",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "USER",
+)
+
+
+def playbook_env(env):
+    """The environment a run needs: what ansible-runner or Nube set, and a few harmless
+    variables of the worker's; never the rest of the worker's environment."""
+    return {
+        key: value
+        for key, value in env.items()
+        if key in INHERITED_ENV or os.environ.get(key) != value
+    }
+
+
+class _Unsafe(str):
+    """A string Ansible must take as data (dumped with the !unsafe tag)."""
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    """Dumps _Unsafe strings with the !unsafe tag."""
+
+
+_UnsafeDumper.add_representer(
+    _Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value))
+)
+
+
+def _tag_values(data):
+    """data with every string value (not mapping keys) made _Unsafe."""
+    if isinstance(data, dict):
+        return {key: _tag_values(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_tag_values(value) for value in data]
+    return _Unsafe(data) if isinstance(data, str) else data
+
+
+def _write_unsafe_yaml(path, data):
+    """Write data as YAML (mode 0600) with every string value tagged !unsafe."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.dump(_tag_values(data), handle, Dumper=_UnsafeDumper, default_flow_style=False)
+
+
+def _inventory_name(name):
+    """A host's name as an inventory host name (a name Nube validated: letters, digits, _.-)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+        raise InvalidInput(f"host name {str(name)[:40]!r} cannot be an inventory name")
+    return name

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import libvirt
 
+from app.addresses import check_address, check_ip, check_user, uri_host
 from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,9 @@ class Hypervisor:
         """The libvirt URI of a host (SSH key auth: a URI never carries a password)."""
         row = dict(host)  # a dict or an sqlite3.Row
         fields = {k: "" if row.get(k) is None else row[k] for k in _URI_FIELDS}
+        # checked again here: the URI is parsed by libvirt, so nothing may read as syntax
+        fields["address"] = uri_host(check_address(fields["address"]))
+        fields["user"] = check_user(fields["user"])
         fields["keyfile"] = quote(self.keyfile, safe="/~._-")
         fields["known_hosts"] = quote(self.known_hosts, safe="/~._-")
         try:
@@ -200,7 +204,9 @@ class Hypervisor:
                 return None
             listen = graphics.get("listen") or "127.0.0.1"
             # A wildcard listen is reached on the host's loopback like any other.
-            return VncDisplay("127.0.0.1" if listen in ("0.0.0.0", "::") else listen, port)
+            listen = "127.0.0.1" if listen in ("0.0.0.0", "::") else listen
+            # the host wrote this XML: only an IP address goes on to the ssh tunnel
+            return VncDisplay(check_ip(listen), port)
 
         return self._run(host, work, name)
 

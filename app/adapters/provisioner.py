@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from ..errors import OperationCanceled, OperationFailed
+from ..errors import HostKeyChanged, OperationCanceled, OperationFailed
 
 
 @dataclass
@@ -22,6 +22,9 @@ class RecordingProvisioner:
     facts: dict = field(default_factory=lambda: {"cpus": 4, "mem": 8192, "kvm": False})
     fail: dict = field(default_factory=dict)  # playbook name -> error message
     runs: list = field(default_factory=list)
+    # address -> key a fake host offers now; recorded on first contact, like the real one
+    offered_keys: dict = field(default_factory=dict)
+    known_keys: dict = field(default_factory=dict)
 
     def run(
         self,
@@ -52,8 +55,23 @@ class RecordingProvisioner:
         return dict(self.facts) if playbook == "host_add.yaml" else {}
 
     def host_key(self, address):
-        """The recording fake has no SSH; host keys are not checked."""
-        return None
+        """The key recorded for address (recorded on first contact); None for a keyless fake."""
+        offered = self.offered_keys.get(address)
+        if offered is None:
+            return self.known_keys.get(address)
+        recorded = self.known_keys.setdefault(address, offered)
+        if recorded != offered:
+            raise HostKeyChanged(address, [recorded], [offered])
+        return recorded
 
     def forget_host_key(self, address):
-        """Nothing recorded, nothing to forget."""
+        """Forget what was recorded for address."""
+        self.known_keys.pop(address, None)
+
+    def accept_host_key(self, address, fingerprint):
+        """Record the offered key when the confirmed fingerprint is the offered key's."""
+        offered = self.offered_keys.get(address)
+        if offered is None or fingerprint != offered:
+            raise HostKeyChanged(address, [f"(confirmed) {fingerprint}"], [offered or "nothing"])
+        self.known_keys[address] = offered
+        return offered

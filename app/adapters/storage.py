@@ -5,6 +5,7 @@ import re
 import secrets
 import stat
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -20,6 +21,8 @@ DISK_MODES = ("overlay", "copy")
 _IMAGE_NAME = re.compile(IMAGE_NAME_RE)
 _VM_ID = re.compile(VM_ID_RE)
 _UPLOAD_TMP = re.compile(r"^\.upload-[0-9a-f]+\.part$")
+_DISK_TMP = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\.[0-9a-f]{8}\.part$")
+PARTIAL_MAX_AGE = 24 * 3600  # no upload or disk copy takes a day
 
 
 def check_vm_id(vm_id) -> str:
@@ -88,7 +91,8 @@ class Storage:
         return self.root / "vms"
 
     def ensure_layout(self):
-        """Create images/ and vms/ (0755) if they are missing."""
+        """Create images/ and vms/ (0755) if they are missing (images/ stays root's when we are
+        root, so that hosts, squashed to nobody over NFS, cannot write base images)."""
         for d in (self.images_dir, self.vms_dir):
             if not d.is_dir():
                 d.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -139,6 +143,27 @@ class Storage:
             mtime=st.st_mtime,
         )
 
+    def checked_base_format(self, name) -> str:
+        """The format of an image about to back a VM disk, read afresh (never from the cache)
+        and refused when it could make QEMU or qemu-img read another file: a backing file or
+        an external data file, or a format that may name host files."""
+        path = self.image_path(name)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFound(f"image {name} not found") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise NotFound(f"image {name} not found")
+        try:
+            info = self.qemu_img.info(path)
+        except QemuImgError as e:
+            raise InvalidInput(f"{name} is not a readable disk image: {e}") from None
+        try:
+            check_upload(info)
+        except InvalidInput as e:
+            raise InvalidInput(f"image {name} cannot back a VM: {e}") from None
+        return info["format"]
+
     def list_images(self) -> list[ImageInfo]:
         """Readable images sorted by name; hidden, partial, odd or unreadable files are skipped."""
         try:
@@ -169,10 +194,32 @@ class Storage:
 
     def upload_target(self) -> tuple[Path, BinaryIO]:
         """Open a fresh hidden temp file in images/ (read-write) to stream an upload into."""
+        self.sweep_partials()
         path = self.images_dir / f".upload-{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
         # opened by path (not fdopen) so the file object's .name is the path
         handle = open(path, "x+b", opener=lambda p, flags: os.open(p, flags, 0o600))  # noqa: SIM115
         return path, handle
+
+    def sweep_partials(self, max_age=PARTIAL_MAX_AGE) -> list[str]:
+        """Delete upload and disk temp files older than max_age seconds (left by a process that
+        died mid-write); returns their names."""
+        swept = []
+        limit = time.time() - max_age
+        for folder, pattern in ((self.images_dir, _UPLOAD_TMP), (self.vms_dir, _DISK_TMP)):
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if not pattern.fullmatch(entry.name):
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < limit:
+                        os.unlink(entry.path)
+                        swept.append(entry.name)
+                except FileNotFoundError:
+                    continue
+        return swept
 
     def save_upload(self, name, stream, max_bytes, chunk_size=1 << 20) -> ImageInfo:
         """Copy stream into images/<name> (at most max_bytes) and check qemu-img reads it."""
@@ -238,7 +285,7 @@ class Storage:
         base = self.image_path(image)
         if os.path.lexists(final):
             raise InvalidInput(f"a disk for VM {vm_id} already exists")
-        fmt = self.image_info(image).format
+        fmt = self.checked_base_format(image)  # at use: the file may have changed since upload
         # Created inside vms/ so qemu-img resolves the relative backing path while creating
         tmp = self.vms_dir / f".{vm_id}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
         if self.disk_mode == "overlay":

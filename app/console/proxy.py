@@ -18,6 +18,7 @@ from werkzeug.http import parse_cookie
 from ..errors import NubeError
 from ..extensions import adapters
 from ..services import console as console_service
+from ..services import users as users_service
 from ..services.console import ConsoleRefused
 from . import tunnel as tunnel_module
 
@@ -26,7 +27,8 @@ _TOKEN_TEXT = re.compile(r"(token=)[^&\s'\"]*")
 
 
 def session_user_id(app, cookie_header):
-    """The user id in the dashboard's signed session cookie, or None when there is none."""
+    """The user id of the live dashboard session in a signed session cookie, or None when
+    there is none (or it was ended: logout, password change, user removed)."""
     if not cookie_header:
         return None
     serializer = app.session_interface.get_signing_serializer(app)
@@ -40,7 +42,10 @@ def session_user_id(app, cookie_header):
         except BadSignature:
             continue
         if isinstance(data, dict) and data.get("_user_id"):
-            return str(data["_user_id"])
+            with app.app_context():
+                user = users_service.load(data["_user_id"])
+            if user is not None:
+                return str(user.id)
     return None
 
 

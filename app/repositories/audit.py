@@ -32,3 +32,15 @@ def page(conn, query="", limit=50, offset=0):
         [*params, limit, offset],
     ).fetchall()
     return rows, total
+
+
+def logged_in_from(conn, username, remote_addr, since):
+    """Whether a user logged in successfully from an address since a time."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM audit WHERE actor = ? AND action = 'login' AND remote_addr = ?"
+            " AND ts >= ? LIMIT 1",
+            (username, remote_addr, since),
+        ).fetchone()
+        is not None
+    )

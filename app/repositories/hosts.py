@@ -37,7 +37,6 @@ UPDATABLE = {
     "name",
     "address",
     "user",
-    "password_enc",
     "state",
     "share",
     "network",
@@ -98,9 +97,20 @@ def by_address(conn, address):
 
 
 def secret(conn, host_id):
-    """The encrypted password of a host (never part of an ordinary row)."""
-    row = conn.execute("SELECT password_enc FROM hosts WHERE id = ?", (host_id,)).fetchone()
+    """The encrypted password of a host (never part of an ordinary row), or None when there is
+    none or it was given for another address than the host's current one."""
+    row = conn.execute(
+        "SELECT password_enc FROM hosts WHERE id = ? AND password_address = address", (host_id,)
+    ).fetchone()
     return row[0] if row else None
+
+
+def set_secret(conn, host_id, password_enc, for_address):
+    """Store a host's encrypted password, bound to the address it was given for."""
+    conn.execute(
+        "UPDATE hosts SET password_enc = ?, password_address = ? WHERE id = ?",
+        (password_enc, for_address, host_id),
+    )
 
 
 def insert(
@@ -108,9 +118,9 @@ def insert(
 ):
     """Add a host row; returns its id."""
     cur = conn.execute(
-        "INSERT INTO hosts (name, address, user, password_enc, state, share, network, task,"
-        " task_op, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (name, address, user, password_enc, state, share, network, task, task_op, now()),
+        "INSERT INTO hosts (name, address, user, password_enc, password_address, state, share,"
+        " network, task, task_op, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (name, address, user, password_enc, address, state, share, network, task, task_op, now()),
     )
     return cur.lastrowid
 

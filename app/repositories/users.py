@@ -56,22 +56,87 @@ def delete(conn, user_id):
     conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
 
-def record_login_failure(conn, remote_addr, ts):
-    """Remember a failed login from an address (for the rate limit)."""
-    conn.execute("INSERT INTO login_failures (remote_addr, ts) VALUES (?, ?)", (remote_addr, ts))
+def prune_login_attempts(conn, before):
+    """Forget login attempts older than a time (they no longer count)."""
+    conn.execute("DELETE FROM login_attempts WHERE ts < ?", (before,))
 
 
-def recent_login_failures(conn, remote_addr, since):
-    """How many failed logins came from an address since a time."""
+def login_attempt_counts(conn, username, remote_addr, since):
+    """Attempts (failed or still being checked) since a time: (this account from this address,
+    this account from anywhere, this address for any account)."""
+    row = conn.execute(
+        "SELECT"
+        " COALESCE(SUM(username = ? AND remote_addr = ?), 0),"
+        " COALESCE(SUM(username = ?), 0),"
+        " COALESCE(SUM(remote_addr = ?), 0)"
+        " FROM login_attempts WHERE ts >= ? AND (username = ? OR remote_addr = ?)",
+        (username, remote_addr, username, remote_addr, since, username, remote_addr),
+    ).fetchone()
+    return tuple(row)
+
+
+def reserve_login_attempt(conn, username, remote_addr, ts):
+    """Count an attempt before its password is checked (so parallel guesses count); its id."""
+    cur = conn.execute(
+        "INSERT INTO login_attempts (username, remote_addr, ts, outcome)"
+        " VALUES (?, ?, ?, 'pending')",
+        (username, remote_addr, ts),
+    )
+    return cur.lastrowid
+
+
+def fail_login_attempt(conn, attempt_id):
+    """A reserved attempt whose password was wrong: it stays counted."""
+    conn.execute("UPDATE login_attempts SET outcome = 'failed' WHERE id = ?", (attempt_id,))
+
+
+def clear_login_attempts(conn, attempt_id, username, remote_addr):
+    """A right password: this attempt and the account's earlier ones from this address go (the
+    address's failures on other accounts stay)."""
+    conn.execute(
+        "DELETE FROM login_attempts WHERE id = ? OR (username = ? AND remote_addr = ?)",
+        (attempt_id, username, remote_addr),
+    )
+
+
+def insert_session(conn, token_hash, user_id, remote_addr):
+    """Record a new login session; returns its id."""
+    stamp = now()
+    cur = conn.execute(
+        "INSERT INTO user_sessions (token_hash, user_id, created_at, last_seen, remote_addr)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (token_hash, user_id, stamp, stamp, remote_addr),
+    )
+    return cur.lastrowid
+
+
+def session_user(conn, token_hash, user_id, created_after):
+    """The user of a live session (this hash, this user, created after a time), or None."""
     return conn.execute(
-        "SELECT COUNT(*) FROM login_failures WHERE remote_addr = ? AND ts >= ?",
-        (remote_addr, since),
-    ).fetchone()[0]
+        f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))}, s.last_seen AS session_seen"
+        " FROM user_sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = ? AND s.user_id = ? AND s.created_at > ?",
+        (token_hash, user_id, created_after),
+    ).fetchone()
 
 
-def clear_login_failures(conn, remote_addr, before=None):
-    """Forget failures from an address (all, or those older than a time)."""
-    if before is None:
-        conn.execute("DELETE FROM login_failures WHERE remote_addr = ?", (remote_addr,))
-    else:
-        conn.execute("DELETE FROM login_failures WHERE ts < ?", (before,))
+def touch_session(conn, token_hash):
+    """Note that a session was used now."""
+    conn.execute("UPDATE user_sessions SET last_seen = ? WHERE token_hash = ?", (now(), token_hash))
+
+
+def delete_session(conn, token_hash):
+    """End one session."""
+    conn.execute("DELETE FROM user_sessions WHERE token_hash = ?", (token_hash,))
+
+
+def delete_sessions(conn, user_id, keep_hash=None):
+    """End every session of a user (but one, when given)."""
+    conn.execute(
+        "DELETE FROM user_sessions WHERE user_id = ? AND token_hash IS NOT ?", (user_id, keep_hash)
+    )
+
+
+def prune_sessions(conn, created_before):
+    """Forget sessions past their lifetime."""
+    conn.execute("DELETE FROM user_sessions WHERE created_at <= ?", (created_before,))

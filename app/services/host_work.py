@@ -100,18 +100,21 @@ def forget_failed_host(ctx, status):
             _run_host_play(ctx, _host(ctx), "host_remove.yaml", cancel=None)
         except NubeError as exc:  # reported; the registration still goes
             ctx.error(f"could not undo the preparation: {exc}")
+    ctx.provisioner.forget_host_key(row["address"])  # a later add records the key afresh
     hosts_repo.delete(ctx.conn, row["id"])
 
 
 @operation("host.prepare", "host", time_limit=1800, label="re-prepare host")
 def reprepare_host(ctx):
     """Apply an address or share change and re-run host_add.yaml."""
-    host = _host(ctx)
+    old = _host(ctx)
     change = ctx.input.get("change", {})
-    hosts_repo.update(ctx.conn, host["id"], state="preparing", **change)
-    host.update(change)
-    ctx.hypervisor.close(host)
+    ctx.hypervisor.close(old)
+    hosts_repo.update(ctx.conn, old["id"], state="preparing", **change)
+    host = _host(ctx)  # the password given for the new address, if the address changed
     _prepare(ctx, host)
+    if host["address"] != old["address"]:
+        ctx.provisioner.forget_host_key(old["address"])  # that machine is no longer this host
     controller_work.refresh_export(ctx)  # the old address or share may have left the export
 
 

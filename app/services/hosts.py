@@ -153,10 +153,9 @@ def update(host_ref, data, actor, wait):
         changes["user"] = validate.user(validate.text(data, "user"))
     if "network" in data:
         changes["network"] = validate.network(validate.text(data, "network"))
-    if data.get("password"):
-        if not isinstance(data["password"], str):
-            raise InvalidInput("password must be text")
-        changes["password_enc"] = adapters().secrets.encrypt(data["password"])
+    password = data.get("password") or None
+    if password is not None and not isinstance(password, str):
+        raise InvalidInput("password must be text")
     if "state" in data:
         changes["state"] = _state_change(row, validate.text(data, "state"))
     reprepare = {}
@@ -165,6 +164,13 @@ def update(host_ref, data, actor, wait):
     if "share" in data:
         reprepare["share"] = validate.choice(data["share"], ("nfs", "bind"), "share")
     reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
+    if "address" in reprepare and row["prepared"] and password is None:
+        # the stored password was given for the machine at the old address: it never goes to
+        # another one, which the operator may not even know
+        raise InvalidInput(
+            f"a new address needs the sudo password of the machine at {reprepare['address']}:"
+            " the stored password only goes to the machine it was given for"
+        )
     with transaction(conn):
         if (
             "name" in changes
@@ -181,11 +187,29 @@ def update(host_ref, data, actor, wait):
         if reprepare:
             op_id = _start_reprepare(conn, row, reprepare, actor)
         hosts_repo.update(conn, row["id"], **changes)
-        safe = sorted(k for k in data if k != "password") + (
-            ["password"] if data.get("password") else []
-        )
+        if password is not None:
+            for_address = reprepare.get("address", row["address"])
+            hosts_repo.set_secret(
+                conn, row["id"], adapters().secrets.encrypt(password), for_address
+            )
+        safe = sorted(k for k in data if k != "password") + (["password"] if password else [])
         audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
     return launch(op_id, wait) if op_id else None
+
+
+def accept_host_key(host_ref, fingerprint, actor):
+    """Record the SSH key a host offers now (reinstalled at the same address), when it has the
+    fingerprint the admin confirmed; returns the new key text."""
+    fingerprint = validate.text({"fingerprint": fingerprint}, "fingerprint")
+    if not validate.FINGERPRINT_RE.fullmatch(fingerprint):
+        raise InvalidInput("fingerprint must look like SHA256:<43 characters of base64>")
+    row = get(host_ref)
+    conn = db()
+    key = adapters().provisioner.accept_host_key(row["address"], fingerprint)
+    with transaction(conn):
+        hosts_repo.update(conn, row["id"], host_key=key)
+        audit(conn, actor, "host.accept_key", f"host:{row['name']}", fingerprint)
+    return key
 
 
 def _state_change(row, state):

@@ -1,16 +1,13 @@
 """Checks on user input shared by the services; each raises InvalidInput with a clear message."""
 
-import ipaddress
 import re
 
+from .. import addresses
 from ..errors import InvalidInput
 
-HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 
 def require_dict(value, what):
@@ -75,26 +72,18 @@ def boolean(data, key, default):
 
 
 def address(value):
-    """A host name or IP address."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if not HOSTNAME_RE.match(value):
-        raise InvalidInput(f"address {value!r} is not a host name or IP address")
-    return value.lower()
+    """A host name, an IPv4 address or an IPv6 address (no zone id), normalised."""
+    return addresses.check_address(value)
 
 
 def user(value):
     """A POSIX user name."""
-    if not USER_RE.match(value):
-        raise InvalidInput(f"user {value!r} is not a valid user name")
-    return value
+    return addresses.check_user(value)
 
 
 def name(value, what="name"):
     """A display name used in URLs and libvirt: letters, digits, '_', '.', '-'."""
-    if not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"{what} {value!r} must start with a letter or digit and use only letters, digits,"
             " '_', '.' and '-' (at most 63)"
@@ -107,14 +96,14 @@ def network(value):
     if value == "none":
         return value
     bridge = value.removeprefix("bridge:")
-    if not NETWORK_RE.match(bridge):
+    if not NETWORK_RE.fullmatch(bridge):
         raise InvalidInput(f"network {value!r} must be 'none', 'bridge:NAME' or a network name")
     return value
 
 
 def choice(value, choices, what):
     """One of a fixed set of words."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise InvalidInput(f"{what} must be one of {', '.join(choices)}, not {value!r}")
     return value
 

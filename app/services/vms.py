@@ -78,7 +78,8 @@ def _check_new(data):
 def add(data, actor, wait):
     """Place a new VM on a host and start creating it; returns the operation id."""
     vm = _check_new(data)
-    adapters().storage.image_info(vm["image"])  # NotFound / InvalidInput before any write
+    # NotFound / InvalidInput before any write; the worker checks the image again at use
+    adapters().storage.checked_base_format(vm["image"])
     conn = db()
     config = current_app.config
     with transaction(conn):  # placement and insert under one write lock: no double booking

@@ -19,6 +19,8 @@ PUBLIC_ENDPOINTS = {"auth.login", "static", "bootstrap.static"}
 
 def init_web(app):
     """Wire the web layer into the app."""
+    # before any rule is added: every <int:...> in a URL is bounded
+    app.url_map.converters["int"] = helpers.BoundedIntConverter
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "warning"

@@ -6,6 +6,7 @@ from math import ceil
 from flask import abort, flash, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
+from werkzeug.routing import IntegerConverter
 
 from ..errors import Busy
 
@@ -65,15 +66,35 @@ def flash_operation(message, op_id):
     flash(Markup('{} <a href="{}">Operation {}</a>.').format(message, link, op_id), "info")
 
 
+MAX_PAGE = 1_000_000  # SQLite's OFFSET is a 64-bit integer; no list is near this long
+MAX_ROW_ID = 2**62
+
+
+def bounded_arg(name, default, minimum, maximum):
+    """An integer query argument clamped to [minimum, maximum]; the default when it is no
+    integer (a huge one must never reach SQLite, which would overflow)."""
+    text = request.args.get(name, "").strip()
+    if not text.isdigit():
+        return default
+    if len(text) > len(str(maximum)):  # never int() a thousand digits
+        return maximum
+    return min(max(int(text), minimum), maximum)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """The <int:...> URL converter, bounded: a huge id is a 404, never an overflow in SQLite."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
 class Page:
     """One page of a list: the request's page number, size, query and sort."""
 
     def __init__(self, per_page, sort_default, sort_columns):
         self.per_page = per_page
-        try:
-            self.number = max(1, int(request.args.get("page", 1)))
-        except ValueError:
-            self.number = 1
+        self.number = bounded_arg("page", 1, 1, MAX_PAGE)
         self.query = request.args.get("q", "").strip()
         sort = request.args.get("sort", sort_default)
         self.sort = sort if sort in sort_columns else sort_default

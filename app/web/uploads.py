@@ -31,7 +31,10 @@ class RepositoryRequest(Request):
             return super()._get_file_stream(
                 total_content_length, content_type, filename, content_length
             )
-        _path, handle = adapters().storage.upload_target()
+        path, handle = adapters().storage.upload_target()
+        # every temp file this request made, whatever the parser does next: several parts
+        # under one field name, or a body cut short before the form was complete
+        self.__dict__.setdefault("nube_uploads", []).append((path, handle))
         return handle
 
 
@@ -42,15 +45,12 @@ def limit_request_body():
 
 
 def discard_unclaimed_uploads(_exc=None):
-    """Delete upload temp files a request did not commit (bad form, error, refused image)."""
-    if "files" not in request.__dict__:  # the form was never parsed: nothing was written
-        return
-    for storage in request.files.values():
-        path = getattr(storage.stream, "name", None)
-        storage.stream.close()
-        if isinstance(path, str) and os.path.basename(path).startswith(".upload-"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+    """Delete upload temp files a request did not commit (bad form, error, refused image, a
+    second part, a body cut short); a committed one was already moved to its name."""
+    for path, handle in request.__dict__.pop("nube_uploads", []):
+        handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def init_app(app):

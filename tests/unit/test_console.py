@@ -14,7 +14,7 @@ import time
 import libvirt
 import pytest
 
-from app import core
+from app import core, create_app
 from app.adapters.hypervisor import Hypervisor, VncDisplay
 from app.console import tunnel as tunnel_module
 from app.console.proxy import ConsoleProxy, ConsoleTokens, session_user_id, token_from_path
@@ -534,30 +534,46 @@ def fake_vnc():
     server.close()
 
 
-def _serve(app, port, vnc_port):
-    """In the forked proxy process: tunnels go straight to the fake VNC server."""
+def _serve(config, port, vnc_port):
+    """In the spawned proxy process: an app on the test's database and instance; the VM's
+    display and its tunnel go straight to the fake VNC server."""
+    Hypervisor.vnc_display = lambda self, host, name: VncDisplay("127.0.0.1", 5901)
 
     def opener(target, keyfile, known_hosts, timeout):
         return Tunnel(target, socket.create_connection(("127.0.0.1", vnc_port)))
 
-    ConsoleProxy(app, port=port, opener=opener).start_server()
+    # websockify forks a handler per connection, as `python -m app.console` does; this
+    # process has one thread, so forking is safe here (spawn passed its method on to us)
+    multiprocessing.set_start_method("fork", force=True)
+    ConsoleProxy(create_app(config), port=port, opener=opener).start_server()
+
+
+# What the proxy process needs of the test's app (its provisioner object stays behind).
+PROXY_SETTINGS = ("DATABASE", "REPOSITORY", "LIBVIRT_URI", "QUEUE", "SECRET_KEY", "HOST_TIMEOUT")
 
 
 @pytest.fixture
 def proxy(app, fake_vnc, vnc):
-    """The real console proxy (forked, as websockify forks per connection) on a free port."""
+    """The real console proxy on a free port, in a spawned process: a fork of this threaded
+    pytest process could inherit a lock another thread holds, and hang."""
     port = free_port()
-    process = multiprocessing.get_context("fork").Process(
+    config = {key: app.config[key] for key in PROXY_SETTINGS}
+    config.update(TESTING=True, INSTANCE_PATH=app.instance_path, PROVISIONER="recording")
+    process = multiprocessing.get_context("spawn").Process(
         target=_serve,
-        args=(app, port, fake_vnc),  # not daemonic: it forks handlers
+        args=(config, port, fake_vnc),  # not daemonic: it forks handlers
     )
     process.start()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             break
         except OSError:
+            if time.monotonic() > deadline or not process.is_alive():
+                process.kill()
+                process.join()
+                pytest.fail(f"the console proxy did not listen on port {port} within 30 s")
             time.sleep(0.05)
     yield port
     process.terminate()

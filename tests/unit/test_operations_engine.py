@@ -203,9 +203,10 @@ def test_real_ansible_runner_reports_facts_and_progress(tmp_path):
     for _ in range(3):
         provisioner.run("facts.yaml")
     assert len(list((tmp_path / "runner").iterdir())) == 2  # old artifacts rotated
-    # nothing of the run's variables is written to the private data dir's env/
+    # no password file in the private data dir's env/; variables only as !unsafe data
     for folder in (tmp_path / "runner").iterdir():
-        assert not (folder / "env" / "extravars").exists()
+        assert not (folder / "env" / "passwords").exists()
+        assert (folder / "env" / "extravars").read_text().strip() == "{}"
 
 
 def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):

@@ -61,7 +61,11 @@ def password():
     if form.validate_on_submit():
         try:
             users.change_password(
-                current_user.id, form.current.data, form.new.data, current_user.username
+                current_user.id,
+                form.current.data,
+                form.new.data,
+                current_user.username,
+                current_session=current_user.session_token,
             )
         except InvalidInput as error:
             flash(str(error), "danger")

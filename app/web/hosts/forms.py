@@ -47,13 +47,16 @@ class HostEditForm(FlaskForm):
     password = PasswordField(
         "New sudo password",
         validators=[Optional(), Length(max=256)],
-        description="Leave empty to keep the stored one.",
+        description="Leave empty to keep the stored one; required with a new address.",
     )
     network = StringField("VM network", validators=[DataRequired(), Length(max=70)])
     address = StringField(
         "Address",
         validators=[DataRequired(), Length(max=253)],
-        description="Changing it (or the mount) re-runs host_add.yaml; only on a host without VMs.",
+        description=(
+            "Changing it (or the mount) re-runs host_add.yaml; only on a host without VMs. A new"
+            " address needs the sudo password of the machine there."
+        ),
     )
     share = SelectField("Repository mount", choices=SHARES)
     state = SelectField("State", choices=["ready", "disabled"])
@@ -65,3 +68,14 @@ class ConfirmForm(FlaskForm):
 
     confirm = StringField("Type the host's name to confirm", validators=[DataRequired()])
     submit = SubmitField("Remove host")
+
+
+class AcceptKeyForm(FlaskForm):
+    """An admin accepts the SSH key a reinstalled host now offers."""
+
+    fingerprint = StringField(
+        "Fingerprint of the host's new key",
+        validators=[DataRequired(), Length(max=80)],
+        description="Read it on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).",
+    )
+    submit = SubmitField("Accept the new key")

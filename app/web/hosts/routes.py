@@ -4,9 +4,9 @@ from flask import current_app, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
 from ...services import charts, hosts, operations, vms
-from ..helpers import Page, actor, flash_error, flash_operation
+from ..helpers import Page, actor, admin_required, flash_error, flash_operation
 from . import bp
-from .forms import ConfirmForm, HostEditForm, HostForm
+from .forms import AcceptKeyForm, ConfirmForm, HostEditForm, HostForm
 
 
 @bp.route("/")
@@ -52,7 +52,26 @@ def show(host_id):
         operations=operations.for_target("host", host_id),
         history=charts.host_history(host),
         confirm=ConfirmForm(),
+        accept_key=AcceptKeyForm(),
     )
+
+
+@bp.route("/<int:host_id>/accept-key", methods=["POST"])
+@admin_required
+def accept_key(host_id):
+    """Record the SSH key a reinstalled host offers, once an admin confirmed its fingerprint."""
+    host = hosts.get(host_id)
+    form = AcceptKeyForm()
+    if form.validate_on_submit():
+        try:
+            hosts.accept_host_key(host_id, form.fingerprint.data, actor())
+        except NubeError as error:
+            flash_error(error)
+        else:
+            flash(f"New SSH host key of {host['name']} accepted.", "success")
+    else:
+        flash("Give the fingerprint of the host's new key.", "warning")
+    return redirect(url_for("hosts.show", host_id=host_id))
 
 
 @bp.route("/<int:host_id>/edit", methods=["GET", "POST"])

@@ -1,10 +1,10 @@
 """Routes of the operations blueprint."""
 
-from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, redirect, render_template, url_for
 
 from ...errors import InvalidInput, NubeError
 from ...services import operations, recover
-from ..helpers import Page, actor, flash_error
+from ..helpers import MAX_ROW_ID, Page, actor, bounded_arg, flash_error
 from . import bp
 from .forms import CancelForm
 
@@ -42,10 +42,7 @@ def show(op_id):
 @bp.route("/<int:op_id>/log.json")
 def log_json(op_id):
     """Status, progress and the log lines after a line id, for the page's live log."""
-    try:
-        after = max(0, int(request.args.get("after", 0)))
-    except ValueError:
-        after = 0
+    after = bounded_arg("after", 0, 0, MAX_ROW_ID)
     # Status first, lines second: once a terminal status is read, every line is already written.
     op = operations.get(op_id)
     lines = operations.log(op_id, after, LOG_BATCH)
