@@ -4,6 +4,9 @@ import os
 import secrets
 from pathlib import Path
 
+from .addresses import check_address
+from .errors import InvalidInput
+
 # libssh2, not plain ssh: it takes our own known_hosts file and checks host keys against it
 # (libssh, the other one, hangs here on large replies such as getCapabilities).
 DEFAULT_LIBVIRT_URI = (
@@ -92,6 +95,11 @@ def _coerce(key, value):
         and not str(value).startswith(("redis://", "rediss://"))
     ):
         raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {value!r}")
+    if key == "CONTROLLER_ADDRESS":
+        try:  # it reaches the hosts' fstab and mount command lines
+            value = check_address(value)
+        except InvalidInput as exc:
+            raise ConfigError(f"CONTROLLER_ADDRESS: {exc}") from None
     return value
 
 

@@ -1,5 +1,6 @@
 """What host operations do once a worker runs them."""
 
+from ..addresses import uri_host
 from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
 from ..ops.registry import on_failure, operation
@@ -25,7 +26,7 @@ def _playbook_vars(ctx, host):
         "share": host["share"],
         "repository": ctx.config["REPOSITORY"],
         "host_mount": ctx.config["HOST_MOUNT"],
-        "controller_address": ctx.config["CONTROLLER_ADDRESS"],
+        "controller_address": uri_host(ctx.config["CONTROLLER_ADDRESS"]),  # [v6]:/path
         "controller_pubkey": ctx.adapters.public_key() if host.get("password") else "",
         "host_user": host["user"],
     }
