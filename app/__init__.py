@@ -37,7 +37,6 @@ def create_app(test_config=None):
     )
 
     from . import db, extensions, tasks
-    from .services import controller, hosts, recover, vms  # noqa: F401  (registers kinds)
 
     db.init_app(app)
     extensions.init_app(app)

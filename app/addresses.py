@@ -19,18 +19,33 @@ HOSTNAME_RE = re.compile(
 IPV4_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
 IPV6_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
+# A last label the resolver reads as a number ('127.1', '0x7f.1', '0x0a000005', '017700000001'):
+# inet_aton spellings of an IP address, which would give one machine several names.
+NUMERIC_LABEL_RE = re.compile(r"(?i)[0-9]+|0x[0-9a-f]*")
+
+
+def _usable(ip, value):
+    """Refuse addresses that name no single host, or another spelling of an IPv4 address."""
+    if ip.version == 6 and ip.ipv4_mapped:
+        raise InvalidInput(f"address {value!r}: write the IPv4 address {ip.ipv4_mapped} itself")
+    if ip.is_unspecified or ip.is_multicast or str(ip) == "255.255.255.255":
+        raise InvalidInput(f"address {value!r} names no single host")
+    return ip
 
 
 def check_address(value):
-    """A host name, an IPv4 address or an IPv6 address (no zone id), normalised."""
+    """A host name, an IPv4 address or an IPv6 address (no zone id), normalised: one machine
+    has one spelling, so uniqueness and known_hosts (keyed by the text) hold."""
     if not isinstance(value, str):
         raise InvalidInput("address must be text")
     if IPV4_RE.fullmatch(value) or IPV6_RE.fullmatch(value):
         try:
-            return str(ipaddress.ip_address(value))
+            ip = ipaddress.ip_address(value)
         except ValueError:
             pass  # digits and dots that are no address (999.1.1.1): refused below
-    elif HOSTNAME_RE.fullmatch(value) and not value.replace(".", "").isdigit():
+        else:
+            return str(_usable(ip, value))
+    elif HOSTNAME_RE.fullmatch(value) and not NUMERIC_LABEL_RE.fullmatch(value.rsplit(".", 1)[-1]):
         return value.lower()
     raise InvalidInput(
         f"address {value[:80]!r} is not a host name or IP address (IPv4, or IPv6 without a %zone)"

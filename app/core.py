@@ -15,6 +15,7 @@ from flask import current_app, has_app_context
 
 from .db import close_db, ensure_schema, forget_schema
 from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
+from .numbers import is_digits
 from .services import controller, hosts, operations, vms
 
 __all__ = [
@@ -133,7 +134,7 @@ def _host_ref(host_id):
     """Accept the integer id or a string of digits, as the contract says."""
     if isinstance(host_id, bool) or not isinstance(host_id, int | str):
         raise InvalidInput(f"hostId must be an integer id, not {host_id!r}")
-    if isinstance(host_id, str) and not host_id.strip().isdigit():
+    if isinstance(host_id, str) and not is_digits(host_id.strip()):
         raise InvalidInput(f"hostId must be an integer id, not {host_id!r}")
     return int(host_id)
 

@@ -1,6 +1,7 @@
 """Choose a host for a new VM: filter out hosts that cannot take it, then rank the rest."""
 
 from app.errors import InvalidInput, NotFound
+from app.numbers import is_digits
 
 POLICIES = ("striping", "packing")
 # Host tasks that change what the host is (its address, mount, or existence): a VM placed now
@@ -47,7 +48,7 @@ def choose_host(
 def _find(hosts: list[dict], requested) -> dict:
     """The host named by an id (int or digit string) or a name; NotFound otherwise."""
     key = str(requested).strip()
-    if key.isdigit():
+    if is_digits(key):
         for host in hosts:
             if host["id"] == int(key):
                 return host

@@ -65,6 +65,7 @@ def _run_operation(op_id):
 def _monitor():
     """Monitor passes every MONITOR_INTERVAL seconds within this minute; stale operations recovered."""
     global _last_pass
+    from .extensions import adapters
     from .ops.recovery import recover
     from .services.monitor import poll
 
@@ -72,6 +73,7 @@ def _monitor():
     interval = max(1.0, app.config["MONITOR_INTERVAL"])
     started = time.monotonic()
     recover(app)
+    adapters(app).storage.sweep_partials()  # what a worker that died mid-write left
     if started - _last_pass < interval - 1:
         return  # intervals over a minute skip some minutes
     while True:

@@ -84,13 +84,20 @@ class KnownHosts:
         confirmed; returns the new key text. Refuses when the fingerprint is not offered."""
         with self._lock:
             offered = self.scan(address)
-            if fingerprint.strip() not in [f.split()[0] for f in fingerprints(offered)]:
+            # only the key confirmed: ssh-keyscan asks each key type on its own connection, so
+            # the other lines may come from whoever else answered
+            confirmed = "".join(
+                line + "\n"
+                for line in offered.splitlines()
+                if _sha256(line + "\n") == fingerprint.strip()
+            )
+            if not confirmed:
                 raise HostKeyChanged(
                     address, [f"(confirmed) {fingerprint.strip()}"], fingerprints(offered)
                 )
             self._forget(address)
-            self._append(offered)
-            return key_text(offered)
+            self._append(confirmed)
+            return key_text(confirmed)
 
     def forget(self, address):
         """Drop a host's recorded keys (when the host is removed or its add failed)."""
@@ -122,6 +129,12 @@ def _keys(lines):
 def key_text(lines):
     """The key part ('type base64') of known_hosts lines, joined for the host page."""
     return "; ".join(_keys(lines))
+
+
+def _sha256(line):
+    """The 'SHA256:…' fingerprint of one known_hosts line ('' when it has none)."""
+    found = fingerprints(line)
+    return found[0].split()[0] if found else ""
 
 
 def fingerprints(lines):

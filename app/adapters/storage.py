@@ -1,5 +1,6 @@
 """The repository of base images and VM disks, driven through qemu-img."""
 
+import contextlib
 import os
 import re
 import secrets
@@ -21,8 +22,9 @@ DISK_MODES = ("overlay", "copy")
 _IMAGE_NAME = re.compile(IMAGE_NAME_RE)
 _VM_ID = re.compile(VM_ID_RE)
 _UPLOAD_TMP = re.compile(r"^\.upload-[0-9a-f]+\.part$")
-_DISK_TMP = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\.[0-9a-f]{8}\.part$")
+_DISK_TMP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\.[0-9a-f]{8}\.part$")
 PARTIAL_MAX_AGE = 24 * 3600  # no upload or disk copy takes a day
+STAGING = ".staging"  # beside images/ and vms/, the controller's only
 
 
 def check_vm_id(vm_id) -> str:
@@ -97,6 +99,18 @@ class Storage:
             if not d.is_dir():
                 d.mkdir(mode=0o755, parents=True, exist_ok=True)
                 os.chmod(d, 0o755)  # hosts' QEMU user must traverse it, whatever our umask
+
+    def _staging(self) -> Path:
+        """The controller's private folder beside vms/ (0700, never a symlink) for disks in
+        the making."""
+        staging = self.root / STAGING
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(staging, 0o700)
+        info = os.lstat(staging)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise InvalidInput(f"{staging} is not this controller's own folder: refusing to use it")
+        os.chmod(staging, 0o700)
+        return staging
 
     def image_path(self, name) -> Path:
         """Absolute path of an image, refused unless it stays inside images/."""
@@ -194,7 +208,6 @@ class Storage:
 
     def upload_target(self) -> tuple[Path, BinaryIO]:
         """Open a fresh hidden temp file in images/ (read-write) to stream an upload into."""
-        self.sweep_partials()
         path = self.images_dir / f".upload-{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
         # opened by path (not fdopen) so the file object's .name is the path
         handle = open(path, "x+b", opener=lambda p, flags: os.open(p, flags, 0o600))  # noqa: SIM115
@@ -205,7 +218,7 @@ class Storage:
         died mid-write); returns their names."""
         swept = []
         limit = time.time() - max_age
-        for folder, pattern in ((self.images_dir, _UPLOAD_TMP), (self.vms_dir, _DISK_TMP)):
+        for folder, pattern in ((self.images_dir, _UPLOAD_TMP), (self.root / STAGING, _DISK_TMP)):
             try:
                 entries = list(os.scandir(folder))
             except FileNotFoundError:
@@ -286,8 +299,11 @@ class Storage:
         if os.path.lexists(final):
             raise InvalidInput(f"a disk for VM {vm_id} already exists")
         fmt = self.checked_base_format(image)  # at use: the file may have changed since upload
-        # Created inside vms/ so qemu-img resolves the relative backing path while creating
-        tmp = self.vms_dir / f".{vm_id}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+        # Made in the controller's own staging folder, never in vms/: hosts write vms/ (as
+        # nobody over NFS) and could swap a temp file there for a symlink that our chmod and
+        # chown would follow. Staging sits beside vms/, so the relative backing path is the
+        # same while qemu-img creates the disk and after the disk is linked into vms/.
+        tmp = self._staging() / f"{vm_id}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
         if self.disk_mode == "overlay":
             # Relative, so the same file works at /export/iaas and at /mnt/iaas on hosts
             args = ["create", "-f", "qcow2", "-F", fmt, "-b", f"../images/{image}", str(tmp)]
@@ -295,8 +311,7 @@ class Storage:
             args = ["convert", "-f", fmt, "-O", "qcow2", str(base), str(tmp)]
         try:
             self.qemu_img.run(args, log)
-            os.chmod(tmp, 0o644)  # QEMU runs as another user on hosts
-            _own_like(tmp, self.vms_dir)
+            _publish_mode(tmp, self.vms_dir)
             self._place(tmp, final, f"a disk for VM {vm_id} already exists")
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -325,9 +340,15 @@ class Storage:
         return self.qemu_img.info(path)
 
 
-def _own_like(path, folder):
-    """Give a new file the owner of its folder (root only): over an all_squash NFS export
-    hosts write as nobody, and iaas_init.yaml makes vms/ nobody's."""
-    if os.geteuid() == 0:
-        info = os.stat(folder)
-        os.chown(path, info.st_uid, info.st_gid)
+def _publish_mode(path, folder):
+    """Make a new staged disk readable by QEMU (another user on hosts) and, as root, owned like
+    its folder (over an all_squash NFS export hosts write as nobody, and iaas_init.yaml makes
+    vms/ nobody's); through a descriptor that never follows a symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(fd, 0o644)
+        if os.geteuid() == 0:
+            info = os.stat(folder)
+            os.fchown(fd, info.st_uid, info.st_gid)
+    finally:
+        os.close(fd)

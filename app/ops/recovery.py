@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..db import connect, transaction
 from ..repositories import operations as ops_repo
-from . import registry
+from . import kinds
 from .context import OperationContext
 from .runner import HEARTBEAT_SECONDS, clear_target_task
 
@@ -49,11 +49,11 @@ def _interrupt(app, conn, row):
     if not ops_repo.interrupt(conn, row["id"], row["heartbeat"], "the worker running it stopped"):
         return False
     ops_repo.append_log(conn, row["id"], f"worker {row['worker']} is gone: interrupted", "error")
-    kind = registry.KINDS.get(row["kind"])
-    if kind and kind.on_failure:
+    kind = kinds.KINDS.get(row["kind"])
+    if kind and kind.undo:
         ctx = OperationContext(app, conn, row, kind.time_limit)
         try:
-            kind.on_failure(ctx, "interrupted")
+            kind.undo(ctx, "interrupted")
         except Exception as exc:  # the target stays for the operator to recover by hand
             ctx.error(f"re-checking the target failed: {exc}")
     with transaction(conn):

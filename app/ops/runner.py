@@ -14,7 +14,7 @@ from ..errors import NubeError, OperationCanceled
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import registry
+from . import kinds
 from .context import LogHandler, OperationContext
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def execute(op_id, app=None):
 
 def _run_claimed(app, conn, row):
     """Do the work of a claimed operation and record how it ended."""
-    kind = registry.get(row["kind"])
+    kind = kinds.get(row["kind"])
     ctx = OperationContext(app, conn, row, kind.time_limit)
     heartbeat = _Heartbeat(app.config["DATABASE"], row["id"])
     heartbeat.start()
@@ -114,7 +114,7 @@ def abandon(op_id, status, error, app=None):
         if not ops_repo.finish_pending(conn, op_id, status, error):
             return False
         row = ops_repo.get(conn, op_id)
-        kind = registry.get(row["kind"])
+        kind = kinds.get(row["kind"])
         with app.app_context():
             ctx = OperationContext(app, conn, row, kind.time_limit)
             ctx.error(f"{status} before it started: {error}")
@@ -128,9 +128,9 @@ def abandon(op_id, status, error, app=None):
 
 def _clean_up(ctx, kind, status):
     """Undo what a failed or canceled operation left half done."""
-    if kind.on_failure is None:
+    if kind.undo is None:
         return
     try:
-        kind.on_failure(ctx, status)
+        kind.undo(ctx, status)
     except Exception as exc:  # clean-up trouble is logged; the original error stays the cause
         ctx.error(f"clean-up after {status} also failed: {exc}")

@@ -110,13 +110,14 @@ def insert_session(conn, token_hash, user_id, remote_addr):
     return cur.lastrowid
 
 
-def session_user(conn, token_hash, user_id, created_after):
-    """The user of a live session (this hash, this user, created after a time), or None."""
+def session_user(conn, token_hash, user_id, created_after, seen_after):
+    """The user of a live session (this hash, this user, created and last used after the times
+    given), or None."""
     return conn.execute(
         f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))}, s.last_seen AS session_seen"
         " FROM user_sessions s JOIN users u ON u.id = s.user_id"
-        " WHERE s.token_hash = ? AND s.user_id = ? AND s.created_at > ?",
-        (token_hash, user_id, created_after),
+        " WHERE s.token_hash = ? AND s.user_id = ? AND s.created_at > ? AND s.last_seen > ?",
+        (token_hash, user_id, created_after, seen_after),
     ).fetchone()
 
 

@@ -22,18 +22,19 @@ def audit(conn, actor, action, target=None, detail=None):
     audit_repo.add(conn, actor, action, target, detail, remote_addr())
 
 
-def new_operation(conn, kind, target_type, target_id, target_name, actor, input_data=None):
-    """Write a pending operation row (and its audit record); returns its id."""
+def new_operation(conn, kind, target_id, target_name, actor, input_data=None):
+    """Write a pending operation row of a Kind (and its audit record); returns its id."""
+    target_type = kind.target_type
     op_id = ops_repo.insert(
         conn,
-        kind=kind,
+        kind=kind.name,
         target_type=target_type,
         target_id=None if target_id is None else str(target_id),
         target_name=target_name,
         requested_by=actor,
         input_data=input_data,
     )
-    audit(conn, actor, kind, f"{target_type}:{target_name}", f"operation {op_id}")
+    audit(conn, actor, kind.name, f"{target_type}:{target_name}", f"operation {op_id}")
     return op_id
 
 

@@ -2,12 +2,10 @@
 
 from ..db import transaction
 from ..errors import Busy
+from ..ops import kinds
 from ..ops.launch import launch
 from ..repositories import operations as ops_repo
 from .common import db, new_operation
-
-# Importing the work module registers its operation kinds.
-from . import controller_work  # noqa: F401  isort: skip
 
 
 def _start(kind, actor, wait, input_data=None):
@@ -20,17 +18,15 @@ def _start(kind, actor, wait, input_data=None):
                 f"busy: operation {active[0]['id']} ({active[0]['kind']}) is running",
                 active[0]["id"],
             )
-        op_id = new_operation(
-            conn, kind, "controller", "controller", "controller", actor, input_data
-        )
+        op_id = new_operation(conn, kind, "controller", "controller", actor, input_data)
     return launch(op_id, wait)
 
 
 def init(actor, wait):
     """Create the repository and run iaas_init.yaml."""
-    return _start("controller.init", actor, wait)
+    return _start(kinds.CONTROLLER_INIT, actor, wait)
 
 
 def destroy(actor, wait, purge=False):
     """Remove every VM and host, then run iaas_destroy.yaml."""
-    return _start("controller.destroy", actor, wait, {"purge": bool(purge)})
+    return _start(kinds.CONTROLLER_DESTROY, actor, wait, {"purge": bool(purge)})

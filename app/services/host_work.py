@@ -3,10 +3,9 @@
 from ..addresses import uri_host
 from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
-from ..ops.registry import on_failure, operation
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import controller_work
+from . import claims, export_work
 from .vm_work import force_remove_vm
 
 
@@ -79,15 +78,13 @@ def _prepare(ctx, host):
     )
 
 
-@operation("host.add", "host", time_limit=1800, label="add host")
 def add_host(ctx):
     """Prepare a newly registered host and mark it ready."""
     host = _host(ctx)
     _prepare(ctx, host)
-    controller_work.refresh_export(ctx, host["share"])
+    export_work.refresh_export(ctx, host["share"])
 
 
-@on_failure("host.add")
 def forget_failed_host(ctx, status):
     """A host that never became ready leaves no row behind."""
     ctx.log(f"removing the registration of {ctx.target_name}: it was never ready")
@@ -105,7 +102,6 @@ def forget_failed_host(ctx, status):
     hosts_repo.delete(ctx.conn, row["id"])
 
 
-@operation("host.prepare", "host", time_limit=1800, label="re-prepare host")
 def reprepare_host(ctx):
     """Apply an address or share change and re-run host_add.yaml."""
     old = _host(ctx)
@@ -116,10 +112,9 @@ def reprepare_host(ctx):
     _prepare(ctx, host)
     if host["address"] != old["address"]:
         ctx.provisioner.forget_host_key(old["address"])  # that machine is no longer this host
-    controller_work.refresh_export(ctx)  # the old address or share may have left the export
+    export_work.refresh_export(ctx)  # the old address or share may have left the export
 
 
-@on_failure("host.prepare")
 def mark_prepare_failed(ctx, status):
     """A host whose re-preparation failed is in error, with the reason."""
     hosts_repo.update(ctx.conn, int(ctx.target_id), state="error", error=f"re-preparation {status}")
@@ -145,18 +140,13 @@ def remove_host_now(ctx, host_id):
     ctx.log(f"host {host['name']} removed")
 
 
-@operation("host.remove", "host", time_limit=3600, label="remove host")
 def remove_host(ctx):
     """Remove the host's VMs, undo the preparation, then forget the host."""
     share = _host(ctx)["share"]
     remove_host_now(ctx, int(ctx.target_id))
-    controller_work.refresh_export(ctx, share)
+    export_work.refresh_export(ctx, share)
 
 
-@on_failure("host.remove")
 def keep_failed_removal(ctx, status):
     """A host that could not be removed stays registered, in error, with its VMs released."""
-    host_id = int(ctx.target_id)
-    for vm in vms_repo.on_host(ctx.conn, host_id):
-        vms_repo.clear_task(ctx.conn, vm["id"], ctx.id)
-    hosts_repo.update(ctx.conn, host_id, state="error", error=f"removal {status}")
+    claims.release_host_and_vms(ctx.conn, int(ctx.target_id), ctx.id, f"removal {status}")

@@ -5,14 +5,13 @@ from flask import current_app
 from ..db import transaction
 from ..errors import Busy, InvalidInput, NotFound
 from ..extensions import adapters
+from ..numbers import is_digits
+from ..ops import kinds
 from ..ops.launch import launch
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import validate
+from . import claims, validate
 from .common import audit, busy_message, db, new_operation
-
-# Importing the work module registers its operation kinds.
-from . import host_work  # noqa: F401  isort: skip
 
 ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network")
 UPDATE_FIELDS = ("name", "user", "password", "network", "state", "address", "share")
@@ -61,7 +60,7 @@ def get(host_ref):
     """A host by id (int or digits) or name; NotFound otherwise."""
     conn = db()
     row = None
-    if isinstance(host_ref, int) or (isinstance(host_ref, str) and host_ref.strip().isdigit()):
+    if isinstance(host_ref, int) or is_digits(str(host_ref).strip()):
         row = hosts_repo.get(conn, validate.host_id(host_ref))
     elif isinstance(host_ref, str):
         row = hosts_repo.by_name(conn, host_ref)
@@ -132,10 +131,10 @@ def add(data, actor, wait):
             state="preparing",
             share=host["share"],
             network=host["network"],
-            task="adding",
+            task=kinds.HOST_ADD.task,
         )
         safe_input = {k: v for k, v in host.items() if k != "password"}
-        op_id = new_operation(conn, "host.add", "host", host_id, host["name"], actor, safe_input)
+        op_id = new_operation(conn, kinds.HOST_ADD, host_id, host["name"], actor, safe_input)
         hosts_repo.set_task_op(conn, host_id, op_id)
     return launch(op_id, wait)
 
@@ -232,8 +231,8 @@ def _start_reprepare(conn, row, new_values, actor):
         )
     # a host Nube never prepared is only re-checked at its new address, never prepared now
     input_data = {"change": new_values, "prepare": bool(row["prepared"])}
-    op_id = new_operation(conn, "host.prepare", "host", row["id"], row["name"], actor, input_data)
-    if not hosts_repo.claim_task(conn, row["id"], "preparing", op_id):
+    op_id = new_operation(conn, kinds.HOST_PREPARE, row["id"], row["name"], actor, input_data)
+    if not hosts_repo.claim_task(conn, row["id"], kinds.HOST_PREPARE.task, op_id):
         raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"])
     return op_id
 
@@ -243,15 +242,8 @@ def remove(host_ref, actor, wait):
     conn = db()
     row = get(host_ref)
     with transaction(conn):
-        op_id = new_operation(conn, "host.remove", "host", row["id"], row["name"], actor)
-        if not hosts_repo.claim_task(conn, row["id"], "removing", op_id):
-            raise Busy(
-                busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"]
-            )
-        for vm in vms_repo.on_host(conn, row["id"]):
-            if not vms_repo.claim_task(conn, vm["id"], "removing", op_id):
-                raise Busy(busy_message("VM", vm["id"], vm["task"], vm["task_op"]), vm["task_op"])
-        hosts_repo.update(conn, row["id"], state="removing")
+        op_id = new_operation(conn, kinds.HOST_REMOVE, row["id"], row["name"], actor)
+        claims.claim_host_and_vms(conn, row, op_id)
     return launch(op_id, wait)
 
 

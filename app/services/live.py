@@ -7,6 +7,7 @@ that change (state, task, capacity, freshness), by primary key, with `?` placeho
 from ..adapters.storage import check_vm_id
 from ..db import now
 from ..errors import InvalidInput
+from ..numbers import parse_id
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
@@ -40,9 +41,9 @@ def parse_ids(text, integers=False):
         if not part:
             continue
         if integers:
-            if not part.isdigit() or len(part) > 18:
+            if parse_id(part) is None:
                 raise InvalidInput(f"not a host id: {part[:40]!r}")
-            part = int(part)
+            part = parse_id(part)
         else:
             check_vm_id(part)
         if part not in ids:

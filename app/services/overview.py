@@ -1,5 +1,6 @@
 """The overview page's figures: hosts and VMs by state, cluster totals, recent and failed work."""
 
+from ..ops import kinds
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
@@ -9,7 +10,7 @@ from .common import db
 HOST_STATES = ("ready", "preparing", "disabled", "removing", "unreachable", "error")
 VM_STATES = ("running", "stopped", "unknown", "error")
 # Controller work whose failure the operator must see: the repository or export may be broken.
-CONTROLLER_KINDS = ("controller.init", "controller.destroy")
+CONTROLLER_KINDS = (kinds.CONTROLLER_INIT.name, kinds.CONTROLLER_DESTROY.name)
 WARN_STATUSES = ("failed", "interrupted")
 TROUBLED_HOST_STATES = ("error", "unreachable")
 

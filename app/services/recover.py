@@ -5,14 +5,12 @@ import json
 
 from ..db import transaction
 from ..errors import Busy, InvalidInput
+from ..ops import kinds
 from ..ops.launch import launch
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from . import hosts, operations, vms
 from .common import busy_message, db, new_operation
-
-# Importing the work module registers its operation kinds.
-from . import recover_work  # noqa: F401  isort: skip
 
 RECOVERABLE = ("failed", "interrupted", "canceled")
 
@@ -31,14 +29,15 @@ def _retry_vm_create(op, actor):
 
 
 RETRIES = {
-    "vm.create": _retry_vm_create,
-    "vm.start": lambda op, actor: vms.start(op["target_id"], actor, wait=False),
-    "vm.stop": lambda op, actor: vms.stop(
+    kinds.VM_CREATE.name: _retry_vm_create,
+    kinds.VM_START.name: lambda op, actor: vms.start(op["target_id"], actor, wait=False),
+    kinds.VM_STOP.name: lambda op, actor: vms.stop(
         op["target_id"], actor, wait=False, force=_input(op).get("force", False)
     ),
-    "vm.remove": lambda op, actor: vms.remove(op["target_id"], actor, wait=False),
-    "host.remove": lambda op, actor: hosts.remove(int(op["target_id"]), actor, wait=False),
+    kinds.VM_REMOVE.name: lambda op, actor: vms.remove(op["target_id"], actor, wait=False),
+    kinds.HOST_REMOVE.name: lambda op, actor: hosts.remove(int(op["target_id"]), actor, wait=False),
 }
+RECHECKS = {"vm": kinds.VM_RECHECK, "host": kinds.HOST_RECHECK}
 
 
 def actions(op):
@@ -76,20 +75,14 @@ def recheck(op_id, actor):
     if "recheck" not in actions(op):
         raise InvalidInput(f"operation {op_id}'s target no longer exists: nothing to re-check")
     conn = db()
-    kind = f"{op['target_type']}.recheck"
+    kind = RECHECKS[op["target_type"]]
     with transaction(conn):
         new_id = new_operation(
-            conn,
-            kind,
-            op["target_type"],
-            op["target_id"],
-            op["target_name"],
-            actor,
-            {"after": op["id"]},
+            conn, kind, op["target_id"], op["target_name"], actor, {"after": op["id"]}
         )
         repo = vms_repo if op["target_type"] == "vm" else hosts_repo
         target = op["target_id"] if op["target_type"] == "vm" else int(op["target_id"])
-        if not repo.claim_task(conn, target, "checking", new_id):
+        if not repo.claim_task(conn, target, kind.task, new_id):
             row = repo.get(conn, target)
             raise Busy(
                 busy_message(op["target_type"], op["target_name"], row["task"], row["task_op"]),

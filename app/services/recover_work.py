@@ -2,12 +2,10 @@
 
 from ..db import now
 from ..errors import NubeError
-from ..ops.registry import operation
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 
 
-@operation("vm.recheck", "vm", time_limit=120, label="re-check VM")
 def recheck_vm(ctx):
     """Set the VM's state from its domain: running, stopped, or error when the domain is gone."""
     vm = dict(vms_repo.get(ctx.conn, ctx.target_id))
@@ -22,7 +20,6 @@ def recheck_vm(ctx):
     vms_repo.set_state(ctx.conn, vm["id"], real)
 
 
-@operation("host.recheck", "host", time_limit=120, label="re-check host")
 def recheck_host(ctx):
     """Ask the host's libvirt; a host that answers is ready again, one that does not unreachable."""
     host = dict(hosts_repo.get(ctx.conn, int(ctx.target_id)))

@@ -1,6 +1,7 @@
 """Operator accounts: create, authenticate, change passwords and roles, delete."""
 
 import hashlib
+import ipaddress
 import re
 import secrets
 import time
@@ -12,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import transaction
 from ..errors import InvalidInput, NotFound
+from ..numbers import parse_id
 from ..repositories import audit as audit_repo
 from ..repositories import users as users_repo
 from .common import audit, db, remote_addr
@@ -25,7 +27,8 @@ RATE_WINDOW = 300.0
 # within KNOWN_FOR: a guesser elsewhere, or a colleague behind the same tunnel, locks no one out.
 WIDE_FACTOR = 4
 KNOWN_FOR = timedelta(days=30)
-SESSION_TOUCH = timedelta(minutes=5)
+SESSION_TOUCH = timedelta(minutes=5)  # how often a session's last use is written
+SESSION_IDLE = timedelta(hours=12)  # a session unused this long has ended
 # A fixed hash to check against when the user does not exist, so timing says nothing.
 _DUMMY_HASH = generate_password_hash("nube-not-a-user", method="scrypt")
 
@@ -71,13 +74,15 @@ def load(session_id):
     if not isinstance(session_id, str) or session_id.count(":") != 1:
         return None
     user_id, token = session_id.split(":")
-    if not user_id.isdigit() or not 20 <= len(token) <= 64:
+    if parse_id(user_id) is None or not 20 <= len(token) <= 64:
         return None
-    lifetime = current_app.permanent_session_lifetime
-    oldest = _stamp(datetime.now(UTC) - lifetime)
+    moment = datetime.now(UTC)
+    oldest = _stamp(moment - current_app.permanent_session_lifetime)
     token_hash = _hash(token)
     conn = db()
-    row = users_repo.session_user(conn, token_hash, int(user_id), oldest)
+    row = users_repo.session_user(
+        conn, token_hash, int(user_id), oldest, _stamp(moment - SESSION_IDLE)
+    )
     if row is None:
         return None
     if row["session_seen"] < _stamp(datetime.now(UTC) - SESSION_TOUCH):
@@ -146,40 +151,77 @@ def authenticate(username, password, limit):
     """The User when the credentials are right; None otherwise. Throttled per account and
     address (InvalidInput); every attempt is counted before its password is checked."""
     conn = db()
-    addr = remote_addr() or "local"
     username = username if isinstance(username, str) else ""
-    now = time.time()
-    with transaction(conn):  # count and reserve in one step: parallel guesses all count
-        users_repo.prune_login_attempts(conn, now - RATE_WINDOW)
-        reason = _throttled(conn, username, addr, now - RATE_WINDOW, limit)
-        attempt = None if reason else users_repo.reserve_login_attempt(conn, username, addr, now)
-    if reason:
-        audit(conn, username, "login.throttled", None, reason)
-        raise InvalidInput(f"{reason}: wait a few minutes")
+    attempt = _reserve_attempt(conn, username, limit, "login")
     row = users_repo.by_username(conn, username)
     good = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password or "")
     if row is None or not good:
-        users_repo.fail_login_attempt(conn, attempt)
+        attempt.failed()
         audit(conn, username, "login.failed")
         return None
     with transaction(conn):
-        users_repo.clear_login_attempts(conn, attempt, username, addr)
+        attempt.succeeded()
         users_repo.touch_login(conn, row["id"])
         audit(conn, row["username"], "login")
     return start_session(User(row))
 
 
-def _throttled(conn, username, addr, since, limit):
+class _Attempt:
+    """One password check, counted before it happens (its row is 'pending' until settled)."""
+
+    def __init__(self, conn, attempt_id, account, address):
+        self.conn, self.id, self.account, self.address = conn, attempt_id, account, address
+
+    def failed(self):
+        """A wrong password: the attempt stays counted."""
+        users_repo.fail_login_attempt(self.conn, self.id)
+
+    def succeeded(self):
+        """The right password: this account's failures from this address are forgotten."""
+        users_repo.clear_login_attempts(self.conn, self.id, self.account, self.address)
+
+
+def _reserve_attempt(conn, username, limit, action):
+    """Count a password check for this account and address, or refuse it (audited) when they
+    are throttled; returns the _Attempt to settle once the password is checked."""
+    account, addr = username.lower(), remote_addr() or "local"  # user names ignore case
+    address = _address_key(addr)
+    now = time.time()
+    with transaction(conn):  # count and reserve in one step: parallel guesses all count
+        users_repo.prune_login_attempts(conn, now - RATE_WINDOW)
+        reason = _throttled(conn, account, address, addr, now - RATE_WINDOW, limit)
+        attempt_id = None
+        if not reason:
+            attempt_id = users_repo.reserve_login_attempt(conn, account, address, now)
+    if reason:
+        audit(conn, username, f"{action}.throttled", None, reason)
+        raise InvalidInput(f"{reason}: wait a few minutes")
+    return _Attempt(conn, attempt_id, account, address)
+
+
+def _address_key(addr):
+    """What throttling counts an address as: IPv4 itself, IPv6 by its /64 (one client
+    commonly holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def _throttled(conn, account, address, addr, since, limit):
     """Why this attempt must wait, or None."""
-    pair, account, address = users_repo.login_attempt_counts(conn, username, addr, since)
+    pair, on_account, from_address = users_repo.login_attempt_counts(conn, account, address, since)
     if pair >= limit:
         return "too many failed logins for this account from your address"
-    if account < limit * WIDE_FACTOR and address < limit * WIDE_FACTOR:
+    if on_account < limit * WIDE_FACTOR and from_address < limit * WIDE_FACTOR:
         return None
     known_since = _stamp(datetime.now(UTC) - KNOWN_FOR)
-    if audit_repo.logged_in_from(conn, username, addr, known_since):
+    if audit_repo.logged_in_from(conn, account, addr, known_since):
         return None  # this account's owner has logged in from here: never locked out
-    if account >= limit * WIDE_FACTOR:
+    if on_account >= limit * WIDE_FACTOR:
         return "too many failed logins for this account"
     return "too many failed logins from your address"
 
@@ -196,8 +238,17 @@ def change_password(user_id, current, new, actor, current_session=None):
     """Change one's own password, proving the current one."""
     conn = db()
     row = users_repo.get(conn, int(user_id))
-    if row is None or not check_password_hash(row["password_hash"], current or ""):
+    if row is None:
+        raise NotFound(f"user {user_id} not found")
+    # a stolen session must not guess the password here either: counted like a login
+    attempt = _reserve_attempt(
+        conn, row["username"], current_app.config["LOGIN_RATE_LIMIT"], "user.password"
+    )
+    if not check_password_hash(row["password_hash"], current or ""):
+        attempt.failed()
+        audit(conn, actor, "user.password.failed", f"user:{row['username']}")
         raise InvalidInput("current password is wrong")
+    attempt.succeeded()
     _check_password(new)
     keep = _hash(current_session) if current_session else None
     with transaction(conn):

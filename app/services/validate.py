@@ -4,6 +4,7 @@ import re
 
 from .. import addresses
 from ..errors import InvalidInput
+from ..numbers import MAX_DIGITS, is_digits, parse_id
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -47,7 +48,9 @@ def integer(data, key, *, required=True, default=None, minimum=None, maximum=Non
         return default
     if isinstance(value, bool):
         raise InvalidInput(f"{key} must be a whole number")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and is_digits(value.strip().removeprefix("-")):
+        if len(value.strip()) > MAX_DIGITS:
+            raise InvalidInput(f"{key} is out of range")
         value = int(value.strip())
     if not isinstance(value, int):
         raise InvalidInput(f"{key} must be a whole number, not {value!r}")
@@ -114,6 +117,6 @@ def host_id(value):
         raise InvalidInput("host id must be a number")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and parse_id(value) is not None:
+        return parse_id(value)
     raise InvalidInput(f"host id must be a number, not {value!r}")

@@ -6,7 +6,6 @@ import time
 from ..db import transaction
 from ..domain_xml import render_domain
 from ..errors import InvalidInput, NotFound
-from ..ops.registry import on_failure, operation
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 
@@ -27,7 +26,6 @@ def host_disk_path(ctx, vm_id):
     return f"{ctx.config['HOST_MOUNT'].rstrip('/')}/vms/{vm_id}.qcow2"
 
 
-@operation("vm.create", "vm", time_limit=3600, label="create VM")
 def create_vm(ctx):
     """Make the VM's disk, render its domain XML and define it on its host."""
     vm, host = _vm_and_host(ctx)
@@ -51,7 +49,6 @@ def create_vm(ctx):
     ctx.progress(3, 3)
 
 
-@on_failure("vm.create")
 def undo_create(ctx, status):
     """A VM that failed to be created leaves no domain, no disk and no row, and touches
     nothing it did not make: a domain only if it has this operation's UUID, the disk only if
@@ -72,7 +69,6 @@ def undo_create(ctx, status):
         vms_repo.delete(ctx.conn, vm["id"])
 
 
-@operation("vm.start", "vm", time_limit=300, label="start VM")
 def start_vm(ctx):
     """Start the VM's domain."""
     vm, host = _vm_and_host(ctx)
@@ -92,7 +88,6 @@ def _wait_stopped(ctx, host, name, timeout):
     return ctx.hypervisor.domain_state(host, name) != "running"
 
 
-@operation("vm.stop", "vm", time_limit=600, label="stop VM")
 def stop_vm(ctx):
     """Ask the guest to shut down, then force it off after STOP_TIMEOUT (or at once)."""
     vm, host = _vm_and_host(ctx)
@@ -129,16 +124,12 @@ def force_remove_vm(ctx, vm, host):
         vms_repo.delete(ctx.conn, vm["id"])
 
 
-@operation("vm.remove", "vm", time_limit=600, label="remove VM")
 def remove_vm(ctx):
     """Force the VM off if needed, undefine it, delete its disk, then forget it."""
     vm, host = _vm_and_host(ctx)
     force_remove_vm(ctx, vm, host)
 
 
-@on_failure("vm.start")
-@on_failure("vm.stop")
-@on_failure("vm.remove")
 def recheck_state(ctx, status):
     """After a failed power action, record the state the hypervisor reports (or unknown)."""
     try:

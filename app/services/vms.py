@@ -8,15 +8,13 @@ from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
 from ..errors import Busy, InvalidInput, NotFound
 from ..extensions import adapters
+from ..ops import kinds
 from ..ops.launch import launch
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from . import validate
 from .common import busy_message, db, new_operation
-
-# Importing the work module registers its operation kinds.
-from . import vm_work  # noqa: F401  isort: skip
 
 ADD_FIELDS = ("id", "image", "mem", "vcpus", "host")
 SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
@@ -104,7 +102,7 @@ def add(data, actor, wait):
             vcpus=vm["vcpus"],
             state="stopped",
             created_by=actor,
-            task="creating",
+            task=kinds.VM_CREATE.task,
         )
         # the domain's UUID, chosen now: a failed create undefines only a domain with this one
         input_data = {
@@ -113,32 +111,24 @@ def add(data, actor, wait):
             "host_name": host["name"],
             "uuid": str(uuid.uuid4()),
         }
-        op_id = new_operation(conn, "vm.create", "vm", vm["id"], vm["id"], actor, input_data)
+        op_id = new_operation(conn, kinds.VM_CREATE, vm["id"], vm["id"], actor, input_data)
         vms_repo.set_task_op(conn, vm["id"], op_id)
     return launch(op_id, wait)
 
 
-# What each action needs: the task it sets and the states it may start from.
-ACTIONS = {
-    "vm.start": ("starting", ("stopped", "error", "unknown")),
-    "vm.stop": ("stopping", ("running", "unknown", "error")),
-    "vm.remove": ("removing", ("stopped", "running", "error", "unknown")),
-}
-
-
 def act(kind, vm_id, actor, wait, force=False):
     """Start, stop or remove a VM (compare-and-swap on its task); returns the operation id."""
-    task, allowed = ACTIONS[kind]
     conn = db()
     row = get(vm_id)
     if row["task"]:
         raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
-    if row["state"] not in allowed:
-        raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot {kind.split('.')[1]} it")
+    if row["state"] not in kind.from_states:
+        verb = kind.name.split(".")[1]
+        raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot {verb} it")
     with transaction(conn):
         input_data = {"force": True} if force else {}
-        op_id = new_operation(conn, kind, "vm", row["id"], row["id"], actor, input_data)
-        if not vms_repo.claim_task(conn, row["id"], task, op_id):
+        op_id = new_operation(conn, kind, row["id"], row["id"], actor, input_data)
+        if not vms_repo.claim_task(conn, row["id"], kind.task, op_id):
             current = vms_repo.get(conn, row["id"])
             raise Busy(
                 busy_message("VM", row["id"], current["task"], current["task_op"]),
@@ -149,14 +139,14 @@ def act(kind, vm_id, actor, wait, force=False):
 
 def start(vm_id, actor, wait):
     """Start a stopped VM."""
-    return act("vm.start", vm_id, actor, wait)
+    return act(kinds.VM_START, vm_id, actor, wait)
 
 
 def stop(vm_id, actor, wait, force=False):
     """Stop a running VM: gracefully, or forced off at once."""
-    return act("vm.stop", vm_id, actor, wait, force=bool(force))
+    return act(kinds.VM_STOP, vm_id, actor, wait, force=bool(force))
 
 
 def remove(vm_id, actor, wait):
     """Remove a VM: forced off if running, undefined, disk deleted."""
-    return act("vm.remove", vm_id, actor, wait)
+    return act(kinds.VM_REMOVE, vm_id, actor, wait)

@@ -9,6 +9,7 @@ from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
 
 from ..errors import Busy
+from ..numbers import is_digits
 
 # Status colours, defined once (Bootstrap contextual names).
 STATUS_COLOURS = {
@@ -74,7 +75,7 @@ def bounded_arg(name, default, minimum, maximum):
     """An integer query argument clamped to [minimum, maximum]; the default when it is no
     integer (a huge one must never reach SQLite, which would overflow)."""
     text = request.args.get(name, "").strip()
-    if not text.isdigit():
+    if not is_digits(text):
         return default
     if len(text) > len(str(maximum)):  # never int() a thousand digits
         return maximum
