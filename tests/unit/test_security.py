@@ -530,3 +530,62 @@ def test_ipv6_hosts_get_a_bracketed_libvirt_uri(app):
     )
     with pytest.raises(InvalidInput):
         hypervisor.uri_for({**host, "address": "::1%eth0"})
+
+
+# The second review ---------------------------------------------------------------------------
+
+
+def test_a_temp_disk_swapped_for_a_symlink_changes_no_controller_file(app, image, tmp_path):
+    """A host that swaps the disk in the making for a symlink gets no chmod or chown through it
+    (the disk is made in the controller's own staging folder, set through O_NOFOLLOW)."""
+    storage = app.extensions["nube"].storage
+    victim = tmp_path / "shadow"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    real_run = storage.qemu_img.run
+
+    def run_then_swap(args, log=None):
+        out = real_run(args, log)
+        if args[0] not in ("create", "convert"):
+            return out
+        made = Path(args[-1])
+        assert made.parent.name == ".staging" and made.parent.parent == storage.root
+        made.unlink()
+        made.symlink_to(victim)
+        return out
+
+    storage.qemu_img.run = run_then_swap
+    with pytest.raises(OSError):
+        storage.create_disk("vm1", image)
+    assert victim.stat().st_mode & 0o777 == 0o600
+    assert list(storage.vms_dir.iterdir()) == []
+
+
+def test_a_user_name_in_another_case_is_the_same_account_for_throttling(app):
+    client = _client(app, "10.9.0.3")
+    assert [_try(client, name, "guess") for name in ("admin", "Admin", "ADMIN")] == [401] * 3
+    assert _try(client, "aDmin", ADMIN_PASSWORD) == 429
+
+
+@pytest.mark.parametrize(
+    "path", ["/hosts/?page=%C2%B2", "/api/hosts?ids=%C2%B2", "/operations/1/log.json?after=%C2%B2"]
+)
+def test_unicode_digits_are_not_numbers(admin_client, path):
+    assert admin_client.get(path).status_code in (200, 400, 404)
+
+
+def test_the_current_password_of_a_password_change_is_throttled(app, admin_client):
+    def change(current):
+        token = csrf_token(admin_client, "/account/password")
+        admin_client.post(
+            "/account/password",
+            data={"current": current, "new": "x" * 12, "confirm": "x" * 12, "csrf_token": token},
+        )
+
+    for n in range(3):
+        change(f"wrong-{n}")
+    change(ADMIN_PASSWORD)  # refused now: throttled
+    with app.app_context():
+        actions = [r[0] for r in get_db().execute("SELECT action FROM audit").fetchall()]
+    assert actions.count("user.password.failed") == 3
+    assert "user.password.throttled" in actions and "user.password" not in actions
