@@ -36,11 +36,12 @@ def create_app(test_config=None):
         WTF_CSRF_TIME_LIMIT=None,
     )
 
-    from . import db, extensions, tasks
+    from . import db, extensions
+    from .ops import queue
 
     db.init_app(app)
     extensions.init_app(app)
-    tasks.configure(app.config["QUEUE"], app.instance_path)
+    queue.init_app(app)
 
     from .web import init_web
 

@@ -7,10 +7,13 @@ import sys
 import click
 from flask import current_app
 
+from .db import ensure_schema
 from .errors import NubeError
 from .extensions import adapters
 from .ops.recovery import recover
-from .services import users
+from .services import controller, users
+
+CLI_ACTOR = os.environ.get("NUBE_ACTOR", "cli")  # who the audit log says acted
 
 
 def _read_password(confirm=True):
@@ -64,10 +67,9 @@ def init_cli(app):
     @nube_group.command("init")
     def init_controller():
         """Initialise the controller (database, repository, iaas_init.yaml)."""
-        from . import core
-
         try:
-            core.init()
+            ensure_schema(current_app.config["DATABASE"])
+            controller.init(CLI_ACTOR, wait=True)
         except NubeError as error:
             # The server still starts; the overview page shows the failed operation.
             click.echo(f"controller initialisation failed: {error}", err=True)

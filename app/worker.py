@@ -1,7 +1,7 @@
 """The queue consumer's entry point: `huey_consumer app.worker.huey -k thread -w WORKERS`."""
 
-from . import create_app, tasks
+from . import create_app
+from .ops.queue import queue_of
 
 app = create_app()
-tasks.set_worker_app(app)
-huey = tasks.huey
+huey = queue_of(app).huey

@@ -5,6 +5,7 @@ from flask import current_app
 from ..db import connect
 from ..errors import OperationFailed
 from ..repositories import operations as ops_repo
+from .queue import queue_of
 from .runner import abandon, execute
 
 
@@ -12,10 +13,8 @@ def launch(op_id, wait):
     """Run now and raise on failure (wait=True), or enqueue and return the id at once."""
     app = current_app._get_current_object()
     if not wait:
-        from .. import tasks
-
         try:
-            tasks.run_operation(op_id)
+            queue_of(app).enqueue(op_id)
         except Exception as exc:  # the queue is down: the row must not wait forever
             abandon(op_id, "failed", f"could not be queued: {exc}", app)
             raise OperationFailed(f"operation {op_id} could not be queued: {exc}") from exc

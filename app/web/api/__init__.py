@@ -1,7 +1,3 @@
 """Small JSON endpoints the dashboard polls to update pages in place."""
 
-from flask import Blueprint
-
-bp = Blueprint("api", __name__, url_prefix="/api")
-
-from . import routes  # noqa: E402,F401  (routes attach themselves to bp)
+from .routes import bp  # noqa: F401  (the blueprint, with its routes)

@@ -7,11 +7,12 @@ back in If-None-Match gets 304 with no body while nothing changed.
 import hashlib
 import json
 
-from flask import jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ...errors import InvalidInput
 from ...services import charts, live
-from . import bp
+
+bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _answer(data):

@@ -2,13 +2,14 @@
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from ...errors import InvalidInput
 from ...services import users
-from . import bp
 from .forms import LoginForm, PasswordForm
+
+bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target):

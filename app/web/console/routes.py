@@ -3,14 +3,16 @@
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ...errors import NotFound, NubeError
 from ...services import console, vms
 from ...services.console import ConsoleRefused
 from ..helpers import actor, flash_error
-from . import bp
+
+bp = Blueprint("console", __name__)
+
 
 NOVNC_MODULE = Path("node_modules/@novnc/novnc/core/rfb.js")  # under static/
 

@@ -1,12 +1,13 @@
 """Routes of the hosts blueprint."""
 
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
 from ...services import charts, hosts, operations, vms
 from ..helpers import Page, actor, admin_required, flash_error, flash_operation
-from . import bp
 from .forms import AcceptKeyForm, ConfirmForm, HostEditForm, HostForm
+
+bp = Blueprint("hosts", __name__, url_prefix="/hosts")
 
 
 @bp.route("/")

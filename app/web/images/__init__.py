@@ -1,7 +1,3 @@
 """The images pages."""
 
-from flask import Blueprint
-
-bp = Blueprint("images", __name__, url_prefix="/images")
-
-from . import routes  # noqa: E402,F401  (routes attach themselves to bp)
+from .routes import bp  # noqa: F401  (the blueprint, with its routes)

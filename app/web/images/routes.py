@@ -1,12 +1,13 @@
 """Routes of the images blueprint."""
 
-from flask import flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
 from ...services import images
 from ..helpers import actor, flash_error
-from . import bp
 from .forms import UploadForm
+
+bp = Blueprint("images", __name__, url_prefix="/images")
 
 
 @bp.route("/")

@@ -1,7 +1,3 @@
 """The overview page."""
 
-from flask import Blueprint
-
-bp = Blueprint("main", __name__)
-
-from . import routes  # noqa: E402,F401  (routes attach themselves to bp)
+from .routes import bp  # noqa: F401  (the blueprint, with its routes)

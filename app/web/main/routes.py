@@ -1,9 +1,10 @@
 """Routes of the main blueprint."""
 
-from flask import render_template
+from flask import Blueprint, render_template
 
 from ...services import overview as overview_service
-from . import bp
+
+bp = Blueprint("main", __name__)
 
 
 @bp.route("/")

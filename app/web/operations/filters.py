@@ -3,8 +3,6 @@
 import json
 from datetime import UTC, datetime
 
-from . import bp
-
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -34,7 +32,6 @@ def human_seconds(seconds):
     return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
-@bp.app_template_filter("duration")
 def duration(op):
     """How long an operation ran (so far, while it runs); '-' before it started."""
     started = _parse(op.get("started_at"))
@@ -44,7 +41,6 @@ def duration(op):
     return human_seconds((finished - started).total_seconds())
 
 
-@bp.app_template_filter("pretty_json")
 def pretty_json(text):
     """Stored JSON text indented for reading; the text itself when it is not JSON."""
     if text in (None, ""):

@@ -1,12 +1,16 @@
 """Routes of the operations blueprint."""
 
-from flask import current_app, flash, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, url_for
 
 from ...errors import InvalidInput, NubeError
 from ...services import operations, recover
 from ..helpers import MAX_ROW_ID, Page, actor, bounded_arg, flash_error
-from . import bp
+from . import filters
 from .forms import CancelForm
+
+bp = Blueprint("operations", __name__, url_prefix="/operations")
+bp.add_app_template_filter(filters.duration, "duration")
+bp.add_app_template_filter(filters.pretty_json, "pretty_json")
 
 # Lines one log.json answer carries at most; the page asks again at once for the rest.
 LOG_BATCH = 500

@@ -1,7 +1,3 @@
 """User management and the audit log (admins only)."""
 
-from flask import Blueprint
-
-bp = Blueprint("users", __name__, url_prefix="/users")
-
-from . import routes  # noqa: E402,F401  (routes attach themselves to bp)
+from .routes import bp  # noqa: F401  (the blueprint, with its routes)

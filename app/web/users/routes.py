@@ -1,14 +1,15 @@
 """Routes of the users blueprint: accounts and the audit log, for admins only."""
 
-from flask import current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ...errors import InvalidInput, NubeError
 from ...services import audit as audit_service
 from ...services import users as users_service
 from ..helpers import Page, actor, admin_required, flash_error
-from . import bp
 from .forms import RemoveForm, ResetPasswordForm, RoleForm, UserForm
+
+bp = Blueprint("users", __name__, url_prefix="/users")
 
 
 def _flash_form_errors(form):

@@ -1,12 +1,13 @@
 """Routes of the vms blueprint."""
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from ...errors import NotFound, NubeError
 from ...services import hosts, images, operations, vms
 from ..helpers import Page, actor, flash_error, flash_operation
-from . import bp
 from .forms import AUTOMATIC, ConfirmForm, VmForm
+
+bp = Blueprint("vms", __name__, url_prefix="/vms")
 
 
 def _mib(value):
