@@ -71,6 +71,9 @@ run: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pylint --disable=all --enable=cyclic-import,duplicate-code --min-similarity-lines=6 \
+		--score=n app
+	$(BIN)/python -m tests.complexity app 15
 	cd plays && for play in *.yaml; do ../$(BIN)/ansible-playbook --syntax-check -i localhost, $$play || exit 1; done
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline -q plays/
 

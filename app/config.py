@@ -78,29 +78,42 @@ def _coerce(key, value):
         return value  # a ready provisioner object, passed in by tests or embedding code
     if isinstance(default, bool):
         return parse_bool(key, value)
-    try:
-        if isinstance(default, int):
-            value = int(value)
-        elif isinstance(default, float):
-            value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} must be a number, not {value!r}") from None
-    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-        raise ConfigError(f"{key} must not be negative")
+    if isinstance(default, int | float):
+        return _number(key, value, type(default))
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}")
-    if (
-        key == "QUEUE"
-        and value not in ("sqlite", "immediate")
-        and not str(value).startswith(("redis://", "rediss://"))
-    ):
-        raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {value!r}")
-    if key == "CONTROLLER_ADDRESS":
-        try:  # it reaches the hosts' fstab and mount command lines
-            value = check_address(value)
-        except InvalidInput as exc:
-            raise ConfigError(f"CONTROLLER_ADDRESS: {exc}") from None
+    check = TEXT_CHECKS.get(key)
+    return check(value) if check else value
+
+
+def _number(key, value, kind):
+    """A numeric setting: an int or a float as its default is, never negative."""
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} must be a number, not {value!r}") from None
+    if value < 0:
+        raise ConfigError(f"{key} must not be negative")
     return value
+
+
+def _queue(value):
+    """The QUEUE setting: sqlite, immediate or a Redis URL."""
+    if value in ("sqlite", "immediate") or str(value).startswith(("redis://", "rediss://")):
+        return value
+    raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {value!r}")
+
+
+def _controller_address(value):
+    """CONTROLLER_ADDRESS reaches the hosts' fstab and mount command lines: allow-listed."""
+    try:
+        return check_address(value)
+    except InvalidInput as exc:
+        raise ConfigError(f"CONTROLLER_ADDRESS: {exc}") from None
+
+
+# Settings with a check of their own beyond their type.
+TEXT_CHECKS = {"QUEUE": _queue, "CONTROLLER_ADDRESS": _controller_address}
 
 
 def load_settings(instance_path, overrides=None, environ=None):

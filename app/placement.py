@@ -18,15 +18,7 @@ def choose_host(
     requested=None,
 ) -> dict:
     """The host a VM of mem MiB should go to, OpenNebula style (filter, then rank)."""
-    if policy not in POLICIES:
-        raise InvalidInput(f"unknown placement policy {policy!r}: use striping or packing")
-    if not isinstance(mem, int) or isinstance(mem, bool) or mem <= 0:
-        raise InvalidInput(f"VM memory must be a positive number of MiB, not {mem!r}")
-    if not overcommit or overcommit <= 0:
-        raise InvalidInput(f"memory overcommit must be above 0, not {overcommit!r}")
-    if not hosts:
-        raise InvalidInput("no hosts registered: add a host first")
-
+    _check_request(hosts, mem, policy, overcommit)
     if requested is not None and str(requested).strip():
         host = _find(hosts, requested)
         reason = _unfit(host, mem, overcommit)
@@ -43,6 +35,18 @@ def choose_host(
         return min(fit, key=lambda h: (h.get("vm_count") or 0, -_free(h, overcommit), h["id"]))
     # Packing fills hosts up, leaving others empty: most VMs, then the tightest fit.
     return min(fit, key=lambda h: (-(h.get("vm_count") or 0), _free(h, overcommit), h["id"]))
+
+
+def _check_request(hosts, mem, policy, overcommit):
+    """Refuse a placement request that cannot be answered."""
+    if policy not in POLICIES:
+        raise InvalidInput(f"unknown placement policy {policy!r}: use striping or packing")
+    if not isinstance(mem, int) or isinstance(mem, bool) or mem <= 0:
+        raise InvalidInput(f"VM memory must be a positive number of MiB, not {mem!r}")
+    if not overcommit or overcommit <= 0:
+        raise InvalidInput(f"memory overcommit must be above 0, not {overcommit!r}")
+    if not hosts:
+        raise InvalidInput("no hosts registered: add a host first")
 
 
 def _find(hosts: list[dict], requested) -> dict:

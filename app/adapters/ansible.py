@@ -60,32 +60,41 @@ class _EventLog:
         host = data.get("host") or data.get("remote_addr") or ""
         task = data.get("task", "")
         if kind == "playbook_on_task_start":
-            self.done += 1
-            if self.progress:
-                self.progress(min(self.done, self.total), self.total)
+            self._task_started()
         elif kind == "runner_on_ok":
             changed = data.get("res", {}).get("changed")
             self.log(f"{'changed' if changed else 'ok'}: [{host}] {task}")
         elif kind == "runner_on_skipped":
             self.log(f"skipping: [{host}] {task}")
         elif kind in ("runner_on_failed", "runner_on_unreachable"):
-            result = data.get("res", {})
-            message = result.get("msg") or result.get("stderr") or result.get("reason") or ""
-            word = "unreachable" if kind == "runner_on_unreachable" else "failed"
-            if data.get("ignore_errors"):
-                word = "failed (ignored)"
-            else:
-                self.failures.append((word, host, task, str(message).strip()))
-            self.log(f"{word}: [{host}] {task}: {str(message).strip()}", "error")
+            self._failed(kind, data, host, task)
         elif kind == "playbook_on_stats":
-            artifact = data.get("artifact_data") or {}
-            self.facts = artifact.get(FACTS_KEY, {}) or {}
-            for stat in ("ok", "changed", "failures", "unreachable", "skipped"):
-                counts = data.get(stat) or {}
-                if counts:
-                    summary = ", ".join(f"{h}={n}" for h, n in sorted(counts.items()))
-                    self.log(f"recap {stat}: {summary}")
+            self._stats(data)
         return True
+
+    def _task_started(self):
+        self.done += 1
+        if self.progress:
+            self.progress(min(self.done, self.total), self.total)
+
+    def _failed(self, kind, data, host, task):
+        result = data.get("res", {})
+        message = str(result.get("msg") or result.get("stderr") or result.get("reason") or "")
+        word = "unreachable" if kind == "runner_on_unreachable" else "failed"
+        if data.get("ignore_errors"):
+            word = "failed (ignored)"
+        else:
+            self.failures.append((word, host, task, message.strip()))
+        self.log(f"{word}: [{host}] {task}: {message.strip()}", "error")
+
+    def _stats(self, data):
+        artifact = data.get("artifact_data") or {}
+        self.facts = artifact.get(FACTS_KEY, {}) or {}
+        for stat in ("ok", "changed", "failures", "unreachable", "skipped"):
+            counts = data.get(stat) or {}
+            if counts:
+                summary = ", ".join(f"{h}={n}" for h, n in sorted(counts.items()))
+                self.log(f"recap {stat}: {summary}")
 
 
 class AnsibleProvisioner:
@@ -162,6 +171,19 @@ class AnsibleProvisioner:
         self.work_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         private = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=self.work_dir))
         events = _EventLog(log, progress, count_tasks(path))
+        result = self._run_in(private, path, host, extravars, password, events, cancel, timeout)
+        if result.status in ("canceled", "timeout"):
+            _kill_leftovers(str(private))
+        if result.status == "canceled":
+            raise OperationCanceled(f"{playbook} canceled")
+        if result.status != "successful" or result.rc != 0:
+            if host is not None and any(f[0] == "unreachable" for f in events.failures):
+                self.known.check_unchanged(host["address"])  # say so when the key changed
+            raise OperationFailed(_failure_message(playbook, result, events))
+        return events.facts
+
+    def _run_in(self, private, path, host, extravars, password, events, cancel, timeout):
+        """ansible-runner in its private folder, with only the environment a play needs."""
         options = {}
         if password:
             options["passwords"] = {prompt: password for prompt in PASSWORD_PROMPTS}
@@ -196,19 +218,10 @@ class AnsibleProvisioner:
             )
             runner.config.env = playbook_env(runner.config.env)
             runner.run()
-            result = runner
+            return runner
         finally:
             shutil.rmtree(control_dir, ignore_errors=True)
             self._rotate()
-        if result.status in ("canceled", "timeout"):
-            _kill_leftovers(str(private))
-        if result.status == "canceled":
-            raise OperationCanceled(f"{playbook} canceled")
-        if result.status != "successful" or result.rc != 0:
-            if host is not None and any(f[0] == "unreachable" for f in events.failures):
-                self.known.check_unchanged(host["address"])  # say so when the key changed
-            raise OperationFailed(_failure_message(playbook, result, events))
-        return events.facts
 
     def _rotate(self):
         """Keep only the newest `keep` run folders."""

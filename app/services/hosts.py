@@ -145,18 +145,40 @@ def update(host_ref, data, actor, wait):
     validate.refuse_unknown(data, UPDATE_FIELDS, "host")
     conn = db()
     row = get(host_ref)
-    changes = {}
-    if "name" in data:
-        changes["name"] = validate.name(validate.text(data, "name"), "host name")
-    if "user" in data:
-        changes["user"] = validate.user(validate.text(data, "user"))
-    if "network" in data:
-        changes["network"] = validate.network(validate.text(data, "network"))
+    changes, reprepare, password = _check_update(row, data)
+    with transaction(conn):
+        _refuse_clashes(conn, row, changes.get("name"), reprepare.get("address"))
+        op_id = _start_reprepare(conn, row, reprepare, actor) if reprepare else None
+        hosts_repo.update(conn, row["id"], **changes)
+        if password is not None:
+            for_address = reprepare.get("address", row["address"])
+            hosts_repo.set_secret(
+                conn, row["id"], adapters().secrets.encrypt(password), for_address
+            )
+        safe = sorted(k for k in data if k != "password") + (["password"] if password else [])
+        audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
+    return launch(op_id, wait) if op_id else None
+
+
+# The fields updateHost takes as they are, each with its check.
+PLAIN_FIELDS = {
+    "name": lambda value: validate.name(value, "host name"),
+    "user": validate.user,
+    "network": validate.network,
+}
+
+
+def _check_update(row, data):
+    """updateHost's input checked: (plain column changes, address/share changes that need a
+    re-preparation, the new password or None)."""
+    changes = {
+        key: check(validate.text(data, key)) for key, check in PLAIN_FIELDS.items() if key in data
+    }
+    if "state" in data:
+        changes["state"] = _state_change(row, validate.text(data, "state"))
     password = data.get("password") or None
     if password is not None and not isinstance(password, str):
         raise InvalidInput("password must be text")
-    if "state" in data:
-        changes["state"] = _state_change(row, validate.text(data, "state"))
     reprepare = {}
     if "address" in data:
         reprepare["address"] = validate.address(validate.text(data, "address"))
@@ -170,30 +192,16 @@ def update(host_ref, data, actor, wait):
             f"a new address needs the sudo password of the machine at {reprepare['address']}:"
             " the stored password only goes to the machine it was given for"
         )
-    with transaction(conn):
-        if (
-            "name" in changes
-            and changes["name"] != row["name"]
-            and hosts_repo.by_name(conn, changes["name"])
-        ):
-            raise InvalidInput(f"a host named {changes['name']} already exists")
-        clash = (
-            hosts_repo.by_address(conn, reprepare["address"]) if "address" in reprepare else None
-        )
-        if clash and clash["id"] != row["id"]:
-            raise InvalidInput(f"host {clash['name']} already has address {reprepare['address']}")
-        op_id = None
-        if reprepare:
-            op_id = _start_reprepare(conn, row, reprepare, actor)
-        hosts_repo.update(conn, row["id"], **changes)
-        if password is not None:
-            for_address = reprepare.get("address", row["address"])
-            hosts_repo.set_secret(
-                conn, row["id"], adapters().secrets.encrypt(password), for_address
-            )
-        safe = sorted(k for k in data if k != "password") + (["password"] if password else [])
-        audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
-    return launch(op_id, wait) if op_id else None
+    return changes, reprepare, password
+
+
+def _refuse_clashes(conn, row, name, address):
+    """Refuse a new name or address another host already has."""
+    if name and name != row["name"] and hosts_repo.by_name(conn, name):
+        raise InvalidInput(f"a host named {name} already exists")
+    clash = hosts_repo.by_address(conn, address) if address else None
+    if clash and clash["id"] != row["id"]:
+        raise InvalidInput(f"host {clash['name']} already has address {address}")
 
 
 def accept_host_key(host_ref, fingerprint, actor):
