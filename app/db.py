@@ -12,9 +12,17 @@ _migrated = set()
 _migrate_lock = threading.Lock()
 
 
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # every table stores times as this text (UTC)
+
+
+def stamp(moment):
+    """A time in the ISO-8601 form every table stores (comparable as text)."""
+    return moment.strftime(STAMP_FORMAT)
+
+
 def now():
     """The current UTC time as the ISO-8601 text every table stores."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(datetime.now(UTC))
 
 
 def connect(path):

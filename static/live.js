@@ -2,7 +2,8 @@
 // visible it asks the small /api/ endpoints about the rows the page shows (sending the last ETag,
 // so an unchanged answer is a bodiless 304) and updates badges, tasks, action buttons, usage bars,
 // counts and operation progress in place. Markup comes from the server (templates, <template>
-// clones); this script only sets text nodes, attributes and classes.
+// clones), and so does every text and number (formatted, percentages rounded): this script only
+// sets text nodes, attributes and classes.
 (() => {
   "use strict";
 
@@ -12,37 +13,16 @@
   }
   const INTERVAL_MS = 3000;
   const MAX_INTERVAL_MS = 30000;
-  const MAX_IDS = 200;
+  const MAX_IDS = Number(root.dataset.maxIds || 200);
   const SCOPES = "[data-vm-id], [data-host-id], [data-live]";
   const ACTIVE = ["pending", "running"];
   const colours = JSON.parse(root.dataset.colours || "{}");
-  const levels = JSON.parse(root.dataset.levels || "[]");
   const operationsUrl = root.dataset.operationsUrl || "/operations/";
   const etags = new Map(); // kind -> {url, tag}
   let delay = INTERVAL_MS;
   let timer = null;
   let polling = false;
   let stopped = false;
-
-  // --- formatting (the same as the server's template filters) ---
-
-  function roundHalfEven(value) {
-    const rounded = Math.round(value);
-    return Math.abs(value % 1) === 0.5 && rounded % 2 !== 0 ? rounded - 1 : rounded;
-  }
-
-  function mib(value) {
-    if (value === null || value === undefined) {
-      return "-";
-    }
-    return value >= 1024
-      ? `${(roundHalfEven((value * 10) / 1024) / 10).toFixed(1)} GiB`
-      : `${value} MiB`;
-  }
-
-  const when = (stamp) => (stamp ? String(stamp).slice(0, 19).replace("T", " ") : "never");
-  const text = (value) => (value === null || value === undefined ? "-" : String(value));
-  const FORMATS = { mib, when, text };
 
   // --- small DOM helpers ---
 
@@ -152,35 +132,26 @@
     element.dataset.task = task;
   }
 
+  // A usage bar, from the numbers and text the server computed for it.
   function setBar(element, record) {
-    const usedKey = element.dataset.used;
-    const totalKey = element.dataset.total;
-    if (!(usedKey in record) || !(totalKey in record)) {
+    const bar = (record.bars || {})[element.dataset.used];
+    if (!bar) {
       return;
     }
-    const used = Number(record[usedKey] || 0);
-    const total = Number(record[totalKey] || 0);
-    const format = element.dataset.fmt === "mib" ? mib : String;
     const verb = element.dataset.verb ? ` ${element.dataset.verb}` : "";
     const unit = element.dataset.unit ? ` ${element.dataset.unit}` : "";
-    let percent = null;
-    let colour = "secondary";
-    let label = `${format(used)}${verb}, capacity not known yet`;
-    if (total) {
-      percent = roundHalfEven((100 * used) / total);
-      const level = levels.find(([limit]) => percent > limit);
-      colour = level ? level[1] : "primary";
-      label = `${format(used)}${verb} of ${format(total)}${unit} (${percent}%)`;
-    }
+    const label =
+      bar.percent === null
+        ? `${bar.used_text}${verb}, capacity not known yet`
+        : `${bar.used_text}${verb} of ${bar.total_text}${unit} (${bar.percent}%)`;
     const progress = element.querySelector(".progress");
-    const bar = element.querySelector(".progress-bar");
-    setClass(bar, `progress-bar bg-${colour}`);
-    const width = `${percent === null ? 0 : Math.min(100, percent)}%`;
-    if (bar && bar.style.width !== width) {
-      bar.style.width = width;
+    const fill = element.querySelector(".progress-bar");
+    setClass(fill, `progress-bar bg-${bar.colour}`);
+    if (fill && fill.style.width !== `${bar.width}%`) {
+      fill.style.width = `${bar.width}%`;
     }
     if (progress) {
-      progress.setAttribute("aria-valuenow", String(percent || 0));
+      progress.setAttribute("aria-valuenow", String(bar.percent || 0));
     }
     setText(element.querySelector("[data-bar-label]"), label);
   }
@@ -198,7 +169,7 @@
       } else if (kind === "task") {
         setTask(element, record);
       } else {
-        setText(element, (FORMATS[kind] || FORMATS.text)(record[key]));
+        setText(element, (record.text || {})[key] ?? "-"); // as the server formats it
       }
     }
     for (const element of within(scope, "[data-bar]")) {

@@ -1,10 +1,14 @@
-"""Fixtures every tier shares: an app on a temp database and repository, logged-in clients."""
+"""Fixtures every tier shares: an app on a temp database and repository, logged-in clients,
+a ready host and a base image (built with the gen_* helpers of tests/factories.py).
+
+Unit tests marked `slow` start real processes (a huey consumer, the console proxy, real
+ansible-runner playbooks); skip them for a quick run with `pytest -m "not slow" tests/unit`.
+`make test` runs everything."""
 
 import functools
 import os
 import re
 import shutil
-import subprocess
 
 import pytest
 from werkzeug.security import generate_password_hash
@@ -13,6 +17,11 @@ from app import create_app
 from app.adapters.provisioner import RecordingProvisioner
 from app.db import get_db
 from app.repositories import users as users_repo
+from tests.factories import (
+    gen_host,
+    gen_image,
+    make_image,  # noqa: F401  other tiers import it from here
+)
 from tests.lab import lab
 
 ADMIN_PASSWORD = "admin-password-1"
@@ -25,15 +34,6 @@ def open_up(path):
         if str(parent) in ("/", "/tmp"):
             break
         os.chmod(parent, os.stat(parent).st_mode | 0o711)
-
-
-def make_image(path, size="64M", fmt="raw", data=True):
-    """A base image made with qemu-img, with a little data written when raw."""
-    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path), size], check=True)
-    if data and fmt == "raw":
-        with open(path, "r+b") as handle:
-            handle.write(b"nube" * 1024)
-    return path
 
 
 @functools.cache
@@ -95,8 +95,20 @@ def app(tmp_path, provisioner, config_overrides):
 @pytest.fixture
 def image(app):
     """A small raw base image in the repository; returns its name."""
-    make_image(app.extensions["nube"].storage.images_dir / "base.raw")
-    return "base.raw"
+    return gen_image(app, "base.raw")
+
+
+@pytest.fixture
+def host_fields():
+    """Fields a test module gives its ready host (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def host(app, host_fields):
+    """A ready host h1 at 127.0.0.1 on libvirt's test driver, registered without preparation
+    (the recording provisioner runs no host playbook): the host dict core.addHost returns."""
+    return gen_host(app, **host_fields)
 
 
 def csrf_token(client, path):

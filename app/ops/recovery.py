@@ -4,7 +4,7 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 
-from ..db import connect, transaction
+from ..db import connect, stamp, transaction
 from ..repositories import operations as ops_repo
 from . import kinds
 from .context import OperationContext
@@ -30,7 +30,7 @@ def _alive_here(worker):
 
 def recover(app):
     """Interrupt operations whose worker is gone; returns how many."""
-    stale_before = (datetime.now(UTC) - STALE_AFTER).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stale_before = stamp(datetime.now(UTC) - STALE_AFTER)
     conn = connect(app.config["DATABASE"])
     try:
         rows = ops_repo.running_stale(conn, _alive_here, stale_before)

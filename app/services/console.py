@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 
-from ..db import now, transaction
+from ..db import now, stamp, transaction
 from ..errors import InvalidInput, NotFound, NubeError
 from ..extensions import adapters
 from ..repositories import audit as audit_repo
@@ -46,11 +46,6 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _stamp(moment):
-    """A time in the ISO-8601 form every table stores (comparable as text)."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _check_token(token):
     """Refuse what cannot be a token before it reaches the database."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
@@ -68,7 +63,7 @@ def mint(vm_id, user_id, username):
         raise InvalidInput(f"VM {vm['id']} is {vm['state']}: only a running VM has a console")
     ttl = current_app.config["CONSOLE_TOKEN_TTL"]
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    expires_at = _stamp(datetime.now(UTC) + timedelta(seconds=ttl))
+    expires_at = stamp(datetime.now(UTC) + timedelta(seconds=ttl))
     with transaction(conn):
         console_repo.delete_expired(conn, now())
         console_repo.insert(conn, hash_token(token), user_id, vm["id"], expires_at)

@@ -4,6 +4,7 @@ Each answer is small on purpose: pages poll every few seconds, so these read onl
 that change (state, task, capacity, freshness), by primary key, with `?` placeholders.
 """
 
+from .. import formats
 from ..adapters.storage import check_vm_id
 from ..db import now
 from ..errors import InvalidInput
@@ -11,6 +12,7 @@ from ..numbers import parse_id
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from . import charts
 from . import overview as overview_service
 from .common import db
 
@@ -53,17 +55,47 @@ def parse_ids(text, integers=False):
     return ids
 
 
+# How each polled field reads on the page (the same functions as the template filters), and
+# the usage bars a record carries: used field -> (total field, format). The page's script
+# only copies this text and these numbers into place.
+FIELD_FORMATS = {
+    "mem": formats.mib,
+    "free_mem": formats.mib,
+    "mem_allocated": formats.mib,
+    "last_seen": formats.when,
+}
+BARS = {"mem_allocated": ("mem", formats.mib), "vcpus_allocated": ("cpus", formats.plain)}
+
+
+def displayed(record):
+    """A polled record with `text` (each field as the page shows it) and `bars` (each usage
+    bar's percent, width, colour and the text of its used and total amounts)."""
+    record["text"] = {
+        key: FIELD_FORMATS.get(key, formats.plain)(value)
+        for key, value in record.items()
+        if key not in ("text", "bars")
+    }
+    record["bars"] = {}
+    for used_key, (total_key, fmt) in BARS.items():
+        if used_key in record and total_key in record:
+            bar = charts.usage(record[used_key], record[total_key])
+            bar.update(used_text=fmt(bar["used"]), total_text=fmt(bar["total"]))
+            record["bars"][used_key] = bar
+    return record
+
+
 def vms(ids):
-    """{id: {state, task, task_op, last_seen}} for the VMs that exist among ids."""
+    """{id: {state, task, task_op, last_seen, text}} for the VMs that exist among ids."""
     rows = vms_repo.live_states(db(), ids) if ids else []
-    return {row["id"]: {key: row[key] for key in VM_KEYS} for row in rows}
+    return {row["id"]: displayed({key: row[key] for key in VM_KEYS}) for row in rows}
 
 
 def hosts(ids):
     """{id: {state, task, cpus, mem, mem_allocated, vcpus_allocated, free_mem, vm_count,
-    last_seen}} for the hosts that exist among ids (keys are strings, as JSON has them)."""
+    last_seen, text, bars}} for the hosts that exist among ids (keys are strings, as JSON has
+    them)."""
     rows = hosts_repo.live_states(db(), ids) if ids else []
-    return {str(row["id"]): {key: row[key] for key in HOST_KEYS} for row in rows}
+    return {str(row["id"]): displayed({key: row[key] for key in HOST_KEYS}) for row in rows}
 
 
 def _operation(row):
@@ -82,10 +114,12 @@ def overview(recent=10):
     return {
         "hosts_by_state": summary["hosts_by_state"],
         "vms_by_state": summary["vms_by_state"],
-        "totals": {
-            key: totals[key]
-            for key in ("hosts", "vms", "cpus", "vcpus_allocated", "mem", "mem_allocated")
-        },
+        "totals": displayed(
+            {
+                key: totals[key]
+                for key in ("hosts", "vms", "cpus", "vcpus_allocated", "mem", "mem_allocated")
+            }
+        ),
         "operations": [operations[key] for key in sorted(operations, reverse=True)],
     }
 

@@ -11,7 +11,7 @@ from flask import current_app
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..db import transaction
+from ..db import stamp, transaction
 from ..errors import InvalidInput, NotFound
 from ..numbers import parse_id
 from ..repositories import audit as audit_repo
@@ -77,15 +77,15 @@ def load(session_id):
     if parse_id(user_id) is None or not 20 <= len(token) <= 64:
         return None
     moment = datetime.now(UTC)
-    oldest = _stamp(moment - current_app.permanent_session_lifetime)
+    oldest = stamp(moment - current_app.permanent_session_lifetime)
     token_hash = _hash(token)
     conn = db()
     row = users_repo.session_user(
-        conn, token_hash, int(user_id), oldest, _stamp(moment - SESSION_IDLE)
+        conn, token_hash, int(user_id), oldest, stamp(moment - SESSION_IDLE)
     )
     if row is None:
         return None
-    if row["session_seen"] < _stamp(datetime.now(UTC) - SESSION_TOUCH):
+    if row["session_seen"] < stamp(datetime.now(UTC) - SESSION_TOUCH):
         users_repo.touch_session(conn, token_hash)
     return User(row, token)
 
@@ -94,7 +94,7 @@ def start_session(user):
     """Open a server-side session for a user who just proved their password."""
     conn = db()
     token = secrets.token_urlsafe(32)
-    oldest = _stamp(datetime.now(UTC) - current_app.permanent_session_lifetime)
+    oldest = stamp(datetime.now(UTC) - current_app.permanent_session_lifetime)
     with transaction(conn):
         users_repo.prune_sessions(conn, oldest)
         users_repo.insert_session(conn, _hash(token), user.id, remote_addr())
@@ -105,11 +105,6 @@ def start_session(user):
 def _hash(token):
     """Only a session token's SHA-256 is stored: the table opens no session."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _stamp(moment):
-    """A time in the ISO-8601 form every table stores."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def get(user_id):
@@ -218,7 +213,7 @@ def _throttled(conn, account, address, addr, since, limit):
         return "too many failed logins for this account from your address"
     if on_account < limit * WIDE_FACTOR and from_address < limit * WIDE_FACTOR:
         return None
-    known_since = _stamp(datetime.now(UTC) - KNOWN_FOR)
+    known_since = stamp(datetime.now(UTC) - KNOWN_FOR)
     if audit_repo.logged_in_from(conn, account, addr, known_since):
         return None  # this account's owner has logged in from here: never locked out
     if on_account >= limit * WIDE_FACTOR:

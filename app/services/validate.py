@@ -3,6 +3,7 @@
 import re
 
 from .. import addresses
+from ..config import FALSE_WORDS, TRUE_WORDS
 from ..errors import InvalidInput
 from ..numbers import MAX_DIGITS, is_digits, parse_id
 
@@ -67,9 +68,9 @@ def boolean(data, key, default):
     if isinstance(value, bool):
         return value
     word = str(value).strip().lower()
-    if word in ("1", "true", "yes", "on"):
+    if word in TRUE_WORDS:
         return True
-    if word in ("0", "false", "no", "off"):
+    if word in FALSE_WORDS:
         return False
     raise InvalidInput(f"{key} must be true or false, not {value!r}")
 

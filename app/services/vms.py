@@ -6,6 +6,7 @@ from flask import current_app
 
 from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
+from ..domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
 from ..errors import Busy, InvalidInput, NotFound
 from ..extensions import adapters
 from ..ops import kinds
@@ -64,8 +65,10 @@ def _check_new(data):
     vm = {
         "id": check_vm_id(validate.text(data, "id")),
         "image": check_image_name(validate.text(data, "image")),
-        "mem": validate.integer(data, "mem", minimum=16, maximum=4_194_304),
-        "vcpus": validate.integer(data, "vcpus", required=False, default=1, minimum=1, maximum=256),
+        "mem": validate.integer(data, "mem", minimum=MEM_MIN, maximum=MEM_MAX),
+        "vcpus": validate.integer(
+            data, "vcpus", required=False, default=1, minimum=VCPUS_MIN, maximum=VCPUS_MAX
+        ),
         "host": data.get("host") if data.get("host") not in ("", None) else None,
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
@@ -114,6 +117,16 @@ def add(data, actor, wait):
         op_id = new_operation(conn, kinds.VM_CREATE, vm["id"], vm["id"], actor, input_data)
         vms_repo.set_task_op(conn, vm["id"], op_id)
     return launch(op_id, wait)
+
+
+# The buttons a VM offers and the states each shows in: the services' own rule (the kinds'
+# from_states), read by the templates and, through data-show-when, by the live updates.
+ACTIONS = {
+    "start": kinds.VM_START.from_states,
+    "stop": kinds.VM_STOP.from_states,
+    "force_off": kinds.VM_STOP.from_states,
+    "remove": kinds.VM_REMOVE.from_states,
+}
 
 
 def act(kind, vm_id, actor, wait, force=False):

@@ -8,8 +8,10 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
 
+from .. import formats
 from ..errors import Busy
 from ..numbers import is_digits
+from ..services import live, vms
 
 # Status colours, defined once (Bootstrap contextual names).
 STATUS_COLOURS = {
@@ -136,27 +138,9 @@ def init_app(app):
             colour, escape(status or "-"), escape(status or "-")
         )
 
-    @app.template_filter("mib")
-    def mib(value):
-        """MiB as a short human figure."""
-        if value is None:
-            return "-"
-        return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value} MiB"
-
-    @app.template_filter("bytes")
-    def human_bytes(value):
-        """Bytes as a short human figure."""
-        if value is None:
-            return "-"
-        for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-            if value < 1024 or unit == "TiB":
-                return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-            value /= 1024
-        return str(value)
-
-    @app.template_filter("when")
-    def when(stamp):
-        """An ISO time as 'YYYY-MM-DD HH:MM:SS'."""
-        return stamp[:19].replace("T", " ") if stamp else "never"
-
-    app.jinja_env.globals.update(STATUS_COLOURS=STATUS_COLOURS)
+    app.add_template_filter(formats.mib, "mib")
+    app.add_template_filter(formats.human_bytes, "bytes")
+    app.add_template_filter(formats.when, "when")
+    app.jinja_env.globals.update(
+        STATUS_COLOURS=STATUS_COLOURS, VM_ACTIONS=vms.ACTIONS, LIVE_MAX_IDS=live.MAX_IDS
+    )

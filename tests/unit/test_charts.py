@@ -106,11 +106,9 @@ def test_missing_free_memory_is_skipped():
 
 
 @pytest.fixture
-def host_id(app):
-    with app.app_context():
-        return core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )["id"]
+def host_id(host):
+    """The id of the shared ready host h1 (tests/conftest.py)."""
+    return host["id"]
 
 
 def test_host_page_without_samples_says_so(app, admin_client, host_id):

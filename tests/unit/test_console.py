@@ -6,10 +6,11 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 import socket
 import struct
 import threading
-import time
+from pathlib import Path
 
 import libvirt
 import pytest
@@ -24,6 +25,8 @@ from app.services import console
 from app.services.console import ConsoleRefused, ConsoleTarget
 from app.web.console import routes as console_routes
 from tests.conftest import csrf_token
+from tests.html import page as parse
+from tests.wait import join_all, stop_process, wait_for
 
 RFB_GREETING = b"RFB 003.008\n"
 
@@ -130,15 +133,6 @@ def session_cookie(client):
 
 
 @pytest.fixture
-def host(app):
-    """A ready host on libvirt's test driver."""
-    with app.app_context():
-        return core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )["id"]
-
-
-@pytest.fixture
 def running_vm(app, host, image):
     """A running VM (on the test driver); returns its id."""
     with app.app_context():
@@ -216,17 +210,18 @@ def test_minting_needs_a_post_with_csrf(operator_client, running_vm):
 
 
 def test_operator_opens_the_console_of_a_running_vm(app, operator_client, running_vm):
-    page = operator_client.get(f"/vms/{running_vm}").get_data(as_text=True)
-    assert 'id="console-form"' in page and f'action="/vms/{running_vm}/console"' in page
+    form = parse(operator_client.get(f"/vms/{running_vm}")).by_id("console-form")
+    assert form["action"] == f"/vms/{running_vm}/console" and form.button().text == "Console"
     response = open_console(operator_client, running_vm)
     assert response.status_code == 303
     link = response.headers["Location"]
     token = re.fullmatch(r"/console/([A-Za-z0-9_-]{43})", link).group(1)
     page = operator_client.get(link)
-    html = page.get_data(as_text=True)
+    doc = parse(page)
     assert page.status_code == 200
-    assert f'data-token="{token}"' in html and 'data-port="6080"' in html
-    assert '<script type="module" src="/static/console.js">' in html
+    screen = doc.by_id("console-screen")
+    assert screen["data-token"] == token and screen["data-port"] == "6080"
+    assert doc.one("script", src="/static/console.js")["type"] == "module"
     assert page.headers["Cache-Control"] == "no-store"
     with app.app_context():
         row = get_db().execute("SELECT * FROM console_tokens").fetchone()
@@ -238,12 +233,11 @@ def test_operator_opens_the_console_of_a_running_vm(app, operator_client, runnin
 
 
 def test_no_console_for_a_stopped_or_missing_vm(app, operator_client, stopped_vm):
-    page = operator_client.get(f"/vms/{stopped_vm}").get_data(as_text=True)
-    assert 'id="console-form"' not in page
+    assert not parse(operator_client.get(f"/vms/{stopped_vm}")).has_element(id="console-form")
     response = open_console(operator_client, stopped_vm)
     assert response.status_code == 302 and response.headers["Location"] == f"/vms/{stopped_vm}"
-    follow = operator_client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "only a running VM has a console" in follow
+    follow = parse(operator_client.get(response.headers["Location"]))
+    assert follow.alert("only a running VM has a console")
     token = csrf_token(operator_client, f"/vms/{stopped_vm}")
     assert operator_client.post("/vms/ghost/console", data={"csrf_token": token}).status_code == 404
     with app.app_context():
@@ -263,9 +257,9 @@ def test_an_expired_link_offers_a_new_one(app, operator_client, running_vm, vnc)
     with app.app_context():
         get_db().execute("UPDATE console_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'")
     page = operator_client.get(link)
-    html = page.get_data(as_text=True)
-    assert page.status_code == 410 and "expired" in html
-    assert f'action="/vms/{running_vm}/console"' in html  # "Open a new console"
+    doc = parse(page)
+    assert page.status_code == 410 and "expired" in doc.by_id("console-expired").text
+    assert doc.form(f"/vms/{running_vm}/console").button().text == "Open a new console"
     with app.app_context(), pytest.raises(ConsoleRefused, match="expired"):
         console.redeem(link.rsplit("/", 1)[1], user_id(app, "oper"))
     assert ("oper", "vm.console.refused", f"vm:{running_vm}") in audit_actions(app)
@@ -297,7 +291,7 @@ def test_a_link_works_once(app, operator_client, running_vm, vnc):
         row = get_db().execute("SELECT used_at, used_from FROM console_tokens").fetchone()
         assert row["used_at"] and row["used_from"] == "127.0.0.9"
     page = operator_client.get(link)
-    assert page.status_code == 410 and "already used" in page.get_data(as_text=True)
+    assert page.status_code == 410 and "already used" in parse(page).by_id("console-expired").text
     assert vnc == [("h1", running_vm)]
 
 
@@ -373,8 +367,9 @@ def test_a_missing_novnc_install_is_said_on_the_page(
 ):
     monkeypatch.setattr(app, "static_folder", str(tmp_path))
     link = open_console(operator_client, running_vm).headers["Location"]
-    html = operator_client.get(link).get_data(as_text=True)
-    assert "npm ci --prefix static" in html and "console.js" not in html
+    doc = parse(operator_client.get(link))
+    assert "npm ci --prefix static" in doc.by_id("console-missing").text
+    assert not [src for src in doc.scripts() if "console.js" in src]
 
 
 # ---------------------------------------------------------------- the hypervisor's VNC display
@@ -513,24 +508,39 @@ def test_a_tunnel_that_gets_no_greeting_fails_with_sshs_words(tmp_path, monkeypa
 
 @pytest.fixture
 def fake_vnc():
-    """A TCP server that speaks RFB's first line and echoes what it gets; its port."""
+    """A TCP server that speaks RFB's first line and echoes what it gets; its port. Its thread
+    polls a stop flag, so teardown ends it within a second or fails the test."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
+    server.settimeout(0.1)
+    stop = threading.Event()
 
     def serve():
-        while True:
+        while not stop.is_set():
             try:
                 conn, _ = server.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with conn:
+                conn.settimeout(0.1)
                 conn.sendall(RFB_GREETING)
-                while data := conn.recv(4096):
+                while not stop.is_set():
+                    try:
+                        data = conn.recv(4096)
+                    except TimeoutError:
+                        continue
+                    if not data:
+                        break
                     conn.sendall(data)
 
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=serve, name="fake VNC server", daemon=True)
+    thread.start()
     yield server.getsockname()[1]
+    stop.set()
+    join_all([thread], timeout=5, message="the fake VNC server")
     server.close()
 
 
@@ -564,25 +574,56 @@ def proxy(app, fake_vnc, vnc):
         args=(config, port, fake_vnc),  # not daemonic: it forks handlers
     )
     process.start()
-    deadline = time.monotonic() + 30
-    while True:
+
+    def listening():
+        if not process.is_alive():
+            pytest.fail(f"the console proxy exited with code {process.exitcode} before listening")
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+
+    try:
+        wait_for(
+            listening,
+            timeout=30,
+            interval=0.05,
+            message=f"the console proxy to listen on port {port}",
+            ignore=(OSError,),
+        )
+        yield port
+    finally:
+        handlers = child_pids(process.pid)  # websockify forks one per connection
+        stop_process(process, timeout=10, message="the console proxy")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or not process.is_alive():
-                process.kill()
-                process.join()
-                pytest.fail(f"the console proxy did not listen on port {port} within 30 s")
-            time.sleep(0.05)
-    yield port
-    process.terminate()
-    process.join(10)
-    if process.is_alive():
-        process.kill()
-        process.join()
+            wait_for(
+                lambda: not [pid for pid in handlers if pid_alive(pid)],
+                timeout=10,
+                message=lambda: f"the proxy's handler processes {handlers} to end",
+            )
+        finally:
+            for pid in filter(pid_alive, handlers):  # never leave one behind
+                os.kill(pid, signal.SIGKILL)
 
 
+def child_pids(pid):
+    """The pids of a live process's children (from /proc), or [] once it is gone."""
+    try:
+        return [
+            int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        ]
+    except OSError:
+        return []
+
+
+def pid_alive(pid):
+    """Whether a process (not a zombie) still runs."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow  # the real console proxy in its own process
 def test_the_proxy_carries_rfb_for_a_good_link_only(app, operator_client, running_vm, proxy):
     cookie = session_cookie(operator_client)
     token = open_console(operator_client, running_vm).headers["Location"].rsplit("/", 1)[1]

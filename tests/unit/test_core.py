@@ -19,11 +19,9 @@ def ctx(app):
 
 
 @pytest.fixture
-def host(ctx):
-    """An already-prepared host on libvirt's test driver."""
-    return core.addHost(
-        {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1", "network": "none"}
-    )
+def host_fields():
+    """This module's ready host (tests/conftest.py) has no network: its VMs get no NIC."""
+    return {"network": "none"}
 
 
 def disk_of(app, vm_id):
@@ -142,7 +140,7 @@ def test_remove_running_vm_forces_it_off(ctx, host, image):
     assert core.listVms() == [] and not disk_of(ctx, "r1").exists()
 
 
-def test_copy_mode_makes_a_standalone_disk(app, host, image):
+def test_copy_mode_makes_a_standalone_disk(ctx, app, host, image):
     app.extensions["nube"].storage.disk_mode = "copy"
     core.addVm({"id": "c1", "image": image, "mem": 64})
     info = json.loads(

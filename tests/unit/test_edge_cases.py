@@ -6,21 +6,14 @@ import threading
 
 import pytest
 
-from app import core, tasks
+from app import core
 from app.db import get_db
+from app.ops.queue import queue_of
 from app.repositories import operations as ops_repo
 from app.services import monitor, vms
 from app.services.monitor import HostReading
 from tests.conftest import csrf_token
-
-
-@pytest.fixture
-def host(app):
-    """A ready host on the test driver."""
-    with app.app_context():
-        return core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )
+from tests.factories import gen_host
 
 
 def row(app, sql, *params):
@@ -114,7 +107,7 @@ def test_other_threads_logging_stays_out_of_an_operations_log(app, host, image, 
             target=logging.getLogger("app.elsewhere").warning, args=("a line from another thread",)
         )
         other.start()
-        other.join()
+        other.join(10)
         logging.getLogger("app.vm").warning("a line from the operation's own thread")
         return real_start(host_row, name)
 
@@ -157,10 +150,8 @@ def test_retry_a_failed_stop(app, host, image, admin_client, monkeypatch):
 
 def test_an_address_in_use_is_refused_and_changes_nothing(app):
     with app.app_context():
-        core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "name": "a"})
-        other = core.addHost(
-            {"address": "127.0.0.2", "user": "root", "prepare": False, "name": "b"}
-        )
+        gen_host(app, name="a")
+        other = gen_host(app, address="127.0.0.2", name="b")
         with pytest.raises(core.InvalidInput, match="already has address 127.0.0.1"):
             core.updateHost(other["id"], {"address": "127.0.0.1"})
         after = [h for h in core.listHosts() if h["name"] == "b"][0]
@@ -178,7 +169,7 @@ def test_a_queue_that_is_down_fails_the_operation_and_frees_the_vm(app, host, im
     def queue_down(op_id):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(tasks, "run_operation", queue_down)
+    monkeypatch.setattr(queue_of(app), "enqueue", queue_down)
     with (
         app.test_request_context(),
         pytest.raises(core.OperationFailed, match="could not be queued"),

@@ -2,7 +2,6 @@
 
 import contextlib
 import threading
-import time
 
 import libvirt
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from app.adapters import hypervisor
 from app.adapters.hypervisor import DomainInfo, HostUnreachable, Hypervisor, HypervisorError
 from app.errors import InvalidInput, NotFound
+from tests.wait import join_all, wait_for
 
 # The test driver's node format (cf. libvirt's examples/xml/test/testnode.xml); memory in KiB.
 NODE_XML = (
@@ -61,15 +61,9 @@ def opened(monkeypatch):
     return conns
 
 
-def eventually(check, limit=10.0):
+def eventually(check, message, limit=10.0):
     """Poll an asynchronous effect until check() is true (an error counts as not yet)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            if check():
-                return
-        time.sleep(0.01)
-    raise AssertionError("condition never became true")
+    wait_for(check, timeout=limit, interval=0.01, message=message, ignore=(Exception,))
 
 
 def is_closed(conn):
@@ -174,11 +168,13 @@ def test_close_drops_cached_connections(hv, opened):
     hv.host_info(A)
     hv.host_info(B)
     hv.close(A)
-    eventually(lambda: is_closed(opened[0]))
+    eventually(lambda: is_closed(opened[0]), "host A's connection to be closed")
     assert not is_closed(opened[1])
     hv.host_info(A)
     hv.close()
-    eventually(lambda: is_closed(opened[1]) and is_closed(opened[2]))
+    eventually(
+        lambda: is_closed(opened[1]) and is_closed(opened[2]), "every cached connection to close"
+    )
     assert len(opened) == 3
 
 
@@ -273,7 +269,7 @@ def test_a_hung_host_times_out_without_blocking_other_hosts(make_hv, blocked_ope
     hv.start(B, "web")
     assert hv.list_domains(B)["web"].state == "running"
     events.append("other host answered")
-    caller.join(30)
+    join_all([caller], timeout=30, message="the slow host's caller")
 
     assert isinstance(outcome["slow"], HostUnreachable)
     assert str(outcome["slow"]) == "host slow (slow) did not answer within 3.0s"
@@ -281,7 +277,10 @@ def test_a_hung_host_times_out_without_blocking_other_hosts(make_hv, blocked_ope
 
     blocked_open["release"].set()
     assert hv.host_info(SLOW).mem == 4096  # a fresh connection
-    eventually(lambda: blocked_open["late"] and is_closed(blocked_open["late"][0]))
+    eventually(
+        lambda: blocked_open["late"] and is_closed(blocked_open["late"][0]),
+        "the slow host's late connection to be closed",
+    )
 
 
 def test_stuck_calls_are_capped_per_host_and_never_run_late(make_hv, blocked_open):
@@ -297,6 +296,9 @@ def test_stuck_calls_are_capped_per_host_and_never_run_late(make_hv, blocked_ope
     blocked_open["release"].set()
     # A late connection closes only once its abandoned call let go of it; none of them ran.
     late = blocked_open["late"]
-    eventually(lambda: len(late) == hypervisor._MAX_STUCK and all(map(is_closed, late)))
+    eventually(
+        lambda: len(late) == hypervisor._MAX_STUCK and all(map(is_closed, late)),
+        f"all {hypervisor._MAX_STUCK} late connections to be closed",
+    )
     assert ran == []
-    eventually(lambda: hv.list_domains(SLOW) == {})
+    eventually(lambda: hv.list_domains(SLOW) == {}, "the slow host to answer again")

@@ -8,10 +8,12 @@ import pytest
 
 from app import core
 from app.db import get_db
+from app.formats import mib, when
 from app.repositories import operations as ops_repo
 from app.repositories import vms as vms_repo
 from app.services import operations
 from app.web.helpers import STATUS_COLOURS
+from tests.factories import gen_host, gen_vm
 
 API_PATHS = ("/api/vms?ids=vm1", "/api/hosts?ids=1", "/api/overview")
 
@@ -19,12 +21,9 @@ API_PATHS = ("/api/vms?ids=vm1", "/api/hosts?ids=1", "/api/overview")
 @pytest.fixture
 def cluster(app, image):
     """One ready host h1 with two stopped VMs, vm1 (64 MiB, 2 vCPUs) and vm2 (32 MiB)."""
-    with app.app_context():
-        host = core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )
-        core.addVm({"id": "vm1", "image": image, "mem": 64, "vcpus": 2, "host": "h1"})
-        core.addVm({"id": "vm2", "image": image, "mem": 32, "host": "h1"})
+    host = gen_host(app)
+    gen_vm(app, image, "vm1", mem=64, vcpus=2, host="h1")
+    gen_vm(app, image, "vm2", mem=32, host="h1")
     return host["id"]
 
 
@@ -57,11 +56,15 @@ def test_any_role_may_poll(operator_client, cluster):
 def test_vm_states_follow_actions(app, admin_client, cluster):
     data = _json(admin_client, "/api/vms?ids=vm1,vm2,nope")
     assert set(data["vms"]) == {"vm1", "vm2"}  # a VM that does not exist is simply absent
+    last_seen = data["vms"]["vm1"]["last_seen"]
     assert data["vms"]["vm1"] == {
         "state": "stopped",
         "task": None,
         "task_op": None,
-        "last_seen": data["vms"]["vm1"]["last_seen"],
+        "last_seen": last_seen,
+        # each field as the page shows it, formatted by the server's own template filters
+        "text": {"state": "stopped", "task": "-", "task_op": "-", "last_seen": when(last_seen)},
+        "bars": {},
     }
     assert data["ts"]
     with app.app_context():
@@ -93,6 +96,12 @@ def test_hosts_capacity_and_state(app, admin_client, cluster):
     assert host["state"] == "ready" and host["task"] is None
     assert host["mem"] == listed["mem"] and host["cpus"] == listed["cpus"]
     assert (host["mem_allocated"], host["vcpus_allocated"], host["vm_count"]) == (96, 3, 2)
+    # usage bars computed by the server (rounded there), with their amounts as the page reads
+    mem_bar = host["bars"]["mem_allocated"]
+    assert mem_bar["percent"] == round(100 * 96 / host["mem"])
+    assert (mem_bar["used_text"], mem_bar["total_text"]) == ("96 MiB", mib(host["mem"]))
+    assert host["bars"]["vcpus_allocated"]["used_text"] == "3"
+    assert host["text"]["mem"] == mib(host["mem"])
     assert "free_mem" in host and "last_seen" in host
     with app.app_context():
         core.updateHost(cluster, {"state": "disabled"})
@@ -245,7 +254,10 @@ def test_vm_pages_render_every_button_in_a_template(admin_client, cluster):
         assert re.search(
             r'action="/vms/__vm__/start"[^>]*data-show-when="stopped error unknown"', template
         )
-        assert re.search(r'action="/vms/__vm__/stop"[^>]*data-show-when="running"', template)
+        # the same states the services accept (vms.ACTIONS): one rule for both
+        assert re.search(
+            r'action="/vms/__vm__/stop"[^>]*data-show-when="running unknown error"', template
+        )
         assert 'action="/vms/__vm__/force-off"' in template and "data-confirm=" in template
         assert 'data-show-when="busy"' in template
         assert 'name="csrf_token"' in template

@@ -1,7 +1,6 @@
 """The monitor on libvirt's test driver: one driver file per host, so hosts are distinct."""
 
 import threading
-import time
 
 import pytest
 
@@ -9,6 +8,8 @@ from app import core
 from app.adapters import hypervisor as hypervisor_module
 from app.db import get_db
 from app.services import monitor
+from tests.factories import gen_host
+from tests.wait import join_all, wait_for
 
 NODE_XML = (
     "<node><cpu><mhz>2000</mhz><model>i686</model><nodes>1</nodes><sockets>1</sockets>"
@@ -33,16 +34,7 @@ def config_overrides(nodes):
 def add_host(app, nodes, name, mib=4096):
     """A ready host backed by its own driver file."""
     (nodes / f"{name}.test.xml").write_text(NODE_XML.format(kib=mib * 1024))
-    with app.app_context():
-        return core.addHost(
-            {
-                "address": f"{name}.test",
-                "user": "root",
-                "prepare": False,
-                "name": name,
-                "network": "none",
-            }
-        )
+    return gen_host(app, address=f"{name}.test", name=name, network="none")
 
 
 def vm_states(app):
@@ -115,26 +107,23 @@ def test_hung_host_does_not_delay_healthy_ones(app, nodes, image, monkeypatch):
     monkeypatch.setattr(hypervisor_module.libvirt, "open", open_maybe_hanging)
     with app.app_context():
         get_db().execute("UPDATE hosts SET last_seen = NULL")
-    passing = threading.Thread(target=monitor.poll, args=(app,))
+
+    def healthy_seen():
+        with app.app_context():
+            return (
+                get_db().execute("SELECT last_seen FROM hosts WHERE name = 'healthy'").fetchone()[0]
+            )
+
+    passing = threading.Thread(target=monitor.poll, args=(app,), name="monitor.poll")
     passing.start()
     try:
-        healthy_seen = None
-        for _ in range(200):
-            with app.app_context():
-                healthy_seen = (
-                    get_db()
-                    .execute("SELECT last_seen FROM hosts WHERE name = 'healthy'")
-                    .fetchone()[0]
-                )
-            if healthy_seen:
-                break
-            time.sleep(0.05)
         # the healthy host was updated while the hung host's call was still blocked
-        assert healthy_seen is not None
+        wait_for(healthy_seen, timeout=10, interval=0.05, message="the healthy host's last_seen")
         assert not release.is_set()
     finally:
         passing.join(10)
         release.set()
+    join_all([passing], timeout=1, message="the monitor's poll")
     assert host_states(app) == {"healthy": "ready", "hung": "unreachable"}
 
 

@@ -18,19 +18,10 @@ from app.db import connect, get_db
 from app.ops.recovery import recover
 from app.services import operations
 from tests.fixtures.provisioners import BlockingProvisioner
+from tests.wait import join_all, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_PLAYS = ROOT / "tests" / "fixtures" / "plays"
-
-
-def wait_for(predicate, what, timeout=30):
-    """Poll until predicate() is true; fail with what was awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def op_rows(app):
@@ -40,15 +31,6 @@ def op_rows(app):
         return [dict(r) for r in conn.execute("SELECT * FROM operations ORDER BY id")]
     finally:
         conn.close()
-
-
-@pytest.fixture
-def host(app):
-    """An already-prepared host on the test driver."""
-    with app.app_context():
-        return core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )
 
 
 def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
@@ -91,8 +73,7 @@ def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
     ]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    join_all(threads, timeout=30, message="the concurrent clicks")
     assert peak[0] == 1
     assert "done" in outcomes and len(outcomes) == 16
     with app.app_context():
@@ -119,7 +100,7 @@ def test_cancel_ends_a_running_operation(app):
     assert row["status"] == "running"
     with app.test_request_context():
         operations.cancel(row["id"], "admin")
-    worker.join(10)
+    join_all([worker], timeout=10, message="the canceled host add")
     [row] = op_rows(app)
     assert row["status"] == "canceled"
     assert errors and "canceled" in str(errors[0])
@@ -127,6 +108,7 @@ def test_cancel_ends_a_running_operation(app):
         assert core.listHosts() == []  # a canceled add leaves no host
 
 
+@pytest.mark.slow  # a second Python process running the app
 def test_killed_worker_leaves_an_interrupted_row_and_no_stuck_task(app, tmp_path):
     """A separate process runs an operation; it is killed mid-way; start-up recovery cleans up."""
     script = textwrap.dedent(f"""
@@ -144,14 +126,18 @@ def test_killed_worker_leaves_an_interrupted_row_and_no_stuck_task(app, tmp_path
     """)
     worker = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     try:
-        wait_for(lambda: [r["status"] for r in op_rows(app)] == ["running"], "a running row")
+        wait_for(
+            lambda: [r["status"] for r in op_rows(app)] == ["running"],
+            timeout=30,
+            message="the worker process's operation row to be running",
+        )
         running = op_rows(app)[0]
         assert running["worker"].endswith(f":{worker.pid}")
         # a live worker's row is never interrupted
         assert recover(app) == 0
     finally:
         os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
+        worker.wait(10)  # SIGKILL cannot be ignored: a timeout here would raise
     assert recover(app) == 1
     [row] = op_rows(app)
     assert row["status"] == "interrupted" and row["finished_at"]
@@ -187,6 +173,7 @@ def test_pending_operation_canceled_before_it_starts(app, host, image):
         assert core.listVms()[0]["state"] == "stopped" and core.listVms()[0]["task"] is None
 
 
+@pytest.mark.slow  # real ansible-runner playbooks
 def test_real_ansible_runner_reports_facts_and_progress(tmp_path):
     provisioner = AnsibleProvisioner(
         FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key", tmp_path / "known_hosts", keep=2
@@ -209,6 +196,7 @@ def test_real_ansible_runner_reports_facts_and_progress(tmp_path):
         assert (folder / "env" / "extravars").read_text().strip() == "{}"
 
 
+@pytest.mark.slow  # a real ansible-runner playbook
 def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):
     provisioner = AnsibleProvisioner(
         FIXTURE_PLAYS, tmp_path / "runner", tmp_path / "key", tmp_path / "known_hosts"

@@ -1,15 +1,19 @@
 """The web path through a real huey consumer: enqueued operations run once each."""
 
 import os
-import time
+import signal
 
 import pytest
 
-from app import create_app, tasks
+from app import create_app
 from app.db import get_db
+from app.ops.queue import queue_of
 from app.services import hosts, vms
 from tests.conftest import make_image
 from tests.processes import Consumer
+from tests.wait import wait_for
+
+pytestmark = pytest.mark.slow  # a real huey consumer process
 
 
 @pytest.fixture
@@ -34,7 +38,17 @@ def queued_app(tmp_path):
         for key, value in env.items()
         if key.startswith("NUBE_") and key != "NUBE_INSTANCE_PATH"
     }
-    return create_app({**settings, "INSTANCE_PATH": env["NUBE_INSTANCE_PATH"]}), env
+    application = create_app({**settings, "INSTANCE_PATH": env["NUBE_INSTANCE_PATH"]})
+    yield application, env
+    application.extensions["nube"].hypervisor.close()
+
+
+def stop_consumer(consumer):
+    """Stop a consumer within Consumer.stop's bounds; fail if it had to be killed."""
+    consumer.stop()  # SIGINT, up to 20 s, then SIGKILL
+    code = consumer.process.returncode
+    if code is None or code == -signal.SIGKILL:
+        pytest.fail(f"the huey consumer (pid {consumer.process.pid}) ignored SIGINT for 20 s")
 
 
 def test_enqueued_operations_run_once_each(queued_app):
@@ -48,25 +62,29 @@ def test_enqueued_operations_run_once_each(queued_app):
             for n in range(12)
         ]
         for op_id in ids[:4]:
-            tasks.run_operation(op_id)  # a duplicate delivery of the same operation
+            queue_of(app).enqueue(op_id)  # a duplicate delivery of the same operation
     consumer = Consumer(env, workers=4)
     try:
-        deadline = time.monotonic() + 60
         with app.app_context():
             conn = get_db()
-            while time.monotonic() < deadline:
-                statuses = [
+
+            def statuses():
+                return [
                     r[0]
                     for r in conn.execute("SELECT status FROM operations WHERE kind = 'vm.create'")
                 ]
-                if all(s == "succeeded" for s in statuses):
-                    break
-                time.sleep(0.1)
-            assert statuses == ["succeeded"] * 12
+
+            wait_for(
+                lambda: all(s == "succeeded" for s in statuses()),
+                timeout=60,
+                interval=0.1,
+                message=lambda: f"all 12 vm.create operations to succeed (now {statuses()})",
+            )
+            assert statuses() == ["succeeded"] * 12
             starts = conn.execute(
                 "SELECT COUNT(*) FROM operation_log WHERE message LIKE 'create VM started by%'"
             ).fetchone()[0]
             assert starts == 12  # each ran once, duplicates included
             assert conn.execute("SELECT COUNT(*) FROM vms WHERE task IS NULL").fetchone()[0] == 12
     finally:
-        consumer.stop()
+        stop_consumer(consumer)

@@ -8,15 +8,6 @@ from app.services import recover
 from tests.conftest import csrf_token
 
 
-@pytest.fixture
-def host(app):
-    """A ready host on the test driver."""
-    with app.app_context():
-        return core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )
-
-
 def newest_operation(app, kind):
     """The newest operation row of a kind."""
     with app.app_context():

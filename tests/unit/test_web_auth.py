@@ -5,6 +5,7 @@ import re
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, csrf_token, login
+from tests.html import page
 
 PUBLIC = {"auth.login", "static", "bootstrap.static"}
 _ARG = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
@@ -27,9 +28,8 @@ def _rules(app, method):
 def test_login_page_works(app):
     response = app.test_client().get("/login")
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert 'id="login-form"' in html
-    assert 'name="csrf_token"' in html
+    form = page(response).by_id("login-form")
+    assert form.field("csrf_token")["type"] == "hidden" and form.field("csrf_token")["value"]
 
 
 def test_login_then_overview(app):
@@ -44,14 +44,14 @@ def test_wrong_password_refused(app):
     client = app.test_client()
     response = login(client, "admin", "not-the-password")
     assert response.status_code == 401
-    assert "Wrong user name or password." in response.get_data(as_text=True)
+    assert page(response).alert("Wrong user name or password.", "danger")
     assert client.get("/").status_code == 302
 
 
 def test_unknown_user_refused_like_a_wrong_password(app):
     response = login(app.test_client(), "nobody", "whatever-password")
     assert response.status_code == 401
-    assert "Wrong user name or password." in response.get_data(as_text=True)
+    assert page(response).alert("Wrong user name or password.", "danger")
 
 
 def test_login_rate_limit(app):
@@ -61,7 +61,7 @@ def test_login_rate_limit(app):
     assert login(client, "admin", "wrong-2").status_code == 401
     response = login(client, "admin", ADMIN_PASSWORD)  # even the right password now waits
     assert response.status_code == 429
-    assert "too many failed logins" in response.get_data(as_text=True)
+    assert page(response).alert("too many failed logins", "danger")
     assert client.get("/").status_code == 302
 
 
@@ -147,7 +147,7 @@ def test_every_post_needs_csrf(app, admin_client):
 def test_bad_csrf_token_refused(admin_client):
     response = admin_client.post("/logout", data={"csrf_token": "forged"})
     assert response.status_code == 400
-    assert "Form expired" in response.get_data(as_text=True)
+    assert "Form expired" in page(response).one("h1").text
 
 
 def test_security_headers(app, admin_client):
@@ -175,5 +175,5 @@ def test_session_cookie_httponly(app):
 
 def test_no_inline_script(admin_client):
     for url in ("/", "/operations/", "/users/", "/users/audit"):
-        html = admin_client.get(url).get_data(as_text=True)
-        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+        inline = page(admin_client.get(url)).find_all("script", src=False)
+        assert inline == [], url

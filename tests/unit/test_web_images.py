@@ -1,14 +1,15 @@
 """The images page: list, upload, delete."""
 
 import io
-import re
 import subprocess
 
 import pytest
 
-from app import core, create_app
+from app import create_app
 from app.services import users
 from tests.conftest import ADMIN_PASSWORD, csrf_token, login, make_image
+from tests.factories import gen_vm
+from tests.html import page
 
 
 def images_dir(app):
@@ -49,6 +50,17 @@ def delete(client, name):
     )
 
 
+def image_row(client, name):
+    """An image's row (<tr data-image>) on the images page; its cells are name, format,
+    virtual size, size on disk, description, uploaded by, VMs, actions."""
+    return page(client.get("/images/")).one("tr", data_image=name)
+
+
+def flashed(client, text, category):
+    """The images page's one flash message containing text, of that category."""
+    return page(client.get("/images/")).alert(text, category)
+
+
 def test_routes_need_login(app, image):
     client = app.test_client()
     response = client.get("/images/")
@@ -77,18 +89,19 @@ def test_delete_is_never_a_get(app, admin_client, image):
 
 
 def test_empty_state(app, admin_client):
-    page = admin_client.get("/images/").get_data(as_text=True)
-    assert "No images yet: upload a qcow2 or raw disk image" in page
-    assert str(images_dir(app)) in page
-    assert 'enctype="multipart/form-data"' in page
+    doc = page(admin_client.get("/images/"))
+    empty = doc.by_id("empty-state")
+    assert empty.text.startswith("No images yet: upload a qcow2 or raw disk image")
+    assert empty.one("code").text == str(images_dir(app))
+    assert doc.by_id("upload-form")["enctype"] == "multipart/form-data"
 
 
 def test_list_shows_an_image_copied_in_by_hand(app, operator_client, image):
-    page = operator_client.get("/images/").get_data(as_text=True)
-    row = re.search(r'<tr data-image="base.raw">(.*?)</tr>', page, re.S).group(1)
-    assert "raw" in row and "64.0 MiB" in row
-    assert 'action="/images/base.raw/delete"' in row and "data-confirm=" in row
-    assert " disabled" not in row
+    row = image_row(operator_client, "base.raw")
+    assert row.cells()[1:3] == ["raw", "64.0 MiB"]
+    delete_form = row.form("/images/base.raw/delete")
+    assert delete_form.get("data-confirm")
+    assert not delete_form.button("Delete").has("disabled")
 
 
 def test_upload_a_qcow2(app, operator_client, tmp_path):
@@ -97,10 +110,10 @@ def test_upload_a_qcow2(app, operator_client, tmp_path):
     )
     assert response.status_code == 302 and response.headers["Location"] == "/images/"
     assert files_in(images_dir(app)) == ["disk.qcow2"]
-    page = operator_client.get("/images/").get_data(as_text=True)
-    assert "Image disk.qcow2 uploaded (qcow2)." in page
-    row = re.search(r'<tr data-image="disk.qcow2">(.*?)</tr>', page, re.S).group(1)
-    assert "qcow2" in row and "16.0 MiB" in row and "A small test disk" in row and "oper" in row
+    doc = page(operator_client.get("/images/"))
+    assert doc.alert("Image disk.qcow2 uploaded (qcow2).", "success")
+    cells = doc.one("tr", data_image="disk.qcow2").cells()
+    assert cells[1:3] == ["qcow2", "16.0 MiB"] and cells[4:6] == ["A small test disk", "oper"]
 
 
 def test_upload_under_another_name(app, admin_client, tmp_path):
@@ -116,11 +129,11 @@ def test_upload_name_defaults_to_the_file_name_without_folders(app, admin_client
 def test_upload_refuses_bad_names_and_non_images(app, admin_client, tmp_path):
     response = upload(admin_client, qcow2_bytes(tmp_path), "x.qcow2", name="../escape.qcow2")
     assert response.status_code == 302
-    assert "invalid image name" in admin_client.get("/images/").get_data(as_text=True)
+    assert flashed(admin_client, "invalid image name", "danger")
     upload(admin_client, b"", "empty.raw")
     upload(admin_client, qcow2_bytes(tmp_path), "x.qcow2", name="dup.qcow2")
     upload(admin_client, qcow2_bytes(tmp_path), "x.qcow2", name="dup.qcow2")
-    assert "image dup.qcow2 already exists" in admin_client.get("/images/").get_data(as_text=True)
+    assert flashed(admin_client, "image dup.qcow2 already exists", "danger")
     assert files_in(images_dir(app)) == ["dup.qcow2"]
     assert not (tmp_path / "escape.qcow2").exists()
 
@@ -132,14 +145,14 @@ def test_upload_without_a_file(app, admin_client):
         data={"csrf_token": csrf_token(admin_client, "/images/")},
     )
     assert response.status_code == 302
-    assert "Image file" in admin_client.get("/images/").get_data(as_text=True)
+    assert flashed(admin_client, "Image file", "danger")
 
 
 def test_upload_over_the_limit_checked_by_the_service(app, admin_client):
     app.config["MAX_UPLOAD_MB"] = 1  # the request limit stays high: the service refuses
     response = upload(admin_client, b"\0" * (2 * 1024 * 1024), "big.raw")
     assert response.status_code == 302
-    assert "image is larger than 1 MB" in admin_client.get("/images/").get_data(as_text=True)
+    assert flashed(admin_client, "image is larger than 1 MB", "danger")
     assert files_in(images_dir(app)) == []
 
 
@@ -171,26 +184,25 @@ def small_app(tmp_path, provisioner):
 def test_upload_over_max_upload_mb_is_refused(small_app):
     client = small_app.test_client()
     login(client, "admin", ADMIN_PASSWORD)
-    page = client.get("/images/").get_data(as_text=True)
-    assert "at most 1 MB" in page
+    upload_form = page(client.get("/images/")).by_id("upload-form")
+    assert "at most 1 MB" in upload_form.ancestor(class_="card-body").one("p").text
     response = upload(client, b"\0" * (2 * 1024 * 1024), "big.raw")
     assert response.status_code == 413
-    assert "larger than this controller accepts" in response.get_data(as_text=True)
+    assert "larger than this controller accepts" in page(response).one("p", class_="lead").text
     assert files_in(images_dir(small_app)) == []
 
 
-def test_delete_refused_while_a_vm_uses_the_image(app, admin_client, image):
-    with app.app_context():
-        core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"})
-        core.addVm({"id": "vm1", "image": image, "mem": 64})
-    page = admin_client.get("/images/").get_data(as_text=True)
-    row = re.search(r'<tr data-image="base.raw">(.*?)</tr>', page, re.S).group(1)
-    assert " disabled>Delete" in row and 'title="Used by 1 VM(s)' in row
-    assert 'href="/vms/?q=image' in row
+def test_delete_refused_while_a_vm_uses_the_image(app, admin_client, host, image):
+    gen_vm(app, image, "vm1")
+    row = image_row(admin_client, "base.raw")
+    delete_button = row.form("/images/base.raw/delete").button("Delete")
+    assert delete_button.has("disabled")
+    assert delete_button.ancestor("span")["title"].startswith("Used by 1 VM(s)")
+    [vms_link] = row.links()
+    assert vms_link["href"].startswith("/vms/?q=image") and vms_link.text == "1"
     response = delete(admin_client, image)
     assert response.status_code == 302 and response.headers["Location"] == "/images/"
-    page = admin_client.get("/images/").get_data(as_text=True)
-    assert "image base.raw is used by 1 VM(s): vm1" in page
+    assert flashed(admin_client, "image base.raw is used by 1 VM(s): vm1", "danger")
     assert (images_dir(app) / image).is_file()
 
 
@@ -198,18 +210,19 @@ def test_delete_an_unused_image(app, admin_client, image, tmp_path):
     make_image(images_dir(app) / "other.raw", size="1M")
     response = delete(admin_client, "other.raw")
     assert response.status_code == 302
-    assert "Image other.raw deleted." in admin_client.get("/images/").get_data(as_text=True)
+    assert flashed(admin_client, "Image other.raw deleted.", "success")
     assert files_in(images_dir(app)) == [image]
     delete(admin_client, "other.raw")
-    assert "image other.raw not found" in admin_client.get("/images/").get_data(as_text=True)
+    assert flashed(admin_client, "image other.raw not found", "danger")
 
 
 def test_hostile_description_is_escaped(app, admin_client, tmp_path):
     hostile = '<script>alert("x")</script>'
     upload(admin_client, qcow2_bytes(tmp_path), "disk.qcow2", description=hostile)
-    page = admin_client.get("/images/").get_data(as_text=True)
-    assert hostile not in page
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    html = admin_client.get("/images/").get_data(as_text=True)
+    assert hostile not in html  # raw markup on purpose: the tag must not be there as markup
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert page(html).one("tr", data_image="disk.qcow2").cells()[4] == hostile  # shown as text
 
 
 def test_upload_streams_into_the_repository_without_a_copy(

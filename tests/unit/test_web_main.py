@@ -1,56 +1,60 @@
 """The overview page: counts by state, totals, recent operations, controller failures."""
 
-import re
-
 import pytest
 
 from app import core
 from app.services import overview
+from tests.html import page
 
 
-def _count(page, card, state):
-    """The count a card shows for a state."""
-    block = re.search(rf'id="card-{card}"(.*?)</ul>', page, re.S).group(1)
-    return int(re.search(rf'data-state="{state}" data-count="(\d+)"', block).group(1))
+def _count(doc, card, state):
+    """The count a card shows for a state (its data-count, which the badge's number repeats)."""
+    item = doc.by_id(f"card-{card}").one("li", data_state=state)
+    assert item.one(data_count_of=f"{card}:{state}").text == item["data-count"]
+    return int(item["data-count"])
+
+
+def warnings(doc):
+    """The controller warnings (failed controller operations) on the overview."""
+    return doc.find_all(role="alert", class_="controller-warning")
 
 
 def test_empty_state_with_no_hosts(admin_client):
     response = admin_client.get("/")
     assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    empty = re.search(r'<div[^>]*id="empty-state"[^>]*>(.*?)</div>', page, re.S).group(1)
-    assert "No hosts yet" in empty
-    assert 'href="/hosts/new"' in empty
-    assert _count(page, "hosts", "ready") == 0
-    assert "No operations yet." in page
-    assert "controller-warning" not in page
+    doc = page(response)
+    empty = doc.by_id("empty-state")
+    assert empty.text.startswith("No hosts yet")
+    assert empty.link("/hosts/new")
+    assert _count(doc, "hosts", "ready") == 0
+    assert doc.has_element("p", text="No operations yet.")
+    assert not doc.find_all(class_="controller-warning")
 
 
-def test_counts_after_adding_a_host_and_a_vm(app, admin_client, image):
+def test_counts_after_adding_a_host_and_a_vm(app, admin_client, host, image):
     with app.app_context():
-        core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"})
         core.addVm({"id": "vm1", "image": image, "mem": 64, "host": "h1"})
         host = core.listHosts()[0]
-    page = admin_client.get("/").get_data(as_text=True)
-    assert 'id="empty-state"' not in page
-    assert re.search(r'id="hosts-total"><a[^>]*>1</a>', page)
-    assert re.search(r'id="vms-total"><a[^>]*>1</a>', page)
-    assert _count(page, "hosts", "ready") == 1
-    assert _count(page, "hosts", "error") == 0
-    assert _count(page, "vms", "stopped") == 1
-    assert _count(page, "vms", "running") == 0
-    assert f'id="cpus-total">{host["cpus"]}<' in page
-    assert "64 MiB allocated" in page
-    recent = re.search(r'id="recent-operations"(.*?)</table>', page, re.S).group(1)
-    assert "vm.create" in recent and "host.add" in recent
-    assert recent.index("vm.create") < recent.index("host.add")  # newest first
-    assert 'href="/vms/vm1"' in recent
-    assert 'href="/hosts/1"' in recent
+    doc = page(admin_client.get("/"))
+    assert not doc.has_element(id="empty-state")
+    assert doc.by_id("hosts-total").one("a").text == "1"
+    assert doc.by_id("vms-total").one("a").text == "1"
+    assert _count(doc, "hosts", "ready") == 1
+    assert _count(doc, "hosts", "error") == 0
+    assert _count(doc, "vms", "stopped") == 1
+    assert _count(doc, "vms", "running") == 0
+    assert doc.by_id("cpus-total").text == str(host["cpus"])
+    assert doc.by_id("mem-allocated").one(data_bar_label=True).text.startswith("64 MiB allocated")
+    recent = doc.by_id("recent-operations")
+    kinds = [row.cells()[1] for row in recent.rows(data_operation_id=True)]
+    assert "vm.create" in kinds and "host.add" in kinds
+    assert kinds.index("vm.create") < kinds.index("host.add")  # newest first
+    assert recent.links("/vms/vm1")
+    assert recent.links("/hosts/1")
 
 
-def test_summary_totals(app, image):
+def test_summary_totals(app, host, image):
     with app.app_context():
-        core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"})
         core.addVm({"id": "vm1", "image": image, "mem": 64, "vcpus": 2, "host": "h1"})
         core.addVm({"id": "vm2", "image": image, "mem": 128, "host": "h1"})
         host = core.listHosts()[0]
@@ -70,15 +74,12 @@ def test_failed_controller_init_warns(app, admin_client, provisioner):
     provisioner.fail["iaas_init.yaml"] = "boom"
     with app.app_context(), pytest.raises(core.OperationFailed):
         core.init()
-    page = admin_client.get("/").get_data(as_text=True)
-    warning = re.search(
-        r'<div class="alert alert-danger controller-warning"[^>]*>(.*?)</div>', page, re.S
-    )
-    assert warning
-    text = warning.group(1)
-    assert "controller.init failed" in text
-    assert "boom" in text
-    op_id = re.search(r'href="/operations/(\d+)"', text).group(1)
+    [warning] = warnings(page(admin_client.get("/")))
+    assert "alert-danger" in warning.classes
+    assert "controller.init failed" in warning.text
+    assert "boom" in warning.text
+    op_id = warning["data-operation-id"]
+    assert warning.link(f"/operations/{op_id}").text.startswith(f"See operation {op_id}")
     assert admin_client.get(f"/operations/{op_id}").status_code == 200
 
 
@@ -89,11 +90,10 @@ def test_warning_gone_after_a_successful_init(app, admin_client, provisioner):
     del provisioner.fail["iaas_init.yaml"]
     with app.app_context():
         core.init()
-    page = admin_client.get("/").get_data(as_text=True)
-    assert "controller-warning" not in page
+    assert warnings(page(admin_client.get("/"))) == []
 
 
 def test_operator_sees_the_overview(operator_client):
     response = operator_client.get("/")
     assert response.status_code == 200
-    assert "Overview" in response.get_data(as_text=True)
+    assert page(response).one("h1").text == "Overview"

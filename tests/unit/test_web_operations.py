@@ -1,25 +1,33 @@
 """Operation pages: the list, one operation with its log, log.json, cancel."""
 
-import html
 import json
-import re
 
 import pytest
 
-from app import core
 from app.db import get_db
 from app.repositories import operations as ops_repo
 from app.services import operations
 from tests.conftest import csrf_token
+from tests.html import page
+
+
+def listed(doc):
+    """The operation ids of a list page's rows, in order."""
+    return [row["data-operation-id"] for row in doc.rows(data_operation_id=True)]
+
+
+def badge(element, status):
+    """Whether an element shows a status badge reading that status."""
+    return element.has_element("span", class_=f"badge status-{status}", text=status)
+
 
 TERMINAL = {"succeeded", "failed", "canceled", "interrupted"}
 
 
 @pytest.fixture
-def host_op(app):
+def host_op(app, host):
     """A finished host.add operation (the recording provisioner succeeds); returns its id."""
     with app.app_context():
-        core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"})
         return operations.page("kind = 'host.add'", 1, 0)[0][0]["id"]
 
 
@@ -51,47 +59,41 @@ def _post(client, url):
 def test_index_lists_operations(admin_client, host_op):
     response = admin_client.get("/operations/")
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    row = re.search(rf'<tr data-operation-id="{host_op}">(.*?)</tr>', html, re.S).group(1)
-    assert f'href="/operations/{host_op}"' in row
-    assert "host.add" in row
-    assert 'href="/hosts/1"' in row  # the target links to its host page
-    assert "status-succeeded" in row
-    assert "api" in row  # requested by the core API
+    row = page(response).one("tr", data_operation_id=str(host_op))
+    assert row.links(f"/operations/{host_op}")
+    assert "host.add" in row.cells()
+    assert row.link("/hosts/1").text == "h1"  # the target links to its host page
+    assert badge(row, "succeeded")
+    assert "api" in row.cells()  # requested by the core API
 
 
 def test_index_links_vm_targets(admin_client, pending_op):
-    html = admin_client.get("/operations/").get_data(as_text=True)
-    assert 'href="/vms/vm9"' in html
-    assert "status-pending" in html
+    row = page(admin_client.get("/operations/")).one("tr", data_operation_id=str(pending_op))
+    assert row.link("/vms/vm9").text == "vm9"
+    assert badge(row, "pending")
 
 
 def test_index_empty(admin_client):
-    html = admin_client.get("/operations/").get_data(as_text=True)
-    assert 'id="empty-state"' in html
+    doc = page(admin_client.get("/operations/"))
+    assert doc.by_id("empty-state").text == "No operations yet."
 
 
 def test_index_filter(admin_client, host_op, pending_op):
-    html = admin_client.get("/operations/", query_string={"q": "status = pending"}).get_data(
-        as_text=True
-    )
-    assert f'data-operation-id="{pending_op}"' in html
-    assert f'data-operation-id="{host_op}"' not in html
-    html = admin_client.get("/operations/", query_string={"q": "target_name LIKE 'h%'"}).get_data(
-        as_text=True
-    )
-    assert f'data-operation-id="{host_op}"' in html
-    assert f'data-operation-id="{pending_op}"' not in html
+    doc = page(admin_client.get("/operations/", query_string={"q": "status = pending"}))
+    assert listed(doc) == [str(pending_op)]
+    doc = page(admin_client.get("/operations/", query_string={"q": "target_name LIKE 'h%'"}))
+    assert listed(doc) == [str(host_op)]
 
 
 def test_index_filter_error_inline(admin_client, host_op):
     response = admin_client.get("/operations/", query_string={"q": "status = = failed"})
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert "is-invalid" in html
-    match = re.search(r'<div class="invalid-feedback" id="filter-error">(.*?)</div>', html, re.S)
-    assert match and "position" in match.group(1)
-    assert "No operation matches this filter." in html
+    doc = page(response)
+    search = doc.one("form", role="search")
+    assert "is-invalid" in search.field("q").classes
+    error = search.by_id("filter-error")
+    assert "invalid-feedback" in error.classes and "position" in error.text
+    assert doc.has_element("p", text="No operation matches this filter.")
 
 
 def test_index_pages(app, admin_client):
@@ -108,54 +110,52 @@ def test_index_pages(app, admin_client):
                 requested_by="admin",
                 input_data={},
             )
-    html = admin_client.get("/operations/").get_data(as_text=True)
-    assert re.findall(r'data-operation-id="(\d+)"', html) == ["5", "4"]
-    assert "Page 1 of 3 (5)" in html
-    html = admin_client.get("/operations/", query_string={"page": 3}).get_data(as_text=True)
-    assert re.findall(r'data-operation-id="(\d+)"', html) == ["1"]
+    doc = page(admin_client.get("/operations/"))
+    assert listed(doc) == ["5", "4"]
+    assert doc.pager().one("span", class_="page-link").text == "Page 1 of 3 (5)"
+    assert listed(page(admin_client.get("/operations/", query_string={"page": 3}))) == ["1"]
 
 
 def test_show_has_the_log_and_input(app, admin_client, host_op):
     response = admin_client.get(f"/operations/{host_op}")
     assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    log = html.unescape(
-        re.search(r'<pre class="log[^"]*" id="op-log"[^>]*>(.*?)</pre>', page, re.S).group(1)
-    )
+    doc = page(response)
+    log = doc.one("pre", id="op-log", class_="log").raw_text
     with app.app_context():
         messages = [line["message"] for line in operations.log(host_op)]
     assert messages
     positions = [log.index(message) for message in messages]
     assert positions == sorted(positions)
-    assert "status-succeeded" in page
-    assert 'id="cancel-form"' not in page  # finished: nothing to cancel
-    assert "operation.js" not in page  # finished: nothing to follow
-    shown = html.unescape(re.search(r'<pre[^>]*id="op-input">(.*?)</pre>', page, re.S).group(1))
+    assert badge(doc.by_id("op-status"), "succeeded")
+    assert not doc.has_element(id="cancel-form")  # finished: nothing to cancel
+    assert not [src for src in doc.scripts() if "operation.js" in src]  # nothing to follow
+    shown = doc.one("pre", id="op-input").raw_text
     assert json.loads(shown)["name"] == "h1"
     assert "password" not in shown
 
 
 def test_show_log_lines_in_order(app, admin_client, pending_op):
-    html = admin_client.get(f"/operations/{pending_op}").get_data(as_text=True)
-    log = re.search(r'id="op-log"[^>]*>(.*?)</pre>', html, re.S).group(1)
-    assert log.index("queued") < log.index("waiting for a worker")
-    assert 'class="line level-warning"' in log
+    log = page(admin_client.get(f"/operations/{pending_op}")).by_id("op-log")
+    lines = [line.text for line in log.find_all("span", class_="line")]
+    assert [line.split(maxsplit=2)[2] for line in lines] == ["queued", "waiting for a worker"]
+    [warning] = log.find_all("span", class_="line level-warning")
+    assert warning.text.endswith("waiting for a worker")
 
 
 def test_show_running_follows_the_log(admin_client, pending_op):
-    html = admin_client.get(f"/operations/{pending_op}").get_data(as_text=True)
-    assert 'id="cancel-form"' in html
-    assert '<script src="/static/operation.js"></script>' in html
-    assert 'data-done="0"' in html
-    assert f'data-log-url="/operations/{pending_op}/log.json"' in html
-    last = int(re.search(r'data-after="(\d+)"', html).group(1))
-    assert last > 0
+    doc = page(admin_client.get(f"/operations/{pending_op}"))
+    assert doc.by_id("cancel-form")["action"] == f"/operations/{pending_op}/cancel"
+    assert "/static/operation.js" in doc.scripts()
+    operation = doc.by_id("operation")
+    assert operation["data-done"] == "0"
+    assert operation["data-log-url"] == f"/operations/{pending_op}/log.json"
+    assert int(operation["data-after"]) > 0
 
 
 def test_show_unknown_is_404(admin_client):
     response = admin_client.get("/operations/9999")
     assert response.status_code == 404
-    assert "operation 9999 not found" in response.get_data(as_text=True)
+    assert "operation 9999 not found" in page(response).one("p", class_="lead").text
 
 
 def test_log_json_lines_after_an_id(app, admin_client, pending_op):
@@ -210,9 +210,9 @@ def test_log_json_needs_login(app, pending_op):
 
 def test_cancel_a_pending_one(app, admin_client, pending_op):
     response = _post(admin_client, f"/operations/{pending_op}/cancel")
-    html = response.get_data(as_text=True)
-    assert f"Cancel requested for operation {pending_op}." in html
-    assert 'id="cancel-form"' not in html  # it never started: it ends canceled at once
+    doc = page(response)
+    assert doc.alert(f"Cancel requested for operation {pending_op}.", "info")
+    assert not doc.has_element(id="cancel-form")  # it never started: it ends canceled at once
     with app.app_context():
         op = operations.get(pending_op)
         assert op["cancel_requested"] == 1 and op["status"] == "canceled" and op["finished_at"]
@@ -224,9 +224,7 @@ def test_cancel_a_pending_one(app, admin_client, pending_op):
 def test_cancel_a_finished_one_refused(app, admin_client, host_op):
     response = _post(admin_client, f"/operations/{host_op}/cancel")
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert f"operation {host_op} is succeeded: nothing to cancel" in html
-    assert "alert-danger" in html
+    assert page(response).alert(f"operation {host_op} is succeeded: nothing to cancel", "danger")
     with app.app_context():
         assert operations.get(host_op)["cancel_requested"] == 0
 
@@ -238,4 +236,4 @@ def test_cancel_is_post_only(admin_client, pending_op):
 def test_operator_can_see_and_cancel(app, operator_client, pending_op):
     assert operator_client.get("/operations/").status_code == 200
     response = _post(operator_client, f"/operations/{pending_op}/cancel")
-    assert "Cancel requested" in response.get_data(as_text=True)
+    assert page(response).alert("Cancel requested", "info")

@@ -1,11 +1,10 @@
 """User management and the audit log: admins only."""
 
-import re
-
 import pytest
 
 from app.services import users
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, csrf_token, login
+from tests.html import page
 
 
 def _user_id(app, username):
@@ -30,9 +29,9 @@ def _post(client, url, **data):
 def test_operator_forbidden_pages(operator_client, url):
     response = operator_client.get(url)
     assert response.status_code == 403
-    html = response.get_data(as_text=True)
-    assert "403 · Forbidden" in html
-    assert 'class="navbar' in html  # the dashboard's own error page, not a bare one
+    doc = page(response)
+    assert doc.one("h1").text == "403 · Forbidden"
+    assert doc.one("nav", class_="navbar")  # the dashboard's own error page, not a bare one
 
 
 def test_operator_forbidden_posts(app, operator_client):
@@ -58,17 +57,16 @@ def test_operator_forbidden_posts(app, operator_client):
 
 
 def test_operator_has_no_users_links(operator_client):
-    html = operator_client.get("/").get_data(as_text=True)
-    assert "/users/" not in html
+    doc = page(operator_client.get("/"))
+    assert not [url for url in doc.hrefs() + doc.actions() if "/users/" in url]
 
 
 def test_admin_lists_users(admin_client):
     response = admin_client.get("/users/")
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert 'data-user="admin"' in html
-    assert 'data-user="oper"' in html
-    assert 'data-confirm="Remove user oper?"' in html
+    doc = page(response)
+    assert [row["data-user"] for row in doc.rows(data_user=True)] == ["admin", "oper"]
+    assert doc.one("form", data_confirm="Remove user oper?")["action"].endswith("/remove")
 
 
 def test_admin_adds_a_user_who_can_log_in(app, admin_client):
@@ -80,9 +78,9 @@ def test_admin_adds_a_user_who_can_log_in(app, admin_client):
         password="newbie-password",
         confirm="newbie-password",
     )
-    html = response.get_data(as_text=True)
-    assert "User newbie added (operator)." in html
-    assert 'data-user="newbie"' in html
+    doc = page(response)
+    assert doc.alert("User newbie added (operator).", "success")
+    assert doc.one("tr", data_user="newbie")
     client = app.test_client()
     assert login(client, "newbie", "newbie-password").status_code == 302
     assert client.get("/").status_code == 200
@@ -98,7 +96,7 @@ def test_add_user_passwords_must_match(app, admin_client):
         password="newbie-password",
         confirm="other-password",
     )
-    assert "Passwords differ" in response.get_data(as_text=True)
+    assert "Passwords differ" in page(response).field_errors()
     with app.app_context():
         assert "newbie" not in [u.username for u in users.all_users()]
 
@@ -112,27 +110,27 @@ def test_add_duplicate_user_refused(admin_client):
         password="another-pass",
         confirm="another-pass",
     )
-    assert "user oper already exists" in response.get_data(as_text=True)
+    assert page(response).alert("user oper already exists", "danger")
 
 
 def test_admin_changes_a_role(app, admin_client):
     oper_id = _user_id(app, "oper")
     response = _post(admin_client, f"/users/{oper_id}/role", role="admin")
-    assert "Role changed to admin." in response.get_data(as_text=True)
+    assert page(response).alert("Role changed to admin.", "success")
     assert _role(app, "oper") == "admin"
 
 
 def test_unknown_role_refused(app, admin_client):
     oper_id = _user_id(app, "oper")
     response = _post(admin_client, f"/users/{oper_id}/role", role="root")
-    assert "Not a valid choice" in response.get_data(as_text=True)
+    assert page(response).alert("Not a valid choice", "danger")
     assert _role(app, "oper") == "operator"
 
 
 def test_last_admin_keeps_the_role(app, admin_client):
     admin_id = _user_id(app, "admin")
     response = _post(admin_client, f"/users/{admin_id}/role", role="operator")
-    assert "the last admin cannot lose the admin role" in response.get_data(as_text=True)
+    assert page(response).alert("the last admin cannot lose the admin role", "danger")
     assert _role(app, "admin") == "admin"
 
 
@@ -144,7 +142,7 @@ def test_admin_resets_a_password(app, admin_client):
         password="fresh-password",
         confirm="fresh-password",
     )
-    assert "Password reset." in response.get_data(as_text=True)
+    assert page(response).alert("Password reset.", "success")
     assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 401
     assert login(app.test_client(), "oper", "fresh-password").status_code == 302
 
@@ -152,14 +150,14 @@ def test_admin_resets_a_password(app, admin_client):
 def test_reset_password_too_short_refused(app, admin_client):
     oper_id = _user_id(app, "oper")
     response = _post(admin_client, f"/users/{oper_id}/password", password="short", confirm="short")
-    assert "New password: must be 8 to 256 characters long" in response.get_data(as_text=True)
+    assert page(response).alert("New password: must be 8 to 256 characters long", "danger")
     assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
 
 
 def test_admin_cannot_remove_themselves(app, admin_client):
     admin_id = _user_id(app, "admin")
     response = _post(admin_client, f"/users/{admin_id}/remove")
-    assert "you cannot remove your own account" in response.get_data(as_text=True)
+    assert page(response).alert("you cannot remove your own account", "danger")
     assert _role(app, "admin") == "admin"
 
 
@@ -171,18 +169,18 @@ def test_last_admin_cannot_be_removed(app, admin_client):
     second = app.test_client()
     assert login(second, "second", "second-password").status_code == 302
     response = _post(second, f"/users/{_user_id(app, 'admin')}/remove")
-    assert "User removed." in response.get_data(as_text=True)
+    assert page(response).alert("User removed.", "success")
     response = _post(second, f"/users/{_user_id(app, 'second')}/remove")
-    assert "you cannot remove your own account" in response.get_data(as_text=True)
+    assert page(response).alert("you cannot remove your own account", "danger")
     response = _post(second, f"/users/{_user_id(app, 'second')}/role", role="operator")
-    assert "the last admin cannot lose the admin role" in response.get_data(as_text=True)
+    assert page(response).alert("the last admin cannot lose the admin role", "danger")
     assert _role(app, "second") == "admin"
 
 
 def test_remove_a_user(app, admin_client):
     oper_id = _user_id(app, "oper")
     response = _post(admin_client, f"/users/{oper_id}/remove")
-    assert "User removed." in response.get_data(as_text=True)
+    assert page(response).alert("User removed.", "success")
     assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 401
 
 
@@ -209,8 +207,9 @@ def test_audit_shows_logins_logouts_and_user_changes(app, admin_client):
     )
     _post(admin_client, f"/users/{newbie_id}/remove")
 
-    html = admin_client.get("/users/audit").get_data(as_text=True)
-    rows = re.findall(r'<tr data-action="([^"]+)">(.*?)</tr>', html, re.S)
+    doc = page(admin_client.get("/users/audit"))
+    # cells: when, actor, action, target, detail, address
+    rows = [(row["data-action"], row.cells()) for row in doc.rows(data_action=True)]
     actions = [action for action, _ in rows]
     for action in (
         "login",
@@ -223,35 +222,33 @@ def test_audit_shows_logins_logouts_and_user_changes(app, admin_client):
     ):
         assert action in actions, action
     assert actions.index("user.delete") < actions.index("user.create")  # newest first
-    from_web = [(action, row) for action, row in rows if "<td>test</td>" not in row]
+    assert all(cells[2] == action for action, cells in rows)
+    from_web = [(action, cells) for action, cells in rows if cells[1] != "test"]
     assert len(from_web) >= 8
-    for action, row in from_web:
-        assert "127.0.0.1" in row, action
-    assert "user:newbie" in html
-    assert "operator -&gt; admin" in html
+    for action, cells in from_web:
+        assert cells[5] == "127.0.0.1", action
+    assert "user:newbie" in [cells[3] for _, cells in rows]
+    assert any("operator -> admin" in cells[4] for _, cells in rows)
 
 
 def test_audit_filter(app, admin_client):
-    html = admin_client.get("/users/audit", query_string={"q": "action = logout"}).get_data(
-        as_text=True
+    doc = page(admin_client.get("/users/audit", query_string={"q": "action = logout"}))
+    assert not doc.rows(data_action="login")
+    doc = page(
+        admin_client.get("/users/audit", query_string={"q": "actor = admin AND action = login"})
     )
-    assert 'data-action="login"' not in html
-    html = admin_client.get(
-        "/users/audit", query_string={"q": "actor = admin AND action = login"}
-    ).get_data(as_text=True)
-    assert 'data-action="login"' in html
-    assert "127.0.0.1" in html
+    [row] = doc.rows(data_action="login")
+    assert row.cells()[5] == "127.0.0.1"
 
 
 def test_audit_filter_error_inline(admin_client):
     response = admin_client.get("/users/audit", query_string={"q": "password = x"})
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    assert 'id="filter-error"' in html
-    assert "unknown column" in html
-    assert "is-invalid" in html
+    search = page(response).one("form", role="search")
+    assert "unknown column" in search.by_id("filter-error").text
+    assert "is-invalid" in search.field("q").classes
 
 
 def test_admin_sees_audit_of_admin_login(admin_client):
     html = admin_client.get("/users/audit").get_data(as_text=True)
-    assert ADMIN_PASSWORD not in html
+    assert ADMIN_PASSWORD not in html  # a secret appears nowhere in the markup

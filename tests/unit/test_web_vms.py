@@ -4,13 +4,12 @@ import json
 import re
 import subprocess
 
-import pytest
-
 from app import core
 from app.db import get_db
 from app.repositories import vms as vms_repo
 from app.services import operations
 from tests.conftest import csrf_token
+from tests.html import page
 
 GET_PATHS = ["/vms/", "/vms/new", "/vms/vm1"]
 POST_PATHS = [
@@ -20,16 +19,6 @@ POST_PATHS = [
     "/vms/vm1/force-off",
     "/vms/vm1/remove",
 ]
-
-
-@pytest.fixture
-def host(app):
-    """A ready host on libvirt's test driver; returns its id."""
-    with app.app_context():
-        added = core.addHost(
-            {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
-        )
-    return added["id"]
 
 
 def add_vm(app, vm_id, image, mem=64, start=False):
@@ -47,11 +36,19 @@ def vm_state(app, vm_id):
     return (rows[0]["state"], rows[0]["task"]) if rows else None
 
 
-def row_of(html, vm_id):
-    """The HTML of one VM's row in the list."""
-    match = re.search(rf'<tr data-vm-id="{re.escape(vm_id)}">(.*?)</tr>', html, re.S)
-    assert match, f"no row for {vm_id}"
-    return match.group(1)
+def row_of(client, vm_id, path="/vms/"):
+    """One VM's row (<tr data-vm-id>) in the list."""
+    return page(client.get(path)).one("tr", data_vm_id=vm_id)
+
+
+def listed(doc):
+    """The VM ids of a list page's rows, in order."""
+    return [row["data-vm-id"] for row in doc.rows(data_vm_id=True)]
+
+
+def has_badge(element, state):
+    """Whether an element shows a state badge (class status-STATE) reading that state."""
+    return element.has_element("span", class_=f"badge status-{state}", text=state)
 
 
 def press(client, path, data=None, page="/vms/"):
@@ -91,10 +88,12 @@ def test_get_changes_nothing(app, admin_client, host, image):
 
 
 def test_create_through_the_form_makes_an_overlay(app, operator_client, host, image):
-    page = operator_client.get("/vms/new").get_data(as_text=True)
-    assert '<option value="base.raw">base.raw</option>' in page
-    assert "Automatic (placement)" in page
-    assert re.search(r'<option value="\d+">h1 \(ready, [\d.]+ (MiB|GiB) free\)</option>', page)
+    form = page(operator_client.get("/vms/new")).by_id("vm-form")
+    assert form.field("image").one("option", value="base.raw").text == "base.raw"
+    hosts = form.field("host")
+    assert hosts.one("option", text="Automatic (placement)")
+    free = re.compile(r"h1 \(ready, [\d.]+ (MiB|GiB) free\)")
+    assert hosts.one("option", value=str.isdigit, text=free.fullmatch).has("selected") is False
     response = press(
         operator_client,
         "/vms/new",
@@ -115,24 +114,26 @@ def test_create_through_the_form_makes_an_overlay(app, operator_client, host, im
     )
     assert info["format"] == "qcow2"
     assert info["backing-filename"] == "../images/base.raw"
-    row = row_of(operator_client.get("/vms/").get_data(as_text=True), "web1")
-    assert "status-stopped" in row and "base.raw" in row and "64 MiB" in row
-    assert f'<a href="/hosts/{host}">h1</a>' in row
-    assert 'action="/vms/web1/start"' in row
+    row = row_of(operator_client, "web1")
+    assert has_badge(row, "stopped") and "base.raw" in row.cells() and "64 MiB" in row.cells()
+    assert row.link(f"/hosts/{host['id']}").text == "h1"
+    assert row.form("/vms/web1/start").button().text == "Start"
 
 
 def test_create_on_a_chosen_host_and_preselection(app, admin_client, host, image):
-    page = admin_client.get(f"/vms/new?host={host}").get_data(as_text=True)
-    assert f'<option selected value="{host}">' in page
+    hosts = page(admin_client.get(f"/vms/new?host={host['id']}")).by_id("vm-form").field("host")
+    assert [option["value"] for option in hosts.options() if option.has("selected")] == [
+        str(host["id"])
+    ]
     response = press(
         admin_client,
         "/vms/new",
-        {"id": "web2", "image": image, "mem": "32", "vcpus": "1", "host": str(host)},
+        {"id": "web2", "image": image, "mem": "32", "vcpus": "1", "host": str(host["id"])},
         page="/vms/new",
     )
     assert response.status_code == 302
     with app.app_context():
-        assert core.listVms("id = web2")[0]["host"] == host
+        assert core.listVms("id = web2")[0]["host"] == host["id"]
 
 
 def test_create_refusals_stay_on_the_form(app, admin_client, host, image):
@@ -144,7 +145,7 @@ def test_create_refusals_stay_on_the_form(app, admin_client, host, image):
         page="/vms/new",
     )
     assert response.status_code == 200
-    assert "a VM named vm1 already exists" in response.get_data(as_text=True)
+    assert page(response).alert("a VM named vm1 already exists", "danger")
     response = press(
         admin_client,
         "/vms/new",
@@ -160,27 +161,28 @@ def test_create_refusals_stay_on_the_form(app, admin_client, host, image):
         page="/vms/new",
     )
     assert response.status_code == 200
-    assert "invalid VM id" in response.get_data(as_text=True)
+    assert page(response).alert("invalid VM id", "danger")
     assert not list(app.extensions["nube"].storage.vms_dir.glob("*evil*"))
 
 
 def test_new_without_images_or_hosts(app, admin_client):
-    page = admin_client.get("/vms/new").get_data(as_text=True)
-    assert "No images yet:" in page and 'href="/images/"' in page
-    assert 'id="vm-form"' not in page
-    assert 'id="no-hosts"' in page
+    doc = page(admin_client.get("/vms/new"))
+    no_images = doc.by_id("no-images")
+    assert no_images.text.startswith("No images yet:") and no_images.link("/images/")
+    assert not doc.has_element(id="vm-form")
+    assert doc.by_id("no-hosts")
 
 
 def test_empty_list_hints_at_hosts(app, admin_client):
-    page = admin_client.get("/vms/").get_data(as_text=True)
-    assert "No VMs yet:" in page and 'href="/vms/new"' in page
-    assert "add a host first" in page
+    empty = page(admin_client.get("/vms/")).by_id("empty-state")
+    assert empty.text.startswith("No VMs yet:") and empty.link("/vms/new")
+    assert empty.link("/hosts/new").text == "add a host first"
 
 
 def test_empty_list_with_a_host(app, admin_client, host):
-    page = admin_client.get("/vms/").get_data(as_text=True)
-    assert "No VMs yet:" in page
-    assert "add a host first" not in page
+    empty = page(admin_client.get("/vms/")).by_id("empty-state")
+    assert empty.text.startswith("No VMs yet:")
+    assert "add a host first" not in empty.text and not empty.links("/hosts/new")
 
 
 def test_buttons_start_stop_force_off_remove(app, admin_client, host, image):
@@ -188,21 +190,20 @@ def test_buttons_start_stop_force_off_remove(app, admin_client, host, image):
     response = press(admin_client, "/vms/vm1/start")
     assert response.status_code == 302
     assert re.fullmatch(r"/operations/\d+", response.headers["Location"])
-    row = row_of(admin_client.get("/vms/").get_data(as_text=True), "vm1")
-    assert "status-running" in row
-    assert 'action="/vms/vm1/stop"' in row and 'action="/vms/vm1/force-off"' in row
-    assert 'action="/vms/vm1/start"' not in row
-    assert "data-confirm=" in row
+    row = row_of(admin_client, "vm1")
+    assert has_badge(row, "running")
+    assert row.actions() == ["/vms/vm1/stop", "/vms/vm1/force-off"]  # no Start
+    assert row.labels() == ["Stop", "Force off"]
+    assert row.form("/vms/vm1/force-off").get("data-confirm")
 
     assert press(admin_client, "/vms/vm1/stop").status_code == 302
-    row = row_of(admin_client.get("/vms/").get_data(as_text=True), "vm1")
-    assert "status-stopped" in row and 'action="/vms/vm1/start"' in row
+    row = row_of(admin_client, "vm1")
+    assert has_badge(row, "stopped") and row.form("/vms/vm1/start").button().text == "Start"
 
     press(admin_client, "/vms/vm1/start")
     assert vm_state(app, "vm1") == ("running", None)
     assert press(admin_client, "/vms/vm1/force-off").status_code == 302
-    row = row_of(admin_client.get("/vms/").get_data(as_text=True), "vm1")
-    assert "status-stopped" in row
+    assert has_badge(row_of(admin_client, "vm1"), "stopped")
 
     disk = app.extensions["nube"].storage.vms_dir / "vm1.qcow2"
     assert disk.is_file()
@@ -211,7 +212,7 @@ def test_buttons_start_stop_force_off_remove(app, admin_client, host, image):
     assert re.fullmatch(r"/operations/\d+", response.headers["Location"])
     assert vm_state(app, "vm1") is None
     assert not disk.exists()
-    assert 'data-vm-id="vm1"' not in admin_client.get("/vms/").get_data(as_text=True)
+    assert not page(admin_client.get("/vms/")).has_element(data_vm_id="vm1")
     assert admin_client.get("/vms/vm1").status_code == 404
 
 
@@ -219,8 +220,7 @@ def test_a_refused_action_goes_back_to_the_vm(app, admin_client, host, image):
     add_vm(app, "vm1", image)
     response = press(admin_client, "/vms/vm1/stop")
     assert response.headers["Location"] == "/vms/vm1"
-    page = admin_client.get("/vms/vm1").get_data(as_text=True)
-    assert "VM vm1 is stopped: cannot stop it" in page
+    assert page(admin_client.get("/vms/vm1")).alert("VM vm1 is stopped: cannot stop it", "danger")
 
 
 def test_unknown_vm_is_404(app, admin_client, host):
@@ -233,7 +233,7 @@ def test_remove_needs_the_typed_name(app, admin_client, host, image):
     add_vm(app, "vm1", image)
     response = press(admin_client, "/vms/vm1/remove", {"confirm": "vm2"}, page="/vms/vm1")
     assert response.headers["Location"] == "/vms/vm1"
-    assert "Type the VM&#39;s name (vm1)" in admin_client.get("/vms/vm1").get_data(as_text=True)
+    assert page(admin_client.get("/vms/vm1")).alert("Type the VM's name (vm1)", "warning")
     assert vm_state(app, "vm1") == ("stopped", None)
     assert (app.extensions["nube"].storage.vms_dir / "vm1.qcow2").is_file()
 
@@ -243,75 +243,79 @@ def test_busy_vm_gets_the_busy_message(app, admin_client, host, image):
     with app.app_context():
         op_id = operations.for_target("vm", "vm1")[0]["id"]
         assert vms_repo.claim_task(get_db(), "vm1", "starting", op_id)
-    row = row_of(admin_client.get("/vms/").get_data(as_text=True), "vm1")
-    assert "spinner-border" in row and "starting" in row
-    assert "<form" not in row  # no buttons while a task runs
+    row = row_of(admin_client, "vm1")
+    assert row.has_element(class_="spinner-border", role="status")
+    assert row.one("td", data_actions=True).text == "starting"
+    assert not row.forms() and not row.buttons()  # no buttons while a task runs
     response = press(admin_client, "/vms/vm1/start")
     assert response.headers["Location"] == "/vms/vm1"
-    page = admin_client.get("/vms/vm1").get_data(as_text=True)
-    assert "busy: VM vm1 is starting" in page
-    assert f'<a href="/operations/{op_id}">See operation {op_id}</a>' in page
+    busy = page(admin_client.get("/vms/vm1")).find(role="alert", class_="alert-warning")
+    assert busy and "busy: VM vm1 is starting" in busy.text
+    assert busy.link(f"/operations/{op_id}").text == f"See operation {op_id}"
     with app.app_context():
         assert len(operations.for_target("vm", "vm1")) == 1
 
 
 def test_show_page(app, admin_client, host, image):
     add_vm(app, "vm1", image, start=True)
-    page = admin_client.get("/vms/vm1").get_data(as_text=True)
-    assert f'<a href="/hosts/{host}">h1</a>' in page
-    assert "base.raw" in page and "64 MiB" in page and "by api" in page
-    assert "vms/vm1.qcow2" in page
-    assert str(app.extensions["nube"].storage.vms_dir / "vm1.qcow2") in page
-    assert "its domain on h1 and its disk" in page
-    assert "vm.create" in page and "vm.start" in page
-    assert re.search(r'action="/vms/vm1/force-off" class="d-inline" data-confirm="[^"]+"', page)
-    assert 'name="confirm"' in page and 'action="/vms/vm1/remove"' in page
+    doc = page(admin_client.get("/vms/vm1"))
+    details = doc.details()
+    assert details["Host"].link(f"/hosts/{host['id']}").text == "h1"
+    assert details["Image"].text == "base.raw" and details["Memory"].text == "64 MiB"
+    assert details["Created"].text.endswith("by api")
+    disk = doc.by_id("disk-path").text
+    assert disk.startswith(str(app.extensions["nube"].storage.vms_dir / "vm1.qcow2"))
+    remove = doc.by_id("remove-form")
+    assert remove["action"] == "/vms/vm1/remove" and remove.field("confirm")
+    card = remove.ancestor(class_="card-body")
+    assert "its domain on h1 and its disk vms/vm1.qcow2" in card.text
+    assert card.one("code").text == "vms/vm1.qcow2"
+    kinds = [a.text.split()[1] for a in doc.by_id("vm-operations").links()]
+    assert "vm.create" in kinds and "vm.start" in kinds
+    actions = doc.by_id("vm-actions")
+    force_off = actions.form("/vms/vm1/force-off", class_="d-inline")
+    assert force_off.get("data-confirm")
 
 
 def test_bad_filter_shows_the_error_inline(app, admin_client, host, image):
     add_vm(app, "vm1", image)
     response = admin_client.get("/vms/", query_string={"q": "mem >>> 3"})
     assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert 'id="filter-error"' in page and "position" in page
-    assert "is-invalid" in page
+    search = page(response).one("form", role="search")
+    assert "position" in search.by_id("filter-error").text
+    assert "is-invalid" in search.field("q").classes
     response = admin_client.get("/vms/", query_string={"q": "nosuch = 1"})
     assert response.status_code == 200
-    assert "unknown column" in response.get_data(as_text=True)
+    assert "unknown column" in page(response).by_id("filter-error").text
 
 
 def test_filter_selects_rows(app, admin_client, host, image):
     add_vm(app, "small", image, mem=32)
     add_vm(app, "big", image, mem=600, start=True)
-    page = admin_client.get("/vms/", query_string={"q": "state = running AND mem >= 512"}).get_data(
-        as_text=True
-    )
-    assert 'data-vm-id="big"' in page and 'data-vm-id="small"' not in page
-    page = admin_client.get("/vms/", query_string={"q": "mem > 100000"}).get_data(as_text=True)
-    assert "No VM matches this filter." in page
+    doc = page(admin_client.get("/vms/", query_string={"q": "state = running AND mem >= 512"}))
+    assert listed(doc) == ["big"]
+    doc = page(admin_client.get("/vms/", query_string={"q": "mem > 100000"}))
+    assert listed(doc) == [] and doc.has_element("p", text="No VM matches this filter.")
 
 
 def test_paging_and_sorting(app, admin_client, host, image):
     app.config["PAGE_SIZE"] = 2
     for vm_id, mem in (("a1", 48), ("b2", 16), ("c3", 32)):
         add_vm(app, vm_id, image, mem=mem)
-    page = admin_client.get("/vms/").get_data(as_text=True)
-    assert re.findall(r'data-vm-id="([^"]+)"', page) == ["a1", "b2"]
-    assert "Page 1 of 2 (3)" in page
-    next_link = re.search(r'<a class="page-link" href="\?([^"]*)">Next</a>', page).group(1)
-    page = admin_client.get("/vms/?" + next_link.replace("&amp;", "&")).get_data(as_text=True)
-    assert re.findall(r'data-vm-id="([^"]+)"', page) == ["c3"]
-    assert "Page 2 of 2 (3)" in page
+    doc = page(admin_client.get("/vms/"))
+    assert listed(doc) == ["a1", "b2"]
+    assert doc.pager().one("span", class_="page-link").text == "Page 1 of 2 (3)"
+    doc = page(admin_client.get("/vms/" + doc.pager().one("a", text="Next")["href"]))
+    assert listed(doc) == ["c3"]
+    assert doc.pager().one("span", class_="page-link").text == "Page 2 of 2 (3)"
 
-    page = admin_client.get("/vms/?sort=mem").get_data(as_text=True)
-    assert re.findall(r'data-vm-id="([^"]+)"', page) == ["b2", "c3"]
-    desc_link = re.search(r'href="\?([^"]*)">\s*Memory ▲', page).group(1).replace("&amp;", "&")
+    doc = page(admin_client.get("/vms/?sort=mem"))
+    assert listed(doc) == ["b2", "c3"]
+    desc_link = doc.by_id("vms-table").one("a", text="Memory ▲")["href"]
     assert "dir=desc" in desc_link
-    page = admin_client.get("/vms/?" + desc_link).get_data(as_text=True)
-    assert re.findall(r'data-vm-id="([^"]+)"', page) == ["a1", "c3"]
+    assert listed(page(admin_client.get("/vms/" + desc_link))) == ["a1", "c3"]
     # A sort column outside the whitelist falls back to the default.
-    page = admin_client.get("/vms/?sort=mem;drop").get_data(as_text=True)
-    assert re.findall(r'data-vm-id="([^"]+)"', page) == ["a1", "b2"]
+    assert listed(page(admin_client.get("/vms/?sort=mem;drop"))) == ["a1", "b2"]
     # Paging with a filter keeps the filter in the links.
-    page = admin_client.get("/vms/", query_string={"q": "mem >= 16"}).get_data(as_text=True)
-    assert "q=mem" in re.search(r'href="\?([^"]*)">Next', page).group(1)
+    doc = page(admin_client.get("/vms/", query_string={"q": "mem >= 16"}))
+    assert "q=mem" in doc.pager().one("a", text="Next")["href"]

@@ -57,9 +57,3 @@ def overview():
 def usage_bar_data(used, total):
     """A usage bar's percent, width and colour; for templates."""
     return charts.usage(used, total)
-
-
-@bp.app_template_global()
-def usage_levels():
-    """The usage bar colour thresholds, for the live script (defined once in charts)."""
-    return charts.USAGE_LEVELS

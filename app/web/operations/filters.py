@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime
 
-_STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+from ...db import STAMP_FORMAT
 
 
 def _parse(stamp):
@@ -11,7 +11,7 @@ def _parse(stamp):
     if not stamp:
         return None
     try:
-        return datetime.strptime(stamp, _STAMP).replace(tzinfo=UTC)
+        return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         try:
             return datetime.fromisoformat(stamp.replace("Z", "+00:00"))

@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange
 
+from ...domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
+
 AUTOMATIC = ""
 
 
@@ -18,10 +20,12 @@ class VmForm(FlaskForm):
     )
     image = SelectField("Base image", validators=[DataRequired()])
     mem = IntegerField(
-        "Memory (MiB)", default=512, validators=[DataRequired(), NumberRange(min=16)]
+        "Memory (MiB)",
+        default=512,
+        validators=[DataRequired(), NumberRange(min=MEM_MIN, max=MEM_MAX)],
     )
     vcpus = IntegerField(
-        "vCPUs", default=1, validators=[DataRequired(), NumberRange(min=1, max=256)]
+        "vCPUs", default=1, validators=[DataRequired(), NumberRange(min=VCPUS_MIN, max=VCPUS_MAX)]
     )
     host = SelectField(
         "Host",

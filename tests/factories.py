@@ -1,0 +1,49 @@
+"""Test data builders in the style of CTFd's gen_* helpers: each makes one thing through the
+real core API (or storage) with sensible defaults, and returns what the API returns."""
+
+import subprocess
+
+from app import core
+from app.services import users
+
+
+def make_image(path, size="64M", fmt="raw", data=True):
+    """A base image made with qemu-img, with a little data written when raw."""
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(path), size], check=True)
+    if data and fmt == "raw":
+        with open(path, "r+b") as handle:
+            handle.write(b"nube" * 1024)
+    return path
+
+
+HOST_DEFAULTS = {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h1"}
+
+
+def gen_host(app, **fields):
+    """A host registered without preparation on the app's libvirt URI (test:///default in
+    the unit tier): the host dict core.addHost returns. Fields override the defaults."""
+    with app.app_context():
+        return core.addHost({**HOST_DEFAULTS, **fields})
+
+
+def gen_image(app, name="base.raw", **options):
+    """A small base image made with qemu-img in the repository; returns its name."""
+    make_image(app.extensions["nube"].storage.images_dir / name, **options)
+    return name
+
+
+def gen_vm(app, image, vm_id="vm1", mem=64, start=False, **fields):
+    """A VM made through core.addVm (and started when start is true): the VM dict."""
+    with app.app_context():
+        vm = core.addVm({"id": vm_id, "image": image, "mem": mem, **fields})
+        if start:
+            core.startVm(vm_id)
+            vm = core.listVms(f"id = {vm_id}")[0]
+    return vm
+
+
+def gen_user(app, username="user1", password="user1-password", role="operator", actor="test"):
+    """A dashboard user made through the users service; returns its username."""
+    with app.app_context():
+        users.create(username, password, role, actor)
+    return username
