@@ -59,16 +59,20 @@ class ConfigError(ValueError):
     """A setting has a value Nube cannot use; raised at start-up."""
 
 
-def parse_bool(key, value):
-    """Turn a boolean setting into a bool, refusing anything ambiguous."""
+def bool_word(value):
+    """True or False for a bool or one of the boolean words; None for anything else."""
     if isinstance(value, bool):
         return value
     word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ConfigError(f"{key} must be one of 1/true/yes/on or 0/false/no/off, not {value!r}")
+    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
+
+
+def parse_bool(key, value):
+    """Turn a boolean setting into a bool, refusing anything ambiguous."""
+    parsed = bool_word(value)
+    if parsed is None:
+        raise ConfigError(f"{key} must be one of 1/true/yes/on or 0/false/no/off, not {value!r}")
+    return parsed
 
 
 def _coerce(key, value):

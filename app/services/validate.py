@@ -3,7 +3,7 @@
 import re
 
 from .. import addresses
-from ..config import FALSE_WORDS, TRUE_WORDS
+from ..config import bool_word
 from ..errors import InvalidInput
 from ..numbers import MAX_DIGITS, is_digits, parse_id
 
@@ -65,14 +65,10 @@ def integer(data, key, *, required=True, default=None, minimum=None, maximum=Non
 def boolean(data, key, default):
     """A boolean field; words like 'yes'/'no' accepted."""
     value = data.get(key, default)
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise InvalidInput(f"{key} must be true or false, not {value!r}")
+    parsed = bool_word(value)
+    if parsed is None:
+        raise InvalidInput(f"{key} must be true or false, not {value!r}")
+    return parsed
 
 
 def address(value):

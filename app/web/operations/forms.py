@@ -4,7 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import SubmitField
 
 
-class CancelForm(FlaskForm):
-    """An empty form: cancelling is a POST with a CSRF token."""
+class OperationActionForm(FlaskForm):
+    """An empty form: cancel, retry and re-check are each a POST with a CSRF token."""
 
     submit = SubmitField("Cancel operation")

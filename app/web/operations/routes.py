@@ -5,12 +5,12 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from ...errors import InvalidInput, NubeError
 from ...services import operations, recover
 from ..helpers import MAX_ROW_ID, Page, actor, bounded_arg, flash_error
-from . import filters
-from .forms import CancelForm
+from . import display
+from .forms import OperationActionForm
 
 bp = Blueprint("operations", __name__, url_prefix="/operations")
-bp.add_app_template_filter(filters.duration, "duration")
-bp.add_app_template_filter(filters.pretty_json, "pretty_json")
+bp.add_app_template_filter(display.duration, "duration")
+bp.add_app_template_filter(display.pretty_json, "pretty_json")
 
 # Lines one log.json answer carries at most; the page asks again at once for the rest.
 LOG_BATCH = 500
@@ -38,7 +38,7 @@ def show(op_id):
         op=op,
         lines=lines,
         terminal=op["status"] in operations.TERMINAL,
-        cancel_form=CancelForm(),
+        action_form=OperationActionForm(),
         recover_actions=recover.actions(op),
     )
 
@@ -66,7 +66,7 @@ def log_json(op_id):
 @bp.route("/<int:op_id>/cancel", methods=["POST"])
 def cancel(op_id):
     """Ask a pending or running operation to stop."""
-    form = CancelForm()
+    form = OperationActionForm()
     if form.validate_on_submit():
         try:
             operations.cancel(op_id, actor())
@@ -80,7 +80,7 @@ def cancel(op_id):
 @bp.route("/<int:op_id>/retry", methods=["POST"])
 def retry(op_id):
     """Start a failed or interrupted operation's action again."""
-    form = CancelForm()
+    form = OperationActionForm()
     if form.validate_on_submit():
         try:
             new_id = recover.retry(op_id, actor())
@@ -95,7 +95,7 @@ def retry(op_id):
 @bp.route("/<int:op_id>/recheck", methods=["POST"])
 def recheck(op_id):
     """Record the target's real state, as its hypervisor reports it."""
-    form = CancelForm()
+    form = OperationActionForm()
     if form.validate_on_submit():
         try:
             new_id = recover.recheck(op_id, actor())
