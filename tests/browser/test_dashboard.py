@@ -79,17 +79,28 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     expect(page.locator("#images-table")).to_contain_text("blank.qcow2")
     screenshot(page, "images")
 
-    # Create a VM, then start it from the list.
+    # Create a VM, then start it from another tab while this one watches the list.
     page.goto("/vms/new")
     page.fill("#id", "web1")
     page.select_option("#image", "blank.qcow2")
     page.fill("#mem", "64")
     page.click("#submit")
     wait_for_operation(page)
-    page.goto("/vms/web1")
-    expect(page.locator("#vm-actions")).to_contain_text("Start")
-    page.locator("#vm-actions").get_by_role("button", name="Start").click()
-    wait_for_operation(page)
+    page.goto("/vms/")
+    row = page.locator('tr[data-vm-id="web1"]')
+    expect(row.locator('[data-field="state"] .badge')).to_have_text("stopped")
+    expect(row.get_by_role("button", name="Start")).to_have_count(1)
+    page.evaluate("window.nubeStayed = true")  # gone if the page reloads
+    other = page.context.new_page()
+    other.goto("/vms/web1")
+    other.locator("#vm-actions").get_by_role("button", name="Start").click()
+    wait_for_operation(other)
+    other.close()
+    # the row follows in place: badge and buttons change, and the page never reloaded
+    expect(row.locator('[data-field="state"] .badge')).to_have_text("running", timeout=30_000)
+    expect(row.get_by_role("button", name="Start")).to_have_count(0)
+    expect(row.get_by_role("button", name="Stop")).to_have_count(1)
+    assert page.evaluate("window.nubeStayed === true")
     page.goto("/vms/web1")
     expect(page.locator("#vm-live")).to_contain_text("running")
     expect(page.locator("#vm-actions").get_by_role("button", name="Start")).to_have_count(0)
