@@ -29,14 +29,17 @@ DEFAULTS = {
     "QUEUE": "sqlite",
     "WORKERS": 4,
     "MONITOR_INTERVAL": 30.0,
-    "HOST_TIMEOUT": 10.0,
+    "HOST_TIMEOUT": 10.0,  # a cheap libvirt call (liveness, state, capacity) to one host
+    "CALL_TIMEOUT": 120.0,  # a heavy libvirt call (define, start, shut down, force off)
+    "HOST_CONCURRENCY": 2,  # heavy libvirt calls at once on one host; more wait their turn
+    "MONITOR_MISSES": 3,  # consecutive silent readings before a host is unreachable
     "STOP_TIMEOUT": 30.0,
     "PLACEMENT": "striping",
     "MEM_OVERCOMMIT": 1.0,
     "PROVISIONER": "ansible",
     "MAX_UPLOAD_MB": 20480,
     "PAGE_SIZE": 50,
-    "LOGIN_RATE_LIMIT": 10,  # failed logins per address per 5 minutes
+    "LOGIN_RATE_LIMIT": 10,  # failed logins per account and address per 5 minutes
     "ARTIFACTS_KEEP": 50,
     "SESSION_COOKIE_SECURE": False,
     "CONSOLE_PORT": 6080,  # the console proxy (python -m app.console) on 127.0.0.1

@@ -25,6 +25,11 @@ class HostUnreachable(NubeError):
     """A host did not answer (connection refused, timed out, or broken)."""
 
 
+class SlowCall(HostUnreachable):
+    """A heavy libvirt call outlived its limit: the host answered too slowly, and the call
+    may still finish there. Callers read the domain's real state before they decide."""
+
+
 class HostKeyChanged(HostUnreachable):
     """The machine at a host's address offers other keys than the ones recorded for it."""
 

@@ -33,6 +33,8 @@ class Adapters:
             config["LIBVIRT_URI"],
             keyfile=str(self.ssh_key),
             timeout=config["HOST_TIMEOUT"],
+            call_timeout=config["CALL_TIMEOUT"],
+            concurrency=config["HOST_CONCURRENCY"],
             known_hosts=str(self.known_hosts),
         )
         self.provisioner = self._provisioner(app)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import libvirt
 
 from app.addresses import check_address, check_ip, check_user, uri_host
-from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError
+from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError, SlowCall
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,24 @@ class Hypervisor:
     """Talks to the libvirt daemons of all hosts; one object shared by all threads."""
 
     def __init__(
-        self, uri_template: str, keyfile: str = "", timeout: float = 10.0, known_hosts: str = ""
+        self,
+        uri_template: str,
+        keyfile: str = "",
+        timeout: float = 10.0,
+        known_hosts: str = "",
+        call_timeout: float = 120.0,
+        concurrency: int = 2,
     ):
         self.uri_template, self.keyfile, self.timeout = uri_template, keyfile, timeout
         self.known_hosts = known_hosts
+        # Cheap calls (state, capacity, liveness) get `timeout`; heavy ones (define, start,
+        # shut down, force off, undefine) get `call_timeout`, and at most `concurrency` of them
+        # run at once on one host: a deploy storm queues per host instead of swamping it.
+        self.call_timeout, self.concurrency = call_timeout, max(1, int(concurrency))
         self._lock = threading.Lock()  # guards the dicts below; never held during a libvirt call
         self._conns: dict[str, _Entry] = {}
         self._stuck: dict[str, int] = {}  # per URI: abandoned waits whose thread still runs
+        self._slots: dict[str, threading.BoundedSemaphore] = {}  # per URI: heavy call slots
 
     def uri_for(self, host: dict) -> str:
         """The libvirt URI of a host (SSH key auth: a URI never carries a password)."""
@@ -165,7 +176,7 @@ class Hypervisor:
 
     def define(self, host, xml: str) -> None:
         """Define (or redefine) a persistent domain from its XML."""
-        self._run(host, lambda conn: conn.defineXML(xml))
+        self._run(host, lambda conn: conn.defineXML(xml), heavy="define")
 
     def undefine(self, host, name) -> None:
         """Remove a domain's definition with its managed save, snapshot metadata and NVRAM."""
@@ -177,19 +188,19 @@ class Hypervisor:
             except libvirt.libvirtError:  # some drivers reject some of the flags
                 dom.undefine()
 
-        self._run(host, work, name)
+        self._run(host, work, name, heavy="undefine")
 
     def start(self, host, name) -> None:
         """Boot a domain; one already running is fine."""
-        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "create"), name)
+        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "create"), name, "start")
 
     def shutdown(self, host, name) -> None:
         """Ask the guest to power off (ACPI); one already stopped is fine."""
-        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "shutdown"), name)
+        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "shutdown"), name, "shutdown")
 
     def destroy(self, host, name) -> None:
         """Power a domain off at once; one already stopped is fine."""
-        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "destroy"), name)
+        self._run(host, lambda conn: _ensure(conn.lookupByName(name), "destroy"), name, "force off")
 
     def vnc_display(self, host, name) -> VncDisplay | None:
         """The VNC address and port of a running domain (live XML); None when it has none."""
@@ -218,20 +229,35 @@ class Hypervisor:
         for uri, entry in doomed:
             self._drop(entry, uri)
 
-    def _run(self, host, fn, name=None):
-        """fn(conn) on the host's connection: timeout, one retry if it broke, mapped errors."""
+    def _run(self, host, fn, name=None, heavy=None):
+        """fn(conn) on the host's connection: timeout, one retry if it broke, mapped errors.
+        A heavy call (heavy names it) waits for one of the host's slots and has call_timeout."""
         uri, label = self.uri_for(host), f"host {host['name']} ({host['address']})"
+        timeout = self.call_timeout if heavy else self.timeout
         for attempt in range(2):
-            entry, gave_up = self._acquire(label, uri), threading.Event()
-            work = _spawn(partial(self._work, label, entry, fn, gave_up), f"libvirt-{label}")
+            slot = self._take_slot(uri, label, heavy) if heavy else None
             try:
-                return work.result(timeout=self.timeout)
+                entry, gave_up = self._acquire(label, uri), threading.Event()
+            except BaseException:
+                if slot:
+                    slot.release()
+                raise
+            body = partial(self._work, label, entry, fn, gave_up, slot)
+            work = _spawn(body, f"libvirt-{label}")
+            try:
+                return work.result(timeout=timeout)
             except TimeoutError:
                 gave_up.set()  # a call still waiting for the open will not run late
-                self._drop(entry, uri)
+                if not heavy:  # a busy host keeps its connection: the slow call may land
+                    self._drop(entry, uri)
                 self._count_stuck(uri, 1)
                 work.add_done_callback(lambda _: self._count_stuck(uri, -1))
-                raise HostUnreachable(f"{label} did not answer within {self.timeout}s") from None
+                if heavy:
+                    raise SlowCall(
+                        f"{label} did not finish {heavy} {name or ''} within {timeout:g}s"
+                        " (it may still finish there)"
+                    ) from None
+                raise HostUnreachable(f"{label} did not answer within {timeout}s") from None
             except HostUnreachable:  # the open failed
                 self._drop(entry, uri)  # the next call opens afresh
                 raise
@@ -259,7 +285,19 @@ class Hypervisor:
             raise HostUnreachable(f"{label} did not answer ({stuck} calls still stuck)")
         return entry
 
-    def _work(self, label, entry, fn, gave_up):
+    def _take_slot(self, uri, label, heavy):
+        """One of the host's heavy-call slots (released when the call's thread ends, not when
+        its caller gives up, so a slow host never runs more than `concurrency` at once)."""
+        with self._lock:
+            slot = self._slots.setdefault(uri, threading.BoundedSemaphore(self.concurrency))
+        if not slot.acquire(timeout=self.call_timeout):
+            raise SlowCall(
+                f"{label} is busy: {self.concurrency} heavy calls have run there for over"
+                f" {self.call_timeout:g}s; {heavy} not started"
+            )
+        return slot
+
+    def _work(self, label, entry, fn, gave_up, slot=None):
         """In a worker thread: wait for the connection to open, then run fn on it."""
         conn = None
         try:
@@ -277,6 +315,8 @@ class Hypervisor:
             raise
         finally:
             self._drop(entry)
+            if slot:
+                slot.release()
 
     def _count_stuck(self, uri, delta):
         """Count abandoned calls whose thread still runs."""

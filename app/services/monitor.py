@@ -46,6 +46,7 @@ def _read(hypervisor, host):
 
 def poll(app):
     """One monitor pass over every polled host; returns {host name: 'ok' | error}."""
+    misses = app.config["MONITOR_MISSES"]
     conn = connect(app.config["DATABASE"])
     try:
         hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
@@ -58,15 +59,17 @@ def poll(app):
             futures = [pool.submit(_read, hypervisor, host) for host in hosts]
             for future in as_completed(futures):
                 reading = future.result()
-                _apply(conn, reading)
+                _apply(conn, reading, misses)
                 outcome[reading.host["name"]] = reading.error or "ok"
         return outcome
     finally:
         conn.close()
 
 
-def _apply(conn, reading):
-    """Write one host's reading: capacity, VM states, drift; or unreachable and VMs unknown."""
+def _apply(conn, reading, misses=1):
+    """Write one host's reading: capacity, VM states, drift. A silent host is unreachable (and
+    its VMs unknown) only after `misses` silent readings in a row: one slow answer from a busy
+    host is not a dead host."""
     host = reading.host
     with transaction(conn):
         current = hosts_repo.get(conn, host["id"])
@@ -74,11 +77,7 @@ def _apply(conn, reading):
             return  # removed or taken by an operation while we were reading
         vms = vms_repo.on_host(conn, host["id"])
         if reading.error:
-            if current["state"] == "ready":
-                hosts_repo.update(conn, host["id"], state="unreachable", error=reading.error)
-            for vm in vms:
-                if not vm["task"]:
-                    vms_repo.set_state(conn, vm["id"], "unknown", seen=False)
+            _missed(conn, current, vms, reading.error, misses)
             return
         info = reading.info
         changes = {
@@ -86,6 +85,7 @@ def _apply(conn, reading):
             "mem": info.mem,
             "free_mem": info.free_mem,
             "last_seen": now(),
+            "misses": 0,
         }
         if current["state"] == "unreachable":
             changes.update(state="ready", error=None)
@@ -93,6 +93,20 @@ def _apply(conn, reading):
         _apply_domains(conn, host["id"], vms, reading.domains, reading.started)
         running = sum(1 for d in reading.domains.values() if d.state == "running")
         monitor_repo.add_sample(conn, host["id"], info.free_mem, len(vms), running)
+
+
+def _missed(conn, host, vms, error, misses):
+    """Count a silent reading; at `misses` in a row the host is unreachable, its VMs unknown."""
+    count = (host["misses"] or 0) + 1
+    hosts_repo.update(conn, host["id"], misses=count)
+    if count < misses:
+        log.info("monitor: %s silent (%d of %d): %s", host["name"], count, misses, error)
+        return
+    if host["state"] == "ready":
+        hosts_repo.update(conn, host["id"], state="unreachable", error=error)
+    for vm in vms:
+        if not vm["task"]:
+            vms_repo.set_state(conn, vm["id"], "unknown", seen=False)
 
 
 def _apply_domains(conn, host_id, vms, domains, started):

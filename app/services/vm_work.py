@@ -5,7 +5,7 @@ import time
 
 from ..db import transaction
 from ..domain_xml import render_domain
-from ..errors import InvalidInput, NotFound
+from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 
@@ -44,7 +44,12 @@ def create_vm(ctx):
     ctx.log(
         f"defining domain {vm['id']} on {host['name']} (type {'kvm' if host['kvm'] else 'qemu'})"
     )
-    ctx.hypervisor.define(host, xml)
+    _heavy(
+        ctx,
+        lambda: ctx.hypervisor.define(host, xml),
+        lambda: ctx.hypervisor.domain_uuid(host, vm["id"]) == vm["uuid"],
+        f"{vm['id']} is defined",
+    )
     vms_repo.set_state(ctx.conn, vm["id"], "stopped")
     ctx.progress(3, 3)
 
@@ -73,19 +78,13 @@ def start_vm(ctx):
     """Start the VM's domain."""
     vm, host = _vm_and_host(ctx)
     ctx.log(f"starting {vm['id']} on {host['name']}")
-    ctx.hypervisor.start(host, vm["id"])
+    _heavy(
+        ctx,
+        lambda: ctx.hypervisor.start(host, vm["id"]),
+        lambda: ctx.hypervisor.domain_state(host, vm["id"]) == "running",
+        f"{vm['id']} is running",
+    )
     vms_repo.set_state(ctx.conn, vm["id"], "running")
-
-
-def _wait_stopped(ctx, host, name, timeout):
-    """Poll the domain's state until it is off or the timeout passes; True if it stopped."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ctx.hypervisor.domain_state(host, name) != "running":
-            return True
-        ctx.check()
-        time.sleep(POLL_SECONDS)
-    return ctx.hypervisor.domain_state(host, name) != "running"
 
 
 def stop_vm(ctx):
@@ -94,16 +93,58 @@ def stop_vm(ctx):
     if not ctx.input.get("force"):
         timeout = ctx.config["STOP_TIMEOUT"]
         ctx.log(f"asking {vm['id']} to shut down (ACPI), waiting up to {timeout:g}s")
-        ctx.hypervisor.shutdown(host, vm["id"])
-        if _wait_stopped(ctx, host, vm["id"], timeout):
+        try:
+            ctx.hypervisor.shutdown(host, vm["id"])
+        except SlowCall as exc:  # the wait below reads what really happens
+            ctx.log(f"{exc}: waiting for the guest anyway")
+        if _wait_until(
+            ctx, lambda: ctx.hypervisor.domain_state(host, vm["id"]) != "running", timeout
+        ):
             ctx.log(f"{vm['id']} shut down")
             vms_repo.set_state(ctx.conn, vm["id"], "stopped")
             return
         ctx.log(f"{vm['id']} still running after {timeout:g}s: forcing it off")
     else:
         ctx.log(f"forcing {vm['id']} off")
-    ctx.hypervisor.destroy(host, vm["id"])
+    _force_off(ctx, host, vm["id"])
     vms_repo.set_state(ctx.conn, vm["id"], "stopped")
+
+
+def _force_off(ctx, host, name):
+    """Power a domain off at once (a slow host's answer is checked, not guessed)."""
+    _heavy(
+        ctx,
+        lambda: ctx.hypervisor.destroy(host, name),
+        lambda: ctx.hypervisor.domain_state(host, name) != "running",
+        f"{name} is off",
+    )
+
+
+def _heavy(ctx, call, done, what):
+    """Make a heavy libvirt call; when it outlives its limit on a busy host, read the real
+    state (for up to CALL_TIMEOUT more) before deciding: what did happen is a success that
+    took long, not a failure."""
+    try:
+        call()
+    except SlowCall as exc:
+        ctx.log(f"{exc}: reading the real state before deciding")
+        if not _wait_until(ctx, done, ctx.config["CALL_TIMEOUT"]):
+            raise
+        ctx.log(f"{what}: the host was slow, the call took long but it happened")
+
+
+def _wait_until(ctx, done, timeout):
+    """Poll done() (a cheap call; a silent answer counts as not yet) until it is true or the
+    timeout passes; whether it became true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(HostUnreachable):
+            if done():
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        ctx.check()
+        time.sleep(POLL_SECONDS)
 
 
 def force_remove_vm(ctx, vm, host):
@@ -114,7 +155,7 @@ def force_remove_vm(ctx, vm, host):
     else:
         if state == "running":
             ctx.log(f"forcing {vm['id']} off")
-            ctx.hypervisor.destroy(host, vm["id"])
+            _force_off(ctx, host, vm["id"])
         ctx.log(f"undefining {vm['id']} on {host['name']}")
         with contextlib.suppress(NotFound):
             ctx.hypervisor.undefine(host, vm["id"])

@@ -8,7 +8,7 @@ import pytest
 
 from app.adapters import hypervisor
 from app.adapters.hypervisor import DomainInfo, HostUnreachable, Hypervisor, HypervisorError
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, SlowCall
 from tests.wait import join_all, wait_for
 
 # The test driver's node format (cf. libvirt's examples/xml/test/testnode.xml); memory in KiB.
@@ -33,8 +33,8 @@ def make_hv(tmp_path):
         (tmp_path / f"{name}.xml").write_text(NODE_XML.format(cores=cores, kib=mib * 1024))
     made = []
 
-    def make(timeout=10.0):
-        hv = Hypervisor(f"test://{tmp_path}/{{address}}.xml", timeout=timeout)
+    def make(timeout=10.0, **options):
+        hv = Hypervisor(f"test://{tmp_path}/{{address}}.xml", timeout=timeout, **options)
         made.append(hv)
         return hv
 
@@ -302,3 +302,61 @@ def test_stuck_calls_are_capped_per_host_and_never_run_late(make_hv, blocked_ope
     )
     assert ran == []
     eventually(lambda: hv.list_domains(SLOW) == {}, "the slow host to answer again")
+
+
+@pytest.fixture
+def slow_ensure(monkeypatch):
+    """Every heavy power call sleeps `delay` seconds first; counts how many run at once, per
+    host (the test driver's connection URI)."""
+    state = {"delay": 0.0, "running": {}, "most": {}}
+    lock = threading.Lock()
+    real = hypervisor._ensure
+
+    def ensure(dom, action):
+        uri = dom.connect().getURI()
+        with lock:
+            state["running"][uri] = state["running"].get(uri, 0) + 1
+            state["most"][uri] = max(state["most"].get(uri, 0), state["running"][uri])
+        try:
+            threading.Event().wait(state["delay"])
+            real(dom, action)
+        finally:
+            with lock:
+                state["running"][uri] -= 1
+
+    monkeypatch.setattr(hypervisor, "_ensure", ensure)
+    return state
+
+
+def test_a_heavy_call_has_its_own_limit_not_the_hosts_liveness_timeout(make_hv, slow_ensure):
+    hv = make_hv(timeout=0.5, call_timeout=10)
+    hv.define(A, DOMAIN_XML.format(name="web"))
+    slow_ensure["delay"] = 1.0  # twice the cheap calls' timeout
+    hv.start(A, "web")
+    assert hv.domain_state(A, "web") == "running"
+
+
+def test_a_heavy_call_past_its_limit_is_a_slow_call_that_may_still_finish(make_hv, slow_ensure):
+    hv = make_hv(timeout=5, call_timeout=0.3)
+    hv.define(A, DOMAIN_XML.format(name="web"))
+    slow_ensure["delay"] = 1.0
+    with pytest.raises(SlowCall, match="did not finish start web within 0.3s"):
+        hv.start(A, "web")
+    wait_for(lambda: hv.domain_state(A, "web") == "running", message="the late start to land")
+
+
+def test_heavy_calls_queue_per_host_and_hosts_run_in_parallel(make_hv, slow_ensure):
+    hv = make_hv(call_timeout=30, concurrency=2)
+    names = [f"vm{n}" for n in range(5)]
+    for host in (A, B):
+        for name in names:
+            hv.define(host, DOMAIN_XML.format(name=name))
+    slow_ensure["delay"] = 0.2
+    threads = [
+        threading.Thread(target=hv.start, args=(host, name)) for host in (A, B) for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    join_all(threads, timeout=30, message="the starts")
+    assert sorted(slow_ensure["most"].values()) == [2, 2]  # two at once on each host, never 3
+    assert all(hv.domain_state(h, n) == "running" for h in (A, B) for n in names)

@@ -1,0 +1,84 @@
+"""Under load (issue 15): a slow host is not a dead host, and what did happen is not a failure."""
+
+import threading
+
+import pytest
+
+from app import core
+from app.adapters import hypervisor
+from app.db import get_db
+from tests.factories import gen_vm
+
+
+@pytest.fixture
+def config_overrides():
+    return {"HOST_TIMEOUT": 0.5, "CALL_TIMEOUT": 10}
+
+
+@pytest.fixture
+def slow_power(monkeypatch):
+    """Every start, shutdown and force off sleeps `delay` seconds on the host before it acts."""
+    delay = {"seconds": 0.0}
+    real = hypervisor._ensure
+
+    def ensure(dom, action):
+        threading.Event().wait(delay["seconds"])
+        real(dom, action)
+
+    monkeypatch.setattr(hypervisor, "_ensure", ensure)
+    return delay
+
+
+def _operation(app, kind):
+    with app.app_context():
+        row = get_db().execute(
+            "SELECT id, status FROM operations WHERE kind = ? ORDER BY id DESC", (kind,)
+        ).fetchone()
+        lines = [
+            r[0]
+            for r in get_db().execute(
+                "SELECT message FROM operation_log WHERE operation_id = ?", (row["id"],)
+            )
+        ]
+    return row["status"], lines
+
+
+def test_a_start_slower_than_the_host_timeout_succeeds(app, host, image, slow_power):
+    gen_vm(app, image, "slow1")
+    slow_power["seconds"] = 1.5  # three times HOST_TIMEOUT, well inside CALL_TIMEOUT
+    with app.app_context():
+        core.startVm("slow1")
+        assert core.listVms("id = slow1")[0]["state"] == "running"
+    assert _operation(app, "vm.start")[0] == "succeeded"
+
+
+def test_a_start_that_outlives_its_limit_but_happens_is_a_success(
+    app, host, image, slow_power, monkeypatch
+):
+    gen_vm(app, image, "slow2")
+    monkeypatch.setitem(app.config, "CALL_TIMEOUT", 1)
+    monkeypatch.setattr(app.extensions["nube"].hypervisor, "call_timeout", 0.5)
+    slow_power["seconds"] = 1.5  # past the call's limit: the operation reads the real state
+    with app.app_context():
+        core.startVm("slow2")
+        assert core.listVms("id = slow2")[0]["state"] == "running"
+    status, lines = _operation(app, "vm.start")
+    assert status == "succeeded"
+    assert any("did not finish start slow2" in line for line in lines)
+    assert any("the call took long but it happened" in line for line in lines)
+
+
+def test_a_start_that_never_happens_still_fails(app, host, image, monkeypatch):
+    gen_vm(app, image, "never")
+    monkeypatch.setitem(app.config, "CALL_TIMEOUT", 0.5)
+    hv = app.extensions["nube"].hypervisor
+    monkeypatch.setattr(hv, "call_timeout", 0.3)
+    release = threading.Event()
+    monkeypatch.setattr(hypervisor, "_ensure", lambda dom, action: release.wait(5))
+    try:
+        with app.app_context(), pytest.raises(core.OperationFailed, match="did not finish start"):
+            core.startVm("never")
+    finally:
+        release.set()
+    with app.app_context():
+        assert core.listVms("id = never")[0]["state"] == "stopped"
