@@ -23,7 +23,7 @@ def _input(op):
 def _retry_vm_create(op, actor):
     """Create the VM again from the stored input (on the same host)."""
     stored = _input(op)
-    data = {key: stored[key] for key in ("id", "image", "mem", "vcpus") if key in stored}
+    data = {key: stored[key] for key in ("id", "image", "mem", "vcpus", "start") if key in stored}
     data["host"] = stored.get("host")
     return vms.add(data, actor, wait=False)
 

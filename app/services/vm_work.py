@@ -27,20 +27,22 @@ def host_disk_path(ctx, vm_id):
 
 
 def create_vm(ctx):
-    """Make the VM's disk, render its domain XML and define it on its host."""
+    """Make the VM's disk, render its domain XML and define it on its host (and start it,
+    when asked: one operation from request to running)."""
     vm, host = _vm_and_host(ctx)
     vm["uuid"] = ctx.input["uuid"]
-    ctx.progress(0, 3)
+    steps = 4 if ctx.input.get("start") else 3
+    ctx.progress(0, steps)
     ctx.log(f"placing {vm['id']} on host {host['name']} ({host['address']})")
     if ctx.hypervisor.domain_state(host, vm["id"]) is not None:
         raise InvalidInput(f"host {host['name']} already has a domain named {vm['id']}")
     path = ctx.storage.create_disk(vm["id"], vm["image"], log=ctx.log)
     ctx.made_disk = True
     ctx.log(f"disk ready: {path} ({ctx.config['DISK_MODE']} of {vm['image']})")
-    ctx.progress(1, 3)
+    ctx.progress(1, steps)
     ctx.check()
     xml = render_domain(vm, host, host_disk_path(ctx, vm["id"]), ctx.config["DOMAIN_TEMPLATES"])
-    ctx.progress(2, 3)
+    ctx.progress(2, steps)
     ctx.log(
         f"defining domain {vm['id']} on {host['name']} (type {'kvm' if host['kvm'] else 'qemu'})"
     )
@@ -51,7 +53,11 @@ def create_vm(ctx):
         f"{vm['id']} is defined",
     )
     vms_repo.set_state(ctx.conn, vm["id"], "stopped")
-    ctx.progress(3, 3)
+    ctx.progress(3, steps)
+    if ctx.input.get("start"):
+        ctx.check()
+        _start(ctx, vm, host)
+        ctx.progress(4, steps)
 
 
 def undo_create(ctx, status):
@@ -61,6 +67,8 @@ def undo_create(ctx, status):
     vm, host = _vm_and_host(ctx)
     try:
         if ctx.hypervisor.domain_uuid(host, vm["id"]) == ctx.input.get("uuid"):
+            if ctx.hypervisor.domain_state(host, vm["id"]) == "running":  # started, then failed
+                _force_off(ctx, host, vm["id"])
             ctx.hypervisor.undefine(host, vm["id"])
             ctx.log(f"undefined the half-made domain {vm['id']}")
     except NotFound:
@@ -77,6 +85,11 @@ def undo_create(ctx, status):
 def start_vm(ctx):
     """Start the VM's domain."""
     vm, host = _vm_and_host(ctx)
+    _start(ctx, vm, host)
+
+
+def _start(ctx, vm, host):
+    """Boot the VM's domain and record it running."""
     ctx.log(f"starting {vm['id']} on {host['name']}")
     _heavy(
         ctx,

@@ -17,7 +17,7 @@ from ..repositories import vms as vms_repo
 from . import validate
 from .common import busy_message, db, new_operation
 
-ADD_FIELDS = ("id", "image", "mem", "vcpus", "host")
+ADD_FIELDS = ("id", "image", "mem", "vcpus", "host", "start")
 SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
 PUBLIC_KEYS = ("id", "host", "host_name", "image", "mem", "vcpus", "state", "task", "last_seen")
 
@@ -70,6 +70,7 @@ def _check_new(data):
             data, "vcpus", required=False, default=1, minimum=VCPUS_MIN, maximum=VCPUS_MAX
         ),
         "host": data.get("host") if data.get("host") not in ("", None) else None,
+        "start": validate.boolean(data, "start", False),  # create and start in one operation
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
         raise InvalidInput(f"host must be an id or a name, not {vm['host']!r}")

@@ -16,6 +16,7 @@ from tests.bench import cluster as cluster_bench
 from tests.bench import load as load_bench
 from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
+from tests.bench import storm as storm_bench
 from tests.bench.http import Session
 from tests.bench.populate import populate
 from tests.processes import Server
@@ -181,6 +182,20 @@ def cluster():
     )
 
 
+def deploy_storm():
+    """100 VMs onto 8 lab hosts through the queue, beside libvirt alone."""
+    figures = storm_bench.storm()
+    save("deploy_storm", figures)
+    print(
+        f"\ndeploy storm: {figures['vms']} VMs on {figures['hosts']} lab hosts"
+        f" ({figures['virt']}), {figures['workers']} workers: Nube {figures['seconds']} s,"
+        f" floor {figures['floor_seconds']} s ({figures['over_floor']}x);"
+        f" running {figures['running']}, failed {figures['failed_count']},"
+        f" ever unknown {len(figures['ever_unknown'])},"
+        f" ever unreachable {len(figures['ever_unreachable'])}"
+    )
+
+
 def main():
     """Every benchmark; figures to bench-results.json."""
     vm_list()
@@ -188,6 +203,7 @@ def main():
     monitoring()
     load()
     cluster()
+    deploy_storm()
     print(f"\nresults written to {RESULTS}")
 
 

@@ -36,6 +36,7 @@ BIND_MOUNTS = {
 # /mnt stays shared: ansible.posix.mount works out a bind mount's source from the parent mount,
 # and gets it wrong (so re-mounts on every run) when the mount point's parent is itself a bind
 # mount. Hosts' mounts at /mnt/iaas are still private to each namespace.
+PORTS_PER_HOST = 100  # VNC and migration ports of one lab host
 LIBVIRTD_SETTINGS = {
     # No D-Bus, so no polkit: access rests on membership of group libvirt, as on a host
     # where polkit allows that group.
@@ -172,25 +173,43 @@ def make_host_files(index: int) -> None:
     shutil.copytree("/var/lib/libvirt", base / "var-lib-libvirt", symlinks=True)
     shutil.copytree("/etc/libvirt", base / "etc-libvirt", symlinks=True)
     shutil.copyfile("/etc/fstab", base / "fstab")
-    configure_libvirt(base / "etc-libvirt")
+    configure_libvirt(base / "etc-libvirt", index)
     configure_sshd(index)
 
 
-def configure_libvirt(etc: Path) -> None:
-    """Set the lab's libvirtd.conf settings and drop any autostarted network."""
-    conf = etc / "libvirtd.conf"
-    kept = [
-        line
-        for line in conf.read_text().splitlines()
-        if line.split("=")[0].strip() not in LIBVIRTD_SETTINGS
-    ]
-    kept += [f"{key} = {value}" for key, value in LIBVIRTD_SETTINGS.items()]
-    conf.write_text("\n".join(kept) + "\n")
+def configure_libvirt(etc: Path, index: int) -> None:
+    """Set the lab's libvirtd.conf and qemu.conf settings and drop any autostarted network."""
+    set_options(etc / "libvirtd.conf", LIBVIRTD_SETTINGS)
+    set_options(etc / "qemu.conf", qemu_ports(index))
     # Lab hosts use network "none"; a default network would need dnsmasq and iptables.
     autostart = etc / "qemu" / "networks" / "autostart"
     if autostart.is_dir():
         for link in autostart.iterdir():
             link.unlink()
+
+
+def set_options(conf: Path, settings: dict) -> None:
+    """Write `key = value` lines into a libvirt configuration file, replacing earlier ones."""
+    kept = [
+        line
+        for line in (conf.read_text() if conf.exists() else "").splitlines()
+        if line.split("=")[0].strip() not in settings
+    ]
+    kept += [f"{key} = {value}" for key, value in settings.items()]
+    conf.write_text("\n".join(kept) + "\n")
+
+
+def qemu_ports(index: int) -> dict:
+    """Host `index`'s own VNC and migration port ranges: lab hosts share one network
+    namespace, so two libvirtd daemons would otherwise hand out the same port."""
+    display = 20000 + (index - 1) * PORTS_PER_HOST  # clear of 6080 (the console proxy)
+    migration = 49152 + (index - 1) * PORTS_PER_HOST
+    return {
+        "remote_display_port_min": display,
+        "remote_display_port_max": display + PORTS_PER_HOST - 1,
+        "migration_port_min": migration,
+        "migration_port_max": migration + PORTS_PER_HOST - 1,
+    }
 
 
 def configure_sshd(index: int) -> None:

@@ -28,7 +28,11 @@ def nodes(tmp_path):
 @pytest.fixture
 def config_overrides(nodes):
     """Every host gets its own test driver file named by its address."""
-    return {"LIBVIRT_URI": f"test://{nodes}/{{address}}.xml", "HOST_TIMEOUT": 2, "MONITOR_MISSES": 3}
+    return {
+        "LIBVIRT_URI": f"test://{nodes}/{{address}}.xml",
+        "HOST_TIMEOUT": 2,
+        "MONITOR_MISSES": 3,
+    }
 
 
 def add_host(app, nodes, name, mib=4096):

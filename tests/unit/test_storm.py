@@ -31,9 +31,11 @@ def slow_power(monkeypatch):
 
 def _operation(app, kind):
     with app.app_context():
-        row = get_db().execute(
-            "SELECT id, status FROM operations WHERE kind = ? ORDER BY id DESC", (kind,)
-        ).fetchone()
+        row = (
+            get_db()
+            .execute("SELECT id, status FROM operations WHERE kind = ? ORDER BY id DESC", (kind,))
+            .fetchone()
+        )
         lines = [
             r[0]
             for r in get_db().execute(
@@ -82,3 +84,24 @@ def test_a_start_that_never_happens_still_fails(app, host, image, monkeypatch):
         release.set()
     with app.app_context():
         assert core.listVms("id = never")[0]["state"] == "stopped"
+
+
+def test_create_and_start_in_one_operation(app, host, image):
+    with app.app_context():
+        vm = core.addVm({"id": "both", "image": image, "mem": 64, "start": True})
+        assert vm["state"] == "running"
+        kinds = [r[0] for r in get_db().execute("SELECT kind FROM operations ORDER BY id")]
+    assert kinds.count("vm.create") == 1 and "vm.start" not in kinds
+
+
+def test_a_create_and_start_whose_start_fails_leaves_nothing(app, host, image, monkeypatch):
+    def refuse(dom, action):
+        raise hypervisor.libvirt.libvirtError("no room for this guest")
+
+    monkeypatch.setattr(hypervisor, "_ensure", refuse)
+    with app.app_context(), pytest.raises(core.OperationFailed, match="no room"):
+        core.addVm({"id": "half", "image": image, "mem": 64, "start": True})
+    with app.app_context():
+        assert core.listVms() == []
+    assert not (app.extensions["nube"].storage.vms_dir / "half.qcow2").exists()
+    assert app.extensions["nube"].hypervisor.domain_state(host, "half") is None

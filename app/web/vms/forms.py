@@ -1,7 +1,7 @@
 """Forms of the vms blueprint."""
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, IntegerField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, NumberRange
 
 from ...domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
@@ -32,6 +32,7 @@ class VmForm(FlaskForm):
         default=AUTOMATIC,
         description="Automatic placement picks a ready host with room (PLACEMENT setting).",
     )
+    start = BooleanField("Start it once created", default=False)
     submit = SubmitField("Create VM")
 
 

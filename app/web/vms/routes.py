@@ -51,7 +51,7 @@ def new():
     if request.method == "GET" and request.args.get("host"):
         form.host.data = request.args["host"]
     if image_names and form.validate_on_submit():
-        data = {key: form[key].data for key in ("id", "image", "mem", "vcpus", "host")}
+        data = {key: form[key].data for key in ("id", "image", "mem", "vcpus", "host", "start")}
         data["id"] = data["id"].strip()
         try:
             op_id = vms.add(data, actor(), wait=False)
