@@ -7,7 +7,9 @@ import pytest
 from app import core
 from app.adapters import hypervisor
 from app.db import get_db
-from tests.factories import gen_vm
+from app.services import vms
+from tests.factories import gen_host, gen_vm
+from tests.wait import join_all
 
 
 @pytest.fixture
@@ -105,3 +107,25 @@ def test_a_create_and_start_whose_start_fails_leaves_nothing(app, host, image, m
         assert core.listVms() == []
     assert not (app.extensions["nube"].storage.vms_dir / "half.qcow2").exists()
     assert app.extensions["nube"].hypervisor.domain_state(host, "half") is None
+
+
+def test_a_burst_of_creates_spreads_evenly_over_the_hosts(app, image):
+    for n in range(1, 5):
+        gen_host(app, address=f"127.0.0.{n}", name=f"h{n}")
+    barrier = threading.Barrier(20)
+
+    def create(n):
+        with app.test_request_context():
+            barrier.wait(timeout=30)
+            vms.add({"id": f"burst{n}", "image": image, "mem": 16}, "test", wait=False)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    join_all(threads, timeout=60, message="the burst of creates")
+    with app.app_context():
+        per_host = [
+            row[0]
+            for row in get_db().execute("SELECT COUNT(*) FROM vms GROUP BY host_id ORDER BY 1")
+        ]
+    assert per_host == [5, 5, 5, 5]  # striping, serialised by the placement's write lock
