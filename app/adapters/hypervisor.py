@@ -235,29 +235,12 @@ class Hypervisor:
         uri, label = self.uri_for(host), f"host {host['name']} ({host['address']})"
         timeout = self.call_timeout if heavy else self.timeout
         for attempt in range(2):
-            slot = self._take_slot(uri, label, heavy) if heavy else None
-            try:
-                entry, gave_up = self._acquire(label, uri), threading.Event()
-            except BaseException:
-                if slot:
-                    slot.release()
-                raise
-            body = partial(self._work, label, entry, fn, gave_up, slot)
-            work = _spawn(body, f"libvirt-{label}")
+            entry, gave_up, work = self._call(uri, label, fn, heavy)
             try:
                 return work.result(timeout=timeout)
             except TimeoutError:
                 gave_up.set()  # a call still waiting for the open will not run late
-                if not heavy:  # a busy host keeps its connection: the slow call may land
-                    self._drop(entry, uri)
-                self._count_stuck(uri, 1)
-                work.add_done_callback(lambda _: self._count_stuck(uri, -1))
-                if heavy:
-                    raise SlowCall(
-                        f"{label} did not finish {heavy} {name or ''} within {timeout:g}s"
-                        " (it may still finish there)"
-                    ) from None
-                raise HostUnreachable(f"{label} did not answer within {timeout}s") from None
+                raise self._gave_up(uri, label, entry, work, heavy, name, timeout) from None
             except HostUnreachable:  # the open failed
                 self._drop(entry, uri)  # the next call opens afresh
                 raise
@@ -284,6 +267,32 @@ class Hypervisor:
         if stuck >= _MAX_STUCK:
             raise HostUnreachable(f"{label} did not answer ({stuck} calls still stuck)")
         return entry
+
+    def _call(self, uri, label, fn, heavy):
+        """Start fn on the host's connection in its own thread (a heavy call once it has a
+        slot); (connection entry, give-up event, the call's Future)."""
+        slot = self._take_slot(uri, label, heavy) if heavy else None
+        try:
+            entry, gave_up = self._acquire(label, uri), threading.Event()
+        except BaseException:
+            if slot:
+                slot.release()
+            raise
+        work = _spawn(partial(self._work, label, entry, fn, gave_up, slot), f"libvirt-{label}")
+        return entry, gave_up, work
+
+    def _gave_up(self, uri, label, entry, work, heavy, name, timeout):
+        """The error for a call its caller stopped waiting for (its thread runs on)."""
+        if not heavy:  # a silent host loses its connection; a busy one keeps it for the call
+            self._drop(entry, uri)
+        self._count_stuck(uri, 1)
+        work.add_done_callback(lambda _: self._count_stuck(uri, -1))
+        if heavy:
+            return SlowCall(
+                f"{label} did not finish {heavy} {name or ''} within {timeout:g}s"
+                " (it may still finish there)"
+            )
+        return HostUnreachable(f"{label} did not answer within {timeout}s")
 
     def _take_slot(self, uri, label, heavy):
         """One of the host's heavy-call slots (released when the call's thread ends, not when
