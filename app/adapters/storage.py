@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.adapters.qemu_img import QemuImg, QemuImgError, check_upload
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, OperationFailed
 
 IMAGE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
 VM_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -93,8 +93,8 @@ class Storage:
         return self.root / "vms"
 
     def ensure_layout(self):
-        """Create images/ and vms/ (0755) if they are missing (images/ stays root's when we are
-        root, so that hosts, squashed to nobody over NFS, cannot write base images)."""
+        """Create images/ and vms/ (0755) if they are missing; made by the controller, images/
+        is its own, so hosts (squashed to nobody over NFS) cannot write base images."""
         for d in (self.images_dir, self.vms_dir):
             if not d.is_dir():
                 d.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ class Storage:
             os.mkdir(staging, 0o700)
         info = os.lstat(staging)
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise InvalidInput(f"{staging} is not this controller's own folder: refusing to use it")
+            raise OperationFailed(f"{staging} is not this controller's own folder: not using it")
         os.chmod(staging, 0o700)
         return staging
 

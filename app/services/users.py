@@ -85,7 +85,7 @@ def load(session_id):
     )
     if row is None:
         return None
-    if row["session_seen"] < stamp(datetime.now(UTC) - SESSION_TOUCH):
+    if row["session_seen"] < stamp(moment - SESSION_TOUCH):
         users_repo.touch_session(conn, token_hash)
     return User(row, token)
 
