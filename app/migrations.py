@@ -184,9 +184,11 @@ MIGRATIONS = [
     CREATE INDEX login_attempts_user ON login_attempts (username, ts);
     CREATE INDEX login_attempts_addr ON login_attempts (remote_addr, ts);
     """,
-    # 7: the monitor counts a host's consecutive silent readings before it calls it unreachable.
+    # 7: the monitor counts a host's missed readings in a row, and since when (epoch seconds),
+    # before it calls the host unreachable.
     """
     ALTER TABLE hosts ADD COLUMN misses INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE hosts ADD COLUMN missing_since REAL;
     """,
 ]
 

@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -86,10 +87,11 @@ class _Broken(Exception):
 
 
 class _Entry:
-    """A connection (maybe still opening); refs: the cache's plus one per running call."""
+    """A connection (maybe still opening) to one URI; refs: the cache's plus one per running
+    call."""
 
-    def __init__(self, opening: Future):
-        self.opening, self.refs = opening, 1
+    def __init__(self, opening: Future, uri: str):
+        self.opening, self.refs, self.uri = opening, 1, uri
 
 
 class Hypervisor:
@@ -114,6 +116,9 @@ class Hypervisor:
         self._conns: dict[str, _Entry] = {}
         self._stuck: dict[str, int] = {}  # per URI: abandoned waits whose thread still runs
         self._slots: dict[str, threading.BoundedSemaphore] = {}  # per URI: heavy call slots
+        # per URI: when the host last answered anything (epoch s), late answers to calls
+        # whose caller gave up included: a slow host still answers, a dead one does not
+        self._answered: dict[str, float] = {}
 
     def uri_for(self, host: dict) -> str:
         """The libvirt URI of a host (SSH key auth: a URI never carries a password)."""
@@ -262,7 +267,7 @@ class Hypervisor:
             if stuck < _MAX_STUCK:
                 if entry is None:
                     opening = _spawn(lambda: libvirt.open(uri), f"libvirt-open-{label}")
-                    entry = self._conns[uri] = _Entry(opening)
+                    entry = self._conns[uri] = _Entry(opening, uri)
                 entry.refs += 1
         if stuck >= _MAX_STUCK:
             raise HostUnreachable(f"{label} did not answer ({stuck} calls still stuck)")
@@ -315,17 +320,30 @@ class Hypervisor:
                 raise HostUnreachable("abandoned")
             if conn.isAlive() != 1:  # a local check, no RPC
                 raise _Broken("connection is not alive")
-            return fn(conn)
+            result = fn(conn)
+            self._heard_from(entry)
+            return result
         except libvirt.libvirtError as exc:
             if conn is None:  # the open failed
                 raise HostUnreachable(f"{label} unreachable: {exc}") from None
             if exc.get_error_domain() == libvirt.VIR_FROM_RPC or exc.get_error_code() in _DEAD:
                 raise _Broken(exc.get_error_message() or str(exc)) from exc
+            self._heard_from(entry)  # libvirt refused something: the host did answer
             raise
         finally:
             self._drop(entry)
             if slot:
                 slot.release()
+
+    def _heard_from(self, entry):
+        """Note that the host behind a connection entry answered just now."""
+        with self._lock:
+            self._answered[entry.uri] = time.time()
+
+    def last_answer(self, host) -> float | None:
+        """When (epoch seconds) the host last answered any call, a late one included."""
+        with self._lock:
+            return self._answered.get(self.uri_for(host))
 
     def _count_stuck(self, uri, delta):
         """Count abandoned calls whose thread still runs."""

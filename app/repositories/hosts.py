@@ -8,7 +8,7 @@ from .tasks import TaskColumns
 _SELECT = """
 SELECT h.id, h.name, h.address, h.user, h.state, h.share, h.network, h.cpus, h.mem,
        h.free_mem, h.kvm, h.host_key, h.task, h.task_op, h.error, h.last_seen, h.created_at,
-       h.prepared, h.misses,
+       h.prepared, h.misses, h.missing_since,
        (SELECT COALESCE(SUM(v.mem), 0) FROM vms v WHERE v.host_id = h.id) AS mem_allocated,
        (SELECT COALESCE(SUM(v.vcpus), 0) FROM vms v WHERE v.host_id = h.id) AS vcpus_allocated,
        (SELECT COUNT(*) FROM vms v WHERE v.host_id = h.id) AS vm_count
@@ -49,6 +49,7 @@ UPDATABLE = {
     "error",
     "last_seen",
     "misses",
+    "missing_since",
 }
 
 

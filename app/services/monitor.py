@@ -1,6 +1,7 @@
 """The monitor: reads every host in parallel and makes the database say what libvirt says."""
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
@@ -28,16 +29,19 @@ class HostReading:
     info: object = None
     domains: dict | None = None
     error: str | None = None
+    began: float | None = None  # when the reading began (epoch seconds)
+    answered: float | None = None  # when the host last answered anything (epoch seconds)
 
 
 def _read(hypervisor, host):
     """One host's capacity and domains; each call bounded by the adapter's timeout."""
-    started = now()
+    started, began = now(), time.time()
     try:
         info = hypervisor.host_info(host, capabilities=False)  # KVM is a preparation fact
         domains = hypervisor.list_domains(host)
     except NubeError as exc:
-        return HostReading(host, started, error=str(exc))
+        answered = hypervisor.last_answer(host)
+        return HostReading(host, started, error=str(exc), began=began, answered=answered)
     except Exception as exc:  # one host's surprise must not stop the pass
         log.exception("monitor: reading %s failed", host["name"])
         return HostReading(host, started, error=f"{exc.__class__.__name__}: {exc}")
@@ -46,7 +50,7 @@ def _read(hypervisor, host):
 
 def poll(app):
     """One monitor pass over every polled host; returns {host name: 'ok' | error}."""
-    misses = app.config["MONITOR_MISSES"]
+    silence = Silence(app.config["MONITOR_MISSES"])
     conn = connect(app.config["DATABASE"])
     try:
         hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
@@ -59,17 +63,33 @@ def poll(app):
             futures = [pool.submit(_read, hypervisor, host) for host in hosts]
             for future in as_completed(futures):
                 reading = future.result()
-                _apply(conn, reading, misses)
+                _apply(conn, reading, silence)
                 outcome[reading.host["name"]] = reading.error or "ok"
         return outcome
     finally:
         conn.close()
 
 
-def _apply(conn, reading, misses=1):
-    """Write one host's reading: capacity, VM states, drift. A silent host is unreachable (and
-    its VMs unknown) only after `misses` silent readings in a row: one slow answer from a busy
-    host is not a dead host."""
+@dataclass(frozen=True)
+class Silence:
+    """When a host that does not answer the monitor counts as silent: after `misses` readings
+    in a row, and only if it answered nothing since the first of them, not even late (a call
+    whose caller gave up that still came back): a slow host answers, a dead one does not."""
+
+    misses: int = 1
+
+    def reached(self, count, missing_since, answered):
+        """Whether `count` missed readings since `missing_since`, with the host's last answer
+        at `answered` (epoch seconds, or None), make a silent host."""
+        if count < self.misses:
+            return False
+        return answered is None or missing_since is None or answered < missing_since
+
+
+def _apply(conn, reading, silence=Silence()):
+    """Write one host's reading: capacity, VM states, drift. A host that does not answer is
+    unreachable (and its VMs unknown) only once it is silent (Silence): one slow answer from a
+    busy host is not a dead host."""
     host = reading.host
     with transaction(conn):
         current = hosts_repo.get(conn, host["id"])
@@ -77,7 +97,7 @@ def _apply(conn, reading, misses=1):
             return  # removed or taken by an operation while we were reading
         vms = vms_repo.on_host(conn, host["id"])
         if reading.error:
-            _missed(conn, current, vms, reading.error, misses)
+            _missed(conn, current, vms, reading, silence)
             return
         info = reading.info
         changes = {
@@ -86,6 +106,7 @@ def _apply(conn, reading, misses=1):
             "free_mem": info.free_mem,
             "last_seen": now(),
             "misses": 0,
+            "missing_since": None,
         }
         if current["state"] == "unreachable":
             changes.update(state="ready", error=None)
@@ -95,15 +116,17 @@ def _apply(conn, reading, misses=1):
         monitor_repo.add_sample(conn, host["id"], info.free_mem, len(vms), running)
 
 
-def _missed(conn, host, vms, error, misses):
-    """Count a silent reading; at `misses` in a row the host is unreachable, its VMs unknown."""
+def _missed(conn, host, vms, reading, silence):
+    """Count a missed reading; once the host is silent (Silence) it is unreachable and its VMs
+    unknown. A busy host that answers late is slow, not gone: it stays as it is."""
     count = (host["misses"] or 0) + 1
-    hosts_repo.update(conn, host["id"], misses=count)
-    if count < misses:
-        log.info("monitor: %s silent (%d of %d): %s", host["name"], count, misses, error)
+    since = host["missing_since"] if count > 1 else reading.began
+    hosts_repo.update(conn, host["id"], misses=count, missing_since=since)
+    if not silence.reached(count, since, reading.answered):
+        log.info("monitor: %s missed reading %d: %s", host["name"], count, reading.error)
         return
     if host["state"] == "ready":
-        hosts_repo.update(conn, host["id"], state="unreachable", error=error)
+        hosts_repo.update(conn, host["id"], state="unreachable", error=reading.error)
     for vm in vms:
         if not vm["task"]:
             vms_repo.set_state(conn, vm["id"], "unknown", seen=False)

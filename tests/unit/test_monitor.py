@@ -167,3 +167,29 @@ def test_vm_with_a_task_is_left_to_its_operation(app, nodes, image):
         get_db().execute("UPDATE vms SET task = 'starting', task_op = 99, state = 'running'")
     monitor.poll(app)
     assert vm_states(app)["busy"] == "running"
+
+
+def test_a_busy_host_that_answers_late_is_never_unreachable(app, nodes, image, monkeypatch):
+    """Readings that time out, while the host still answers them late, are a slow host: it
+    stays ready and its VMs keep their state, however many readings miss."""
+    add_host(app, nodes, "busy")
+    with app.app_context():
+        core.addVm({"id": "vbusy", "image": image, "mem": 64, "host": "busy"})
+    hypervisor = app.extensions["nube"].hypervisor
+    monkeypatch.setattr(hypervisor, "timeout", 0.3)
+    real_stats = hypervisor_module.libvirt.virConnect.getAllDomainStats
+    late = []
+
+    def slow_stats(conn, *args, **kwargs):
+        threading.Event().wait(0.6)  # twice the timeout: the caller has given up
+        late.append(True)
+        return real_stats(conn, *args, **kwargs)
+
+    monkeypatch.setattr(hypervisor_module.libvirt.virConnect, "getAllDomainStats", slow_stats)
+    for n in range(5):
+        assert monitor.poll(app)["busy"] != "ok"
+        wait_for(lambda n=n: len(late) > n, timeout=5, message="the late answer")
+    assert host_states(app) == {"busy": "ready"}
+    assert vm_states(app) == {"vbusy": "stopped"}
+    with app.app_context():
+        assert core.listHosts()[0]["state"] == "ready"
