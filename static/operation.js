@@ -21,28 +21,6 @@
   let after = Number(root.dataset.after || 0);
   let delay = INTERVAL_MS;
 
-  const when = (stamp) => (stamp ? stamp.slice(0, 19).replace("T", " ") : "-");
-
-  function seconds(stamp) {
-    // Stored times carry microseconds; Date wants at most milliseconds.
-    return Date.parse(`${String(stamp).slice(0, 23)}Z`) / 1000;
-  }
-
-  function humanDuration(total) {
-    const value = Math.max(0, total);
-    if (value < 10) {
-      return `${value.toFixed(1)} s`;
-    }
-    const whole = Math.floor(value);
-    if (whole < 60) {
-      return `${whole} s`;
-    }
-    if (whole < 3600) {
-      return `${Math.floor(whole / 60)} min ${whole % 60} s`;
-    }
-    return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
-  }
-
   function setText(id, text) {
     const element = document.getElementById(id);
     if (element) {
@@ -118,11 +96,9 @@
       errorBox.textContent = data.error;
       errorBox.classList.remove("d-none");
     }
-    setText("op-started", when(data.started_at));
-    setText("op-finished", when(data.finished_at));
-    if (data.started_at && data.finished_at) {
-      setText("op-duration", humanDuration(seconds(data.finished_at) - seconds(data.started_at)));
-    }
+    setText("op-started", data.started_text);
+    setText("op-finished", data.finished_text);
+    setText("op-duration", data.duration_text);
   }
 
   async function poll() {
@@ -152,15 +128,14 @@
     showStatus(data.status);
     showProgress(data);
     if (data.started_at) {
-      setText("op-started", when(data.started_at));
+      setText("op-started", data.started_text);
     }
     if (data.done) {
       showFinished(data);
       return;
     }
-    // A full batch means more lines are waiting: fetch them at once.
-    const full = (data.lines || []).length >= 500;
-    window.setTimeout(poll, full ? 0 : delay);
+    // The server says when a full batch left more lines waiting: fetch them at once.
+    window.setTimeout(poll, data.more ? 0 : delay);
   }
 
   window.setTimeout(poll, INTERVAL_MS);

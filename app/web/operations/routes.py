@@ -2,6 +2,7 @@
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, url_for
 
+from ... import formats
 from ...errors import InvalidInput, NubeError
 from ...services import operations, recover
 from ..helpers import MAX_ROW_ID, Page, actor, bounded_arg, flash_error
@@ -58,7 +59,12 @@ def log_json(op_id):
         error=op["error"],
         started_at=op["started_at"],
         finished_at=op["finished_at"],
+        # as the page shows them (the template's own filters), so the script formats nothing
+        started_text=formats.when(op["started_at"]) if op["started_at"] else "-",
+        finished_text=formats.when(op["finished_at"]) if op["finished_at"] else "-",
+        duration_text=display.duration(op),
         lines=[{key: line[key] for key in ("id", "ts", "level", "message")} for line in lines],
+        more=len(lines) == LOG_BATCH,  # a full batch: more lines are waiting
         done=done,
     )
 
