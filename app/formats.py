@@ -28,7 +28,3 @@ def when(stamp):
 def plain(value):
     """Any value as text ('-' for none)."""
     return "-" if value is None else str(value)
-
-
-# The names templates give a field's format (data-format / usage_bar's fmt).
-BY_NAME = {"mib": mib, "when": when, "text": plain, "plain": plain}

@@ -169,7 +169,9 @@
       } else if (kind === "task") {
         setTask(element, record);
       } else {
-        setText(element, (record.text || {})[key] ?? "-"); // as the server formats it
+        // as the server formats it; a field it does not format reads as it is ("-" for none)
+        const value = key in (record.text || {}) ? record.text[key] : record[key];
+        setText(element, value === null || value === undefined ? "-" : String(value));
       }
     }
     for (const element of within(scope, "[data-bar]")) {

@@ -68,13 +68,10 @@ BARS = {"mem_allocated": ("mem", formats.mib), "vcpus_allocated": ("cpus", forma
 
 
 def displayed(record):
-    """A polled record with `text` (each field as the page shows it) and `bars` (each usage
-    bar's percent, width, colour and the text of its used and total amounts)."""
-    record["text"] = {
-        key: FIELD_FORMATS.get(key, formats.plain)(value)
-        for key, value in record.items()
-        if key not in ("text", "bars")
-    }
+    """A polled record with `text` (each formatted field as the page shows it; the others
+    read as they are) and `bars` (each usage bar's percent, width, colour and the text of its
+    used and total amounts)."""
+    record["text"] = {key: fmt(record[key]) for key, fmt in FIELD_FORMATS.items() if key in record}
     record["bars"] = {}
     for used_key, (total_key, fmt) in BARS.items():
         if used_key in record and total_key in record:
