@@ -2,7 +2,6 @@
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import sys
@@ -13,7 +12,7 @@ import ansible_runner
 import ansible_runner.interface
 import yaml
 
-from ..addresses import check_address, check_user
+from ..addresses import NAME_RE, check_address, check_user
 from ..errors import InvalidInput, OperationCanceled, OperationFailed
 from .known_hosts import KnownHosts
 
@@ -330,6 +329,6 @@ def _write_unsafe_yaml(path, data):
 
 def _inventory_name(name):
     """A host's name as an inventory host name (a name Nube validated: letters, digits, _.-)."""
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidInput(f"host name {str(name)[:40]!r} cannot be an inventory name")
     return name

@@ -122,7 +122,6 @@ KINDS = {
         CONTROLLER_DESTROY,
     )
 }
-VM_ACTIONS = {kind.name: kind for kind in (VM_START, VM_STOP, VM_REMOVE)}
 
 
 def get(name):

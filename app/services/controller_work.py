@@ -26,7 +26,10 @@ def _remove_one_host(ctx, host_id):
     try:
         try:
             with transaction(conn):
-                claims.claim_host_and_vms(conn, hosts_repo.get(conn, host_id), ctx.id)
+                row = hosts_repo.get(conn, host_id)
+                if row is None:  # removed by another operation since the list was read
+                    return "another operation removed it meanwhile"
+                claims.claim_host_and_vms(conn, row, ctx.id)
         except Busy as exc:
             return str(exc)
         try:

@@ -7,7 +7,6 @@ from ..config import bool_word
 from ..errors import InvalidInput
 from ..numbers import MAX_DIGITS, is_digits, parse_id
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
@@ -83,7 +82,7 @@ def user(value):
 
 def name(value, what="name"):
     """A display name used in URLs and libvirt: letters, digits, '_', '.', '-'."""
-    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+    if not isinstance(value, str) or not addresses.NAME_RE.fullmatch(value):
         raise InvalidInput(
             f"{what} {value!r} must start with a letter or digit and use only letters, digits,"
             " '_', '.' and '-' (at most 63)"
@@ -114,6 +113,7 @@ def host_id(value):
         raise InvalidInput("host id must be a number")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and parse_id(value) is not None:
-        return parse_id(value)
+    parsed = parse_id(value) if isinstance(value, str) else None
+    if parsed is not None:
+        return parsed
     raise InvalidInput(f"host id must be a number, not {value!r}")
