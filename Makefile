@@ -10,10 +10,12 @@ PORT ?= 5000
 WORKERS ?= $(or $(NUBE_WORKERS),4)
 
 # Debian packages: the controller's tools, libvirt/QEMU for hosts (lab hosts share this
-# machine's packages), sshpass/sudo for Ansible, and what libvirt-python builds against.
+# machine's packages), sshpass/sudo for Ansible, what libvirt-python builds against, and the
+# image builder's tools (image.build: mmdebstrap, GRUB's BIOS images, mkfs.ext4 -d, sfdisk).
 SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
-	nfs-common util-linux procps iproute2 chromium libnfs-utils
+	nfs-common util-linux procps iproute2 chromium libnfs-utils \
+	mmdebstrap grub-pc-bin e2fsprogs fdisk
 
 .PHONY: run test lint unit integration browser screenshots bench lab lab-down system venv clean help
 

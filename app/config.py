@@ -34,6 +34,7 @@ DEFAULTS = {
     "HOST_CONCURRENCY": 2,  # heavy libvirt calls at once on one host; more wait their turn
     "MONITOR_MISSES": 3,  # consecutive silent readings before a host is unreachable
     "STOP_TIMEOUT": 30.0,
+    "VIRT_TYPE": "auto",  # domain type: kvm where the host has it, or always kvm / qemu (TCG)
     "PLACEMENT": "striping",
     "MEM_OVERCOMMIT": 1.0,
     "PROVISIONER": "ansible",
@@ -52,6 +53,7 @@ CHOICES = {
     "NFS_SERVER": ("kernel", "ganesha"),
     "PLACEMENT": ("striping", "packing"),
     "PROVISIONER": ("ansible", "recording"),
+    "VIRT_TYPE": ("auto", "kvm", "qemu"),
 }
 
 TRUE_WORDS = ("1", "true", "yes", "on")

@@ -16,7 +16,7 @@ from flask import current_app, has_app_context
 from .db import close_db, ensure_schema, forget_schema
 from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
 from .numbers import is_digits
-from .services import controller, hosts, operations, vms
+from .services import boot_log, controller, hosts, images, operations, vms
 
 __all__ = [
     "Busy",
@@ -36,6 +36,8 @@ __all__ = [
     "stopVm",
     "removeVm",
     "listVms",
+    "buildImage",
+    "consoleLog",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")
@@ -141,7 +143,8 @@ def _host_ref(host_id):
 
 @_in_app
 def addVm(vm):
-    """Create a VM (disk, domain) on a host Nube picks or the one asked for; returns it."""
+    """Create a VM (disk, cloud-init seed, domain) on a host Nube picks or the one asked for;
+    vm may carry hostname, ssh_keys and user_data for its first boot. Returns it."""
 
     vms.add(vm, ACTOR, wait=True)
     return vms.public(vms.get(vm["id"]))
@@ -156,14 +159,15 @@ def startVm(vmId):
 
 @_in_app
 def stopVm(vmId, force=False):
-    """Stop a VM: ACPI shutdown, forced off after STOP_TIMEOUT (or at once with force=True)."""
+    """Stop a VM: shut down through its guest agent (or ACPI without one), forced off after
+    STOP_TIMEOUT (or at once with force=True)."""
 
     vms.stop(vmId, ACTOR, wait=True, force=force)
 
 
 @_in_app
 def removeVm(vmId):
-    """Remove a VM: forced off if running, undefined, its disk deleted."""
+    """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted."""
 
     vms.remove(vmId, ACTOR, wait=True)
 
@@ -173,3 +177,19 @@ def listVms(query=""):
     """VMs matching a filter expression (a safe subset of SQL WHERE), as dicts."""
 
     return [vms.public(vm) for vm in vms.search(query)]
+
+
+@_in_app
+def buildImage(data):
+    """Build a Debian guest image into images/<name>.qcow2 (keys name, release="bookworm",
+    size="4G"); returns the image: name, format, virtual_size, actual_size."""
+
+    op_id = images.build(data, ACTOR, wait=True)
+    return images.info(operations.get(op_id)["target_id"])
+
+
+@_in_app
+def consoleLog(vmId, lines=200):
+    """The last lines of a VM's boot log (its serial console), as text."""
+
+    return boot_log.tail(vmId, lines)

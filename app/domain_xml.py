@@ -16,10 +16,12 @@ VCPUS_MIN, VCPUS_MAX = 1, 256
 NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 BRIDGE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # Linux interface names: at most 15 bytes
 DISK_PATH_MAX = 4096
+VIRT_TYPES = ("auto", "kvm", "qemu")
 
 _NETWORK = re.compile(NETWORK_RE)
 _BRIDGE = re.compile(BRIDGE_RE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
 @lru_cache(maxsize=8)
@@ -85,7 +87,20 @@ def _disk_path(path) -> str:
     return path
 
 
-def _context(vm: dict, host: dict, disk_path) -> dict:
+def _optional_path(path):
+    return None if path is None else _disk_path(path)
+
+
+def domain_type(host_kvm, virt_type="auto") -> str:
+    """libvirt's domain type: KVM where the host has it (auto), or as VIRT_TYPE forces."""
+    if virt_type not in VIRT_TYPES:
+        raise InvalidInput(f"VIRT_TYPE must be one of {', '.join(VIRT_TYPES)}, not {virt_type!r}")
+    if virt_type == "auto":
+        return "kvm" if _kvm(host_kvm) else "qemu"
+    return virt_type
+
+
+def _context(vm: dict, host: dict, disk_path, files: dict) -> dict:
     """Validated template variables; InvalidInput names the first bad value."""
     try:
         vm_id, mem, vcpus = vm["id"], vm["mem"], vm["vcpus"]
@@ -93,23 +108,28 @@ def _context(vm: dict, host: dict, disk_path) -> dict:
     except (KeyError, TypeError) as e:
         raise InvalidInput(f"missing VM or host field: {e}") from None
     nic_type, nic_source = _nic(network)
-    is_kvm = _kvm(kvm)
+    mac = vm.get("mac")
+    if mac is not None and not _MAC.fullmatch(str(mac)):
+        raise InvalidInput(f"invalid MAC address {mac!r:.40}")
     return {
         "name": check_vm_id(vm_id),
         "uuid": _uuid(vm.get("uuid")),
         "mem": _int(mem, "memory (MiB)", MEM_MIN, MEM_MAX),
         "vcpus": _int(vcpus, "vcpus", VCPUS_MIN, VCPUS_MAX),
-        "kvm": is_kvm,
-        "domain_type": "kvm" if is_kvm else "qemu",
+        "domain_type": domain_type(kvm, files.get("virt_type", "auto")),
         "nic_type": nic_type,
         "nic_source": nic_source,
+        "mac": mac,
         "disk_path": _disk_path(disk_path),
+        "seed_path": _optional_path(files.get("seed_path")),
+        "console_log": _optional_path(files.get("console_log")),
     }
 
 
-def render_domain(vm: dict, host: dict, disk_path: str, template_dir: str) -> str:
-    """Domain XML for vm on host, its disk at disk_path (a path as the host sees it)."""
-    context = _context(vm, host, disk_path)
+def render_domain(vm: dict, host: dict, disk_path: str, template_dir: str, **files) -> str:
+    """Domain XML for vm on host, its disk at disk_path (a path as the host sees it); files may
+    name its seed_path and console_log (as the host sees them) and the virt_type."""
+    context = _context(vm, host, disk_path, files)
     xml = _environment(str(template_dir)).get_template(TEMPLATE).render(**context)
     try:
         ET.fromstring(xml)  # defence in depth: never hand libvirt something malformed

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import current_app
 
+from .adapters.image_builder import ImageBuilder
 from .adapters.provisioner import RecordingProvisioner
 from .adapters.secrets import SecretBox
 
@@ -14,7 +15,7 @@ _key_lock = threading.Lock()
 
 
 class Adapters:
-    """Holds the hypervisor, storage, provisioner and secret box of one app."""
+    """Holds the hypervisor, storage, provisioner, image builder and secret box of one app."""
 
     def __init__(self, app):
         config = app.config
@@ -38,6 +39,7 @@ class Adapters:
             known_hosts=str(self.known_hosts),
         )
         self.provisioner = self._provisioner(app)
+        self.image_builder = ImageBuilder()  # tests swap its command runner for a fake
 
     def public_key(self):
         """The controller's SSH public key, creating the key pair (0600) on first use."""

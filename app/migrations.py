@@ -190,6 +190,13 @@ MIGRATIONS = [
     ALTER TABLE hosts ADD COLUMN misses INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE hosts ADD COLUMN missing_since REAL;
     """,
+    # 8: a VM's first-boot configuration (cloud-init NoCloud seed); NULL hostname for VMs made
+    # before seeds existed.
+    """
+    ALTER TABLE vms ADD COLUMN hostname TEXT;
+    ALTER TABLE vms ADD COLUMN ssh_keys TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE vms ADD COLUMN user_data TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 

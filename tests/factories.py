@@ -2,6 +2,7 @@
 real core API (or storage) with sensible defaults, and returns what the API returns."""
 
 import subprocess
+from pathlib import Path
 
 from app import core
 from app.services import users
@@ -47,3 +48,16 @@ def gen_user(app, username="user1", password="user1-password", role="operator", 
     with app.app_context():
         users.create(username, password, role, actor)
     return username
+
+
+def make_ssh_key(folder, comment="owner@nube-test"):
+    """A new ed25519 key pair in folder; (its public key line, ssh-keygen's fingerprint)."""
+    path = Path(folder) / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+    )
+    listed = subprocess.run(
+        ["ssh-keygen", "-l", "-f", f"{path}.pub"], check=True, capture_output=True, text=True
+    )
+    return path.with_suffix(".pub").read_text().strip(), listed.stdout.split()[1]

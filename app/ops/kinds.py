@@ -10,7 +10,7 @@ operation's context; the undo also takes the status it ended with.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..services import controller_work, host_work, recover_work, vm_work
+from ..services import controller_work, host_work, image_work, recover_work, vm_work
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,9 @@ CONTROLLER_DESTROY = Kind(
     7200,
     "destroy IaaS",
 )
+IMAGE_BUILD = Kind(
+    "image.build", "image", None, image_work.build_image, image_work.undo_build, 3600, "build image"
+)
 
 KINDS = {
     kind.name: kind
@@ -120,6 +123,7 @@ KINDS = {
         HOST_RECHECK,
         CONTROLLER_INIT,
         CONTROLLER_DESTROY,
+        IMAGE_BUILD,
     )
 }
 

@@ -1,12 +1,14 @@
 """SQL for the vms table."""
 
+import json
+
 from ..db import now
 from ..filters import Column, compile_filter
 from .tasks import TaskColumns
 
 _SELECT = """
 SELECT v.id, v.host_id AS host, h.name AS host_name, v.image, v.mem, v.vcpus, v.state, v.task,
-       v.task_op, v.last_seen, v.created_by, v.created_at
+       v.task_op, v.last_seen, v.created_by, v.created_at, v.hostname
 FROM vms v JOIN hosts h ON h.id = v.host_id
 """
 
@@ -20,6 +22,7 @@ FILTER_COLUMNS = {
     "state": Column("v.state"),
     "task": Column("v.task"),
     "last_seen": Column("v.last_seen"),
+    "hostname": Column("v.hostname"),
 }
 
 SORT_COLUMNS = {
@@ -79,13 +82,41 @@ def image_usage(conn):
     return dict(conn.execute("SELECT image, COUNT(*) FROM vms GROUP BY image").fetchall())
 
 
-def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=None, task_op=None):
-    """Add a VM row."""
+def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=None, boot=None):
+    """Add a VM row; boot: its first-boot configuration (hostname, ssh_keys, user_data)."""
+    boot = boot or {}
     conn.execute(
-        "INSERT INTO vms (id, host_id, image, mem, vcpus, state, task, task_op, created_by,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (vm_id, host_id, image, mem, vcpus, state, task, task_op, created_by, now()),
+        "INSERT INTO vms (id, host_id, image, mem, vcpus, state, task, created_by, created_at,"
+        " hostname, ssh_keys, user_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            vm_id,
+            host_id,
+            image,
+            mem,
+            vcpus,
+            state,
+            task,
+            created_by,
+            now(),
+            boot.get("hostname"),
+            json.dumps(boot.get("ssh_keys") or []),
+            boot.get("user_data") or "",
+        ),
     )
+
+
+def first_boot(conn, vm_id):
+    """A VM's first-boot configuration: {hostname, ssh_keys (a list), user_data}, or None."""
+    row = conn.execute(
+        "SELECT hostname, ssh_keys, user_data FROM vms WHERE id = ?", (vm_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "hostname": row["hostname"],
+        "ssh_keys": json.loads(row["ssh_keys"] or "[]"),
+        "user_data": row["user_data"] or "",
+    }
 
 
 _tasks = TaskColumns("vms")

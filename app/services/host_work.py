@@ -65,6 +65,7 @@ def _prepare(ctx, host):
     ctx.log(
         f"libvirt answers: {info.cpus} CPUs, {info.mem} MiB, KVM {'usable' if kvm else 'not usable (TCG)'}"
     )
+    _check_network(ctx, host, facts)
     hosts_repo.update(
         ctx.conn,
         host["id"],
@@ -76,6 +77,42 @@ def _prepare(ctx, host):
         error=None,
         last_seen=now(),
     )
+
+
+def _check_network(ctx, host, facts):
+    """Refuse a host whose network for VMs (a libvirt network, or bridge:NAME) is missing or
+    inactive, naming what it has: better now than at the first VM's start."""
+    network = host["network"]
+    if network == "none":
+        return
+    if network.startswith("bridge:"):
+        bridge = network.removeprefix("bridge:")
+        # host_add.yaml reports the bridges it saw; libvirt lists them only with udev or netcf
+        bridges = facts["bridges"] if "bridges" in facts else ctx.hypervisor.bridges(host)
+        if bridges is None:
+            ctx.log(f"could not list the bridges of {host['name']}: bridge {bridge} not checked")
+        elif bridge not in bridges:
+            raise OperationFailed(
+                f"host {host['name']} has no bridge {bridge}; its bridges: "
+                f"{', '.join(bridges) or 'none'}"
+            )
+        else:
+            ctx.log(f"bridge {bridge} is there")
+        return
+    networks = ctx.hypervisor.networks(host)
+    named = ", ".join(
+        f"{n} ({'active' if up else 'inactive'})" for n, up in sorted(networks.items())
+    )
+    if network not in networks:
+        raise OperationFailed(
+            f"host {host['name']} has no libvirt network {network}; its networks: {named or 'none'}"
+        )
+    if not networks[network]:
+        raise OperationFailed(
+            f"libvirt network {network} on host {host['name']} is not active (start it with "
+            f"`virsh net-start {network}` and `virsh net-autostart {network}`); its networks: {named}"
+        )
+    ctx.log(f"libvirt network {network} is active")
 
 
 def add_host(ctx):

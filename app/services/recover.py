@@ -23,9 +23,17 @@ def _input(op):
 def _retry_vm_create(op, actor):
     """Create the VM again from the stored input (on the same host)."""
     stored = _input(op)
-    data = {key: stored[key] for key in ("id", "image", "mem", "vcpus", "start") if key in stored}
+    keys = ("id", "image", "mem", "vcpus", "start", "hostname", "ssh_keys")
+    data = {key: stored[key] for key in keys if key in stored}
     data["host"] = stored.get("host")
     return vms.add(data, actor, wait=False)
+
+
+def _retryable(op):
+    """Whether a retry can repeat the operation exactly (a create's user data is not kept)."""
+    return op["kind"] in RETRIES and not (
+        op["kind"] == kinds.VM_CREATE.name and _input(op).get("user_data")
+    )
 
 
 RETRIES = {
@@ -45,7 +53,7 @@ def actions(op):
     if op["status"] not in RECOVERABLE:
         return ()
     offered = []
-    if op["kind"] in RETRIES:
+    if _retryable(op):
         offered.append("retry")
     if _target_exists(op):
         offered.append("recheck")

@@ -3,8 +3,12 @@
 import contextlib
 import time
 
+from .. import cloudinit
+from ..adapters.hypervisor import HypervisorError
+from ..adapters.seed_iso import make_seed_iso
+from ..adapters.storage import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..db import transaction
-from ..domain_xml import render_domain
+from ..domain_xml import domain_type, render_domain
 from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
@@ -21,9 +25,36 @@ def _vm_and_host(ctx):
     return dict(vm), dict(host)
 
 
-def host_disk_path(ctx, vm_id):
-    """Where a VM's disk is seen from its host (the repository mounted at HOST_MOUNT)."""
-    return f"{ctx.config['HOST_MOUNT'].rstrip('/')}/vms/{vm_id}.qcow2"
+def host_disk_path(ctx, vm_id, suffix=".qcow2"):
+    """Where a VM's file (its disk by default) is seen from its host (the repository mounted
+    at HOST_MOUNT)."""
+    return f"{ctx.config['HOST_MOUNT'].rstrip('/')}/vms/{vm_id}{suffix}"
+
+
+def _write_seed(ctx, vm, host):
+    """Write the VM's cloud-init seed (when it has a first-boot configuration; VMs made before
+    seeds existed have none); its path as the host sees it, or None."""
+    boot = vms_repo.first_boot(ctx.conn, vm["id"])
+    if not boot or boot["hostname"] is None:
+        return None
+    if host["network"] != "none":
+        vm["mac"] = cloudinit.mac_address(vm["uuid"])  # network-config finds the NIC by it
+    files = cloudinit.seed_files(
+        vm["id"],
+        f"nube-{vm['uuid']}",
+        boot["hostname"],
+        boot["ssh_keys"],
+        boot["user_data"],
+        vm.get("mac"),
+    )
+    ctx.storage.write_seed(vm["id"], make_seed_iso(files))
+    ctx.made_seed = True
+    keys = len(boot["ssh_keys"])
+    ctx.log(
+        f"cloud-init seed ready: vms/{vm['id']}{SEED_SUFFIX} (hostname {boot['hostname']}, "
+        f"{keys} SSH key{'s' if keys != 1 else ''}, {', '.join(sorted(files))})"
+    )
+    return host_disk_path(ctx, vm["id"], SEED_SUFFIX)
 
 
 def create_vm(ctx):
@@ -41,11 +72,20 @@ def create_vm(ctx):
     ctx.log(f"disk ready: {path} ({ctx.config['DISK_MODE']} of {vm['image']})")
     ctx.progress(1, steps)
     ctx.check()
-    xml = render_domain(vm, host, host_disk_path(ctx, vm["id"]), ctx.config["DOMAIN_TEMPLATES"])
-    ctx.progress(2, steps)
-    ctx.log(
-        f"defining domain {vm['id']} on {host['name']} (type {'kvm' if host['kvm'] else 'qemu'})"
+    seed = _write_seed(ctx, vm, host)
+    ctx.storage.create_console_log(vm["id"])
+    virt_type = domain_type(host["kvm"], ctx.config["VIRT_TYPE"])
+    xml = render_domain(
+        vm,
+        host,
+        host_disk_path(ctx, vm["id"]),
+        ctx.config["DOMAIN_TEMPLATES"],
+        seed_path=seed,
+        console_log=host_disk_path(ctx, vm["id"], CONSOLE_LOG_SUFFIX),
+        virt_type=ctx.config["VIRT_TYPE"],
     )
+    ctx.progress(2, steps)
+    ctx.log(f"defining domain {vm['id']} on {host['name']} (type {virt_type})")
     _heavy(
         ctx,
         lambda: ctx.hypervisor.define(host, xml),
@@ -75,9 +115,10 @@ def undo_create(ctx, status):
         pass
     except Exception as exc:  # the host may be gone; the disk and row still go
         ctx.error(f"could not undefine {vm['id']} on {host['name']}: {exc}")
-    ours = getattr(ctx, "made_disk", False) or status == "interrupted"
-    if ours and ctx.storage.delete_disk(vm["id"]):
-        ctx.log(f"deleted the disk of {vm['id']}")
+    ours = getattr(ctx, "made_disk", False) or getattr(ctx, "made_seed", False)
+    if ours or status == "interrupted":
+        for name in ctx.storage.delete_vm_files(vm["id"]):
+            ctx.log(f"deleted vms/{name}")
     with transaction(ctx.conn):
         vms_repo.delete(ctx.conn, vm["id"])
 
@@ -105,11 +146,8 @@ def stop_vm(ctx):
     vm, host = _vm_and_host(ctx)
     if not ctx.input.get("force"):
         timeout = ctx.config["STOP_TIMEOUT"]
-        ctx.log(f"asking {vm['id']} to shut down (ACPI), waiting up to {timeout:g}s")
-        try:
-            ctx.hypervisor.shutdown(host, vm["id"])
-        except SlowCall as exc:  # the wait below reads what really happens
-            ctx.log(f"{exc}: waiting for the guest anyway")
+        how = _ask_to_shut_down(ctx, host, vm["id"])
+        ctx.log(f"asked {vm['id']} to shut down ({how}), waiting up to {timeout:g}s")
         if _wait_until(
             ctx, lambda: ctx.hypervisor.domain_state(host, vm["id"]) != "running", timeout
         ):
@@ -121,6 +159,21 @@ def stop_vm(ctx):
         ctx.log(f"forcing {vm['id']} off")
     _force_off(ctx, host, vm["id"])
     vms_repo.set_state(ctx.conn, vm["id"], "stopped")
+
+
+def _ask_to_shut_down(ctx, host, name):
+    """Ask the guest's agent to shut it down, or else send ACPI power-button; which it was."""
+    try:
+        if ctx.hypervisor.agent_shutdown(host, name):
+            return "through the guest agent"
+        ctx.log(f"{name} has no guest agent answering: using ACPI")
+    except (HypervisorError, HostUnreachable) as exc:
+        ctx.log(f"the guest agent did not take the shutdown ({exc}): using ACPI")
+    try:
+        ctx.hypervisor.shutdown(host, name)
+    except SlowCall as exc:  # the wait that follows reads what really happens
+        ctx.log(f"{exc}: waiting for the guest anyway")
+    return "ACPI power button"
 
 
 def _force_off(ctx, host, name):
@@ -172,8 +225,8 @@ def force_remove_vm(ctx, vm, host):
         ctx.log(f"undefining {vm['id']} on {host['name']}")
         with contextlib.suppress(NotFound):
             ctx.hypervisor.undefine(host, vm["id"])
-    if ctx.storage.delete_disk(vm["id"]):
-        ctx.log(f"deleted disk vms/{vm['id']}.qcow2")
+    for name in ctx.storage.delete_vm_files(vm["id"]):
+        ctx.log(f"deleted vms/{name}")
     with transaction(ctx.conn):
         vms_repo.delete(ctx.conn, vm["id"])
 

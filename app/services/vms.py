@@ -1,9 +1,11 @@
 """VM use cases as callers see them: validate, place, write rows, start operations."""
 
 import uuid
+from dataclasses import asdict
 
 from flask import current_app
 
+from .. import cloudinit
 from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
 from ..domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
@@ -17,7 +19,7 @@ from ..repositories import vms as vms_repo
 from . import validate
 from .common import busy_message, db, new_operation
 
-ADD_FIELDS = ("id", "image", "mem", "vcpus", "host", "start")
+ADD_FIELDS = ("id", "image", "mem", "vcpus", "host", "start", "hostname", "ssh_keys", "user_data")
 SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
 PUBLIC_KEYS = ("id", "host", "host_name", "image", "mem", "vcpus", "state", "task", "last_seen")
 
@@ -30,8 +32,20 @@ def public(row):
 def detail(row):
     """A VM row with what pages show too."""
     vm = public(row)
-    vm.update(task_op=row["task_op"], created_by=row["created_by"], created_at=row["created_at"])
+    vm.update(
+        task_op=row["task_op"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        hostname=row["hostname"],
+    )
     return vm
+
+
+def first_boot(vm_id):
+    """A VM's first-boot configuration with its keys' fingerprints, for its page."""
+    boot = vms_repo.first_boot(db(), get(vm_id)["id"])
+    boot["keys"] = [cloudinit.describe_key(key) for key in boot["ssh_keys"]]
+    return boot
 
 
 def get(vm_id):
@@ -74,6 +88,14 @@ def _check_new(data):
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
         raise InvalidInput(f"host must be an id or a name, not {vm['host']!r}")
+    hostname = data.get("hostname")
+    vm["boot"] = {
+        "hostname": cloudinit.check_hostname(hostname)
+        if hostname not in (None, "")
+        else cloudinit.default_hostname(vm["id"]),
+        "ssh_keys": cloudinit.check_ssh_keys(data.get("ssh_keys")),
+        "user_data": cloudinit.check_user_data(data.get("user_data")),
+    }
     return vm
 
 
@@ -87,8 +109,12 @@ def add(data, actor, wait):
     with transaction(conn):  # placement and insert under one write lock: no double booking
         if vms_repo.get(conn, vm["id"]):
             raise InvalidInput(f"a VM named {vm['id']} already exists")
-        if adapters().storage.disk_exists(vm["id"]):
-            raise InvalidInput(f"a disk vms/{vm['id']}.qcow2 already exists in the repository")
+        leftovers = adapters().storage.existing_vm_files(vm["id"])
+        if leftovers:
+            raise InvalidInput(
+                f"vms/{leftovers[0]} already exists in the repository (left by an earlier VM "
+                f"{vm['id']}?): remove it or choose another name"
+            )
         hosts = [dict(h) for h in hosts_repo.search(conn)]
         host = choose_host(
             hosts,
@@ -107,10 +133,17 @@ def add(data, actor, wait):
             state="stopped",
             created_by=actor,
             task=kinds.VM_CREATE.task,
+            boot=vm["boot"],
         )
-        # the domain's UUID, chosen now: a failed create undefines only a domain with this one
+        # the domain's UUID, chosen now: a failed create undefines only a domain with this one.
+        # User data stays in the VM's row, out of the operation's input, which every operator
+        # reads (it may hold passwords); public keys are public, and a retry needs them.
+        boot = vm.pop("boot")
         input_data = {
             **vm,
+            "hostname": boot["hostname"],
+            "ssh_keys": boot["ssh_keys"],
+            "user_data": len(boot["user_data"].encode()),
             "host": host["id"],
             "host_name": host["name"],
             "uuid": str(uuid.uuid4()),
@@ -164,3 +197,14 @@ def stop(vm_id, actor, wait, force=False):
 def remove(vm_id, actor, wait):
     """Remove a VM: forced off if running, undefined, disk deleted."""
     return act(kinds.VM_REMOVE, vm_id, actor, wait)
+
+
+def guest(vm_id):
+    """What a running VM's guest agent reports ({os, kernel, hostname, addresses}), or None
+    when the VM is not running or has no agent answering."""
+    row = get(vm_id)
+    if row["state"] != "running":
+        return None
+    host = hosts_repo.get(db(), row["host"])
+    info = adapters().hypervisor.guest_info(dict(host), row["id"])
+    return None if info is None else asdict(info)

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench import cluster as cluster_bench
+from tests.bench import guests as guests_bench
 from tests.bench import load as load_bench
 from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
@@ -196,6 +197,22 @@ def deploy_storm():
     )
 
 
+def guests():
+    """Image build, the seed's cost in VM creation, boot to cloud-init finished."""
+    figures = guests_bench.main()
+    save("guests", figures)
+    build, seed, boot = figures["image_build"], figures["seed"], figures["boot"]
+    print(
+        f"\nimage.build (bookworm, 4G): {build['seconds']} s, {build['image_mib']} MiB qcow2"
+        f"\nVM creation with seed {seed['create_with_seed_ms']} ms, without"
+        f" {seed['create_without_seed_ms']} ms: the seed adds {seed['seed_adds_ms']} ms"
+        f" (target < {seed['target_ms']} ms, median of {seed['runs']})"
+        f"\nboot under {boot['virt']}: cloud-init finished after"
+        f" {boot['to_cloud_init_finished_s']} s, login prompt after {boot['to_login_prompt_s']} s;"
+        f" shutdown through the agent {boot['agent_shutdown_s']} s"
+    )
+
+
 def main():
     """Every benchmark; figures to bench-results.json."""
     vm_list()
@@ -204,6 +221,7 @@ def main():
     load()
     cluster()
     deploy_storm()
+    guests()
     print(f"\nresults written to {RESULTS}")
 
 

@@ -41,7 +41,13 @@ def flask(env, *args, stdin=None):
 
 
 @pytest.fixture(scope="module")
-def nube(lab_hosts):
+def nube_settings():
+    """NUBE_* settings a test module adds to the server's environment (override it there)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def nube(lab_hosts, nube_settings):
     """Nube as `make run` starts it, on a temp instance and repository, stopped by pid."""
     if not Path(CHROMIUM).exists():
         reason = "the browser tier needs Debian's chromium (make test installs it)"
@@ -61,6 +67,7 @@ def nube(lab_hosts):
         "NUBE_STOP_TIMEOUT": "3",
         "NUBE_MONITOR_INTERVAL": "5",
         "NUBE_CONSOLE_PORT": str(free_port()),
+        **nube_settings,
     }
     flask(env, "nube", "init")
     flask(env, "user", "create", ADMIN[0], "--role", "admin", stdin=ADMIN[1] + "\n")
@@ -133,3 +140,17 @@ def screenshot(page, name):
     """Save a screenshot of the whole page for the README."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def add_lab_host(page, lab, before_submit=None):
+    """Fill in Add host for a lab host (bind mount, no guest network) and submit it."""
+    page.goto("/hosts/new")
+    page.fill("#address", lab["address"])
+    page.fill("#name", "lab1")
+    page.fill("#user", lab["user"])
+    page.fill("#password", lab["password"])
+    page.select_option("#share", "bind")
+    page.fill("#network", "none")
+    if before_submit:
+        before_submit()
+    page.click("#submit")

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ADMIN, OPERATOR, login, screenshot
+from tests.browser.conftest import ADMIN, OPERATOR, add_lab_host, login, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -51,16 +51,7 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     expect(page.get_by_text("No hosts yet")).to_be_visible()
 
     # Add a lab host and watch its operation (host_add.yaml) finish, live.
-    lab = nube["hosts"][0]
-    page.goto("/hosts/new")
-    page.fill("#address", lab["address"])
-    page.fill("#name", "lab1")
-    page.fill("#user", lab["user"])
-    page.fill("#password", lab["password"])
-    page.select_option("#share", "bind")
-    page.fill("#network", "none")
-    screenshot(page, "add-host")
-    page.click("#submit")
+    add_lab_host(page, nube["hosts"][0], before_submit=lambda: screenshot(page, "add-host"))
     expect(page.locator("#op-status")).not_to_have_text("succeeded")  # still running
     wait_for_operation(page)
     expect(page.locator("#op-log")).to_contain_text("Authorise the controller's SSH key")
@@ -114,8 +105,7 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     page.goto("/vms/web1")
     page.locator("#console-form").get_by_role("button", name="Console").click()
     expect(page.locator("#console-status")).to_have_text("connected")
-    page.wait_for_function(DRAWN, timeout=30_000)
-    screenshot(page, "console")
+    page.wait_for_function(DRAWN, timeout=30_000)  # the README's picture: test_real_guest.py
     response = page.reload()  # the link was spent by the websocket: it opens nothing twice
     assert response.status == 410
     expect(page.locator("#console-expired")).to_contain_text("already used")

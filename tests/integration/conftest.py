@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
+
+from app import create_app
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +38,25 @@ def controller_ssh(lab_hosts, tmp_path_factory):
         "pubkey": (instance / "id_ed25519.pub").read_text().strip(),
         "known_hosts": str(known_hosts),
     }
+
+
+def lab_controller(prefix, **settings):
+    """A controller for lab hosts: real provisioner, immediate queue, no kernel NFS, on a temp
+    folder QEMU can traverse (it must reach the disks below). Returns (app, folder)."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # ansible
+    top = Path(tempfile.mkdtemp(prefix=prefix))
+    top.chmod(0o755)
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(top / "instance"),
+            "DATABASE": str(top / "nube.sqlite"),
+            "REPOSITORY": str(top / "export" / "iaas"),
+            "QUEUE": "immediate",
+            "PROVISIONER": "ansible",
+            "EXPORT": "none",
+            "HOST_TIMEOUT": 20,
+            "SECRET_KEY": "integration",
+            **settings,
+        }
+    )
+    return app, top

@@ -4,19 +4,16 @@ The tests of this module run in order on one controller and two lab hosts; each 
 outcome on the hosts themselves (virsh over the host's URI, QEMU processes), not only Nube's rows.
 """
 
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 
-from app import core, create_app
+from app import core
 from app.db import get_db
 from tests.conftest import make_image
+from tests.integration.conftest import lab_controller
 from tests.lab import lab
 
 pytestmark = pytest.mark.integration
@@ -27,23 +24,8 @@ IMAGE = "base.qcow2"
 @pytest.fixture(scope="module")
 def cluster(lab_hosts):
     """A controller (real provisioner, libssh URIs) whose repository QEMU can reach."""
-    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
-    top = Path(tempfile.mkdtemp(prefix="nube-it-"))
-    top.chmod(0o755)  # QEMU (libvirt-qemu) must traverse every folder above the disks
+    app, top = lab_controller("nube-it-", STOP_TIMEOUT=3)
     repository = top / "export" / "iaas"
-    app = create_app(
-        {
-            "INSTANCE_PATH": str(top / "instance"),
-            "DATABASE": str(top / "nube.sqlite"),
-            "REPOSITORY": str(repository),
-            "QUEUE": "immediate",
-            "PROVISIONER": "ansible",
-            "EXPORT": "none",
-            "STOP_TIMEOUT": 3,
-            "HOST_TIMEOUT": 20,
-            "SECRET_KEY": "integration",
-        }
-    )
     with app.app_context():
         core.init()  # iaas_init.yaml for real (export none: no kernel NFS here)
         make_image(repository / "images" / IMAGE, size="64M", fmt="qcow2")

@@ -124,7 +124,10 @@ def test_template_escapes_everything():
         "kvm": True,
         "nic_type": "bridge",
         "nic_source": HOSTILE,
+        "mac": HOSTILE,
         "disk_path": HOSTILE,
+        "seed_path": HOSTILE,
+        "console_log": HOSTILE,
     }
     xml = _environment(TEMPLATES).get_template("vm.xml.j2").render(**context)
     dom = ET.fromstring(xml)
@@ -132,7 +135,62 @@ def test_template_escapes_everything():
     assert dom.findtext("name") == HOSTILE
     assert dom.find("devices/disk/source").get("file") == HOSTILE
     assert dom.find("devices/interface/source").get("bridge") == HOSTILE
-    assert len(dom.findall("devices/disk")) == 1
+    assert dom.find("devices/interface/mac").get("address") == HOSTILE
+    assert dom.find("devices/serial/log").get("file") == HOSTILE
+    assert [d.get("device") for d in dom.findall("devices/disk")] == ["disk", "cdrom"]
+
+
+def test_seed_console_log_and_agent_channel():
+    seed, log = "/mnt/iaas/vms/web1-seed.iso", "/mnt/iaas/vms/web1.console.log"
+    xml = render_domain(vm(uuid=UUID), host(), DISK, TEMPLATES, seed_path=seed, console_log=log)
+    dom = ET.fromstring(xml)
+    cdrom = dom.find("devices/disk[@device='cdrom']")
+    assert cdrom.find("source").get("file") == seed
+    assert cdrom.find("target").get("bus") == "ide"  # the cloud kernel has no SATA driver
+    assert cdrom.find("readonly") is not None
+    assert dom.find("devices/serial/log").attrib == {"file": log, "append": "on"}
+    channel = dom.find("devices/channel/target")
+    assert channel.get("name") == "org.qemu.guest_agent.0"
+
+
+def test_without_seed_or_log_there_is_neither():
+    dom = render()
+    assert dom.find("devices/disk[@device='cdrom']") is None
+    assert dom.find("devices/serial/log") is None
+
+
+@pytest.mark.parametrize(
+    ("kvm", "virt_type", "expected"),
+    [
+        (True, "auto", "kvm"),
+        (False, "auto", "qemu"),
+        (True, "qemu", "qemu"),
+        (False, "kvm", "kvm"),
+    ],
+)
+def test_virt_type_chooses_the_domain_type(kvm, virt_type, expected):
+    xml = render_domain(vm(), host(kvm=kvm), DISK, TEMPLATES, virt_type=virt_type)
+    assert ET.fromstring(xml).get("type") == expected
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"virt_type": "xen"},
+        {"seed_path": "relative.iso"},
+        {"console_log": "/mnt/iaas/../etc/passwd"},
+    ],
+)
+def test_bad_files_or_virt_type_are_refused(files):
+    with pytest.raises(InvalidInput):
+        render_domain(vm(), host(), DISK, TEMPLATES, **files)
+
+
+def test_mac_goes_on_the_nic_and_must_be_one():
+    xml = render_domain(vm(mac="52:54:00:ab:cd:ef"), host(network="default"), DISK, TEMPLATES)
+    assert ET.fromstring(xml).find("devices/interface/mac").get("address") == "52:54:00:ab:cd:ef"
+    with pytest.raises(InvalidInput):
+        render_domain(vm(mac="52:54:00:ab:cd:ef'/>"), host(network="default"), DISK, TEMPLATES)
 
 
 def test_disk_path_quote_is_escaped():
@@ -142,7 +200,14 @@ def test_disk_path_quote_is_escaped():
 
 def test_libvirt_accepts_it():
     libvirt = pytest.importorskip("libvirt")
-    xml = render_domain(vm(uuid=UUID), host(network="bridge:br0"), DISK, TEMPLATES)
+    xml = render_domain(
+        vm(uuid=UUID, mac="52:54:00:01:02:03"),
+        host(network="bridge:br0"),
+        DISK,
+        TEMPLATES,
+        seed_path="/mnt/iaas/vms/web1-seed.iso",
+        console_log="/mnt/iaas/vms/web1.console.log",
+    )
     conn = libvirt.open("test:///default")
     try:
         dom = conn.defineXML(xml)
@@ -161,7 +226,15 @@ def test_libvirt_accepts_it():
 @pytest.mark.parametrize("kvm, network", [(True, "default"), (False, "bridge:br0"), (True, "none")])
 def test_matches_the_libvirt_schema(tmp_path, kvm, network):
     path = tmp_path / "dom.xml"
-    path.write_text(render_domain(vm(uuid=UUID), host(kvm=kvm, network=network), DISK, TEMPLATES))
+    xml = render_domain(
+        vm(uuid=UUID, mac=None if network == "none" else "52:54:00:01:02:03"),
+        host(kvm=kvm, network=network),
+        DISK,
+        TEMPLATES,
+        seed_path="/mnt/iaas/vms/web1-seed.iso",
+        console_log="/mnt/iaas/vms/web1.console.log",
+    )
+    path.write_text(xml)
     res = subprocess.run(
         ["virt-xml-validate", str(path), "domain"], capture_output=True, text=True, check=False
     )

@@ -4,16 +4,25 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
 from ...services import images
-from ..helpers import actor, flash_error
-from .forms import UploadForm
+from ..helpers import actor, flash_error, flash_operation
+from .forms import BuildForm, UploadForm
 
 bp = Blueprint("images", __name__, url_prefix="/images")
 
 
 @bp.route("/")
 def index():
-    """Base images in the repository, with the upload form."""
-    return render_template("images/index.html", images=images.search(), form=UploadForm())
+    """Base images in the repository, with the upload and build forms."""
+    return render_template(
+        "images/index.html", images=images.search(), form=UploadForm(), build_form=BuildForm()
+    )
+
+
+def _flash_form_errors(form):
+    """Flash each field's validation messages."""
+    for field, messages in form.errors.items():
+        label = form[field].label.text if field in form else field
+        flash(f"{label}: {' '.join(messages)}", "danger")
 
 
 def _file_name(file_storage):
@@ -26,9 +35,7 @@ def upload():
     """Stream an uploaded image into the repository."""
     form = UploadForm()
     if not form.validate_on_submit():
-        for field, messages in form.errors.items():
-            label = form[field].label.text if field in form else field
-            flash(f"{label}: {' '.join(messages)}", "danger")
+        _flash_form_errors(form)
         return redirect(url_for("images.index"))
     file_storage = form.file.data
     name = (form.name.data or "").strip() or _file_name(file_storage)
@@ -39,6 +46,23 @@ def upload():
     else:
         flash(f"Image {info.name} uploaded ({info.format}).", "success")
     return redirect(url_for("images.index"))
+
+
+@bp.route("/build", methods=["POST"])
+def build():
+    """Start building a Debian image; its operation page shows the live log."""
+    form = BuildForm()
+    if not form.validate_on_submit():
+        _flash_form_errors(form)
+        return redirect(url_for("images.index"))
+    data = {key: form[key].data.strip() for key in ("name", "release", "size")}
+    try:
+        op_id = images.build(data, actor(), wait=False)
+    except NubeError as error:
+        flash_error(error)
+        return redirect(url_for("images.index"))
+    flash_operation(f"Building image {data['name']}.", op_id)
+    return redirect(url_for("operations.show", op_id=op_id))
 
 
 @bp.route("/<name>/delete", methods=["POST"])

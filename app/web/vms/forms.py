@@ -1,9 +1,17 @@
 """Forms of the vms blueprint."""
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from ...cloudinit import SSH_KEY_MAX, SSH_KEYS_MAX, USER_DATA_MAX
 from ...domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
 
 AUTOMATIC = ""
@@ -31,6 +39,25 @@ class VmForm(FlaskForm):
         "Host",
         default=AUTOMATIC,
         description="Automatic placement picks a ready host with room (PLACEMENT setting).",
+    )
+    hostname = StringField(
+        "Hostname",
+        validators=[Optional(), Length(max=253)],
+        description="What the guest calls itself (cloud-init). Empty: the VM's name.",
+    )
+    ssh_keys = TextAreaField(
+        "SSH public keys",
+        validators=[Optional(), Length(max=SSH_KEYS_MAX * SSH_KEY_MAX)],
+        render_kw={"rows": 3, "spellcheck": "false", "placeholder": "ssh-ed25519 AAAA… you@laptop"},
+        description="One per line (the contents of ~/.ssh/id_ed25519.pub): they may log in as"
+        " the image's default user (debian on Nube's Debian images).",
+    )
+    user_data = TextAreaField(
+        "User data",
+        validators=[Optional(), Length(max=USER_DATA_MAX)],
+        render_kw={"rows": 5, "spellcheck": "false", "class": "font-monospace"},
+        description="Optional: a #cloud-config document or a #! script, run at first boot"
+        " (at most 64 KiB).",
     )
     start = BooleanField("Start it once created", default=False)
     submit = SubmitField("Create VM")

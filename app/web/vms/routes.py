@@ -1,13 +1,23 @@
 """Routes of the vms blueprint."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from ...errors import NotFound, NubeError
-from ...services import hosts, images, operations, vms
+from ...services import boot_log, hosts, images, operations, vms
 from ..helpers import Page, actor, flash_error, flash_operation
 from .forms import AUTOMATIC, ConfirmForm, VmForm
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
+FORM_FIELDS = ("id", "image", "mem", "vcpus", "host", "start", "hostname", "ssh_keys", "user_data")
 
 
 def _mib(value):
@@ -51,7 +61,7 @@ def new():
     if request.method == "GET" and request.args.get("host"):
         form.host.data = request.args["host"]
     if image_names and form.validate_on_submit():
-        data = {key: form[key].data for key in ("id", "image", "mem", "vcpus", "host", "start")}
+        data = {key: form[key].data for key in FORM_FIELDS}
         data["id"] = data["id"].strip()
         try:
             op_id = vms.add(data, actor(), wait=False)
@@ -67,14 +77,37 @@ def new():
 
 @bp.route("/<vm_id>")
 def show(vm_id):
-    """One VM with its disk, actions and recent operations."""
+    """One VM with its disk, first-boot configuration, boot log, actions and operations."""
     vm = vms.detail(vms.get(vm_id))
     return render_template(
         "vms/show.html",
         vm=vm,
+        boot=vms.first_boot(vm["id"]),
         operations=operations.for_target("vm", vm["id"]),
         confirm=ConfirmForm(),
     )
+
+
+@bp.route("/<vm_id>/boot-log.json")
+def boot_log_json(vm_id):
+    """The boot log after a byte offset (the last lines without one), for the live page."""
+    try:
+        return jsonify(boot_log.follow(vm_id, request.args.get("offset")))
+    except NotFound:
+        raise
+    except NubeError as error:
+        return jsonify(error=str(error)), 400
+
+
+@bp.route("/<vm_id>/guest.json")
+def guest_json(vm_id):
+    """What the VM's guest agent reports (guest null when it does not answer)."""
+    try:
+        return jsonify(guest=vms.guest(vm_id))
+    except NotFound:
+        raise
+    except NubeError as error:
+        return jsonify(guest=None, error=str(error))
 
 
 def _act(vm_id, action, message):

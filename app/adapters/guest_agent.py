@@ -1,0 +1,112 @@
+"""What a VM's QEMU guest agent tells libvirt, read off a domain (these run in the
+hypervisor adapter's call threads, on a live connection)."""
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+import libvirt
+
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
+# libvirt's answers when no agent runs in the guest (or it does not answer)
+_NO_AGENT = {
+    libvirt.VIR_ERR_AGENT_UNRESPONSIVE,
+    libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED,
+    libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+    libvirt.VIR_ERR_OPERATION_INVALID,
+}
+_INFO_TYPES = libvirt.VIR_DOMAIN_GUEST_INFO_OS | libvirt.VIR_DOMAIN_GUEST_INFO_HOSTNAME
+ADDRESSES_MAX = 32
+AGENT_TIMEOUT = 5  # seconds; below HOST_TIMEOUT, so a silent agent is not a silent host
+TEXT_MAX = 255
+
+
+@dataclass
+class GuestInfo:
+    """The guest's own view of itself: its OS, hostname and addresses."""
+
+    os: str
+    kernel: str
+    hostname: str
+    addresses: list[dict] = field(default_factory=list)  # {interface, address, prefix}
+
+
+def agent_connected(dom) -> bool:
+    """Whether the guest agent's channel is open in the guest (a running agent), from the live
+    XML: no call into the guest."""
+    if not dom.isActive():
+        return False
+    channel = ET.fromstring(dom.XMLDesc(0)).find(
+        f"./devices/channel/target[@name='{AGENT_CHANNEL}']"
+    )
+    return channel is not None and channel.get("state") == "connected"
+
+
+def no_agent(exc: libvirt.libvirtError) -> bool:
+    """Whether a libvirt error means the guest has no (answering) agent."""
+    return exc.get_error_code() in _NO_AGENT
+
+
+def _text(value) -> str:
+    """A guest's word, cut short and stripped of control characters: the guest is not trusted."""
+    text = "".join(c for c in str(value or "") if c.isprintable())
+    return text[:TEXT_MAX]
+
+
+def _addresses(dom) -> list[dict]:
+    """The guest's IP addresses by interface, loopback left out; only well-formed ones."""
+    found = []
+    source = libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT
+    for name, iface in (dom.interfaceAddresses(source) or {}).items():
+        for entry in iface.get("addrs") or []:
+            try:
+                address = ipaddress.ip_address(entry.get("addr"))
+                prefix = int(entry.get("prefix"))
+            except (TypeError, ValueError):
+                continue
+            if address.is_loopback or getattr(address, "scope_id", None):
+                continue  # a scope id is free text from the guest
+            found.append({"interface": _text(name), "address": str(address), "prefix": prefix})
+            if len(found) >= ADDRESSES_MAX:
+                return found
+    return found
+
+
+def _bound_agent_wait(dom):
+    """Make libvirt give up on this guest's agent after AGENT_TIMEOUT: by default it waits
+    for ever, and a guest whose agent never answers would hold the host's connection."""
+    dom.agentSetResponseTimeout(AGENT_TIMEOUT, 0)
+
+
+def read_guest_info(dom) -> GuestInfo | None:
+    """What the agent says, or None when it does not run or answer."""
+    if not agent_connected(dom):
+        return None
+    try:
+        _bound_agent_wait(dom)
+        info = dom.guestInfo(_INFO_TYPES, 0)
+        addresses = _addresses(dom)
+    except libvirt.libvirtError as exc:
+        if no_agent(exc):
+            return None
+        raise
+    return GuestInfo(
+        os=_text(info.get("os.pretty-name") or info.get("os.name")),
+        kernel=_text(info.get("os.kernel-release")),
+        hostname=_text(info.get("hostname")),
+        addresses=addresses,
+    )
+
+
+def agent_shutdown(dom) -> bool:
+    """Ask the guest agent to power the guest off; False when there is no agent to ask."""
+    if not agent_connected(dom):
+        return False
+    try:
+        _bound_agent_wait(dom)
+        dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
+    except libvirt.libvirtError as exc:
+        if no_agent(exc):
+            return False
+        raise
+    return True
