@@ -195,7 +195,7 @@ def stop(vm_id, actor, wait, force=False):
 
 
 def remove(vm_id, actor, wait):
-    """Remove a VM: forced off if running, undefined, disk deleted."""
+    """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted."""
     return act(kinds.VM_REMOVE, vm_id, actor, wait)
 
 
