@@ -38,6 +38,7 @@ __all__ = [
     "listVms",
     "buildImage",
     "consoleLog",
+    "migrateVm",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")
@@ -193,3 +194,12 @@ def consoleLog(vmId, lines=200):
     """The last lines of a VM's boot log (its serial console), as text."""
 
     return boot_log.tail(vmId, lines)
+
+
+@_in_app
+def migrateVm(vmId, hostId=None):
+    """Move a VM to another host (live when it runs; its disk stays in the shared repository):
+    to hostId, or where placement puts it. Returns the VM on its new host."""
+
+    vms.migrate(vmId, hostId, ACTOR, wait=True)
+    return vms.public(vms.get(vmId))

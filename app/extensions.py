@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import current_app
 
 from .adapters.image_builder import ImageBuilder
+from .adapters.migration import Migrator
 from .adapters.provisioner import RecordingProvisioner
 from .adapters.secrets import SecretBox
 
@@ -40,6 +41,7 @@ class Adapters:
         )
         self.provisioner = self._provisioner(app)
         self.image_builder = ImageBuilder()  # tests swap its command runner for a fake
+        self.migrator = Migrator(self.hypervisor)
 
     def public_key(self):
         """The controller's SSH public key, creating the key pair (0600) on first use."""

@@ -225,6 +225,27 @@ class Hypervisor:
         """Ask the guest to power off (ACPI); one already stopped is fine."""
         self._run(host, lambda conn: _ensure(conn.lookupByName(name), "shutdown"), name, "shutdown")
 
+    def definition(self, host, name) -> str:
+        """A domain's persistent definition (XML), as it would be defined elsewhere."""
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+        return self._run(host, lambda c: c.lookupByName(name).XMLDesc(flags), name)
+
+    def job_stats(self, host, name) -> dict:
+        """The statistics of a domain's running job (a migration), or {} with none."""
+        return self._run(host, lambda c: c.lookupByName(name).jobStats(), name)
+
+    def abort_job(self, host, name) -> None:
+        """Abort a domain's running job (a migration: the guest stays where it was)."""
+
+        def work(conn):
+            try:
+                conn.lookupByName(name).abortJob()
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # no job left
+                    raise
+
+        self._run(host, work, name)
+
     def agent_shutdown(self, host, name) -> bool:
         """Ask the guest agent to power the guest off; False when no agent answers."""
         return self._run(host, lambda c: guest_agent.agent_shutdown(c.lookupByName(name)), name)

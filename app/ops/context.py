@@ -67,6 +67,10 @@ class OperationContext:
         """Record how many steps are done."""
         ops_repo.set_progress(self.conn, self.id, done, total)
 
+    def deadline_left(self):
+        """Seconds left before the kind's time limit."""
+        return self.deadline - time.monotonic()
+
     def should_stop(self):
         """True when cancel was requested or the kind's time limit has passed."""
         return time.monotonic() > self.deadline or ops_repo.cancel_requested(self.conn, self.id)

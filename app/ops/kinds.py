@@ -10,7 +10,14 @@ operation's context; the undo also takes the status it ended with.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..services import controller_work, host_work, image_work, recover_work, vm_work
+from ..services import (
+    controller_work,
+    host_work,
+    image_work,
+    migrate_work,
+    recover_work,
+    vm_work,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,16 @@ VM_REMOVE = Kind(
     600,
     "remove VM",
     ANY_VM_STATE,
+)
+VM_MIGRATE = Kind(
+    "vm.migrate",
+    "vm",
+    "migrating",
+    migrate_work.migrate_vm,
+    migrate_work.find_after_failed_migration,
+    1800,
+    "migrate VM",
+    ("running", "stopped"),
 )
 VM_RECHECK = Kind("vm.recheck", "vm", "checking", recover_work.recheck_vm, None, 120, "re-check VM")
 HOST_ADD = Kind(
@@ -116,6 +133,7 @@ KINDS = {
         VM_START,
         VM_STOP,
         VM_REMOVE,
+        VM_MIGRATE,
         VM_RECHECK,
         HOST_ADD,
         HOST_PREPARE,

@@ -134,6 +134,16 @@ def set_state(conn, vm_id, state, seen=True):
         conn.execute("UPDATE vms SET state = ? WHERE id = ?", (state, vm_id))
 
 
+def set_host(conn, vm_id, host_id):
+    """Record that a VM's domain now lives on another host."""
+    conn.execute("UPDATE vms SET host_id = ? WHERE id = ?", (host_id, vm_id))
+
+
+def busy_ids(conn):
+    """Ids of the VMs an operation owns right now."""
+    return {r[0] for r in conn.execute("SELECT id FROM vms WHERE task IS NOT NULL")}
+
+
 def delete(conn, vm_id):
     """Remove a VM row."""
     conn.execute("DELETE FROM vms WHERE id = ?", (vm_id,))

@@ -150,8 +150,9 @@ def _apply_domains(conn, host_id, vms, domains, started):
             vms_repo.set_state(
                 conn, vm["id"], "running" if domain.state in ("running", "paused") else "stopped"
             )
+    busy = vms_repo.busy_ids(conn)  # a migrating VM's domain is on two hosts for a while
     for name in domains:
-        if name not in known:
+        if name not in known and name not in busy:
             monitor_repo.note_drift(conn, host_id, "unknown_domain", name)
             found.add(("unknown_domain", name))
     monitor_repo.clear_drift(conn, host_id, found)

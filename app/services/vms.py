@@ -161,6 +161,7 @@ ACTIONS = {
     "force_off": kinds.VM_STOP.from_states,
     "remove": kinds.VM_REMOVE.from_states,
 }
+MIGRATE_STATES = kinds.VM_MIGRATE.from_states
 
 
 def act(kind, vm_id, actor, wait, force=False):
@@ -208,3 +209,43 @@ def guest(vm_id):
     host = hosts_repo.get(db(), row["host"])
     info = adapters().hypervisor.guest_info(dict(host), row["id"])
     return None if info is None else asdict(info)
+
+
+def migrate(vm_id, host, actor, wait):
+    """Move a VM to another host, live when it runs: to the host asked for (an id or a name),
+    or where placement puts it, never its own; returns the operation id."""
+    conn = db()
+    row = get(vm_id)
+    if row["task"]:
+        raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
+    if row["state"] not in kinds.VM_MIGRATE.from_states:
+        raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot migrate it")
+    requested = None if host in (None, "") else str(host).strip()
+    if requested in (str(row["host"]), row["host_name"]):
+        raise InvalidInput(f"VM {row['id']} is already on host {row['host_name']}")
+    config = current_app.config
+    with transaction(conn):  # placement and the claim under one write lock
+        others = [dict(h) for h in hosts_repo.search(conn) if h["id"] != row["host"]]
+        if not others:
+            raise InvalidInput(f"there is no other host to move VM {row['id']} to")
+        target = choose_host(
+            others,
+            row["mem"],
+            policy=config["PLACEMENT"],
+            overcommit=config["MEM_OVERCOMMIT"],
+            requested=requested,
+        )
+        moves = {
+            "from": row["host"],
+            "from_name": row["host_name"],
+            "to": target["id"],
+            "to_name": target["name"],
+        }
+        op_id = new_operation(conn, kinds.VM_MIGRATE, row["id"], row["id"], actor, moves)
+        if not vms_repo.claim_task(conn, row["id"], kinds.VM_MIGRATE.task, op_id):
+            current = vms_repo.get(conn, row["id"])
+            raise Busy(
+                busy_message("VM", row["id"], current["task"], current["task_op"]),
+                current["task_op"],
+            )
+    return launch(op_id, wait)

@@ -142,5 +142,8 @@ def init_app(app):
     app.add_template_filter(formats.human_bytes, "bytes")
     app.add_template_filter(formats.when, "when")
     app.jinja_env.globals.update(
-        STATUS_COLOURS=STATUS_COLOURS, VM_ACTIONS=vms.ACTIONS, LIVE_MAX_IDS=live.MAX_IDS
+        STATUS_COLOURS=STATUS_COLOURS,
+        VM_ACTIONS=vms.ACTIONS,
+        VM_MIGRATE_STATES=vms.MIGRATE_STATES,
+        LIVE_MAX_IDS=live.MAX_IDS,
     )

@@ -174,6 +174,55 @@ def test_force_off_and_remove(cluster):
     assert not (cluster["repository"] / "vms" / "it1.qcow2").exists()
 
 
+def other_host(name):
+    """The other of the two lab hosts."""
+    return {"lab1": "lab2", "lab2": "lab1"}[name]
+
+
+def test_a_running_vm_migrates_live_and_back(cluster):
+    core.startVm("it0")
+    source = core.listVms("id = it0")[0]["host_name"]
+    target = other_host(source)
+    vm = core.migrateVm("it0", target)
+    assert vm["host_name"] == target and vm["state"] == "running"
+    # checked on the hosts themselves: running there, gone from where it was
+    assert "running" in virsh(cluster["app"], target, "domstate", "it0")
+    assert "it0" not in virsh(cluster["app"], source, "list", "--all", "--name").split()
+    log = last_operation("vm.migrate")["log"]
+    assert f"migrating it0 live from {source} to {target}" in log
+    assert "VIR_MIGRATE_UNSAFE" in log  # bind-mounted repository: only there
+    assert f"it0 is on {target} now (running)" in log
+    back = core.migrateVm("it0")  # placement never picks the VM's own host
+    assert back["host_name"] == source and back["state"] == "running"
+    assert "running" in virsh(cluster["app"], source, "domstate", "it0")
+
+
+def test_a_stopped_vm_moves_its_definition(cluster):
+    core.stopVm("it0", force=True)
+    source = core.listVms("id = it0")[0]["host_name"]
+    vm = core.migrateVm("it0")
+    target = other_host(source)
+    assert vm["host_name"] == target and vm["state"] == "stopped"
+    assert "shut off" in virsh(cluster["app"], target, "domstate", "it0")
+    assert "it0" not in virsh(cluster["app"], source, "list", "--all", "--name").split()
+    assert "moving the definition of stopped it0" in last_operation("vm.migrate")["log"]
+
+
+def test_migrations_that_cannot_be_are_refused_with_the_reason(cluster):
+    vm = core.listVms("id = it0")[0]
+    with pytest.raises(core.InvalidInput, match=f"already on host {vm['host_name']}"):
+        core.migrateVm("it0", vm["host_name"])
+    app = cluster["app"]
+    overcommit = app.config["MEM_OVERCOMMIT"]
+    app.config["MEM_OVERCOMMIT"] = 1e-6  # the other host has (almost) no room
+    try:
+        with pytest.raises(core.InvalidInput, match="cannot take a VM of 64 MiB: 0 MiB free"):
+            core.migrateVm("it0", other_host(vm["host_name"]))
+    finally:
+        app.config["MEM_OVERCOMMIT"] = overcommit
+    assert core.listVms("id = it0")[0]["host_name"] == vm["host_name"]
+
+
 def test_missing_image_and_too_little_memory(cluster):
     before = core.listVms()
     with pytest.raises(core.NotFound):

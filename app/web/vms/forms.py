@@ -68,3 +68,15 @@ class ConfirmForm(FlaskForm):
 
     confirm = StringField("Type the VM's name to confirm", validators=[DataRequired()])
     submit = SubmitField("Remove VM")
+
+
+class MigrateForm(FlaskForm):
+    """Move a VM to another host; the route fills the host choices."""
+
+    host = SelectField(
+        "Destination",
+        default=AUTOMATIC,
+        validate_choice=False,  # the service checks the host, with the reason when it cannot
+        description="Automatic placement never picks the VM's own host.",
+    )
+    submit = SubmitField("Migrate")

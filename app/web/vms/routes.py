@@ -14,7 +14,7 @@ from flask import (
 from ...errors import NotFound, NubeError
 from ...services import boot_log, hosts, images, operations, vms
 from ..helpers import Page, actor, flash_error, flash_operation
-from .forms import AUTOMATIC, ConfirmForm, VmForm
+from .forms import AUTOMATIC, ConfirmForm, MigrateForm, VmForm
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 FORM_FIELDS = ("id", "image", "mem", "vcpus", "host", "start", "hostname", "ssh_keys", "user_data")
@@ -85,6 +85,32 @@ def show(vm_id):
         boot=vms.first_boot(vm["id"]),
         operations=operations.for_target("vm", vm["id"]),
         confirm=ConfirmForm(),
+        migrate=_migrate_form(vm),
+    )
+
+
+def _migrate_form(vm):
+    """The Migrate form: the other hosts with the room each has, or automatic placement."""
+    form = MigrateForm()
+    form.host.choices = [(AUTOMATIC, "Automatic (placement)")] + [
+        _host_choice(host, current_app.config["MEM_OVERCOMMIT"])
+        for host in hosts.search()
+        if host["id"] != vm["host"]
+    ]
+    return form
+
+
+@bp.route("/<vm_id>/migrate", methods=["POST"])
+def migrate(vm_id):
+    """Move a VM to another host (live when it runs)."""
+    form = MigrateForm()
+    if not form.validate_on_submit():
+        flash("The form expired: try again.", "warning")
+        return redirect(url_for("vms.show", vm_id=vm_id))
+    return _act(
+        vm_id,
+        lambda: vms.migrate(vm_id, form.host.data or None, actor(), wait=False),
+        f"Migrating VM {vm_id}.",
     )
 
 

@@ -1,0 +1,80 @@
+"""What a VM migration does once a worker runs it: the domain moves, the disk stays (the
+repository is shared), and the VM's host changes only once the move happened."""
+
+from ..db import transaction
+from ..errors import InvalidInput, NotFound
+from ..repositories import hosts as hosts_repo
+from ..repositories import vms as vms_repo
+from .vm_work import _vm_and_host
+
+
+def _destination(ctx):
+    """The destination host row, as a dict."""
+    row = hosts_repo.get(ctx.conn, ctx.input["to"])
+    if row is None:
+        raise NotFound(f"host {ctx.input.get('to_name')} no longer exists")
+    return dict(row)
+
+
+def migrate_vm(ctx):
+    """Move a running VM live (its guest keeps running), or a stopped VM's definition."""
+    vm, src = _vm_and_host(ctx)
+    dst = _destination(ctx)
+    state = ctx.hypervisor.domain_state(src, vm["id"])
+    if state is None:
+        raise NotFound(f"domain {vm['id']} is not defined on {src['name']}: nothing to move")
+    if ctx.hypervisor.domain_state(dst, vm["id"]) is not None:
+        raise InvalidInput(f"host {dst['name']} already has a domain named {vm['id']}")
+    if state == "running":
+        # a bind-mounted repository is not a file system libvirt knows to be shared
+        unsafe = "bind" in (src["share"], dst["share"])
+        ctx.log(
+            f"migrating {vm['id']} live from {src['name']} to {dst['name']}"
+            f"{' (bind-mounted repository: VIR_MIGRATE_UNSAFE)' if unsafe else ''}"
+        )
+        ctx.adapters.migrator.live(
+            src,
+            dst,
+            vm["id"],
+            unsafe=unsafe,
+            report=lambda progress: ctx.log(progress.describe()),
+            should_stop=ctx.should_stop,
+            timeout=max(1.0, ctx.deadline_left()),
+            bandwidth=ctx.config["MIGRATION_BANDWIDTH"],
+        )
+    else:
+        ctx.log(f"moving the definition of stopped {vm['id']} from {src['name']} to {dst['name']}")
+        ctx.adapters.migrator.offline(src, dst, vm["id"])
+    _record_move(ctx, vm, dst)
+
+
+def _record_move(ctx, vm, dst):
+    """Point the VM at its new host, with the state that host reports."""
+    state = ctx.hypervisor.domain_state(dst, vm["id"])
+    with transaction(ctx.conn):
+        vms_repo.set_host(ctx.conn, vm["id"], dst["id"])
+        vms_repo.set_state(ctx.conn, vm["id"], "running" if state == "running" else "stopped")
+    ctx.log(f"{vm['id']} is on {dst['name']} now ({state})")
+
+
+def find_after_failed_migration(ctx, status):
+    """After a failed or canceled migration, record where the VM really is: a move that
+    finished after all counts; otherwise it stays on its source, in the state seen there."""
+    try:
+        vm, src = _vm_and_host(ctx)
+        dst = _destination(ctx)
+    except NotFound:
+        return
+    try:
+        on_src = ctx.hypervisor.domain_state(src, vm["id"])
+        on_dst = ctx.hypervisor.domain_state(dst, vm["id"])
+    except Exception as exc:  # a host did not answer: say so rather than guess
+        ctx.error(f"could not find where {vm['id']} is: {exc}")
+        vms_repo.set_state(ctx.conn, vm["id"], "unknown", seen=False)
+        return
+    if on_src is None and on_dst is not None:
+        _record_move(ctx, vm, dst)
+        return
+    state = "running" if on_src == "running" else "stopped" if on_src else "error"
+    vms_repo.set_state(ctx.conn, vm["id"], state)
+    ctx.log(f"{vm['id']} stays on {src['name']} ({on_src or 'missing'})")

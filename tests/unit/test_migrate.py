@@ -1,0 +1,85 @@
+"""Migration as callers see it: refusals with the reason, the operation it starts, the page's
+Migrate form. (libvirt's test driver cannot migrate: the integration tier moves real VMs.)"""
+
+import pytest
+
+from app import core
+from app.db import get_db
+from app.repositories import vms as vms_repo
+from tests.conftest import csrf_token
+from tests.factories import gen_host, gen_vm
+from tests.html import page
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def host_fields():
+    return {"network": "none"}
+
+
+def test_nowhere_else_to_go(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    with pytest.raises(core.InvalidInput, match="no other host to move VM vm1 to"):
+        core.migrateVm("vm1")
+
+
+def test_refusals_name_the_reason_and_change_nothing(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    gen_host(ctx, address="127.0.0.2", name="h2", network="none")
+    operations = get_db().execute("SELECT COUNT(*) FROM operations").fetchone()[0]
+    with pytest.raises(core.InvalidInput, match="already on host h1"):
+        core.migrateVm("vm1", "h1")
+    with pytest.raises(core.InvalidInput, match="already on host h1"):
+        core.migrateVm("vm1", host["id"])
+    with pytest.raises(core.NotFound, match="host h9 not found"):
+        core.migrateVm("vm1", "h9")
+    ctx.config["MEM_OVERCOMMIT"] = 1e-6
+    with pytest.raises(core.InvalidInput, match="host h2 cannot take a VM of 64 MiB"):
+        core.migrateVm("vm1", "h2")
+    vms_repo.set_state(get_db(), "vm1", "error")
+    with pytest.raises(core.InvalidInput, match="vm1 is error: cannot migrate it"):
+        core.migrateVm("vm1")
+    assert get_db().execute("SELECT COUNT(*) FROM operations").fetchone()[0] == operations
+    assert core.listVms()[0]["host_name"] == "h1"
+
+
+def test_a_busy_vm_is_not_migrated(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    gen_host(ctx, address="127.0.0.2", name="h2", network="none")
+    vms_repo.claim_task(get_db(), "vm1", "starting", None)
+    with pytest.raises(core.Busy, match="vm1 is starting"):
+        core.migrateVm("vm1")
+
+
+def test_the_monitor_calls_no_migrating_domain_drift(ctx, host, image):
+    from app.services import monitor
+
+    gen_vm(ctx, image, "vm1")
+    vms_repo.claim_task(get_db(), "vm1", "migrating", None)
+    # a host the VM is arriving on lists its domain, and a stray one
+    monitor._apply_domains(get_db(), host["id"], [], {"vm1": None, "stray": None}, "")
+    names = [
+        r["name"]
+        for r in get_db().execute("SELECT name FROM drift WHERE kind = ?", ("unknown_domain",))
+    ]
+    assert names == ["stray"]
+
+
+def test_the_page_offers_the_other_hosts(app, admin_client, host, image):
+    gen_vm(app, image, "vm1")
+    gen_host(app, address="127.0.0.2", name="h2", network="none")
+    form = page(admin_client.get("/vms/vm1")).by_id("migrate-form")
+    options = [o.text for o in form.field("host").find_all("option")]
+    assert options[0] == "Automatic (placement)"
+    assert [o.split(" (")[0] for o in options[1:]] == ["h2"]  # never its own host
+    response = admin_client.post(
+        "/vms/vm1/migrate",
+        data={"csrf_token": csrf_token(admin_client, "/vms/vm1"), "host": "h1"},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/vms/vm1"
+    assert "already on host h1" in page(admin_client.get("/vms/vm1")).text
