@@ -8,6 +8,7 @@ Every call that touches a host runs its operation in this process and waits; a f
 
 import contextlib
 import functools
+import json
 import os
 import threading
 
@@ -39,6 +40,7 @@ __all__ = [
     "buildImage",
     "consoleLog",
     "migrateVm",
+    "drainHost",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")
@@ -118,10 +120,11 @@ def listHosts(query=""):
 
 
 @_in_app
-def removeHost(hostId):
-    """Remove a host: its VMs forced off and removed, host_remove.yaml, then the record."""
+def removeHost(hostId, drain=False):
+    """Remove a host: its VMs forced off and removed (or, with drain=True, moved to other
+    hosts first; a VM that cannot move stops the removal), host_remove.yaml, then the record."""
 
-    hosts.remove(_host_ref(hostId), ACTOR, wait=True)
+    hosts.remove(_host_ref(hostId), ACTOR, wait=True, drain=drain)
 
 
 @_in_app
@@ -203,3 +206,12 @@ def migrateVm(vmId, hostId=None):
 
     vms.migrate(vmId, hostId, ACTOR, wait=True)
     return vms.public(vms.get(vmId))
+
+
+@_in_app
+def drainHost(hostId):
+    """Put a host in maintenance and move its VMs to other hosts (running ones live).
+    Returns {"moved": [ids], "stayed": [{"id", "reason"}]}."""
+
+    op_id = hosts.drain(_host_ref(hostId), ACTOR, wait=True)
+    return json.loads(operations.get(op_id)["result"] or "{}")

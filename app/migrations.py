@@ -1,5 +1,7 @@
 """Ordered schema migrations; `PRAGMA user_version` records how many have run."""
 
+REBUILDS = "-- rebuilds a table"  # the first line of a migration _rebuild must run
+
 MIGRATIONS = [
     # 1: the first schema.
     """
@@ -197,6 +199,43 @@ MIGRATIONS = [
     ALTER TABLE vms ADD COLUMN ssh_keys TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE vms ADD COLUMN user_data TEXT NOT NULL DEFAULT '';
     """,
+    # 9: host state 'maintenance' (placement skips it, its VMs keep running). SQLite cannot
+    # change a CHECK in place: the table is rebuilt (same columns, same ids; see _rebuild).
+    """
+    -- rebuilds a table
+    CREATE TABLE hosts_new (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL UNIQUE,
+        user TEXT NOT NULL,
+        password_enc TEXT,
+        state TEXT NOT NULL CHECK (state IN ('preparing', 'ready', 'error', 'unreachable',
+            'disabled', 'removing', 'maintenance')),
+        share TEXT NOT NULL DEFAULT 'nfs' CHECK (share IN ('nfs', 'bind')),
+        network TEXT NOT NULL DEFAULT 'default',
+        cpus INTEGER,
+        mem INTEGER,
+        free_mem INTEGER,
+        kvm INTEGER NOT NULL DEFAULT 0,
+        host_key TEXT,
+        task TEXT,
+        task_op INTEGER,
+        error TEXT,
+        last_seen TEXT,
+        created_at TEXT NOT NULL,
+        prepared INTEGER NOT NULL DEFAULT 0,
+        password_address TEXT,
+        misses INTEGER NOT NULL DEFAULT 0,
+        missing_since REAL
+    );
+    INSERT INTO hosts_new SELECT id, name, address, user, password_enc, state, share, network,
+        cpus, mem, free_mem, kvm, host_key, task, task_op, error, last_seen, created_at,
+        prepared, password_address, misses, missing_since FROM hosts;
+    DROP TABLE hosts;
+    ALTER TABLE hosts_new RENAME TO hosts;
+    CREATE INDEX hosts_state ON hosts (state);
+    CREATE INDEX hosts_task_op ON hosts (task_op) WHERE task_op IS NOT NULL;
+    """,
 ]
 
 
@@ -208,6 +247,9 @@ def migrate(conn):
             f"database schema version {version} is newer than this Nube ({len(MIGRATIONS)})"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        if script.lstrip().startswith(REBUILDS):
+            _rebuild(conn, number, script)
+            continue
         # executescript commits first; the explicit BEGIN makes each migration all-or-nothing.
         try:
             conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
@@ -215,3 +257,22 @@ def migrate(conn):
             conn.rollback()
             raise
     return len(MIGRATIONS)
+
+
+def _rebuild(conn, number, script):
+    """A migration that rebuilds a table others refer to: SQLite's own procedure, with foreign
+    keys off (dropping the old table would otherwise break its references) and checked before
+    the commit."""
+    conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
+    try:
+        conn.executescript(f"BEGIN;\n{script}")
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration {number} would break {len(broken)} reference(s)")
+        conn.execute(f"PRAGMA user_version = {number}")
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")

@@ -101,6 +101,15 @@ HOST_REMOVE = Kind(
     3600,
     "remove host",
 )
+HOST_DRAIN = Kind(
+    "host.drain",
+    "host",
+    "draining",
+    migrate_work.drain_host,
+    migrate_work.end_drain,
+    7200,
+    "drain host",
+)
 HOST_RECHECK = Kind(
     "host.recheck", "host", "checking", recover_work.recheck_host, None, 120, "re-check host"
 )
@@ -138,6 +147,7 @@ KINDS = {
         HOST_ADD,
         HOST_PREPARE,
         HOST_REMOVE,
+        HOST_DRAIN,
         HOST_RECHECK,
         CONTROLLER_INIT,
         CONTROLLER_DESTROY,

@@ -5,7 +5,7 @@ from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims, export_work
+from . import claims, export_work, migrate_work
 from .vm_work import force_remove_vm
 
 
@@ -178,10 +178,19 @@ def remove_host_now(ctx, host_id):
 
 
 def remove_host(ctx):
-    """Remove the host's VMs, undo the preparation, then forget the host."""
-    share = _host(ctx)["share"]
+    """Remove the host's VMs (or, with drain, move them away first: then a VM that stays
+    stops the removal), undo the preparation, then forget the host."""
+    host = _host(ctx)
+    if ctx.input.get("drain"):
+        result = migrate_work.drain(ctx, host, claim=False)  # the removal holds their tasks
+        if result["stayed"]:
+            stayed = "; ".join(f"{s['id']}: {s['reason']}" for s in result["stayed"])
+            raise OperationFailed(
+                f"{len(result['stayed'])} VM(s) could not leave {host['name']}, which stays"
+                f" with them: {stayed}"
+            )
     remove_host_now(ctx, int(ctx.target_id))
-    export_work.refresh_export(ctx, share)
+    export_work.refresh_export(ctx, host["share"])
 
 
 def keep_failed_removal(ctx, status):

@@ -145,6 +145,8 @@ def update(host_ref, data, actor, wait):
     validate.refuse_unknown(data, UPDATE_FIELDS, "host")
     conn = db()
     row = get(host_ref)
+    if row["task"] == kinds.HOST_DRAIN.task:  # its state and VMs are the drain's until it ends
+        raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"])
     changes, reprepare, password = _check_update(row, data)
     with transaction(conn):
         _refuse_clashes(conn, row, changes.get("name"), reprepare.get("address"))
@@ -159,6 +161,10 @@ def update(host_ref, data, actor, wait):
         audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
     return launch(op_id, wait) if op_id else None
 
+
+# States an operator sets: maintenance is ready with no new VMs (placement skips it).
+OPERATOR_STATES = ("ready", "disabled", "maintenance")
+DRAINABLE = OPERATOR_STATES + ("error",)
 
 # The fields updateHost takes as they are, each with its check.
 PLAIN_FIELDS = {
@@ -220,13 +226,13 @@ def accept_host_key(host_ref, fingerprint, actor):
 
 
 def _state_change(row, state):
-    """Check an operator's state change: only between ready and disabled."""
+    """Check an operator's state change: among ready, disabled and maintenance."""
     if state == row["state"]:
         return state
-    if {state, row["state"]} != {"ready", "disabled"}:
+    if state not in OPERATOR_STATES or row["state"] not in OPERATOR_STATES:
         raise InvalidInput(
-            f"host {row['name']} is {row['state']}: state can only change between ready and"
-            " disabled"
+            f"host {row['name']} is {row['state']}: state can only change among"
+            f" {', '.join(OPERATOR_STATES)}"
         )
     return state
 
@@ -245,13 +251,36 @@ def _start_reprepare(conn, row, new_values, actor):
     return op_id
 
 
-def remove(host_ref, actor, wait):
-    """Remove a host: its VMs first, then host_remove.yaml, then the row. Returns op id."""
+def remove(host_ref, actor, wait, drain=False):
+    """Remove a host: its VMs first (deleted, or with drain moved to other hosts), then
+    host_remove.yaml, then the row. Returns op id."""
     conn = db()
     row = get(host_ref)
+    drain = validate.boolean({"drain": drain}, "drain", False)
     with transaction(conn):
-        op_id = new_operation(conn, kinds.HOST_REMOVE, row["id"], row["name"], actor)
+        op_id = new_operation(
+            conn, kinds.HOST_REMOVE, row["id"], row["name"], actor, {"drain": drain}
+        )
         claims.claim_host_and_vms(conn, row, op_id)
+    return launch(op_id, wait)
+
+
+def drain(host_ref, actor, wait):
+    """Put a host in maintenance and move its VMs to other hosts (operation host.drain);
+    returns the operation id."""
+    conn = db()
+    row = get(host_ref)
+    if row["state"] not in DRAINABLE:
+        raise InvalidInput(f"host {row['name']} is {row['state']}: cannot drain it")
+    with transaction(conn):
+        op_id = new_operation(conn, kinds.HOST_DRAIN, row["id"], row["name"], actor)
+        if not hosts_repo.claim_task(conn, row["id"], kinds.HOST_DRAIN.task, op_id):
+            current = hosts_repo.get(conn, row["id"])
+            raise Busy(
+                busy_message("host", row["name"], current["task"], current["task_op"]),
+                current["task_op"],
+            )
+        hosts_repo.update(conn, row["id"], state="maintenance")  # placement skips it now
     return launch(op_id, wait)
 
 

@@ -2,7 +2,8 @@
 repository is shared), and the VM's host changes only once the move happened."""
 
 from ..db import transaction
-from ..errors import InvalidInput, NotFound
+from ..errors import Busy, InvalidInput, NotFound, NubeError, OperationCanceled
+from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from .vm_work import _vm_and_host
@@ -17,9 +18,14 @@ def _destination(ctx):
 
 
 def migrate_vm(ctx):
-    """Move a running VM live (its guest keeps running), or a stopped VM's definition."""
+    """Move the operation's VM to the host it names."""
     vm, src = _vm_and_host(ctx)
-    dst = _destination(ctx)
+    move_vm(ctx, vm, src, _destination(ctx))
+
+
+def move_vm(ctx, vm, src, dst):
+    """Move a running VM live (its guest keeps running), or a stopped VM's definition, and
+    record it on dst."""
     state = ctx.hypervisor.domain_state(src, vm["id"])
     if state is None:
         raise NotFound(f"domain {vm['id']} is not defined on {src['name']}: nothing to move")
@@ -78,3 +84,58 @@ def find_after_failed_migration(ctx, status):
     state = "running" if on_src == "running" else "stopped" if on_src else "error"
     vms_repo.set_state(ctx.conn, vm["id"], state)
     ctx.log(f"{vm['id']} stays on {src['name']} ({on_src or 'missing'})")
+
+
+def drain_host(ctx):
+    """Move every VM off the host, each where placement puts it (running ones live): what
+    fits nowhere, or fails to move, stays and is listed with the reason."""
+    host = dict(hosts_repo.get(ctx.conn, int(ctx.target_id)))
+    return drain(ctx, host, claim=True)
+
+
+def drain(ctx, host, claim):
+    """Empty a host one VM at a time; {"moved": [ids], "stayed": [{"id", "reason"}]}. claim:
+    take each VM's task for this operation (a removal holds them already)."""
+    vms = [dict(v) for v in vms_repo.on_host(ctx.conn, host["id"])]
+    moved, stayed = [], []
+    ctx.log(f"draining {host['name']}: {len(vms)} VM(s) to move")
+    for done, vm in enumerate(vms):
+        ctx.progress(done, len(vms))
+        ctx.check()
+        try:
+            dst = _placement(ctx, vm, host)
+            if claim and not vms_repo.claim_task(ctx.conn, vm["id"], "migrating", ctx.id):
+                raise Busy(f"VM {vm['id']} is busy ({vm['task']})")
+            try:
+                move_vm(ctx, vm, host, dst)
+            finally:
+                if claim:
+                    vms_repo.clear_task(ctx.conn, vm["id"], ctx.id)
+            moved.append(vm["id"])
+        except OperationCanceled:
+            raise
+        except NubeError as exc:
+            ctx.error(f"{vm['id']} stays on {host['name']}: {exc}")
+            stayed.append({"id": vm["id"], "reason": str(exc)})
+    ctx.progress(len(vms), len(vms))
+    ctx.log(f"drained {host['name']}: {len(moved)} moved, {len(stayed)} stayed")
+    return {"moved": moved, "stayed": stayed}
+
+
+def _placement(ctx, vm, host):
+    """Where placement puts a VM leaving host (never host itself)."""
+    others = [dict(h) for h in hosts_repo.search(ctx.conn) if h["id"] != host["id"]]
+    if not others:
+        raise InvalidInput("there is no other host")
+    return choose_host(
+        others,
+        vm["mem"],
+        policy=ctx.config["PLACEMENT"],
+        overcommit=ctx.config["MEM_OVERCOMMIT"],
+    )
+
+
+def end_drain(ctx, status):
+    """A drain that did not finish leaves its host in maintenance; its VMs are where they
+    are recorded (each move recorded as it finished)."""
+    ctx.log(f"drain {status}: the host stays in maintenance")

@@ -16,7 +16,7 @@ from .common import db
 log = logging.getLogger(__name__)
 
 # Hosts in these states are polled; preparing/removing ones belong to their operation.
-POLLED_STATES = ("ready", "unreachable", "disabled", "error")
+POLLED_STATES = ("ready", "unreachable", "disabled", "error", "maintenance")
 MAX_PARALLEL = 32
 
 

@@ -7,7 +7,15 @@ from ..repositories import vms as vms_repo
 from .common import db
 
 # Every state, in the order the page lists them (a state with no rows shows 0).
-HOST_STATES = ("ready", "preparing", "disabled", "removing", "unreachable", "error")
+HOST_STATES = (
+    "ready",
+    "maintenance",
+    "preparing",
+    "disabled",
+    "removing",
+    "unreachable",
+    "error",
+)
 VM_STATES = ("running", "stopped", "unknown", "error")
 # Controller work whose failure the operator must see: the repository or export may be broken.
 CONTROLLER_KINDS = (kinds.CONTROLLER_INIT.name, kinds.CONTROLLER_DESTROY.name)

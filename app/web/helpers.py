@@ -20,6 +20,7 @@ STATUS_COLOURS = {
     "succeeded": "success",
     "stopped": "secondary",
     "disabled": "secondary",
+    "maintenance": "info",
     "canceled": "secondary",
     "pending": "info",
     "preparing": "info",

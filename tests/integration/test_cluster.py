@@ -234,19 +234,62 @@ def test_missing_image_and_too_little_memory(cluster):
     assert not (cluster["repository"] / "vms" / "huge.qcow2").exists()
 
 
+def host_named(name):
+    """The registered host with this name."""
+    return next(h for h in core.listHosts() if h["name"] == name)
+
+
+def test_drain_empties_a_host_with_three_vms_two_running(cluster):
+    lab1, lab2 = host_named("lab1"), host_named("lab2")
+    for n in range(3):
+        core.addVm({"id": f"dr{n}", "image": IMAGE, "mem": 64, "host": "lab1", "start": n < 2})
+    leaving = sorted(vm["id"] for vm in core.listVms(f"host = {lab1['id']}"))
+    result = core.drainHost(lab1["id"])
+    assert sorted(result["moved"]) == leaving and result["stayed"] == []
+    assert core.listVms(f"host = {lab1['id']}") == []
+    assert host_named("lab1")["state"] == "maintenance"  # placement skips it now
+    for n in range(3):
+        vm = core.listVms(f"id = dr{n}")[0]
+        assert vm["host"] == lab2["id"]
+        assert vm["state"] == ("running" if n < 2 else "stopped")
+        assert ("running" if n < 2 else "shut off") in virsh(
+            cluster["app"], "lab2", "domstate", f"dr{n}"
+        )
+    assert not {"dr0", "dr1", "dr2"} & set(
+        virsh(cluster["app"], "lab1", "list", "--all", "--name").split()
+    )
+    core.updateHost(lab1["id"], {"state": "ready"})
+
+
+def test_remove_a_host_after_draining_it_loses_nothing(cluster):
+    lab2 = host_named("lab2")
+    on_it = {vm["id"]: vm["state"] for vm in core.listVms(f"host = {lab2['id']}")}
+    assert len(on_it) >= 3
+    core.removeHost(lab2["id"], drain=True)
+    assert [h["name"] for h in core.listHosts()] == ["lab1"]
+    after = {vm["id"]: vm["state"] for vm in core.listVms()}
+    assert after == on_it  # every VM, in the state it had, now on lab1
+    for vm_id, state in on_it.items():
+        assert (cluster["repository"] / "vms" / f"{vm_id}.qcow2").exists()
+        assert ("running" if state == "running" else "shut off") in virsh(
+            cluster["app"], "lab1", "domstate", vm_id
+        )
+    assert "draining lab2" in last_operation("host.remove")["log"]
+
+
 def test_remove_a_host_that_still_has_a_vm(cluster):
-    host = next(h for h in core.listHosts() if h["name"] == "lab2")
+    host = host_named("lab1")
     on_it = [vm["id"] for vm in core.listVms(f"host = {host['id']}")]
     assert on_it
-    core.startVm(on_it[0])
+    core.startVm(next(vm["id"] for vm in core.listVms("state = stopped")))
     core.removeHost(host["id"])
-    assert [h["name"] for h in core.listHosts()] == ["lab1"]
-    assert core.listVms(f"host = {host['id']}") == []
+    assert core.listHosts() == []
+    assert core.listVms() == []
     for vm_id in on_it:
         assert not (cluster["repository"] / "vms" / f"{vm_id}.qcow2").exists()
     assert last_operation("host.remove")["status"] == "succeeded"
     # the host's own libvirt no longer has the VMs, and Nube's key is gone from it
-    listed = lab.in_host(2, "virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout
+    listed = lab.in_host(1, "virsh", "-c", "qemu:///system", "list", "--all", "--name").stdout
     assert not set(on_it) & set(listed.split())
-    keys = lab.host_dir(2) / "home" / ".ssh" / "authorized_keys"
+    keys = lab.host_dir(1) / "home" / ".ssh" / "authorized_keys"
     assert "nube-controller" not in keys.read_text()

@@ -9,6 +9,7 @@ import pytest
 from app import core
 from app.db import get_db
 from app.repositories import vms as vms_repo
+from tests.factories import gen_image
 
 
 @pytest.fixture
@@ -238,8 +239,13 @@ def test_update_host(ctx, host):
     assert updated["name"] == "renamed" and updated["state"] == "disabled"
     updated = core.updateHost(str(host["id"]), {"state": "ready", "network": "bridge:br0"})
     assert updated["state"] == "ready" and updated["network"] == "bridge:br0"
-    with pytest.raises(core.InvalidInput, match="between ready and disabled"):
+    with pytest.raises(core.InvalidInput, match="among ready, disabled, maintenance"):
         core.updateHost(host["id"], {"state": "removing"})
+    updated = core.updateHost(host["id"], {"state": "maintenance"})
+    assert updated["state"] == "maintenance"
+    with pytest.raises(core.InvalidInput, match="state is maintenance"):  # placement skips it
+        core.addVm({"id": "nope", "image": gen_image(ctx), "mem": 64, "host": host["id"]})
+    core.updateHost(host["id"], {"state": "ready"})
     with pytest.raises(core.InvalidInput):
         core.updateHost("h1", {"name": "x"})
     with pytest.raises(core.NotFound):

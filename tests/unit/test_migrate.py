@@ -83,3 +83,43 @@ def test_the_page_offers_the_other_hosts(app, admin_client, host, image):
     )
     assert response.status_code == 302 and response.headers["Location"] == "/vms/vm1"
     assert "already on host h1" in page(admin_client.get("/vms/vm1")).text
+
+
+def test_a_drain_with_nowhere_to_go_lists_what_stayed(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    result = core.drainHost(host["id"])
+    assert result == {"moved": [], "stayed": [{"id": "vm1", "reason": "there is no other host"}]}
+    assert core.listHosts()[0]["state"] == "maintenance"  # placement skips it from now on
+    assert core.listVms()[0]["host_name"] == "h1" and core.listVms()[0]["task"] is None
+
+
+def test_a_host_being_drained_is_neither_updated_nor_removed(ctx, host):
+    from app.repositories import hosts as hosts_repo
+
+    hosts_repo.claim_task(get_db(), host["id"], "draining", None)
+    with pytest.raises(core.Busy, match="h1 is draining"):
+        core.updateHost(host["id"], {"state": "ready"})
+    with pytest.raises(core.Busy, match="h1 is draining"):
+        core.removeHost(host["id"])
+
+
+def test_removal_with_drain_stops_when_a_vm_cannot_leave(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    with pytest.raises(core.OperationFailed, match="1 VM\\(s\\) could not leave h1"):
+        core.removeHost(host["id"], drain=True)
+    assert [vm["id"] for vm in core.listVms()] == ["vm1"]  # nothing lost
+    assert core.listHosts()[0]["name"] == "h1"
+
+
+def test_the_host_page_offers_drain_and_remove_with_drain(app, admin_client, host, image):
+    gen_vm(app, image, "vm1")
+    doc = page(admin_client.get(f"/hosts/{host['id']}"))
+    assert doc.by_id("drain-form")["action"] == f"/hosts/{host['id']}/drain"
+    assert doc.by_id("host-remove-form").field("drain")
+    response = admin_client.post(
+        f"/hosts/{host['id']}/drain",
+        data={"csrf_token": csrf_token(admin_client, f"/hosts/{host['id']}")},
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert core.listHosts()[0]["state"] == "maintenance"

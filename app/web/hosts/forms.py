@@ -59,7 +59,7 @@ class HostEditForm(FlaskForm):
         ),
     )
     share = SelectField("Repository mount", choices=SHARES)
-    state = SelectField("State", choices=["ready", "disabled"])
+    state = SelectField("State", choices=["ready", "disabled", "maintenance"])
     submit = SubmitField("Save")
 
 
@@ -67,6 +67,7 @@ class ConfirmForm(FlaskForm):
     """A destructive action: the operator types the name to confirm."""
 
     confirm = StringField("Type the host's name to confirm", validators=[DataRequired()])
+    drain = BooleanField("Move its VMs to other hosts first (drain) instead of deleting them")
     submit = SubmitField("Remove host")
 
 
@@ -79,3 +80,9 @@ class AcceptKeyForm(FlaskForm):
         description="Read it on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).",
     )
     submit = SubmitField("Accept the new key")
+
+
+class DrainForm(FlaskForm):
+    """Move every VM off a host (it goes into maintenance)."""
+
+    submit = SubmitField("Drain")

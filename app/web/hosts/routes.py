@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, url_
 from ...errors import NubeError
 from ...services import charts, hosts, operations, vms
 from ..helpers import Page, actor, admin_required, flash_error, flash_operation
-from .forms import AcceptKeyForm, ConfirmForm, HostEditForm, HostForm
+from .forms import AcceptKeyForm, ConfirmForm, DrainForm, HostEditForm, HostForm
 
 bp = Blueprint("hosts", __name__, url_prefix="/hosts")
 
@@ -54,6 +54,7 @@ def show(host_id):
         history=charts.host_history(host),
         confirm=ConfirmForm(),
         accept_key=AcceptKeyForm(),
+        drain=DrainForm(),
     )
 
 
@@ -80,7 +81,7 @@ def edit(host_id):
     """Change a host's fields."""
     host = hosts.detail(hosts.get(host_id))
     form = HostEditForm(data=host)
-    if host["state"] not in ("ready", "disabled"):
+    if host["state"] not in hosts.OPERATOR_STATES:
         form.state.choices = [host["state"]]
     if form.validate_on_submit():
         data = {
@@ -109,10 +110,28 @@ def remove(host_id):
     if not form.validate_on_submit() or form.confirm.data.strip() != host["name"]:
         flash(f"Type the host's name ({host['name']}) to confirm its removal.", "warning")
         return redirect(url_for("hosts.show", host_id=host_id))
+    drain = bool(form.drain.data)
     try:
-        op_id = hosts.remove(host_id, actor(), wait=False)
+        op_id = hosts.remove(host_id, actor(), wait=False, drain=drain)
     except NubeError as error:
         flash_error(error)
         return redirect(url_for("hosts.show", host_id=host_id))
-    flash_operation(f"Removing host {host['name']} and its VMs.", op_id)
+    what = "moving its VMs away first" if drain else "and its VMs"
+    flash_operation(f"Removing host {host['name']} {what}.", op_id)
+    return redirect(url_for("operations.show", op_id=op_id))
+
+
+@bp.route("/<int:host_id>/drain", methods=["POST"])
+def drain(host_id):
+    """Put a host in maintenance and move its VMs to other hosts."""
+    host = hosts.get(host_id)
+    if not DrainForm().validate_on_submit():
+        flash("The form expired: try again.", "warning")
+        return redirect(url_for("hosts.show", host_id=host_id))
+    try:
+        op_id = hosts.drain(host_id, actor(), wait=False)
+    except NubeError as error:
+        flash_error(error)
+        return redirect(url_for("hosts.show", host_id=host_id))
+    flash_operation(f"Draining host {host['name']}: its VMs move to other hosts.", op_id)
     return redirect(url_for("operations.show", op_id=op_id))
