@@ -8,6 +8,7 @@ Lab hosts have a software KVM that cannot run a Linux kernel, so the guest runs 
 import os
 import re
 import shutil
+import threading
 
 import pytest
 
@@ -16,7 +17,7 @@ from app.db import get_db
 from tests.factories import make_ssh_key
 from tests.images import built_image
 from tests.integration.conftest import lab_controller
-from tests.wait import wait_for
+from tests.wait import join_all, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,24 +34,24 @@ def guest_image():
 
 @pytest.fixture(scope="module")
 def controller(lab_hosts, guest_image):
-    """A controller with one lab host and the guest image in its repository."""
+    """A controller with two lab hosts and the guest image in its repository."""
     app, top = lab_controller("nube-guest-", VIRT_TYPE="qemu", STOP_TIMEOUT=120)
     repository = top / "export" / "iaas"
     with app.app_context():
         core.init()
         shutil.copyfile(guest_image, repository / "images" / IMAGE)
         os.chmod(repository / "images" / IMAGE, 0o644)
-        lab = lab_hosts[0]
-        core.addHost(
-            {
-                "address": lab["address"],
-                "user": lab["user"],
-                "password": lab["password"],
-                "name": "lab1",
-                "share": "bind",
-                "network": "none",  # no guest traffic may leave these machines
-            }
-        )
+        for number, lab in enumerate(lab_hosts[:2], start=1):
+            core.addHost(
+                {
+                    "address": lab["address"],
+                    "user": lab["user"],
+                    "password": lab["password"],
+                    "name": f"lab{number}",
+                    "share": "bind",
+                    "network": "none",  # no guest traffic may leave these machines
+                }
+            )
         yield {"app": app, "repository": repository}
         try:
             core.destroy()
@@ -91,6 +92,7 @@ def test_a_real_guest_boots_configured_and_shuts_down_through_its_agent(controll
             "hostname": "nube-guest",
             "ssh_keys": [owner_key],
             "user_data": user_data,
+            "host": "lab1",
             "start": True,
         }
     )
@@ -124,6 +126,8 @@ def test_a_real_guest_boots_configured_and_shuts_down_through_its_agent(controll
     assert guest["hostname"] == "nube-guest"
     assert "Debian" in guest["os"]
 
+    migrate_the_booted_guest(controller["app"])
+
     # a clean shutdown through the agent, not ACPI, not forced
     core.stopVm("guest1")
     stop = operation_log("vm.stop")
@@ -136,3 +140,54 @@ def test_a_real_guest_boots_configured_and_shuts_down_through_its_agent(controll
     core.removeVm("guest1")
     left = sorted(p.name for p in (repository / "vms").iterdir())
     assert left == [], f"removeVm left {left}"
+
+
+def running_migration():
+    """The id of the running vm.migrate operation once it logged the job's progress."""
+    row = (
+        get_db()
+        .execute(
+            "SELECT o.id FROM operations o JOIN operation_log l ON l.operation_id = o.id"
+            " WHERE o.kind = 'vm.migrate' AND o.status = 'running' AND l.message LIKE ?",
+            ("%MiB of memory left%",),
+        )
+        .fetchone()
+    )
+    return row[0] if row else None
+
+
+def migrate_the_booted_guest(app):
+    """A canceled live migration leaves the guest running where it was; a real one moves it
+    to lab2 without a reboot, and its agent answers from there."""
+    from app.services import operations, vms
+
+    app.config["MIGRATION_BANDWIDTH"] = 1  # MiB/s: slow enough to cancel half-way
+    outcome = {}
+
+    def migrate():
+        with app.app_context():
+            try:
+                core.migrateVm("guest1", "lab2")
+            except core.OperationFailed as exc:
+                outcome["error"] = str(exc)
+
+    thread = threading.Thread(target=migrate, name="migrate-guest1")
+    thread.start()
+    try:
+        op_id = wait_for(running_migration, timeout=120, interval=0.5, message="a migration")
+        operations.cancel(op_id, "test")
+    finally:
+        join_all([thread], timeout=180, message="the canceled migration")
+        app.config["MIGRATION_BANDWIDTH"] = 0
+    assert "canceled" in outcome.get("error", ""), outcome
+    vm = core.listVms("id = guest1")[0]
+    assert vm["host_name"] == "lab1" and vm["state"] == "running"
+    assert "stays on lab1" in operation_log("vm.migrate")
+
+    moved = core.migrateVm("guest1", "lab2")
+    assert moved["host_name"] == "lab2" and moved["state"] == "running"
+    assert "MiB of memory left" in operation_log("vm.migrate")
+    guest = wait_for(lambda: vms.guest("guest1"), timeout=60, interval=2)
+    assert guest["hostname"] == "nube-guest"  # the agent answers from lab2
+    # no second boot: the kernel announced itself once in the whole boot log
+    assert core.consoleLog("guest1", lines=10_000).count("Linux version") == 1
