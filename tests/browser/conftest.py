@@ -142,11 +142,11 @@ def screenshot(page, name):
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def add_lab_host(page, lab, before_submit=None):
+def add_lab_host(page, lab, before_submit=None, name="lab1"):
     """Fill in Add host for a lab host (bind mount, no guest network) and submit it."""
     page.goto("/hosts/new")
     page.fill("#address", lab["address"])
-    page.fill("#name", "lab1")
+    page.fill("#name", name)
     page.fill("#user", lab["user"])
     page.fill("#password", lab["password"])
     page.select_option("#share", "bind")

@@ -110,6 +110,26 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     assert response.status == 410
     expect(page.locator("#console-expired")).to_contain_text("already used")
 
+    # A second host: migrate web1 to it live from the VM's page, then drain that host back.
+    add_lab_host(page, nube["hosts"][1], name="lab2")
+    wait_for_operation(page)
+    page.goto("/vms/web1")
+    lab2 = page.locator("#migrate-form option", has_text="lab2").get_attribute("value")
+    page.select_option("#migrate-form select", lab2)
+    page.click("#migrate-form [type=submit]")
+    wait_for_operation(page)
+    expect(page.locator("#op-log")).to_contain_text("migrating web1 live from lab1 to lab2")
+    expect(page.locator("#op-log")).to_contain_text("web1 is on lab2 now (running)")
+    screenshot(page, "migrate")
+    page.goto(f"/hosts/{lab2}")
+    expect(page.locator("tr[data-vm-id=web1]")).to_have_count(1)
+    page.click("#drain-form [type=submit]")  # confirmed by the dialog handler above
+    wait_for_operation(page)
+    expect(page.locator("#op-log")).to_contain_text("drained lab2: 1 moved, 0 stayed")
+    page.goto("/vms/web1")
+    expect(page.locator("#vm-live")).to_contain_text("lab1")
+    expect(page.locator("#vm-live")).to_contain_text("running")
+
     # Stop it (a blank disk ignores ACPI: forced off after STOP_TIMEOUT), then remove it.
     page.goto("/vms/web1")
     page.locator("#vm-actions").get_by_role("button", name="Stop").click()
