@@ -35,6 +35,7 @@ DEFAULTS = {
     "MONITOR_MISSES": 3,  # consecutive silent readings before a host is unreachable
     "STOP_TIMEOUT": 30.0,
     "MIGRATION_BANDWIDTH": 0,  # MiB/s a live migration may use; 0: as fast as it goes
+    "DRAIN_PARALLEL": 2,  # VMs a drain moves at once
     "VIRT_TYPE": "auto",  # domain type: kvm where the host has it, or always kvm / qemu (TCG)
     "PLACEMENT": "striping",
     "MEM_OVERCOMMIT": 1.0,

@@ -93,6 +93,13 @@ def app(tmp_path, provisioner, config_overrides):
 
 
 @pytest.fixture
+def ctx(app):
+    """Run the test inside the app's context."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
 def image(app):
     """A small raw base image in the repository; returns its name."""
     return gen_image(app, "base.raw")

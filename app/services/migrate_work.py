@@ -1,12 +1,14 @@
 """What a VM migration does once a worker runs it: the domain moves, the disk stays (the
 repository is shared), and the VM's host changes only once the move happened."""
 
-from ..db import transaction
-from ..errors import Busy, InvalidInput, NotFound, NubeError, OperationCanceled
+from concurrent.futures import ThreadPoolExecutor
+
+from ..db import connect, transaction
+from ..errors import InvalidInput, NotFound, NubeError
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from .vm_work import _vm_and_host
+from .vm_work import vm_and_host
 
 
 def _destination(ctx):
@@ -19,7 +21,7 @@ def _destination(ctx):
 
 def migrate_vm(ctx):
     """Move the operation's VM to the host it names."""
-    vm, src = _vm_and_host(ctx)
+    vm, src = vm_and_host(ctx)
     move_vm(ctx, vm, src, _destination(ctx))
 
 
@@ -67,10 +69,15 @@ def find_after_failed_migration(ctx, status):
     """After a failed or canceled migration, record where the VM really is: a move that
     finished after all counts; otherwise it stays on its source, in the state seen there."""
     try:
-        vm, src = _vm_and_host(ctx)
+        vm, src = vm_and_host(ctx)
         dst = _destination(ctx)
     except NotFound:
         return
+    locate(ctx, vm, src, dst)
+
+
+def locate(ctx, vm, src, dst):
+    """Record where a VM whose move from src to dst did not succeed really is."""
     try:
         on_src = ctx.hypervisor.domain_state(src, vm["id"])
         on_dst = ctx.hypervisor.domain_state(dst, vm["id"])
@@ -94,45 +101,73 @@ def drain_host(ctx):
 
 
 def drain(ctx, host, claim):
-    """Empty a host one VM at a time; {"moved": [ids], "stayed": [{"id", "reason"}]}. claim:
-    take each VM's task for this operation (a removal holds them already)."""
+    """Empty a host, DRAIN_PARALLEL VMs at a time; {"moved": [ids], "stayed": [{"id",
+    "reason"}]}. claim: take each VM's task for this operation (a removal holds them)."""
     vms = [dict(v) for v in vms_repo.on_host(ctx.conn, host["id"])]
-    moved, stayed = [], []
     ctx.log(f"draining {host['name']}: {len(vms)} VM(s) to move")
-    for done, vm in enumerate(vms):
-        ctx.progress(done, len(vms))
-        ctx.check()
-        try:
-            dst = _placement(ctx, vm, host)
-            if claim and not vms_repo.claim_task(ctx.conn, vm["id"], "migrating", ctx.id):
-                raise Busy(f"VM {vm['id']} is busy ({vm['task']})")
-            try:
-                move_vm(ctx, vm, host, dst)
-            finally:
-                if claim:
-                    vms_repo.clear_task(ctx.conn, vm["id"], ctx.id)
-            moved.append(vm["id"])
-        except OperationCanceled:
-            raise
-        except NubeError as exc:
-            ctx.error(f"{vm['id']} stays on {host['name']}: {exc}")
-            stayed.append({"id": vm["id"], "reason": str(exc)})
-    ctx.progress(len(vms), len(vms))
+    plan, stayed = _plan(ctx, vms, host)
+    moved = []
+    workers = max(1, min(ctx.config["DRAIN_PARALLEL"], len(plan) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        moves = pool.map(lambda item: (item[0], _move_one(ctx, host, *item, claim)), plan)
+        for done, (vm, error) in enumerate(moves, start=1):
+            if error:
+                ctx.error(f"{vm['id']} stays on {host['name']}: {error}")
+                stayed.append({"id": vm["id"], "reason": error})
+            else:
+                moved.append(vm["id"])
+            ctx.progress(done, len(plan))
+    ctx.check()  # canceled: the moves under way finished or were aborted; say so as such
     ctx.log(f"drained {host['name']}: {len(moved)} moved, {len(stayed)} stayed")
     return {"moved": moved, "stayed": stayed}
 
 
-def _placement(ctx, vm, host):
-    """Where placement puts a VM leaving host (never host itself)."""
+def _plan(ctx, vms, host):
+    """Where each VM goes, decided one after another before any moves (so parallel moves
+    never overbook a host): [(vm, destination)], and the VMs that fit nowhere."""
     others = [dict(h) for h in hosts_repo.search(ctx.conn) if h["id"] != host["id"]]
-    if not others:
-        raise InvalidInput("there is no other host")
-    return choose_host(
-        others,
-        vm["mem"],
-        policy=ctx.config["PLACEMENT"],
-        overcommit=ctx.config["MEM_OVERCOMMIT"],
-    )
+    plan, stayed = [], []
+    for vm in vms:
+        try:
+            if not others:
+                raise InvalidInput("there is no other host")
+            dst = choose_host(
+                others,
+                vm["mem"],
+                policy=ctx.config["PLACEMENT"],
+                overcommit=ctx.config["MEM_OVERCOMMIT"],
+            )
+        except NubeError as exc:
+            ctx.error(f"{vm['id']} stays on {host['name']}: {exc}")
+            stayed.append({"id": vm["id"], "reason": str(exc)})
+            continue
+        dst["mem_allocated"] = (dst.get("mem_allocated") or 0) + vm["mem"]
+        dst["vm_count"] = (dst.get("vm_count") or 0) + 1
+        plan.append((vm, dst))
+    return plan, stayed
+
+
+def _move_one(ctx, host, vm, dst, claim):
+    """Move one VM in a pool thread (its own connection); the reason it stayed, or None."""
+    conn = connect(ctx.config["DATABASE"])
+    mine = ctx.with_connection(conn)
+    try:
+        mine.check()
+        if claim and not vms_repo.claim_task(conn, vm["id"], "migrating", ctx.id):
+            return f"VM {vm['id']} is busy ({vms_repo.get(conn, vm['id'])['task']})"
+        try:
+            move_vm(mine, vm, host, dst)
+            return None
+        except NubeError as exc:
+            locate(mine, vm, host, dst)  # a move may have happened after all
+            return str(exc)
+        finally:
+            if claim:
+                vms_repo.clear_task(conn, vm["id"], ctx.id)
+    except NubeError as exc:  # canceled before this one began
+        return str(exc)
+    finally:
+        conn.close()
 
 
 def end_drain(ctx, status):

@@ -16,7 +16,7 @@ from ..repositories import vms as vms_repo
 POLL_SECONDS = 0.5
 
 
-def _vm_and_host(ctx):
+def vm_and_host(ctx):
     """The operation's VM row and its host row, as dicts."""
     vm = vms_repo.get(ctx.conn, ctx.target_id)
     if vm is None:
@@ -60,7 +60,7 @@ def _write_seed(ctx, vm, host):
 def create_vm(ctx):
     """Make the VM's disk, render its domain XML and define it on its host (and start it,
     when asked: one operation from request to running)."""
-    vm, host = _vm_and_host(ctx)
+    vm, host = vm_and_host(ctx)
     vm["uuid"] = ctx.input["uuid"]
     steps = 4 if ctx.input.get("start") else 3
     ctx.progress(0, steps)
@@ -104,7 +104,7 @@ def undo_create(ctx, status):
     """A VM that failed to be created leaves no domain, no disk and no row, and touches
     nothing it did not make: a domain only if it has this operation's UUID, the disk only if
     this run made it (an interrupted run cannot say; the VM's reserved id makes it ours)."""
-    vm, host = _vm_and_host(ctx)
+    vm, host = vm_and_host(ctx)
     try:
         if ctx.hypervisor.domain_uuid(host, vm["id"]) == ctx.input.get("uuid"):
             if ctx.hypervisor.domain_state(host, vm["id"]) == "running":  # started, then failed
@@ -125,7 +125,7 @@ def undo_create(ctx, status):
 
 def start_vm(ctx):
     """Start the VM's domain."""
-    vm, host = _vm_and_host(ctx)
+    vm, host = vm_and_host(ctx)
     _start(ctx, vm, host)
 
 
@@ -143,7 +143,7 @@ def _start(ctx, vm, host):
 
 def stop_vm(ctx):
     """Ask the guest to shut down, then force it off after STOP_TIMEOUT (or at once)."""
-    vm, host = _vm_and_host(ctx)
+    vm, host = vm_and_host(ctx)
     if not ctx.input.get("force"):
         timeout = ctx.config["STOP_TIMEOUT"]
         how = _ask_to_shut_down(ctx, host, vm["id"])
@@ -233,14 +233,14 @@ def force_remove_vm(ctx, vm, host):
 
 def remove_vm(ctx):
     """Force the VM off if needed, undefine it, delete its disk, then forget it."""
-    vm, host = _vm_and_host(ctx)
+    vm, host = vm_and_host(ctx)
     force_remove_vm(ctx, vm, host)
 
 
 def recheck_state(ctx, status):
     """After a failed power action, record the state the hypervisor reports (or unknown)."""
     try:
-        vm, host = _vm_and_host(ctx)
+        vm, host = vm_and_host(ctx)
     except NotFound:
         return
     try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from tests.bench import cluster as cluster_bench
 from tests.bench import guests as guests_bench
 from tests.bench import load as load_bench
+from tests.bench import migration as migration_bench
 from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
 from tests.bench import storm as storm_bench
@@ -213,6 +214,19 @@ def guests():
     )
 
 
+def migration():
+    """Live migration beside libvirt alone, and a drain."""
+    figures = migration_bench.main()
+    save("migration", figures)
+    print(
+        f"\nlive migration of an idle {figures['vm_mem_mib']} MiB VM between two lab hosts"
+        f" (median of {figures['runs']}): Nube {figures['live_migration_s']} s, libvirt alone"
+        f" {figures['libvirt_alone_s']} s ({figures['over_floor']}x);"
+        f" drain of {figures['drain_vms']} running VMs: {figures['drain_s']} s"
+        f" ({figures['drain_moved']} moved, {figures['drain_stayed']} stayed)"
+    )
+
+
 def main():
     """Every benchmark; figures to bench-results.json."""
     vm_list()
@@ -222,6 +236,7 @@ def main():
     cluster()
     deploy_storm()
     guests()
+    migration()
     print(f"\nresults written to {RESULTS}")
 
 

@@ -13,13 +13,6 @@ from tests.factories import gen_image
 
 
 @pytest.fixture
-def ctx(app):
-    """Run the test inside the app's context."""
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
 def host_fields():
     """This module's ready host (tests/conftest.py) has no network: its VMs get no NIC."""
     return {"network": "none"}

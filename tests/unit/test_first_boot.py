@@ -28,12 +28,6 @@ def ssh_key(tmp_path_factory):
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
 def host_fields():
     """A host on libvirt network 'default' (the test driver has it, active): VMs get a NIC."""
     return {"network": "default"}
@@ -315,23 +309,22 @@ def test_a_symlinked_console_log_is_never_followed(ctx, host, image, tmp_path):
 # --- pages -----------------------------------------------------------------------------------
 
 
+def create_from_form(client, image, **fields):
+    """Post the create form for VM web1 (64 MiB, automatic placement) with fields."""
+    form = {"id": "web1", "image": image, "mem": "64", "vcpus": "1", "host": "", **fields}
+    return client.post("/vms/new", data={"csrf_token": csrf_token(client, "/vms/new"), **form})
+
+
 def test_create_form_takes_keys_and_the_page_shows_them(
     app, admin_client, operator_client, host, image, ssh_key
 ):
     key, fingerprint = ssh_key
-    response = admin_client.post(
-        "/vms/new",
-        data={
-            "csrf_token": csrf_token(admin_client, "/vms/new"),
-            "id": "web1",
-            "image": image,
-            "mem": "64",
-            "vcpus": "1",
-            "host": "",
-            "hostname": "",
-            "ssh_keys": f"{key}\r\n",
-            "user_data": "#cloud-config\r\nruncmd: [echo hi]\r\n",
-        },
+    response = create_from_form(
+        admin_client,
+        image,
+        hostname="",
+        ssh_keys=f"{key}\r\n",
+        user_data="#cloud-config\r\nruncmd: [echo hi]\r\n",
     )
     assert response.status_code == 302
     html = admin_client.get("/vms/web1").get_data(as_text=True)
@@ -357,18 +350,7 @@ def test_create_form_takes_keys_and_the_page_shows_them(
 
 
 def test_a_bad_key_in_the_form_is_shown_and_nothing_made(app, admin_client, host, image):
-    response = admin_client.post(
-        "/vms/new",
-        data={
-            "csrf_token": csrf_token(admin_client, "/vms/new"),
-            "id": "web1",
-            "image": image,
-            "mem": "64",
-            "vcpus": "1",
-            "host": "",
-            "ssh_keys": "ssh-ed25519 AAAAnot-a-key",
-        },
-    )
+    response = create_from_form(admin_client, image, ssh_keys="ssh-ed25519 AAAAnot-a-key")
     assert response.status_code == 200
     assert "SSH key 1" in response.get_data(as_text=True)
     with app.app_context():

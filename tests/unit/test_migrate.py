@@ -12,12 +12,6 @@ from tests.html import page
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
 def host_fields():
     return {"network": "none"}
 
@@ -123,3 +117,22 @@ def test_the_host_page_offers_drain_and_remove_with_drain(app, admin_client, hos
     assert response.status_code == 302
     with app.app_context():
         assert core.listHosts()[0]["state"] == "maintenance"
+
+
+def test_a_drain_plans_destinations_so_parallel_moves_never_overbook(ctx, host, image):
+    from types import SimpleNamespace
+
+    from app.repositories import hosts as hosts_repo
+    from app.services import migrate_work
+
+    for n in range(3):
+        gen_vm(ctx, image, f"vm{n}", mem=100)
+    h2 = gen_host(ctx, address="127.0.0.2", name="h2", network="none")
+    hosts_repo.update(get_db(), h2["id"], mem=250)  # room for two of them
+    errors = []
+    plan_ctx = SimpleNamespace(conn=get_db(), config=ctx.config, error=errors.append)
+    vms = [dict(v) for v in vms_repo.on_host(get_db(), host["id"])]
+    plan, stayed = migrate_work._plan(plan_ctx, vms, dict(host))
+    assert [(vm["id"], dst["name"]) for vm, dst in plan] == [("vm0", "h2"), ("vm1", "h2")]
+    assert [s["id"] for s in stayed] == ["vm2"]
+    assert "h2: 50 MiB free of 250 MiB" in stayed[0]["reason"]
