@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import libvirt
 
-from app.adapters import guest_agent
+from app.adapters.hypervisor_calls import HostAndGuestCalls
 from app.addresses import check_address, check_ip, check_user, uri_host
 from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError, SlowCall
 
@@ -95,7 +95,7 @@ class _Entry:
         self.opening, self.refs, self.uri = opening, 1, uri
 
 
-class Hypervisor:
+class Hypervisor(HostAndGuestCalls):
     """Talks to the libvirt daemons of all hosts; one object shared by all threads."""
 
     def __init__(
@@ -166,27 +166,6 @@ class Hypervisor:
 
         return self._run(host, work)
 
-    def networks(self, host) -> dict[str, bool]:
-        """The host's libvirt networks: {name: whether it is active}."""
-        return self._run(
-            host, lambda c: {n.name(): bool(n.isActive()) for n in c.listAllNetworks()}
-        )
-
-    def bridges(self, host) -> list[str] | None:
-        """The host's bridge interfaces as libvirt's interface driver sees them; None when
-        that driver cannot list them (it needs udev, or netcf)."""
-
-        def work(conn):
-            try:
-                found = conn.listAllInterfaces()
-            except libvirt.libvirtError:
-                return None
-            return sorted(
-                i.name() for i in found if ET.fromstring(i.XMLDesc(0)).get("type") == "bridge"
-            )
-
-        return self._run(host, work)
-
     def domain_state(self, host, name) -> str | None:
         """The state of one domain, or None when it does not exist."""
         try:
@@ -224,35 +203,6 @@ class Hypervisor:
     def shutdown(self, host, name) -> None:
         """Ask the guest to power off (ACPI); one already stopped is fine."""
         self._run(host, lambda conn: _ensure(conn.lookupByName(name), "shutdown"), name, "shutdown")
-
-    def definition(self, host, name) -> str:
-        """A domain's persistent definition (XML), as it would be defined elsewhere."""
-        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
-        return self._run(host, lambda c: c.lookupByName(name).XMLDesc(flags), name)
-
-    def job_stats(self, host, name) -> dict:
-        """The statistics of a domain's running job (a migration), or {} with none."""
-        return self._run(host, lambda c: c.lookupByName(name).jobStats(), name)
-
-    def abort_job(self, host, name) -> None:
-        """Abort a domain's running job (a migration: the guest stays where it was)."""
-
-        def work(conn):
-            try:
-                conn.lookupByName(name).abortJob()
-            except libvirt.libvirtError as exc:
-                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:  # no job left
-                    raise
-
-        self._run(host, work, name)
-
-    def agent_shutdown(self, host, name) -> bool:
-        """Ask the guest agent to power the guest off; False when no agent answers."""
-        return self._run(host, lambda c: guest_agent.agent_shutdown(c.lookupByName(name)), name)
-
-    def guest_info(self, host, name) -> guest_agent.GuestInfo | None:
-        """The guest's OS, hostname and addresses from its agent; None without one."""
-        return self._run(host, lambda c: guest_agent.read_guest_info(c.lookupByName(name)), name)
 
     def destroy(self, host, name) -> None:
         """Power a domain off at once; one already stopped is fine."""

@@ -6,7 +6,7 @@ import time
 from .. import cloudinit
 from ..adapters.hypervisor import HypervisorError
 from ..adapters.seed_iso import make_seed_iso
-from ..adapters.storage import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
+from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..db import transaction
 from ..domain_xml import domain_type, render_domain
 from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
