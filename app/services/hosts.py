@@ -274,12 +274,7 @@ def drain(host_ref, actor, wait):
         raise InvalidInput(f"host {row['name']} is {row['state']}: cannot drain it")
     with transaction(conn):
         op_id = new_operation(conn, kinds.HOST_DRAIN, row["id"], row["name"], actor)
-        if not hosts_repo.claim_task(conn, row["id"], kinds.HOST_DRAIN.task, op_id):
-            current = hosts_repo.get(conn, row["id"])
-            raise Busy(
-                busy_message("host", row["name"], current["task"], current["task_op"]),
-                current["task_op"],
-            )
+        claims.claim_host(conn, row, kinds.HOST_DRAIN.task, op_id)
         hosts_repo.update(conn, row["id"], state="maintenance")  # placement skips it now
     return launch(op_id, wait)
 

@@ -8,6 +8,7 @@ from ..errors import InvalidInput, NotFound, NubeError
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
+from . import claims
 from .vm_work import vm_and_host
 
 
@@ -153,8 +154,8 @@ def _move_one(ctx, host, vm, dst, claim):
     mine = ctx.with_connection(conn)
     try:
         mine.check()
-        if claim and not vms_repo.claim_task(conn, vm["id"], "migrating", ctx.id):
-            return f"VM {vm['id']} is busy ({vms_repo.get(conn, vm['id'])['task']})"
+        if claim:
+            claims.claim_vm(conn, vm["id"], "migrating", ctx.id)  # Busy: it stays, saying why
         try:
             move_vm(mine, vm, host, dst)
             return None
@@ -164,7 +165,7 @@ def _move_one(ctx, host, vm, dst, claim):
         finally:
             if claim:
                 vms_repo.clear_task(conn, vm["id"], ctx.id)
-    except NubeError as exc:  # canceled before this one began
+    except NubeError as exc:  # canceled before this one began, or busy with another operation
         return str(exc)
     finally:
         conn.close()

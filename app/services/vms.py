@@ -16,7 +16,7 @@ from ..ops.launch import launch
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import validate
+from . import claims, validate
 from .common import busy_message, db, new_operation
 
 ADD_FIELDS = ("id", "image", "mem", "vcpus", "host", "start", "hostname", "ssh_keys", "user_data")
@@ -164,24 +164,24 @@ ACTIONS = {
 MIGRATE_STATES = kinds.VM_MIGRATE.from_states
 
 
-def act(kind, vm_id, actor, wait, force=False):
-    """Start, stop or remove a VM (compare-and-swap on its task); returns the operation id."""
-    conn = db()
-    row = get(vm_id)
+def _check_can(row, kind):
+    """Refuse an action on a VM that is busy, or in a state the kind does not start from."""
     if row["task"]:
         raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
     if row["state"] not in kind.from_states:
         verb = kind.name.split(".")[1]
         raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot {verb} it")
+
+
+def act(kind, vm_id, actor, wait, force=False):
+    """Start, stop or remove a VM (compare-and-swap on its task); returns the operation id."""
+    conn = db()
+    row = get(vm_id)
+    _check_can(row, kind)
     with transaction(conn):
         input_data = {"force": True} if force else {}
         op_id = new_operation(conn, kind, row["id"], row["id"], actor, input_data)
-        if not vms_repo.claim_task(conn, row["id"], kind.task, op_id):
-            current = vms_repo.get(conn, row["id"])
-            raise Busy(
-                busy_message("VM", row["id"], current["task"], current["task_op"]),
-                current["task_op"],
-            )
+        claims.claim_vm(conn, row["id"], kind.task, op_id)
     return launch(op_id, wait)
 
 
@@ -216,10 +216,7 @@ def migrate(vm_id, host, actor, wait):
     or where placement puts it, never its own; returns the operation id."""
     conn = db()
     row = get(vm_id)
-    if row["task"]:
-        raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
-    if row["state"] not in kinds.VM_MIGRATE.from_states:
-        raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot migrate it")
+    _check_can(row, kinds.VM_MIGRATE)
     requested = None if host in (None, "") else str(host).strip()
     if requested in (str(row["host"]), row["host_name"]):
         raise InvalidInput(f"VM {row['id']} is already on host {row['host_name']}")
@@ -242,10 +239,5 @@ def migrate(vm_id, host, actor, wait):
             "to_name": target["name"],
         }
         op_id = new_operation(conn, kinds.VM_MIGRATE, row["id"], row["id"], actor, moves)
-        if not vms_repo.claim_task(conn, row["id"], kinds.VM_MIGRATE.task, op_id):
-            current = vms_repo.get(conn, row["id"])
-            raise Busy(
-                busy_message("VM", row["id"], current["task"], current["task_op"]),
-                current["task_op"],
-            )
+        claims.claim_vm(conn, row["id"], kinds.VM_MIGRATE.task, op_id)
     return launch(op_id, wait)
