@@ -35,9 +35,12 @@ system:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(BIN)/.installed: requirements.txt | $(BIN)/python
+# The pins, then this project itself, editable and with no dependencies of its own (the pins
+# stay as they are): that installs the `nube` console script into $(BIN).
+$(BIN)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 $(BIN)/python:

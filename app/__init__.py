@@ -3,15 +3,16 @@
 import os
 from pathlib import Path
 
-from flask import Flask
-
-from .config import load_settings
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config=None):
     """Build the Flask app: settings, database, adapters, login, blueprints."""
+    # imported here, so the `nube` client (app.client) runs where only Python is installed
+    from flask import Flask
+
+    from .config import load_settings
+
     instance_path = os.environ.get("NUBE_INSTANCE_PATH", str(ROOT / "instance"))
     if test_config and "INSTANCE_PATH" in test_config:
         instance_path = test_config["INSTANCE_PATH"]

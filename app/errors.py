@@ -9,8 +9,16 @@ class InvalidInput(NubeError, ValueError):
     """The caller's input is wrong; nothing was changed."""
 
 
+class Conflict(InvalidInput):
+    """The target is busy, in the wrong state, or the name is taken."""
+
+
 class NotFound(NubeError, LookupError):
     """The host, VM, image, user or operation does not exist."""
+
+
+class TokenRefused(NubeError):
+    """An API token that is malformed, unknown, expired or revoked: nobody is authenticated."""
 
 
 class Busy(NubeError):

@@ -236,6 +236,24 @@ MIGRATIONS = [
     CREATE INDEX hosts_state ON hosts (state);
     CREATE INDEX hosts_task_op ON hosts (task_op) WHERE task_op IS NOT NULL;
     """,
+    # 10: API tokens (issue 12): a user's named bearer tokens for /api/v1. Only a hash is kept
+    # (the table authenticates nobody), the prefix tells them apart on a page, and a revoked
+    # token keeps its row for the record; removing the user removes them.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        last_used_at TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT
+    );
+    CREATE INDEX api_tokens_user ON api_tokens (user_id);
+    """,
 ]
 
 

@@ -1,6 +1,6 @@
 """Helpers every service uses: the connection, the actor, audit records, new operation rows."""
 
-from flask import has_request_context, request
+from flask import g, has_request_context, request
 
 from ..db import get_db
 from ..repositories import audit as audit_repo
@@ -18,7 +18,11 @@ def remote_addr():
 
 
 def audit(conn, actor, action, target=None, detail=None):
-    """Record who did what, to what, from where."""
+    """Record who did what, to what, from where (and with which API token)."""
+    token = g.get("api_token") if has_request_context() else None
+    if token is not None:
+        via = f"with API token {token['id']} {token['name']!r}"  # quoted: names are free text
+        detail = f"{detail}; {via}" if detail else via
     audit_repo.add(conn, actor, action, target, detail, remote_addr())
 
 

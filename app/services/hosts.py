@@ -3,7 +3,7 @@
 from flask import current_app
 
 from ..db import transaction
-from ..errors import Busy, InvalidInput, NotFound
+from ..errors import Busy, Conflict, InvalidInput, NotFound
 from ..extensions import adapters
 from ..numbers import is_digits
 from ..ops import kinds
@@ -119,9 +119,9 @@ def add(data, actor, wait):
     box = adapters().secrets
     with transaction(conn):
         if hosts_repo.by_name(conn, host["name"]):
-            raise InvalidInput(f"a host named {host['name']} already exists")
+            raise Conflict(f"a host named {host['name']} already exists")
         if hosts_repo.by_address(conn, host["address"]):
-            raise InvalidInput(f"a host with address {host['address']} already exists")
+            raise Conflict(f"a host with address {host['address']} already exists")
         host_id = hosts_repo.insert(
             conn,
             name=host["name"],
@@ -204,10 +204,10 @@ def _check_update(row, data):
 def _refuse_clashes(conn, row, name, address):
     """Refuse a new name or address another host already has."""
     if name and name != row["name"] and hosts_repo.by_name(conn, name):
-        raise InvalidInput(f"a host named {name} already exists")
+        raise Conflict(f"a host named {name} already exists")
     clash = hosts_repo.by_address(conn, address) if address else None
     if clash and clash["id"] != row["id"]:
-        raise InvalidInput(f"host {clash['name']} already has address {address}")
+        raise Conflict(f"host {clash['name']} already has address {address}")
 
 
 def accept_host_key(host_ref, fingerprint, actor):
@@ -240,7 +240,7 @@ def _state_change(row, state):
 def _start_reprepare(conn, row, new_values, actor):
     """Claim the host and write a host.prepare operation for an address/share change."""
     if vms_repo.on_host(conn, row["id"]):
-        raise InvalidInput(
+        raise Conflict(
             f"host {row['name']} has VMs: address and share can only change on an empty host"
         )
     # a host Nube never prepared is only re-checked at its new address, never prepared now
@@ -271,7 +271,7 @@ def drain(host_ref, actor, wait):
     conn = db()
     row = get(host_ref)
     if row["state"] not in DRAINABLE:
-        raise InvalidInput(f"host {row['name']} is {row['state']}: cannot drain it")
+        raise Conflict(f"host {row['name']} is {row['state']}: cannot drain it")
     with transaction(conn):
         op_id = new_operation(conn, kinds.HOST_DRAIN, row["id"], row["name"], actor)
         claims.claim_host(conn, row, kinds.HOST_DRAIN.task, op_id)

@@ -7,7 +7,7 @@ from flask import current_app
 
 from ..adapters.storage import check_image_name
 from ..db import transaction
-from ..errors import Busy, InvalidInput
+from ..errors import Busy, Conflict, InvalidInput
 from ..extensions import adapters
 from ..ops import kinds
 from ..ops.launch import launch
@@ -83,7 +83,7 @@ def delete(name, actor):
     users = vms_repo.using_image(conn, name)
     if users:
         shown = ", ".join(users[:5]) + (" …" if len(users) > 5 else "")
-        raise InvalidInput(f"image {name} is used by {len(users)} VM(s): {shown}")
+        raise Conflict(f"image {name} is used by {len(users)} VM(s): {shown}")
     adapters().storage.delete_image(name)
     images_repo.delete(conn, name)
     audit(conn, actor, "image.delete", f"image:{name}")
@@ -150,7 +150,7 @@ def request_build(data, actor):
             raise Busy(busy_message("image", name, "being built", active[0]["id"]), active[0]["id"])
         storage.image_path(name)  # inside images/
         if os.path.lexists(storage.images_dir / name):
-            raise InvalidInput(f"image {name} already exists")
+            raise Conflict(f"image {name} already exists")
         return new_operation(conn, kinds.IMAGE_BUILD, name, name, actor, spec)
 
 

@@ -1,6 +1,6 @@
 """Operation use cases for pages: list, show with log, cancel."""
 
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..ops.runner import abandon
 from ..repositories import operations as ops_repo
 from .common import audit, db
@@ -46,7 +46,7 @@ def cancel(op_id, actor):
     row = get(op_id)
     conn = db()
     if not ops_repo.request_cancel(conn, row["id"]):
-        raise InvalidInput(f"operation {row['id']} is {row['status']}: nothing to cancel")
+        raise Conflict(f"operation {row['id']} is {row['status']}: nothing to cancel")
     ops_repo.append_log(conn, row["id"], f"cancel requested by {actor}", "info")
     audit(conn, actor, "operation.cancel", f"operation:{row['id']}")
     # not started yet: end it here (a worker that claims it first sees the flag and stops)

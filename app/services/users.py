@@ -12,9 +12,10 @@ from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..db import stamp, transaction
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..numbers import parse_id
 from ..repositories import audit as audit_repo
+from ..repositories import tokens as tokens_repo
 from ..repositories import users as users_repo
 from .common import audit, db, remote_addr
 
@@ -134,7 +135,7 @@ def create(username, password, role, actor):
     conn = db()
     with transaction(conn):
         if users_repo.by_username(conn, username):
-            raise InvalidInput(f"user {username} already exists")
+            raise Conflict(f"user {username} already exists")
         user_id = users_repo.insert(
             conn, username, generate_password_hash(password, "scrypt"), role
         )
@@ -229,38 +230,56 @@ def logout(user):
     audit(conn, user.username, "logout")
 
 
-def change_password(user_id, current, new, actor, current_session=None):
-    """Change one's own password, proving the current one."""
+def verify_password(user_id, password, actor, action):
+    """Prove a logged-in user's password again (changing it, creating an API token); counted
+    like a login, so a stolen session cannot guess it. Returns the user's row."""
     conn = db()
     row = users_repo.get(conn, int(user_id))
     if row is None:
         raise NotFound(f"user {user_id} not found")
-    # a stolen session must not guess the password here either: counted like a login
     attempt = _reserve_attempt(
-        conn, row["username"], current_app.config["LOGIN_RATE_LIMIT"], "user.password"
+        conn, row["username"], current_app.config["LOGIN_RATE_LIMIT"], action
     )
-    if not check_password_hash(row["password_hash"], current or ""):
+    if not check_password_hash(row["password_hash"], password or ""):
         attempt.failed()
-        audit(conn, actor, "user.password.failed", f"user:{row['username']}")
+        audit(conn, actor, f"{action}.failed", f"user:{row['username']}")
         raise InvalidInput("current password is wrong")
     attempt.succeeded()
+    return row
+
+
+def change_password(user_id, current, new, actor, current_session=None):
+    """Change one's own password, proving the current one: the user's other sessions end and
+    their API tokens are revoked (whoever held the old password is out)."""
+    row = verify_password(user_id, current, actor, "user.password")
     _check_password(new)
     keep = _hash(current_session) if current_session else None
+    conn = db()
     with transaction(conn):
         users_repo.set_password(conn, row["id"], generate_password_hash(new, "scrypt"))
         users_repo.delete_sessions(conn, row["id"], keep_hash=keep)  # every other session ends
-        audit(conn, actor, "user.password", f"user:{row['username']}")
+        revoked = tokens_repo.revoke_all_for_user(conn, row["id"], actor)
+        audit(conn, actor, "user.password", f"user:{row['username']}", _revoked(revoked))
+
+
+def _revoked(count):
+    """The audit detail of a password change that revoked API tokens."""
+    return f"{count} API token(s) revoked" if count else None
 
 
 def reset_password(user_id, new, actor):
-    """Set another user's password (admins)."""
+    """Set another user's password (admins): their sessions end and API tokens are revoked.
+    Never one's own: that is Change password, which asks for the current one."""
     user = get(user_id)
+    if user.username == actor:
+        raise Conflict("use Change password for your own account: it asks for the current one")
     _check_password(new)
     conn = db()
     with transaction(conn):
         users_repo.set_password(conn, user.id, generate_password_hash(new, "scrypt"))
         users_repo.delete_sessions(conn, user.id)  # whoever held the old password is out
-        audit(conn, actor, "user.reset_password", f"user:{user.username}")
+        revoked = tokens_repo.revoke_all_for_user(conn, user.id, actor)
+        audit(conn, actor, "user.reset_password", f"user:{user.username}", _revoked(revoked))
 
 
 def set_role(user_id, role, actor):
@@ -270,9 +289,22 @@ def set_role(user_id, role, actor):
     with transaction(conn):
         user = get(user_id)
         if user.role == "admin" and role != "admin" and users_repo.count(conn, "admin") <= 1:
-            raise InvalidInput("the last admin cannot lose the admin role")
+            raise Conflict("the last admin cannot lose the admin role")
         users_repo.set_role(conn, user.id, role)
         audit(conn, actor, "user.role", f"user:{user.username}", f"{user.role} -> {role}")
+
+
+def update(user_id, data, actor):
+    """Change a user's role and/or password (admins): both checked before either changes."""
+    if not data:
+        raise InvalidInput("give a role, a password or both")
+    if "password" in data:
+        _check_password(data["password"])
+    if "role" in data:
+        set_role(user_id, data["role"], actor)
+    if "password" in data:
+        reset_password(user_id, data["password"], actor)
+    return get(user_id)
 
 
 def delete(user_id, actor_user):
@@ -281,8 +313,8 @@ def delete(user_id, actor_user):
     with transaction(conn):
         user = get(user_id)
         if user.id == actor_user.id:
-            raise InvalidInput("you cannot remove your own account")
+            raise Conflict("you cannot remove your own account")
         if user.role == "admin" and users_repo.count(conn, "admin") <= 1:
-            raise InvalidInput("the last admin cannot be removed")
+            raise Conflict("the last admin cannot be removed")
         users_repo.delete(conn, user.id)
         audit(conn, actor_user.username, "user.delete", f"user:{user.username}")

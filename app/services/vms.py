@@ -9,7 +9,7 @@ from .. import cloudinit
 from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
 from ..domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
-from ..errors import Busy, InvalidInput, NotFound
+from ..errors import Busy, Conflict, InvalidInput, NotFound
 from ..extensions import adapters
 from ..ops import kinds
 from ..ops.launch import launch
@@ -108,10 +108,10 @@ def add(data, actor, wait):
     config = current_app.config
     with transaction(conn):  # placement and insert under one write lock: no double booking
         if vms_repo.get(conn, vm["id"]):
-            raise InvalidInput(f"a VM named {vm['id']} already exists")
+            raise Conflict(f"a VM named {vm['id']} already exists")
         leftovers = adapters().storage.existing_vm_files(vm["id"])
         if leftovers:
-            raise InvalidInput(
+            raise Conflict(
                 f"vms/{leftovers[0]} already exists in the repository (left by an earlier VM "
                 f"{vm['id']}?): remove it or choose another name"
             )
@@ -170,7 +170,7 @@ def _check_can(row, kind):
         raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
     if row["state"] not in kind.from_states:
         verb = kind.name.split(".")[1]
-        raise InvalidInput(f"VM {row['id']} is {row['state']}: cannot {verb} it")
+        raise Conflict(f"VM {row['id']} is {row['state']}: cannot {verb} it")
 
 
 def act(kind, vm_id, actor, wait, force=False):
@@ -219,7 +219,7 @@ def migrate(vm_id, host, actor, wait):
     _check_can(row, kinds.VM_MIGRATE)
     requested = None if host in (None, "") else str(host).strip()
     if requested in (str(row["host"]), row["host_name"]):
-        raise InvalidInput(f"VM {row['id']} is already on host {row['host_name']}")
+        raise Conflict(f"VM {row['id']} is already on host {row['host_name']}")
     config = current_app.config
     with transaction(conn):  # placement and the claim under one write lock
         others = [dict(h) for h in hosts_repo.search(conn) if h["id"] != row["host"]]

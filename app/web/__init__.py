@@ -8,7 +8,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from ..services import users as user_service
-from . import errors, helpers, uploads
+from . import api_v1, errors, helpers, uploads
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -29,6 +29,7 @@ def init_web(app):
     uploads.init_app(app)  # its body limit must run before the CSRF check parses the form
     csrf.init_app(app)
     bootstrap.init_app(app)
+    api_v1.init_app(app, csrf)
 
     from .api import bp as api_bp
     from .auth import bp as auth_bp
@@ -37,11 +38,13 @@ def init_web(app):
     from .images import bp as images_bp
     from .main import bp as main_bp
     from .operations import bp as operations_bp
+    from .tokens import bp as tokens_bp
     from .users import bp as users_bp
     from .vms import bp as vms_bp
 
     for blueprint in (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(tokens_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
 
@@ -52,7 +55,10 @@ def init_web(app):
 
     @app.before_request
     def require_login():
-        """Every page but the login page and static files needs a logged-in user."""
+        """Every page but the login page and static files needs a logged-in user; the API
+        takes a token instead (or a session with its CSRF token)."""
+        if api_v1.auth.is_api_request() and request.endpoint is not None:
+            return api_v1.before_request(csrf, request.endpoint)
         if request.endpoint in PUBLIC_ENDPOINTS or current_user.is_authenticated:
             return None
         if request.endpoint is None:

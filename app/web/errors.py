@@ -1,9 +1,11 @@
 """Error pages in the dashboard's style, and the mapping of Nube errors to HTTP."""
 
-from flask import render_template
+from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 
 from ..errors import NotFound
+from .api_v1 import auth as api_auth
+from .api_v1 import problems
 
 
 def init_app(app):
@@ -24,6 +26,8 @@ def init_app(app):
     def not_found(error):
         """A page, host, VM or operation that does not exist."""
         message = str(error) if isinstance(error, NotFound) else "There is no such page."
+        if api_auth.is_api_request():
+            return problems.problem(404, "there is no such route in this API")
         return render_template(
             "errors/error.html", code=404, title="Not found", message=message
         ), 404
@@ -48,9 +52,24 @@ def init_app(app):
             message="The upload is larger than this controller accepts.",
         ), 413
 
+    @app.errorhandler(405)
+    def not_allowed(error):
+        """A method a route does not take."""
+        if api_auth.is_api_request():
+            return problems.problem(
+                405,
+                "this route does not take " + request.method,
+                headers={"Allow": ", ".join(error.valid_methods or ())},
+            )
+        return render_template(
+            "errors/error.html", code=405, title="Not allowed", message=str(error.description)
+        ), 405
+
     @app.errorhandler(500)
     def server_error(_error):
         """A bug; the details are in the server log, never on the page."""
+        if api_auth.is_api_request():
+            return problems.problem(500, "something went wrong on the controller")
         return render_template(
             "errors/error.html",
             code=500,

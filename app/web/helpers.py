@@ -30,6 +30,10 @@ STATUS_COLOURS = {
     "interrupted": "warning",
     "error": "danger",
     "failed": "danger",
+    # API tokens
+    "active": "success",
+    "expired": "warning",
+    "revoked": "secondary",
 }
 
 

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from app.web import api_v1
 from tests.conftest import ADMIN_PASSWORD, csrf_token, login
 from tests.html import page
 
@@ -110,12 +111,22 @@ def test_next_local_path_followed(app):
     assert response.headers["Location"] == "/operations/"
 
 
+API_PUBLIC = api_v1.PUBLIC_ENDPOINTS  # the API's description: no secret
+
+
 def test_every_page_needs_login(app):
     client = app.test_client()
     gets = _rules(app, "GET")
     assert len(gets) > 5
     for endpoint, url in gets:
         response = client.get(url)
+        if endpoint in API_PUBLIC:
+            assert response.status_code == 200, (endpoint, url)
+            continue
+        if url.startswith("/api/v1"):  # the HTTP API: a Bearer challenge, as problem details
+            assert response.status_code == 401, (endpoint, url)
+            assert response.mimetype == "application/problem+json", (endpoint, url)
+            continue
         if url.startswith("/api/"):  # JSON for the live scripts: 401, never a login page
             assert response.status_code == 401, (endpoint, url)
             assert response.get_json() == {"error": "login required"}, (endpoint, url)
@@ -131,6 +142,9 @@ def test_every_post_needs_login(app):
     assert posts
     for endpoint, url in posts:
         response = client.post(url, data={"csrf_token": token})
+        if url.startswith("/api/v1"):
+            assert response.status_code == 401, (endpoint, url)
+            continue
         assert response.status_code == 302, (endpoint, url)
         assert response.headers["Location"].startswith("/login"), (endpoint, url)
 
@@ -140,6 +154,10 @@ def test_every_post_needs_csrf(app, admin_client):
     assert ("auth.logout", "/logout") in posts
     for endpoint, url in posts:
         response = admin_client.post(url, data={})
+        if url.startswith("/api/v1"):  # a session on the API: the CSRF header, or 403
+            assert response.status_code == 403, (endpoint, url)
+            assert "CSRF" in response.get_json()["detail"], (endpoint, url)
+            continue
         assert response.status_code == 400, (endpoint, url)
     assert admin_client.get("/").status_code == 200  # nothing logged us out
 

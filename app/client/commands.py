@@ -1,0 +1,233 @@
+"""The sub-commands: one function each, taking the Session and returning the exit code."""
+
+import sys
+from urllib.parse import quote
+
+from . import config, follow, inputs, output
+from .http import ApiClient, check_token, check_url
+
+HOST_COLUMNS = [
+    ("id", "ID"),
+    ("name", "NAME"),
+    ("address", "ADDRESS"),
+    ("state", "STATE"),
+    ("share", "SHARE"),
+    ("cpus", "CPUS"),
+    ("mem", "MEM"),
+    ("vm_count", "VMS"),
+    ("task", "TASK"),
+]
+VM_COLUMNS = [
+    ("id", "ID"),
+    ("host_name", "HOST"),
+    ("image", "IMAGE"),
+    ("mem", "MEM"),
+    ("vcpus", "VCPUS"),
+    ("state", "STATE"),
+    ("task", "TASK"),
+]
+OPERATION_KEYS = [
+    "id",
+    "kind",
+    "target_type",
+    "target_name",
+    "status",
+    "progress",
+    "requested_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "result",
+]
+PER_PAGE = 200  # the most the API gives at once: fewest requests for a whole list
+
+
+def _part(ref):
+    """A host, VM or other name as one path segment."""
+    return quote(str(ref), safe="")
+
+
+def _who(me):
+    """'username (role)' from GET /me, whether the user comes alone or under "user"."""
+    user = me.get("user") if isinstance(me.get("user"), dict) else me
+    return f"{user.get('username', '?')} ({user.get('role', '?')})"
+
+
+def login(session):
+    """Check a token with GET /me and save the URL and token in the settings file (0600)."""
+    url = check_url(session.args.controller)
+    if session.args.token_stdin:
+        token = inputs.secret("API token", from_stdin=True)
+    elif session.environ.get("NUBE_TOKEN"):
+        token = session.environ["NUBE_TOKEN"]
+    else:
+        token = inputs.secret(f"API token for {url}: ", from_stdin=False)
+    token = check_token(token)
+    me = ApiClient(url, token, warn=session.warn).request("GET", "/me") or {}
+    path = session.config_path
+    config.save(path, {"url": url, "token": token})
+    about = me.get("token") if isinstance(me.get("token"), dict) else {}
+    expiry = f", expires {about['expires_at']}" if about.get("expires_at") else ""
+    said = f"logged in to {url} as {_who(me)} with token {about.get('name', '?')}{expiry}"
+    session.show(me, lambda out: out.write(output.clean(f"{said}; saved in {path}") + "\n"))
+    return 0
+
+
+def every_page(api, path, params):
+    """Every item of a list, page after page."""
+    items, page = [], 1
+    while True:
+        answer = api.request("GET", path, params={**params, "page": page}) or {}
+        items.extend(answer.get("items") or [])
+        if page >= int(answer.get("pages") or 1) or not answer.get("items"):
+            return items
+        page += 1
+
+
+def _list(session, path, columns):
+    """A list: every page, or only --page N; a table or JSON."""
+    args = session.args
+    api = session.api()
+    params = {"q": args.query or None, "per_page": args.per_page}
+    if args.page:
+        answer = api.request("GET", path, params={**params, "page": args.page}) or {}
+        items = answer.get("items") or []
+        session.say(
+            f"page {answer.get('page')} of {answer.get('pages')} ({answer.get('total')} in all)"
+        )
+    else:
+        items = every_page(api, path, {**params, "per_page": args.per_page or PER_PAGE})
+    session.show(items, lambda out: output.table(items, columns, out))
+    return 0
+
+
+def follow_operation(session, op_id):
+    """Print an operation's log as it comes until it ends; 0 when it succeeded, else 1."""
+    stream = sys.stderr if session.as_json else session.out  # stdout stays JSON with -o json
+
+    def on_line(line):
+        print(output.log_line(line), file=stream, flush=True)
+
+    try:
+        operation = follow.follow(session.api(), op_id, on_line)
+    except KeyboardInterrupt:
+        session.error(
+            f"stopped following; operation {op_id} goes on: nube op show {op_id} --follow"
+        )
+        return 130
+    status = operation.get("status")
+    summary = f"operation {op_id} ({operation.get('kind', '?')}) {status}"
+    if status != "succeeded":
+        session.error(summary + (f": {operation['error']}" if operation.get("error") else ""))
+    if session.as_json:
+        output.as_json(operation, session.out)
+    elif status == "succeeded":
+        session.out.write(summary + "\n")
+    return 0 if status == "succeeded" else 1
+
+
+def _act(session, method, path, body=None):
+    """An action: 202 and an operation, followed with --wait; or 200 and the object."""
+    answer = session.api().request(method, path, body) or {}
+    operation = answer.get("operation") if isinstance(answer, dict) else None
+    if not isinstance(operation, dict) or "id" not in operation:
+        session.show(answer, lambda out: output.record(answer, out))
+        return 0
+    if getattr(session.args, "wait", False):
+        return follow_operation(session, operation["id"])
+    op_id = operation["id"]
+    said = f"operation {op_id} ({operation.get('kind')}) {operation.get('status')}"
+    session.show(answer, lambda out: out.write(f"{said}: nube op show {op_id} --follow\n"))
+    return 0
+
+
+def host_list(session):
+    """nube host list [-q FILTER]"""
+    return _list(session, "/hosts", HOST_COLUMNS)
+
+
+def host_add(session):
+    """nube host add ADDRESS --user U: the sudo password from a prompt or --password-stdin."""
+    args = session.args
+    session.api()  # a missing URL or token is said before the password is asked for
+    password = inputs.secret(
+        f"sudo password for {args.user}@{args.address}: ", from_stdin=args.password_stdin
+    )
+    body = {"address": args.address, "user": args.user, "password": password}
+    for key in ("name", "share", "network"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    return _act(session, "POST", "/hosts", body)
+
+
+def host_remove(session):
+    """nube host remove HOST [--drain]"""
+    drain = "?drain=true" if session.args.drain else ""
+    return _act(session, "DELETE", f"/hosts/{_part(session.args.host)}{drain}")
+
+
+def vm_list(session):
+    """nube vm list [-q FILTER]"""
+    return _list(session, "/vms", VM_COLUMNS)
+
+
+def vm_show(session):
+    """nube vm show VM"""
+    vm = session.api().request("GET", f"/vms/{_part(session.args.vm)}") or {}
+    session.show(vm, lambda out: output.record(vm, out))
+    return 0
+
+
+def vm_create(session):
+    """nube vm create ID --image I --mem MiB [...]: keys and user data read from files."""
+    args = session.args
+    body = {"id": args.id, "image": args.image, "mem": args.mem}
+    for key in ("vcpus", "host", "hostname"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    if args.ssh_key:
+        body["ssh_keys"] = inputs.ssh_keys(args.ssh_key)
+    if args.user_data:
+        body["user_data"] = inputs.read_text(args.user_data)
+    if args.start:
+        body["start"] = True
+    return _act(session, "POST", "/vms", body)
+
+
+def vm_start(session):
+    """nube vm start VM"""
+    return _act(session, "POST", f"/vms/{_part(session.args.vm)}/start", {})
+
+
+def vm_stop(session):
+    """nube vm stop VM [--force]"""
+    body = {"force": True} if session.args.force else {}
+    return _act(session, "POST", f"/vms/{_part(session.args.vm)}/stop", body)
+
+
+def vm_remove(session):
+    """nube vm remove VM"""
+    return _act(session, "DELETE", f"/vms/{_part(session.args.vm)}")
+
+
+def _print_operation(operation, lines, out):
+    """An operation's main fields, then its log."""
+    shown = dict(operation)
+    if operation.get("progress_total"):
+        shown["progress"] = f"{operation.get('progress_done', 0)}/{operation['progress_total']}"
+    output.record(shown, out, OPERATION_KEYS)
+    out.write("log:\n")
+    for line in lines:
+        out.write(f"  {output.log_line(line)}\n")
+
+
+def op_show(session):
+    """nube op show N [--follow]"""
+    op_id = session.args.id
+    if session.args.follow:
+        return follow_operation(session, op_id)
+    operation, lines = follow.read_whole_log(session.api(), op_id)
+    data = {**operation, "log": lines}
+    session.show(data, lambda out: _print_operation(operation, lines, out))
+    return 0

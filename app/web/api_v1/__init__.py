@@ -1,0 +1,54 @@
+"""The versioned HTTP API (/api/v1): the same services as the pages, Bearer tokens, problem
+details, and an OpenAPI 3.1 document generated from the schemas that validate requests."""
+
+import flask_smorest
+
+from . import auth, hosts, images, meta, operations, tokens, users, vms
+from .schemas import Problem
+
+RESOURCES = (meta, hosts, vms, images, operations, users, tokens)
+# Reachable without a token: the API's description is no secret (tools read it first).
+PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api_v1_meta.docs"}
+
+
+class NubeApi(flask_smorest.Api):
+    """flask-smorest's Api, minus its app-wide JSON error handler: the HTML pages keep theirs,
+    and each API blueprint answers with problem details."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_error_handlers(self):
+        """Register nothing on the app (problems.register does it per blueprint)."""
+
+
+api = NubeApi()
+
+
+def init_app(app, csrf):
+    """Register the API's blueprints and document them."""
+    app.config.update(
+        API_TITLE="Nube",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Hosts, VMs, images and operations of a Nube controller. "
+                "Send an API token (dashboard: API tokens) as `Authorization: Bearer <token>`."
+            },
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearer": []}],
+        },
+    )
+    api.init_app(app)
+    for resource in RESOURCES:
+        csrf.exempt(resource.bp)  # auth.authenticate checks CSRF for cookie sessions itself
+        api.register_blueprint(resource.bp)
+
+
+def before_request(csrf, request_endpoint):
+    """Authenticate an API request (see auth.authenticate); None to go on."""
+    if request_endpoint in PUBLIC_ENDPOINTS:
+        return None
+    return auth.authenticate(csrf)

@@ -1,0 +1,44 @@
+"""/api/v1/images: list, show, build and delete base images."""
+
+from ...errors import NotFound
+from ...services import images
+from ..helpers import actor
+from .common import Window, accepted, blueprint
+from .schemas import Accepted, Image, ImageBuild, PageArgs, page_of
+
+bp = blueprint("images", __name__, "/images", "Base images in the repository")
+ImagePage = page_of(Image, "ImagePage")
+
+
+@bp.route("")
+@bp.arguments(PageArgs, location="query")
+@bp.response(200, ImagePage)
+def index(args):
+    """Every image file in the repository, by name, paged."""
+    return Window(args).slice(images.search())
+
+
+@bp.route("/<name>")
+@bp.response(200, Image)
+def show(name):
+    """One image, with who uploaded it and how many VMs use it."""
+    for image in images.search():
+        if image["name"] == name:
+            return image
+    raise NotFound(f"image {name} not found")
+
+
+@bp.route("/build", methods=["POST"])
+@bp.arguments(ImageBuild)
+@bp.response(202, Accepted)
+def build(data):
+    """Build a Debian image with cloud-init into images/NAME.qcow2."""
+    return accepted(images.build(data, actor(), wait=False))
+
+
+@bp.route("/<name>", methods=["DELETE"])
+@bp.response(204)
+def remove(name):
+    """Delete an image no VM uses."""
+    images.delete(name, actor())
+    return ""

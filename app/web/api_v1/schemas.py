@@ -1,0 +1,299 @@
+"""The API's request and response schemas (marshmallow): they validate bodies and query
+arguments and are the OpenAPI document's components. Ranges and formats are checked by the
+services, so the API and the dashboard answer with the same messages."""
+
+from marshmallow import Schema, fields, validate
+
+from ...domain_xml import MEM_MIN, VCPUS_MAX, VCPUS_MIN
+
+MAX_PER_PAGE = 200
+
+HOST_STATES = ("preparing", "ready", "error", "unreachable", "disabled", "maintenance", "removing")
+OPERATOR_STATES = ("ready", "disabled", "maintenance")
+VM_STATES = ("stopped", "running", "paused", "unknown", "error")
+ID_OR_NAME = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+
+
+class ListArgs(Schema):
+    """Query arguments of every list: filter, sort and page."""
+
+    q = fields.String(load_default="", metadata={"description": "the filter language's query"})
+    sort = fields.String(metadata={"description": "a column to sort by (lists that sort)"})
+    dir = fields.String(load_default="asc", validate=validate.OneOf(("asc", "desc")))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class Page(Schema):
+    """What every list answers besides its items."""
+
+    total = fields.Integer(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+
+
+def page_of(item_schema, name):
+    """A list answer's schema: items of one kind plus the paging figures."""
+    return type(name, (Page,), {"items": fields.List(fields.Nested(item_schema), required=True)})
+
+
+class OperationRef(Schema):
+    """The operation an action started."""
+
+    id = fields.Integer(required=True)
+    url = fields.String(required=True)
+    kind = fields.String(required=True)
+    status = fields.String(required=True)
+
+
+class Accepted(Schema):
+    """202 Accepted: follow the operation."""
+
+    operation = fields.Nested(OperationRef, required=True)
+
+
+class Problem(Schema):
+    """Problem details (RFC 9457)."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    operation_id = fields.Integer(metadata={"description": "the operation a busy target runs"})
+    errors = fields.Dict(metadata={"description": "field name to messages (422, 400)"})
+
+
+class Host(Schema):
+    """A host as listHosts shows it, plus its task and counts."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    address = fields.String(required=True)
+    user = fields.String(required=True)
+    state = fields.String(required=True, metadata={"enum": list(HOST_STATES)})
+    share = fields.String(required=True, metadata={"enum": ["nfs", "bind"]})
+    network = fields.String(required=True)
+    cpus = fields.Integer(allow_none=True)
+    mem = fields.Integer(allow_none=True, metadata={"description": "MiB"})
+    mem_allocated = fields.Integer(metadata={"description": "MiB of the VMs placed there"})
+    free_mem = fields.Integer(allow_none=True, metadata={"description": "MiB"})
+    kvm = fields.Boolean()
+    vm_count = fields.Integer()
+    vcpus_allocated = fields.Integer()
+    task = fields.String(allow_none=True)
+    task_op = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    last_seen = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+
+
+class HostCreate(Schema):
+    """addHost's input."""
+
+    address = fields.String(required=True)
+    user = fields.String(required=True)
+    password = fields.String(load_only=True, metadata={"description": "the user's sudo password"})
+    name = fields.String(metadata={"description": "default: the address"})
+    prepare = fields.Boolean(load_default=True)
+    share = fields.String(metadata={"enum": ["nfs", "bind"]})
+    network = fields.String(metadata={"description": "a libvirt network, bridge:NAME or none"})
+
+
+class HostUpdate(Schema):
+    """updateHost's input: every field optional."""
+
+    name = fields.String()
+    user = fields.String()
+    password = fields.String(load_only=True)
+    network = fields.String()
+    state = fields.String(metadata={"enum": list(OPERATOR_STATES)})
+    address = fields.String(metadata={"description": "only while the host has no VMs"})
+    share = fields.String(metadata={"enum": ["nfs", "bind"]})
+
+
+class HostRemoveArgs(Schema):
+    """Query arguments of a host's removal."""
+
+    drain = fields.Boolean(load_default=False, metadata={"description": "move its VMs away"})
+
+
+class Vm(Schema):
+    """A VM as listVms shows it, plus what its page shows."""
+
+    id = fields.String(required=True)
+    host = fields.Integer(allow_none=True)
+    host_name = fields.String(allow_none=True)
+    image = fields.String(required=True)
+    mem = fields.Integer(required=True, metadata={"description": "MiB"})
+    vcpus = fields.Integer(required=True)
+    state = fields.String(required=True, metadata={"enum": list(VM_STATES)})
+    task = fields.String(allow_none=True)
+    task_op = fields.Integer(allow_none=True)
+    last_seen = fields.String(allow_none=True)
+    hostname = fields.String(allow_none=True)
+    created_by = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+
+
+class VmCreate(Schema):
+    """addVm's input."""
+
+    id = fields.String(required=True, metadata={"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"})
+    image = fields.String(required=True, metadata={"description": "a file name in images/"})
+    mem = fields.Integer(required=True, metadata={"minimum": MEM_MIN, "description": "MiB"})
+    vcpus = fields.Integer(metadata={"minimum": VCPUS_MIN, "maximum": VCPUS_MAX})
+    host = fields.Raw(metadata={**ID_OR_NAME, "description": "default: placement"})
+    start = fields.Boolean(load_default=False)
+    hostname = fields.String(metadata={"description": "default: the id"})
+    ssh_keys = fields.List(fields.String(), metadata={"description": "public keys"})
+    user_data = fields.String(metadata={"description": "#cloud-config or a #! script"})
+
+
+class VmStop(Schema):
+    """How to stop a VM."""
+
+    force = fields.Boolean(load_default=False, metadata={"description": "power off at once"})
+
+
+class VmMigrate(Schema):
+    """Where to move a VM."""
+
+    host = fields.Raw(allow_none=True, metadata={**ID_OR_NAME, "description": "default: placement"})
+
+
+class BootLogArgs(Schema):
+    """How much of the boot log to read."""
+
+    lines = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
+
+
+class BootLog(Schema):
+    """The tail of a VM's serial console log."""
+
+    text = fields.String(required=True)
+
+
+class Image(Schema):
+    """A base image in the repository."""
+
+    name = fields.String(required=True)
+    format = fields.String(allow_none=True)
+    virtual_size = fields.Integer(allow_none=True, metadata={"description": "bytes"})
+    actual_size = fields.Integer(allow_none=True, metadata={"description": "bytes"})
+    mtime = fields.Float(allow_none=True)
+    description = fields.String(allow_none=True)
+    uploaded_by = fields.String(allow_none=True)
+    vms = fields.Integer(metadata={"description": "how many VMs use it"})
+
+
+class ImageBuild(Schema):
+    """buildImage's input."""
+
+    name = fields.String(required=True, metadata={"description": "built as images/NAME.qcow2"})
+    release = fields.String(metadata={"description": "a Debian code name; default bookworm"})
+    size = fields.Raw(metadata={"oneOf": [{"type": "integer"}, {"type": "string"}]})
+
+
+class LogLine(Schema):
+    """One line of an operation's log."""
+
+    id = fields.Integer(required=True)
+    ts = fields.String(required=True)
+    level = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class Operation(Schema):
+    """An operation: what, on what, by whom, how it went, and its log after a line id."""
+
+    id = fields.Integer(required=True)
+    url = fields.String(required=True)
+    kind = fields.String(required=True)
+    target_type = fields.String(allow_none=True)
+    target_id = fields.String(allow_none=True)
+    target_name = fields.String(allow_none=True)
+    status = fields.String(required=True)
+    requested_by = fields.String(allow_none=True)
+    input = fields.Dict(allow_none=True)
+    result = fields.Raw(allow_none=True)
+    error = fields.String(allow_none=True)
+    cancel_requested = fields.Boolean()
+    progress_done = fields.Integer(allow_none=True)
+    progress_total = fields.Integer(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    started_at = fields.String(allow_none=True)
+    finished_at = fields.String(allow_none=True)
+    done = fields.Boolean(metadata={"description": "terminal, and every log line is here"})
+    log = fields.List(fields.Nested(LogLine))
+    more = fields.Boolean(metadata={"description": "more log lines wait: ask again"})
+
+
+class OperationArgs(Schema):
+    """Which log lines to send: those after a line id."""
+
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**62))
+
+
+class User(Schema):
+    """A user account."""
+
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
+    created_at = fields.String(allow_none=True)
+    last_login = fields.String(allow_none=True)
+
+
+class UserCreate(Schema):
+    """A new user."""
+
+    username = fields.String(required=True)
+    password = fields.String(required=True, load_only=True)
+    role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
+
+
+class UserUpdate(Schema):
+    """A user's new role or password."""
+
+    role = fields.String(metadata={"enum": ["admin", "operator"]})
+    password = fields.String(load_only=True)
+
+
+class Token(Schema):
+    """An API token as its list shows it (never the secret)."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    user_id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    prefix = fields.String(required=True, metadata={"description": "the token's first characters"})
+    state = fields.String(required=True, metadata={"enum": ["active", "expired", "revoked"]})
+    created_at = fields.String(allow_none=True)
+    expires_at = fields.String(allow_none=True)
+    last_used_at = fields.String(allow_none=True)
+    revoked_at = fields.String(allow_none=True)
+
+
+class TokenSummary(Schema):
+    """The token a request came with."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    expires_at = fields.String(allow_none=True)
+
+
+class Me(Schema):
+    """The calling user, and the token used (null for a dashboard session)."""
+
+    id = fields.Integer(required=True)
+    username = fields.String(required=True)
+    role = fields.String(required=True)
+    token = fields.Nested(TokenSummary, allow_none=True)
+
+
+class PageArgs(Schema):
+    """Query arguments of a list that neither filters nor sorts."""
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(validate=validate.Range(min=1, max=MAX_PER_PAGE))
