@@ -11,13 +11,15 @@ WORKERS ?= $(or $(NUBE_WORKERS),4)
 
 # Debian packages: the controller's tools, libvirt/QEMU for hosts (lab hosts share this
 # machine's packages), sshpass/sudo for Ansible, what libvirt-python builds against, and the
-# image builder's tools (image.build: mmdebstrap, GRUB's BIOS images, mkfs.ext4 -d, sfdisk).
+# image builder's tools (image.build: mmdebstrap, GRUB's BIOS images, mkfs.ext4 -d, sfdisk), and
+# the servers the tests start themselves for QUEUE=redis:// and DATABASE=postgresql:// (their
+# system services are not used).
 SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
 	nfs-common util-linux procps iproute2 chromium libnfs-utils \
-	mmdebstrap grub-pc-bin e2fsprogs fdisk
+	mmdebstrap grub-pc-bin e2fsprogs fdisk redis-server postgresql
 
-.PHONY: run test lint unit integration browser screenshots bench lab lab-down system venv clean help
+.PHONY: run test lint unit unit-postgresql integration browser screenshots bench lab lab-down system venv clean help
 
 help:
 	@echo "make run    install what is missing, initialise, serve http://$(HOST):$(PORT)"
@@ -84,6 +86,11 @@ lint: venv
 
 unit: venv
 	$(BIN)/pytest -q tests/unit
+	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
+
+# The unit tier again on a PostgreSQL server the fixtures start (tests/pg_server.py).
+unit-postgresql: venv
+	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
 
 integration: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/integration
@@ -93,6 +100,7 @@ browser: venv
 
 test: venv lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests
+	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
 
 # The README's pictures: the browser tier, writing into tests/screenshots (tracked).
 screenshots: venv

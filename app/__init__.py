@@ -44,6 +44,10 @@ def create_app(test_config=None):
     extensions.init_app(app)
     queue.init_app(app)
 
+    from .services import cluster
+
+    cluster.init_app(app)  # with CLUSTER_KEY: the keys every controller shares
+
     from .web import init_web
 
     init_web(app)

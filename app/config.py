@@ -20,7 +20,10 @@ DEFAULTS = {
     "REPOSITORY": "/export/iaas",
     "HOST_MOUNT": "/mnt/iaas",
     "LIBVIRT_URI": DEFAULT_LIBVIRT_URI,
-    "SECRET_KEY": None,  # generated once into instance/secret_key when unset
+    "SECRET_KEY": None,  # generated once into instance/secret_key (or the database) when unset
+    # A Fernet key every controller of one Nube is given: the keys they must share (session
+    # signing, host passwords, SSH) then live in the database, encrypted with it.
+    "CLUSTER_KEY": None,
     "DISK_MODE": "overlay",
     "CONTROLLER_PREPARE": True,
     "CONTROLLER_ADDRESS": "127.0.0.1",
@@ -123,8 +126,27 @@ def _controller_address(value):
         raise ConfigError(f"CONTROLLER_ADDRESS: {exc}") from None
 
 
+def _cluster_key(value):
+    """CLUSTER_KEY: a Fernet key (32 bytes, url-safe base64), as Fernet.generate_key() makes."""
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(value)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            "CLUSTER_KEY must be a Fernet key (44 characters of url-safe base64), e.g. from"
+            ' python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key()'
+            '.decode())"'
+        ) from None
+    return value
+
+
 # Settings with a check of their own beyond their type.
-TEXT_CHECKS = {"QUEUE": _queue, "CONTROLLER_ADDRESS": _controller_address}
+TEXT_CHECKS = {
+    "QUEUE": _queue,
+    "CONTROLLER_ADDRESS": _controller_address,
+    "CLUSTER_KEY": _cluster_key,
+}
 
 
 def load_settings(instance_path, overrides=None, environ=None):
@@ -141,8 +163,8 @@ def load_settings(instance_path, overrides=None, environ=None):
     instance = Path(instance_path)
     if not settings["DATABASE"]:
         settings["DATABASE"] = str(instance / "nube.sqlite")
-    if not settings["SECRET_KEY"]:
-        settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")
+    if not settings["SECRET_KEY"] and not settings["CLUSTER_KEY"]:
+        settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")  # else: cluster.py
     if overrides:
         # Test and embedding callers may pass Flask's own keys too.
         settings.update({k: v for k, v in overrides.items() if k not in DEFAULTS})

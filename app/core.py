@@ -6,7 +6,6 @@ Every call that touches a host runs its operation in this process and waits; a f
 `OperationFailed` carrying the operation's log.
 """
 
-import contextlib
 import functools
 import json
 import os
@@ -14,7 +13,7 @@ import threading
 
 from flask import current_app, has_app_context
 
-from .db import close_db, ensure_schema, forget_schema
+from .db import close_db, drop_database, ensure_schema
 from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
 from .numbers import is_digits
 from .services import boot_log, controller, hosts, images, operations, vms
@@ -86,16 +85,8 @@ def destroy(purge=False):
 
     controller.destroy(ACTOR, wait=True, purge=purge)
     if purge:
-        _drop_database(current_app.config["DATABASE"])
-
-
-def _drop_database(path):
-    """Delete the SQLite file and its WAL companions."""
-    close_db()
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path + suffix)
-    forget_schema(path)
+        close_db()
+        drop_database(current_app.config["DATABASE"])
 
 
 @_in_app

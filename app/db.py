@@ -1,12 +1,16 @@
-"""SQLite connections: one per app context (request or worker), WAL, foreign keys on."""
+"""Database connections: one per app context (request or worker). SQLite by default (WAL,
+foreign keys on); a `postgresql://` DATABASE goes through app.pg, with the same SQL."""
 
+import contextlib
+import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
 
 from flask import current_app, g
 
-from .migrations import migrate
+from . import pg
+from .migrator import drop_all, migrate
 
 _migrated = set()
 _migrate_lock = threading.Lock()
@@ -25,8 +29,23 @@ def now():
     return stamp(datetime.now(UTC))
 
 
+# What a failing statement raises, whichever engine runs it.
+ERRORS = (sqlite3.Error, *pg.ERRORS)
+
+
+def nulls_order(descending, nullable):
+    """ASC or DESC; for a column that may be NULL, with SQLite's place for NULLs (first going
+    up) spelled out for PostgreSQL. Only there: a NULLS clause keeps PostgreSQL from reading a
+    NOT NULL column in its index's order."""
+    if not nullable:
+        return "DESC" if descending else "ASC"
+    return "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
+
+
 def connect(path):
-    """Open a connection with the pragmas every Nube connection needs."""
+    """Open a connection: PostgreSQL for a URL, else SQLite with the pragmas Nube needs."""
+    if pg.is_url(path):
+        return pg.Connection(path)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
@@ -55,6 +74,22 @@ def forget_schema(path):
         _migrated.discard(path)
 
 
+def drop_database(path):
+    """Purge: delete the SQLite file and its WAL companions, or drop Nube's PostgreSQL tables."""
+    if pg.is_url(path):
+        conn = connect(path)
+        try:
+            drop_all(conn)
+        finally:
+            conn.close()
+        pg.close_pool(path)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path + suffix)
+    forget_schema(path)
+
+
 def get_db():
     """The connection of the current app context, opened on first use."""
     if "db" not in g:
@@ -72,14 +107,20 @@ def close_db(_exc=None):
 
 
 class transaction:
-    """`with transaction(conn):` runs a block in BEGIN IMMEDIATE … COMMIT, rolling back on error."""
+    """`with transaction(conn):` runs a block as one writer (SQLite's BEGIN IMMEDIATE, or
+    PostgreSQL's advisory write lock) … COMMIT, rolling back on error."""
 
     def __init__(self, conn):
         self.conn = conn
 
     def __enter__(self):
-        # IMMEDIATE takes the write lock up front, so check-then-write blocks never interleave.
-        self.conn.execute("BEGIN IMMEDIATE")
+        # IMMEDIATE takes the write lock up front, so check-then-write blocks never interleave;
+        # PostgreSQL takes Nube's advisory lock for the same effect across every controller.
+        begin_write = getattr(self.conn, "begin_write", None)
+        if begin_write is not None:
+            begin_write()
+        else:
+            self.conn.execute("BEGIN IMMEDIATE")
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):

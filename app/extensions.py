@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import current_app
 
 from .adapters.image_builder import ImageBuilder
+from .adapters.known_hosts import KnownHosts
 from .adapters.migration import Migrator
 from .adapters.provisioner import RecordingProvisioner
 from .adapters.secrets import SecretBox
@@ -26,6 +27,7 @@ class Adapters:
         self.ssh_key = self.ssh_dir / "id_ed25519"
         self.known_hosts = self.ssh_dir / "known_hosts"
         self.secrets = SecretBox(instance / "fernet.key")
+        self.known_hosts_file = KnownHosts(self.known_hosts)
 
         from .adapters.hypervisor import Hypervisor
         from .adapters.storage import Storage

@@ -242,7 +242,8 @@ class _Parser:
                     f"LIKE at position {token.pos} needs a text column; {name} is {column.kind}"
                 )
             self._literal(name, column, after=token)
-            return f"{column.sql} {not_}LIKE ?"
+            # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
+            return f"lower({column.sql}) {not_}LIKE lower(?)"
         if _is_keyword(token, "IN"):
             return f"{column.sql} {not_}IN ({self._in_list(name, column, token)})"
         if _is_keyword(token, "IS") and not negated:

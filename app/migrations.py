@@ -1,4 +1,11 @@
-"""Ordered schema migrations; `PRAGMA user_version` records how many have run."""
+"""Ordered schema migrations, one set for SQLite and PostgreSQL: each runs in one write
+transaction that first re-reads the schema version, so two processes starting on an old
+database never run a migration twice. SQLite records the version in `PRAGMA user_version`,
+PostgreSQL in the table `schema_version`.
+
+The scripts are written for SQLite; `postgresql_script` translates the little that differs
+(row ids, REAL), and POSTGRESQL_INSTEAD / POSTGRESQL_AFTER hold what cannot be translated.
+"""
 
 REBUILDS = "-- rebuilds a table"  # the first line of a migration _rebuild must run
 
@@ -18,7 +25,7 @@ MIGRATIONS = [
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         address TEXT NOT NULL UNIQUE,
-        user TEXT NOT NULL,
+        "user" TEXT NOT NULL,
         password_enc TEXT,
         state TEXT NOT NULL CHECK (state IN
             ('preparing', 'ready', 'error', 'unreachable', 'disabled', 'removing')),
@@ -207,7 +214,7 @@ MIGRATIONS = [
         id INTEGER PRIMARY KEY,
         name TEXT NOT NULL UNIQUE,
         address TEXT NOT NULL UNIQUE,
-        user TEXT NOT NULL,
+        "user" TEXT NOT NULL,
         password_enc TEXT,
         state TEXT NOT NULL CHECK (state IN ('preparing', 'ready', 'error', 'unreachable',
             'disabled', 'removing', 'maintenance')),
@@ -228,7 +235,7 @@ MIGRATIONS = [
         misses INTEGER NOT NULL DEFAULT 0,
         missing_since REAL
     );
-    INSERT INTO hosts_new SELECT id, name, address, user, password_enc, state, share, network,
+    INSERT INTO hosts_new SELECT id, name, address, "user", password_enc, state, share, network,
         cpus, mem, free_mem, kvm, host_key, task, task_op, error, last_seen, created_at,
         prepared, password_address, misses, missing_since FROM hosts;
     DROP TABLE hosts;
@@ -254,43 +261,29 @@ MIGRATIONS = [
     );
     CREATE INDEX api_tokens_user ON api_tokens (user_id);
     """,
+    # 11: what every controller of one Nube shares (issue 13): session signing, the host
+    # passwords' key, the SSH key pair; each value encrypted with CLUSTER_KEY.
+    """
+    CREATE TABLE controller_secrets (
+        name TEXT PRIMARY KEY,
+        value_enc TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
-def migrate(conn):
-    """Run every migration the database has not seen yet, each in its own transaction."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"database schema version {version} is newer than this Nube ({len(MIGRATIONS)})"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        if script.lstrip().startswith(REBUILDS):
-            _rebuild(conn, number, script)
-            continue
-        # executescript commits first; the explicit BEGIN makes each migration all-or-nothing.
-        try:
-            conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
-        except Exception:
-            conn.rollback()
-            raise
-    return len(MIGRATIONS)
-
-
-def _rebuild(conn, number, script):
-    """A migration that rebuilds a table others refer to: SQLite's own procedure, with foreign
-    keys off (dropping the old table would otherwise break its references) and checked before
-    the commit."""
-    conn.execute("PRAGMA foreign_keys = OFF")  # only outside a transaction
-    try:
-        conn.executescript(f"BEGIN;\n{script}")
-        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise RuntimeError(f"migration {number} would break {len(broken)} reference(s)")
-        conn.execute(f"PRAGMA user_version = {number}")
-        conn.commit()
-    except Exception:
-        conn.rollback()
-        raise
-    finally:
-        conn.execute("PRAGMA foreign_keys = ON")
+# PostgreSQL's own version of a migration SQLite does its own way (by number).
+POSTGRESQL_INSTEAD = {
+    # 9: PostgreSQL changes a CHECK in place (SQLite rebuilt the table)
+    9: """
+    ALTER TABLE hosts DROP CONSTRAINT hosts_state_check;
+    ALTER TABLE hosts ADD CONSTRAINT hosts_state_check CHECK (state IN ('preparing', 'ready',
+        'error', 'unreachable', 'disabled', 'removing', 'maintenance'));
+    """,
+}
+# What PostgreSQL needs beside a migration (by number).
+POSTGRESQL_AFTER = {
+    # 1: user names are unique whatever their case (SQLite: the column's COLLATE NOCASE)
+    1: "CREATE UNIQUE INDEX users_username_nocase ON users (lower(username));",
+}

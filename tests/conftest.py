@@ -15,8 +15,9 @@ from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.adapters.provisioner import RecordingProvisioner
-from app.db import get_db
+from app.db import ensure_schema, get_db
 from app.repositories import users as users_repo
+from tests import pg_server
 from tests.factories import (
     gen_host,
     gen_image,
@@ -61,8 +62,40 @@ def config_overrides():
     return {}
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """With NUBE_TEST_DATABASE=postgresql, a PostgreSQL server for the session (stopped by pid
+    at its end), with a migrated template database; None otherwise."""
+    if os.environ.get("NUBE_TEST_DATABASE") != "postgresql":
+        yield None
+        return
+    reason = pg_server.unavailable_reason()
+    if reason:
+        pytest.fail(f"NUBE_TEST_DATABASE=postgresql, but {reason}")
+    server = pg_server.PostgresServer()
+    try:
+        server.start()
+        server.create_template(ensure_schema)
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def app(tmp_path, provisioner, config_overrides):
+def database(tmp_path, postgres_server):
+    """The test's DATABASE: a SQLite file, or a fresh PostgreSQL database (dropped after)."""
+    if postgres_server is None:
+        yield str(tmp_path / "nube.sqlite")
+        return
+    url = postgres_server.new_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture
+def app(tmp_path, provisioner, config_overrides, database):
     """An app on a fresh SQLite file, a temp repository and libvirt's test driver."""
     repository = tmp_path / "iaas"
     (repository / "images").mkdir(parents=True)
@@ -71,7 +104,7 @@ def app(tmp_path, provisioner, config_overrides):
         {
             "TESTING": True,
             "INSTANCE_PATH": str(tmp_path / "instance"),
-            "DATABASE": str(tmp_path / "nube.sqlite"),
+            "DATABASE": database,
             "REPOSITORY": str(repository),
             "LIBVIRT_URI": "test:///default",
             "PROVISIONER": provisioner,

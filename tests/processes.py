@@ -12,12 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Consumer:
-    """`huey_consumer app.worker.huey` in a child process with the given environment."""
+    """`huey_consumer ENTRY` (app.worker.huey unless told) in a child process with an env."""
 
-    def __init__(self, env, workers=4, periodic=False, log=None):
+    def __init__(self, env, workers=4, periodic=False, log=None, entry="app.worker.huey"):
         command = [
             str(Path(sys.executable).parent / "huey_consumer"),
-            "app.worker.huey",
+            entry,
             "-k",
             "thread",
             "-w",
@@ -42,6 +42,19 @@ class Consumer:
                 self.process.wait()
         if self.log is not subprocess.DEVNULL:
             self.log.close()
+
+
+def app_for(env):
+    """An app in this process with the settings a consumer or server gets from env (its
+    NUBE_* variables), to write rows and enqueue what those processes run."""
+    from app import create_app
+
+    settings = {
+        key.removeprefix("NUBE_"): value
+        for key, value in env.items()
+        if key.startswith("NUBE_") and key != "NUBE_INSTANCE_PATH"
+    }
+    return create_app({**settings, "INSTANCE_PATH": env["NUBE_INSTANCE_PATH"]})
 
 
 def free_port():

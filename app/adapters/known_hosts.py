@@ -4,7 +4,10 @@ Ansible, libvirt (libssh2) and the console's ssh tunnels all check host keys aga
 file, so what is recorded here decides which machine gets a host's secrets.
 """
 
+import collections
+import os
 import subprocess
+import tempfile
 import threading
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from ..addresses import check_address
 from ..errors import HostKeyChanged, HostUnreachable
 
 KEY_TYPES = "ed25519,ecdsa,rsa"
+# One lock per file, whichever object writes it (the provisioner's, the cluster's sync).
+_LOCKS = collections.defaultdict(threading.Lock)
 
 
 class KnownHosts:
@@ -19,7 +24,7 @@ class KnownHosts:
 
     def __init__(self, path):
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = _LOCKS[str(self.path)]
 
     def recorded(self, address):
         """The known_hosts lines recorded for an address ('' when none)."""
@@ -98,6 +103,24 @@ class KnownHosts:
             self._forget(address)
             self._append(confirmed)
             return key_text(confirmed)
+
+    def rewrite(self, merge):
+        """Rewrite the file from merge({address: its lines}) -> {address: lines}, atomically
+        (0600) and only when something changed."""
+        with self._lock:
+            old = self.path.read_text() if self.path.exists() else ""
+            current = collections.defaultdict(str)
+            for line in old.splitlines(keepends=True):
+                if line.strip() and not line.startswith("#"):
+                    current[line.split()[0]] += line
+            new = "".join(lines for _, lines in sorted(merge(dict(current)).items()))
+            if new == old:
+                return
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".known_hosts.")
+            with os.fdopen(fd, "w") as handle:  # mkstemp's file is 0600 from the start
+                handle.write(new)
+            os.replace(temp, self.path)
 
     def forget(self, address):
         """Drop a host's recorded keys (when the host is removed or its add failed)."""

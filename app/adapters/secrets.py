@@ -28,6 +28,10 @@ class SecretBox:
             self._fernet = Fernet(key)
         return self._fernet
 
+    def use_key(self, key):
+        """Use this key (a cluster's shared one) instead of the key file."""
+        self._fernet = Fernet(key)
+
     def encrypt(self, text):
         """Ciphertext (str) of a secret; None stays None."""
         if text is None or text == "":

@@ -11,23 +11,41 @@ from pathlib import Path
 from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
 
 from ..extensions import adapters
+from .lease import make_lease
 from .recovery import recover
 from .runner import execute
+
+# With several consumers on one queue (Redis, or several on one SQLite file):
+# - every consumer's scheduler enqueues `monitor` every 60 s from its own start, and any worker
+#   may run any of them: N consumers, N monitor tasks a minute. One holds the lease and makes
+#   the passes, the others return; passes are timed from the last one recorded beside the
+#   lease, so they stay one per MONITOR_INTERVAL whichever consumer makes them.
+# - a task delivered twice, or seen by two consumers, runs its operation once: the row's
+#   pending → running compare-and-swap (runner.execute) decides.
+# - results=False: the operation row is the result, and no result piles up in Redis.
+# - utc=True (huey's default): consumers in different time zones agree on when a task is due.
 
 # huey's periodic tasks run at most once a minute; the monitor task makes its passes every
 # MONITOR_INTERVAL seconds within its minute and returns before the next minute's run starts.
 CRON_PERIOD = 60.0
 CRON_MARGIN = 2.0  # time left for the pass that ends the minute
 MIN_INTERVAL = 1.0
+# The lease outlives the wait between two renewals: a sleep, then a pass whose host calls are
+# each bounded by HOST_TIMEOUT (a few per host, 32 hosts at a time). A holder slower than that
+# loses the lease to another consumer and stops at its next renewal: one pass overlaps at most,
+# and every write a pass or a recovery makes is a compare-and-swap or idempotent.
+LEASE_HOST_TIMEOUTS = 6
+LEASE_MARGIN = 5.0
 
 
 def make_huey(queue, instance_path):
     """A huey instance for the QUEUE setting."""
+    options = {"results": False, "utc": True}
     if str(queue).startswith(("redis://", "rediss://")):
-        return RedisHuey("nube", url=queue)
-    if queue == "immediate":
-        return MemoryHuey("nube", immediate=True)  # huey's own test mode: tasks run at once
-    return SqliteHuey("nube", filename=str(Path(instance_path) / "queue.sqlite"))
+        return RedisHuey("nube", url=queue, **options)
+    if queue == "immediate":  # huey's own test mode: tasks run at once
+        return MemoryHuey("nube", immediate=True, **options)
+    return SqliteHuey("nube", filename=str(Path(instance_path) / "queue.sqlite"), **options)
 
 
 class OperationQueue:
@@ -37,10 +55,8 @@ class OperationQueue:
         self.app = app
         self.huey = make_huey(app.config["QUEUE"], app.instance_path)
         self.run_operation = self.huey.task(name="run_operation")(self._run_operation)
-        self.monitor = self.huey.periodic_task(crontab(minute="*"), name="monitor")(
-            self.huey.lock_task("nube-monitor")(self._monitor)
-        )
-        self._last_pass = float("-inf")
+        self.monitor = self.huey.periodic_task(crontab(minute="*"), name="monitor")(self._monitor)
+        self.lease = make_lease(self.huey, "monitor", self._lease_ttl())
 
     def enqueue(self, op_id):
         """Queue an operation for a worker (immediate mode runs it now)."""
@@ -50,25 +66,42 @@ class OperationQueue:
         """Run one operation row; a duplicate delivery finds it claimed and does nothing."""
         execute(op_id, self.app)
 
+    def _interval(self):
+        """Seconds between monitor passes."""
+        return max(MIN_INTERVAL, float(self.app.config["MONITOR_INTERVAL"]))
+
+    def _lease_ttl(self):
+        """How long the monitor's lease lasts without a renewal."""
+        wait = min(self._interval(), CRON_PERIOD)
+        return wait + LEASE_HOST_TIMEOUTS * float(self.app.config["HOST_TIMEOUT"]) + LEASE_MARGIN
+
     def _monitor(self):
-        """This minute's monitor passes, after recovering dead workers' operations and
-        sweeping what they left half written."""
+        """This minute's monitor passes, made by the one consumer that holds the lease."""
+        token = self.lease.acquire()
+        if token is None:
+            return  # another consumer's task is making the passes
+        try:
+            adapters(self.app).storage.sweep_partials()
+            self._passes(token)
+        finally:
+            self.lease.release(token)
+
+    def _passes(self, token):
+        """Recover and poll when due until the next minute's task takes over or we lose the lease."""
         from ..services.monitor import poll  # the monitor reads every host: only here
 
-        interval = max(MIN_INTERVAL, self.app.config["MONITOR_INTERVAL"])
-        started = time.monotonic()
-        recover(self.app)
-        adapters(self.app).storage.sweep_partials()
-        if started - self._last_pass < interval - MIN_INTERVAL:
-            return  # an interval over a minute skips some minutes
-        while True:
-            self._last_pass = time.monotonic()
-            poll(self.app)
-            next_pass = time.monotonic() + interval
-            # the next minute's task takes over; its lock keeps two passes from overlapping
-            if next_pass - started >= CRON_PERIOD - CRON_MARGIN:
-                return
-            time.sleep(next_pass - time.monotonic())
+        interval = self._interval()
+        ends = time.time() + CRON_PERIOD - CRON_MARGIN
+        while self.lease.renew(token):
+            recover(self.app)  # each pass, so a dead worker's operation waits one interval
+            due = self.lease.last_pass() + interval
+            if time.time() >= due:
+                poll(self.app)
+                self.lease.mark_pass(time.time())
+                due = time.time() + interval
+            if due >= ends:
+                return  # an interval over a minute makes some minutes' tasks skip the poll
+            time.sleep(max(0.0, due - time.time()))
 
 
 def init_app(app):

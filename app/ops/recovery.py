@@ -14,8 +14,8 @@ from .runner import HEARTBEAT_SECONDS, clear_target_task
 STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 6)
 
 
-def _alive_here(worker):
-    """False only for a worker of this machine whose process is gone."""
+def alive_here(worker):
+    """False only for a worker (host:pid) of this machine whose process is gone."""
     host, _, pid = (worker or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return True  # another machine's worker: judged by its heartbeat alone
@@ -33,7 +33,7 @@ def recover(app):
     stale_before = stamp(datetime.now(UTC) - STALE_AFTER)
     conn = connect(app.config["DATABASE"])
     try:
-        rows = ops_repo.running_stale(conn, _alive_here, stale_before)
+        rows = ops_repo.running_stale(conn, alive_here, stale_before)
         with app.app_context():
             return sum(1 for row in rows if _interrupt(app, conn, row))
     finally:

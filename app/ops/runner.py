@@ -3,17 +3,18 @@
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import traceback
 
 from flask import current_app
 
+from ..db import ERRORS as db_errors
 from ..db import connect, transaction
 from ..errors import NubeError, OperationCanceled
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from ..services import cluster
 from . import kinds
 from .context import LogHandler, OperationContext
 
@@ -43,7 +44,7 @@ class _Heartbeat(threading.Thread):
             while not self.stopped.wait(HEARTBEAT_SECONDS):
                 try:
                     ops_repo.beat(conn, self.op_id)
-                except sqlite3.Error:  # a busy database must not silence the beat for good
+                except db_errors:  # a busy database must not silence the beat for good
                     log.warning("heartbeat of operation %s failed; retrying", self.op_id)
         finally:
             conn.close()
@@ -64,6 +65,7 @@ def execute(op_id, app=None):
         if not ops_repo.claim(conn, op_id, worker_name()):
             return ops_repo.get(conn, op_id)  # already taken, finished or canceled: run once
         with app.app_context():
+            cluster.sync_known_hosts(app, conn)  # host keys another controller recorded
             return _run_claimed(app, conn, ops_repo.get(conn, op_id))
     finally:
         conn.close()

@@ -38,7 +38,7 @@ def logged_in_from(conn, username, remote_addr, since):
     """Whether a user logged in successfully from an address since a time."""
     return (
         conn.execute(
-            "SELECT 1 FROM audit WHERE actor = ? COLLATE NOCASE AND action = 'login'"
+            "SELECT 1 FROM audit WHERE lower(actor) = lower(?) AND action = 'login'"
             " AND remote_addr = ?"
             " AND ts >= ? LIMIT 1",
             (username, remote_addr, since),

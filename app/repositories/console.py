@@ -13,10 +13,10 @@ def insert(conn, token_hash, user_id, vm_id, expires_at):
     """Store a new console token; returns its id."""
     cur = conn.execute(
         "INSERT INTO console_tokens (token_hash, user_id, vm_id, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
         (token_hash, user_id, vm_id, now(), expires_at),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def get(conn, token_hash):

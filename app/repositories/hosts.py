@@ -1,12 +1,12 @@
 """SQL for the hosts table."""
 
-from ..db import now
+from ..db import now, nulls_order
 from ..filters import Column, compile_filter
 from .tasks import TaskColumns
 
 # What a host row looks like to callers: the table plus what its VMs take.
 _SELECT = """
-SELECT h.id, h.name, h.address, h.user, h.state, h.share, h.network, h.cpus, h.mem,
+SELECT h.id, h.name, h.address, h."user", h.state, h.share, h.network, h.cpus, h.mem,
        h.free_mem, h.kvm, h.host_key, h.task, h.task_op, h.error, h.last_seen, h.created_at,
        h.prepared, h.misses, h.missing_since,
        (SELECT COALESCE(SUM(v.mem), 0) FROM vms v WHERE v.host_id = h.id) AS mem_allocated,
@@ -19,7 +19,7 @@ FILTER_COLUMNS = {
     "id": Column("id", "int"),
     "name": Column("name"),
     "address": Column("address"),
-    "user": Column("user"),
+    "user": Column('"user"'),  # quoted: a bare user is PostgreSQL's current user
     "state": Column("state"),
     "share": Column("share"),
     "network": Column("network"),
@@ -32,6 +32,7 @@ FILTER_COLUMNS = {
 }
 
 SORT_COLUMNS = ("id", "name", "address", "state", "cpus", "mem", "mem_allocated", "vm_count")
+NULLABLE = {"cpus", "mem"}  # unknown until the host is first read
 
 UPDATABLE = {
     "name",
@@ -62,13 +63,13 @@ def _where(query):
 def _order(sort, descending):
     """A whitelisted ORDER BY clause."""
     column = sort if sort in SORT_COLUMNS else "name"
-    return f" ORDER BY {column} {'DESC' if descending else 'ASC'}, id"
+    return f" ORDER BY {column} {nulls_order(descending, column in NULLABLE)}, id"
 
 
 def search(conn, query="", sort="name", descending=False, limit=None, offset=0):
     """Hosts matching a filter expression, in order; all of them when limit is None."""
     where, params = _where(query)
-    sql = f"SELECT * FROM ({_SELECT}){where}{_order(sort, descending)}"
+    sql = f"SELECT * FROM ({_SELECT}) AS h{where}{_order(sort, descending)}"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params = [*params, limit, offset]
@@ -80,7 +81,7 @@ def count(conn, query=""):
     if not query.strip():
         return conn.execute("SELECT COUNT(*) FROM hosts").fetchone()[0]
     where, params = _where(query)
-    return conn.execute(f"SELECT COUNT(*) FROM ({_SELECT}){where}", params).fetchone()[0]
+    return conn.execute(f"SELECT COUNT(*) FROM ({_SELECT}) AS h{where}", params).fetchone()[0]
 
 
 def get(conn, host_id):
@@ -120,11 +121,12 @@ def insert(
 ):
     """Add a host row; returns its id."""
     cur = conn.execute(
-        "INSERT INTO hosts (name, address, user, password_enc, password_address, state, share,"
-        " network, task, task_op, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        'INSERT INTO hosts (name, address, "user", password_enc, password_address, state, share,'
+        " network, task, task_op, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (name, address, user, password_enc, address, state, share, network, task, task_op, now()),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def update(conn, host_id, **fields):
@@ -134,7 +136,7 @@ def update(conn, host_id, **fields):
         raise KeyError(f"not updatable: {sorted(unknown)}")
     if not fields:
         return
-    assignments = ", ".join(f"{column} = ?" for column in fields)
+    assignments = ", ".join(f'"{column}" = ?' for column in fields)  # "user" is a keyword
     conn.execute(f"UPDATE hosts SET {assignments} WHERE id = ?", [*fields.values(), host_id])
 
 
@@ -148,6 +150,11 @@ release_tasks = _tasks.release
 def delete(conn, host_id):
     """Remove a host row."""
     conn.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
+
+
+def recorded_keys(conn):
+    """(address, recorded host keys or None) of every host."""
+    return [tuple(row) for row in conn.execute("SELECT address, host_key FROM hosts")]
 
 
 def addresses(conn, share):

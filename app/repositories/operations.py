@@ -29,7 +29,7 @@ def insert(conn, *, kind, target_type, target_id, target_name, requested_by, inp
     """Write a pending operation row; returns its id."""
     cur = conn.execute(
         "INSERT INTO operations (kind, target_type, target_id, target_name, status,"
-        " requested_by, input, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+        " requested_by, input, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
         (
             kind,
             target_type,
@@ -40,7 +40,7 @@ def insert(conn, *, kind, target_type, target_id, target_name, requested_by, inp
             now(),
         ),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def get(conn, op_id):
@@ -90,7 +90,7 @@ def interrupt(conn, op_id, heartbeat_seen, error):
     """Compare-and-swap running → interrupted, only if the heartbeat is still the one seen."""
     cur = conn.execute(
         "UPDATE operations SET status = 'interrupted', error = ?, finished_at = ?"
-        " WHERE id = ? AND status = 'running' AND heartbeat IS ?",
+        " WHERE id = ? AND status = 'running' AND heartbeat IS NOT DISTINCT FROM ?",
         (error, now(), op_id, heartbeat_seen),
     )
     return cur.rowcount == 1
@@ -167,10 +167,11 @@ def for_target(conn, target_type, target_id, limit=20):
 def append_log(conn, op_id, message, level="info"):
     """Add a line to an operation's log; returns its id."""
     cur = conn.execute(
-        "INSERT INTO operation_log (operation_id, ts, level, message) VALUES (?, ?, ?, ?)",
+        "INSERT INTO operation_log (operation_id, ts, level, message) VALUES (?, ?, ?, ?)"
+        " RETURNING id",
         (op_id, now(), level, message),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def log_lines(conn, op_id, after=0, limit=None):

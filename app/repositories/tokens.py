@@ -22,10 +22,10 @@ def insert(conn, user_id, name, token_hash, prefix, expires_at):
     """Add a token; returns its id."""
     cur = conn.execute(
         "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at, expires_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
         (user_id, name, token_hash, prefix, now(), expires_at),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def get(conn, token_id):

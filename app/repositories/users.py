@@ -12,12 +12,17 @@ def get(conn, user_id):
 
 def by_username(conn, username):
     """The user with this name (case-insensitive), or None."""
-    return conn.execute(f"SELECT {COLUMNS} FROM users WHERE username = ?", (username,)).fetchone()
+    # lower() on both sides: SQLite's NOCASE column and PostgreSQL's lower(username) index
+    return conn.execute(
+        f"SELECT {COLUMNS} FROM users WHERE lower(username) = lower(?)", (username,)
+    ).fetchone()
 
 
 def all_users(conn):
     """Every user, by name."""
-    return conn.execute(f"SELECT {COLUMNS} FROM users ORDER BY username").fetchall()
+    return conn.execute(
+        f"SELECT {COLUMNS} FROM users ORDER BY lower(username), username"
+    ).fetchall()
 
 
 def count(conn, role=None):
@@ -30,10 +35,11 @@ def count(conn, role=None):
 def insert(conn, username, password_hash, role):
     """Add a user; returns its id."""
     cur = conn.execute(
-        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, ?, ?)"
+        " RETURNING id",
         (username, password_hash, role, now()),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def set_password(conn, user_id, password_hash):
@@ -66,9 +72,9 @@ def login_attempt_counts(conn, username, remote_addr, since):
     this account from anywhere, this address for any account)."""
     row = conn.execute(
         "SELECT"
-        " COALESCE(SUM(username = ? AND remote_addr = ?), 0),"
-        " COALESCE(SUM(username = ?), 0),"
-        " COALESCE(SUM(remote_addr = ?), 0)"
+        " COALESCE(SUM(CASE WHEN username = ? AND remote_addr = ? THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN username = ? THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN remote_addr = ? THEN 1 ELSE 0 END), 0)"
         " FROM login_attempts WHERE ts >= ? AND (username = ? OR remote_addr = ?)",
         (username, remote_addr, username, remote_addr, since, username, remote_addr),
     ).fetchone()
@@ -79,10 +85,10 @@ def reserve_login_attempt(conn, username, remote_addr, ts):
     """Count an attempt before its password is checked (so parallel guesses count); its id."""
     cur = conn.execute(
         "INSERT INTO login_attempts (username, remote_addr, ts, outcome)"
-        " VALUES (?, ?, ?, 'pending')",
+        " VALUES (?, ?, ?, 'pending') RETURNING id",
         (username, remote_addr, ts),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def fail_login_attempt(conn, attempt_id):
@@ -104,10 +110,10 @@ def insert_session(conn, token_hash, user_id, remote_addr):
     stamp = now()
     cur = conn.execute(
         "INSERT INTO user_sessions (token_hash, user_id, created_at, last_seen, remote_addr)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
         (token_hash, user_id, stamp, stamp, remote_addr),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def session_user(conn, token_hash, user_id, created_after, seen_after):
@@ -134,7 +140,8 @@ def delete_session(conn, token_hash):
 def delete_sessions(conn, user_id, keep_hash=None):
     """End every session of a user (but one, when given)."""
     conn.execute(
-        "DELETE FROM user_sessions WHERE user_id = ? AND token_hash IS NOT ?", (user_id, keep_hash)
+        "DELETE FROM user_sessions WHERE user_id = ? AND token_hash IS DISTINCT FROM ?",
+        (user_id, keep_hash),
     )
 
 

@@ -2,7 +2,7 @@
 
 import json
 
-from ..db import now
+from ..db import now, nulls_order
 from ..filters import Column, compile_filter
 from .tasks import TaskColumns
 
@@ -34,6 +34,7 @@ SORT_COLUMNS = {
     "state": "v.state",
     "last_seen": "v.last_seen",
 }
+NULLABLE = {"v.last_seen"}  # never read by the monitor yet
 
 
 def _where(query):
@@ -46,7 +47,8 @@ def search(conn, query="", sort="id", descending=False, limit=None, offset=0):
     """VMs matching a filter expression, in order; all of them when limit is None."""
     where, params = _where(query)
     column = SORT_COLUMNS.get(sort, "v.id")
-    sql = f"{_SELECT}{where} ORDER BY {column} {'DESC' if descending else 'ASC'}, v.id"
+    order = nulls_order(descending, column in NULLABLE)
+    sql = f"{_SELECT}{where} ORDER BY {column} {order}, v.id"
     if limit is not None:
         sql += " LIMIT ? OFFSET ?"
         params = [*params, limit, offset]

@@ -11,6 +11,7 @@ from ..extensions import adapters
 from ..repositories import hosts as hosts_repo
 from ..repositories import monitor as monitor_repo
 from ..repositories import vms as vms_repo
+from . import cluster
 from .common import db
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ def poll(app):
     silence = Silence(app.config["MONITOR_MISSES"])
     conn = connect(app.config["DATABASE"])
     try:
+        cluster.sync_known_hosts(app, conn)  # host keys another controller recorded
         hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
         if not hosts:
             return {}

@@ -15,7 +15,8 @@ from tests.processes import Consumer
 
 NODE_XML = (
     "<node><cpu><mhz>2000</mhz><model>i686</model><nodes>1</nodes><sockets>1</sockets>"
-    "<cores>8</cores><threads>1</threads></cpu><memory>67108864</memory></node>"
+    "<cores>8</cores><threads>1</threads></cpu><memory>67108864</memory>"
+    "<network><name>default</name><bridge name='virbr0'/></network></node>"
 )
 HOSTS = 20
 OPERATIONS = 200
@@ -26,8 +27,8 @@ def _seconds(stamp):
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-def run_once(workers):
-    """Queue the operations, run them with a consumer of `workers` threads; figures."""
+def run_once(workers, database=None):
+    """Queue the operations, run them with `workers` threads on `database` (else SQLite)."""
     with tempfile.TemporaryDirectory(prefix="nube-bench-ops-") as tmp:
         folder = Path(tmp)
         (folder / "nodes").mkdir()
@@ -38,7 +39,7 @@ def run_once(workers):
         env = {
             **os.environ,
             "NUBE_INSTANCE_PATH": str(folder / "instance"),
-            "NUBE_DATABASE": str(folder / "nube.sqlite"),
+            "NUBE_DATABASE": database or str(folder / "nube.sqlite"),
             "NUBE_REPOSITORY": str(repository),
             "NUBE_LIBVIRT_URI": f"test://{folder}/nodes/{{address}}.xml",
             "NUBE_PROVISIONER": "recording",
@@ -84,7 +85,8 @@ def run_once(workers):
                     " WHERE kind = 'vm.create'"
                 ).fetchall()
                 starts = conn.execute(
-                    "SELECT COUNT(*) FROM operation_log WHERE message LIKE 'create VM started by%'"
+                    "SELECT COUNT(*) FROM operation_log WHERE message LIKE ?",
+                    ("create VM started by%",),
                 ).fetchone()[0]
                 placed = conn.execute("SELECT COUNT(DISTINCT host_id) FROM vms").fetchone()[0]
         finally:

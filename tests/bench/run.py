@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench import cluster as cluster_bench
+from tests.bench import databases as databases_bench
 from tests.bench import guests as guests_bench
 from tests.bench import load as load_bench
 from tests.bench import migration as migration_bench
@@ -227,18 +228,65 @@ def migration():
     )
 
 
-def main():
-    """Every benchmark; figures to bench-results.json."""
-    vm_list()
-    operations()
-    monitoring()
-    load()
-    cluster()
-    deploy_storm()
-    guests()
-    migration()
+def databases():
+    """The VM list page at 10,000 VMs and the operations throughput, SQLite beside PostgreSQL."""
+    figures = databases_bench.main(environment)
+    save("databases", figures)
+    sqlite, postgresql = figures["sqlite"], figures["postgresql"]
+    print(
+        f"\n{figures['vms']:,} VMs, {figures['runs']} requests each (ms){'SQLite':>16}"
+        f" {'PostgreSQL':>11}"
+    )
+    for page in databases_bench.PAGES:
+        for timing in ("server_ms", "wall_ms"):
+            for stat in ("median", "p95"):
+                label = f"{page} {timing} {stat}"
+                print(
+                    f"  {label:42} {sqlite['vm_list'][page][timing][stat]:9.2f}"
+                    f" {postgresql['vm_list'][page][timing][stat]:11.2f}"
+                )
+    for key, label in (
+        ("open_close_ms", "connection open + close"),
+        ("queries_fresh_connection_ms", "list queries, fresh connection"),
+        ("queries_reused_connection_ms", "list queries, reused connection"),
+        ("per_request_cost_ms", "connection per request costs"),
+    ):
+        print(
+            f"  {label:42} {sqlite['vm_list']['connection'][key]:9.3f}"
+            f" {postgresql['vm_list']['connection'][key]:11.3f}"
+        )
+    for workers in databases_bench.WORKERS:
+        key = f"operations_workers_{workers}"
+        label = f"operations/s, {workers} worker{'s' if workers > 1 else ''} (lost, dup)"
+        cells = [
+            f"{row['ops_per_second']:6.1f} ({row['lost']}, {row['duplicated']})"
+            for row in (sqlite[key], postgresql[key])
+        ]
+        print(f"  {label:42} {cells[0]:>9} {cells[1]:>11}")
+
+
+SECTIONS = {
+    "vm_list": vm_list,
+    "operations": operations,
+    "monitor": monitoring,
+    "load": load,
+    "databases": databases,
+    "cluster": cluster,
+    "deploy_storm": deploy_storm,
+    "guests": guests,
+    "migration": migration,
+}
+
+
+def main(names=()):
+    """The named benchmarks (every one by default); figures to bench-results.json."""
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown:
+        sys.exit(f"unknown bench section(s): {', '.join(unknown)}; known: {', '.join(SECTIONS)}")
+    for name in names or SECTIONS:
+        SECTIONS[name]()
     print(f"\nresults written to {RESULTS}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

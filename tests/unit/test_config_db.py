@@ -4,8 +4,11 @@ import sqlite3
 
 import pytest
 
+from app import pg
 from app.config import ConfigError, load_settings
-from app.migrations import MIGRATIONS, migrate
+from app.migrations import MIGRATIONS
+from app.migrator import migrate
+from app.migrator import version as migrator_version
 
 
 def test_defaults_and_environment(tmp_path):
@@ -54,7 +57,49 @@ def test_newer_schema_refused(tmp_path):
 def test_app_database_uses_wal_and_foreign_keys(app):
     from app.db import get_db
 
+    if pg.is_url(app.config["DATABASE"]):
+        pytest.skip("SQLite's pragmas (PostgreSQL always checks foreign keys)")
     with app.app_context():
         conn = get_db()
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_a_purge_drops_the_database_and_a_new_one_starts_empty(app):
+    from app.db import connect, drop_database, ensure_schema
+    from app.repositories import users as users_repo
+
+    database = app.config["DATABASE"]
+    drop_database(database)
+    ensure_schema(database)
+    conn = connect(database)
+    try:
+        assert users_repo.count(conn) == 0
+        assert migrator_version(conn) == len(MIGRATIONS)
+    finally:
+        conn.close()
+
+
+def test_two_processes_migrating_at_once_run_each_migration_once(tmp_path, postgres_server):
+    """The race of two controllers starting on a new database: every migration once."""
+    import multiprocessing
+
+    database = str(tmp_path / "race.sqlite")
+    if postgres_server is not None:
+        database = postgres_server.new_database(migrated=False)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        results = pool.map(_migrate_in_a_process, [database] * 4)
+    assert results == [len(MIGRATIONS)] * 4
+
+
+def _migrate_in_a_process(database):
+    """Migrate a database from a fresh process (for the race test)."""
+    from app.db import connect
+
+    conn = connect(database)
+    try:
+        migrate(conn)
+        return migrator_version(conn)
+    finally:
+        conn.close()

@@ -30,7 +30,7 @@ def compile_(text):
         ("state=running", "v.state = ?", ["running"]),
         (
             "name LIKE 'web%' OR (vcpus IN (2,4) AND NOT task IS NULL)",
-            "(v.name LIKE ? OR (v.vcpus IN (?, ?) AND NOT (v.task IS NULL)))",
+            "(lower(v.name) LIKE lower(?) OR (v.vcpus IN (?, ?) AND NOT (v.task IS NULL)))",
             ["web%", 2, 4],
         ),
         # A bare word is a string literal even when it spells a column name.
@@ -39,7 +39,7 @@ def compile_(text):
         ("state != 'x' or state <> y", "(v.state <> ? OR v.state <> ?)", ["x", "y"]),
         (
             "name NOT LIKE web% and task is not null",
-            "(v.name NOT LIKE ? AND v.task IS NOT NULL)",
+            "(lower(v.name) NOT LIKE lower(?) AND v.task IS NOT NULL)",
             ["web%"],
         ),
         ("vcpus not in (1)", "v.vcpus NOT IN (?)", [1]),
@@ -197,7 +197,10 @@ def test_compiled_filters_run_against_sqlite():
 
     assert names("") == ["db-1", "it's", "web-1", "web-2"]
     assert names("state=running AND mem >= 512") == ["db-1", "web-1"]
-    assert names("name LIKE 'WEB%'") == ["web-1", "web-2"]  # SQLite LIKE ignores case
+    assert names("name LIKE 'WEB%'") == [
+        "web-1",
+        "web-2",
+    ]  # LIKE ignores case (lower() on both sides, on either engine)
     assert names("name LIKE 'web%' OR (vcpus IN (2,4,8) AND NOT task IS NULL)") == [
         "web-1",
         "web-2",

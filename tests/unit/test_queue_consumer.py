@@ -5,12 +5,11 @@ import signal
 
 import pytest
 
-from app import create_app
 from app.db import get_db
 from app.ops.queue import queue_of
 from app.services import hosts, vms
 from tests.conftest import make_image
-from tests.processes import Consumer
+from tests.processes import Consumer, app_for
 from tests.wait import wait_for
 
 pytestmark = pytest.mark.slow  # a real huey consumer process
@@ -33,12 +32,7 @@ def queued_app(tmp_path):
         "NUBE_QUEUE": "sqlite",
         "NUBE_SECRET_KEY": "x",
     }
-    settings = {
-        key.removeprefix("NUBE_"): value
-        for key, value in env.items()
-        if key.startswith("NUBE_") and key != "NUBE_INSTANCE_PATH"
-    }
-    application = create_app({**settings, "INSTANCE_PATH": env["NUBE_INSTANCE_PATH"]})
+    application = app_for(env)
     yield application, env
     application.extensions["nube"].hypervisor.close()
 

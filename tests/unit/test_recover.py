@@ -66,10 +66,10 @@ def test_recheck_brings_an_unreachable_host_back(app, host):
             get_db()
             .execute(
                 "INSERT INTO operations (kind, target_type, target_id, target_name, status,"
-                " created_at) VALUES ('host.remove', 'host', ?, 'h1', 'failed', 'x')",
+                " created_at) VALUES ('host.remove', 'host', ?, 'h1', 'failed', 'x') RETURNING id",
                 (str(host["id"]),),
             )
-            .lastrowid
+            .fetchone()[0]
         )
         with app.test_request_context():
             new_id = recover.recheck(op_id, "admin")

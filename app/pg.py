@@ -1,0 +1,187 @@
+"""PostgreSQL behind the sqlite3 interface the repositories use: `?` placeholders, rows read by
+name or position, `execute` on the connection, autocommit outside explicit transactions.
+
+The repositories' SQL is written once, in the subset both engines speak (RETURNING ids,
+CASE instead of boolean sums, quoted "user", explicit NULLS FIRST/LAST); this module only
+bridges the driver's differences, never rewrites a query's meaning.
+"""
+
+import os
+import re
+import threading
+
+import psycopg
+from psycopg.rows import BaseRowFactory
+from psycopg_pool import ConnectionPool
+
+SCHEMES = ("postgresql://", "postgres://")
+# One number every Nube process agrees on: the advisory lock that serializes write sections
+# the way SQLite's BEGIN IMMEDIATE does, and the one that serializes migrations.
+WRITE_LOCK = 0x6E756265  # "nube"
+MIGRATE_LOCK = WRITE_LOCK + 1
+# a quoted string or identifier (passed through untouched), a placeholder, or a percent sign
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+
+
+def is_url(database):
+    """Whether a DATABASE setting names a PostgreSQL server."""
+    return isinstance(database, str) and database.startswith(SCHEMES)
+
+
+def placeholders(sql):
+    """sqlite3's `?` placeholders as psycopg's `%s` (and a literal `%` as `%%`), outside
+    quoted strings and identifiers."""
+
+    def swap(match):
+        token = match.group(0)
+        if token == "?":
+            return "%s"
+        return token.replace("%", "%%")  # psycopg reads every % as a placeholder, quoted or not
+
+    return _TOKENS.sub(swap, sql)
+
+
+def _param(value):
+    """A parameter as SQLite would store it: booleans are the integers 0 and 1."""
+    return int(value) if isinstance(value, bool) else value
+
+
+class Row(tuple):
+    """A result row read by position, by column name, or as a dict (like sqlite3.Row)."""
+
+    __slots__ = ()
+    _names: tuple = ()
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            try:
+                return tuple.__getitem__(self, self._names.index(key))
+            except ValueError:
+                raise IndexError(f"no such column: {key}") from None
+        return tuple.__getitem__(self, key)
+
+    def keys(self):
+        """The column names, in order."""
+        return list(self._names)
+
+
+def _row_factory(cursor) -> BaseRowFactory:
+    """psycopg's row factory: Row subclasses that know this result's column names."""
+    names = tuple(column.name for column in cursor.description or ())
+    row_class = type("Row", (Row,), {"__slots__": (), "_names": names})
+    return row_class
+
+
+class Cursor:
+    """What `execute` returns: fetchone, fetchall, iteration and rowcount."""
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+        self.rowcount = cursor.rowcount
+
+    def fetchone(self):
+        """The next row, or None."""
+        return self._cursor.fetchone() if self._cursor.description else None
+
+    def fetchall(self):
+        """Every remaining row."""
+        return self._cursor.fetchall() if self._cursor.description else []
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+
+# A new connection costs about 4 ms per request (a backend process with cold caches); each
+# process keeps a few open instead. Keyed by pid too: a forked child never shares its
+# parent's sockets.
+POOL_SIZE = 32  # connections one process may hold at once (web threads, workers, beats)
+LOCK_TIMEOUT = 30  # seconds: SQLite's busy_timeout, then an error rather than a hang
+_pools = {}
+_pools_lock = threading.Lock()
+
+
+def _configure(conn):
+    """Every new pooled connection: autocommit, Nube's rows, a bounded lock wait."""
+    conn.autocommit = True
+    conn.row_factory = _row_factory
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}s'")
+
+
+def _reset(conn):
+    """A connection given back: out of any transaction a failure left open."""
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.rollback()
+
+
+def pool(url):
+    """This process's pool of connections to a database."""
+    key = (os.getpid(), url)
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=POOL_SIZE,
+                configure=_configure,
+                reset=_reset,
+                timeout=LOCK_TIMEOUT,
+                kwargs={"connect_timeout": LOCK_TIMEOUT},
+                open=True,
+                name="nube",
+            )
+        return _pools[key]
+
+
+def close_pool(url):
+    """Close this process's pool of a database (before it is dropped: a purge, a test)."""
+    with _pools_lock:
+        found = _pools.pop((os.getpid(), url), None)
+    if found is not None:
+        found.close()
+
+
+class Connection:
+    """A pooled psycopg connection that speaks like Nube's sqlite3 connections; close()
+    gives it back to the pool."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url):
+        self._pool = pool(url)
+        self._conn = self._pool.getconn()
+
+    def execute(self, sql, params=()):
+        """Run one statement with `?` parameters."""
+        cursor = self._conn.execute(placeholders(sql), [_param(p) for p in params])
+        return Cursor(cursor)
+
+    def executemany(self, sql, rows):
+        """Run one statement once per parameter row."""
+        with self._conn.cursor() as cursor:
+            cursor.executemany(placeholders(sql), [[_param(p) for p in row] for row in rows])
+
+    def executescript(self, script):
+        """Run several statements (no parameters), as sqlite3's executescript does."""
+        self._conn.execute(script)
+
+    def begin_write(self):
+        """Start a write section: a transaction holding Nube's write lock until it ends."""
+        self._conn.execute("BEGIN")
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+
+    def commit(self):
+        """End the open transaction, keeping its changes."""
+        self._conn.execute("COMMIT")
+
+    def rollback(self):
+        """End the open transaction, dropping its changes (a no-op outside one)."""
+        self._conn.execute("ROLLBACK")
+
+    def close(self):
+        """Give the connection back to the pool (once)."""
+        if self._conn is not None:
+            self._pool.putconn(self._conn)
+            self._conn = None
+
+
+ERRORS = (psycopg.Error,)

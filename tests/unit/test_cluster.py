@@ -1,0 +1,128 @@
+"""Several controllers on one database (issue 13): with CLUSTER_KEY they share the session
+key, the host passwords' key, the SSH key pair and the recorded host keys; each keeps them in
+its own instance folder too, where ssh, Ansible and libvirt read them."""
+
+import pytest
+from cryptography.fernet import Fernet
+
+from app import create_app
+from app.config import ConfigError
+from app.db import get_db
+from app.repositories import controller_secrets as secrets_repo
+from app.repositories import hosts as hosts_repo
+from app.services import cluster
+from tests.conftest import ADMIN_PASSWORD, login
+from tests.factories import gen_host
+
+KEY = Fernet.generate_key().decode()
+
+
+CREATED = []  # apps a test made: their libvirt connections are closed after it
+
+
+@pytest.fixture(autouse=True)
+def _close_controllers():
+    """Close the test driver's connections of every app a test made (while one stays open,
+    libvirt's test:///default keeps its domains for the next test)."""
+    yield
+    while CREATED:
+        CREATED.pop().extensions["nube"].hypervisor.close()
+
+
+def controller(tmp_path, database, name, **settings):
+    """A controller app with its own instance folder on the shared database."""
+    repository = tmp_path / "iaas"
+    (repository / "images").mkdir(parents=True, exist_ok=True)
+    (repository / "vms").mkdir(exist_ok=True)
+    application = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": str(tmp_path / name),
+            "DATABASE": database,
+            "REPOSITORY": str(repository),
+            "LIBVIRT_URI": "test:///default",
+            "PROVISIONER": "recording",
+            "QUEUE": "immediate",
+            "CLUSTER_KEY": KEY,
+            "LOGIN_RATE_LIMIT": 1000,
+            **settings,
+        }
+    )
+    CREATED.append(application)
+    return application
+
+
+@pytest.fixture
+def pair(app, tmp_path, database):
+    """Two controllers (a and b) on the database of the `app` fixture (which has the users)."""
+    return controller(tmp_path, database, "a"), controller(tmp_path, database, "b")
+
+
+def test_two_controllers_share_every_key(pair):
+    a, b = pair
+    assert a.config["SECRET_KEY"] == b.config["SECRET_KEY"] and len(a.config["SECRET_KEY"]) == 64
+    nube_a, nube_b = a.extensions["nube"], b.extensions["nube"]
+    assert nube_a.public_key() == nube_b.public_key()
+    assert nube_a.ssh_key.read_text() == nube_b.ssh_key.read_text()
+    assert nube_b.ssh_key.stat().st_mode & 0o777 == 0o600
+    secret = nube_a.secrets.encrypt("sudo-password")
+    assert nube_b.secrets.decrypt(secret) == "sudo-password"
+
+
+def test_a_login_on_one_controller_works_on_the_other(pair):
+    a, b = pair
+    client = a.test_client()
+    assert login(client, "admin", ADMIN_PASSWORD).status_code == 302
+    cookie = client.get_cookie("session")
+    other = b.test_client()
+    other.set_cookie("session", cookie.value)
+    assert other.get("/").status_code == 200  # not a redirect to the login page
+
+
+def test_the_first_controller_shares_the_keys_it_already_had(tmp_path, database, app):
+    instance = tmp_path / "old"
+    instance.mkdir(mode=0o700)
+    own_fernet = Fernet.generate_key()
+    (instance / "fernet.key").write_bytes(own_fernet)
+    (instance / "secret_key").write_text("an-old-secret-key")
+    old = controller(tmp_path, database, "old")
+    assert old.config["SECRET_KEY"] == "an-old-secret-key"
+    stored_before = Fernet(own_fernet).encrypt(b"kept").decode()
+    joined = controller(tmp_path, database, "new")
+    assert joined.extensions["nube"].secrets.decrypt(stored_before) == "kept"
+
+
+def test_another_cluster_key_is_refused_at_start_up(pair, tmp_path, database):
+    with pytest.raises(ConfigError, match="CLUSTER_KEY cannot decrypt the shared"):
+        controller(tmp_path, database, "c", CLUSTER_KEY=Fernet.generate_key().decode())
+
+
+def test_a_malformed_cluster_key_is_refused(tmp_path, database):
+    with pytest.raises(ConfigError, match="CLUSTER_KEY must be a Fernet key"):
+        controller(tmp_path, database, "c", CLUSTER_KEY="not-a-key")
+
+
+def test_without_a_cluster_key_nothing_is_shared(app):
+    with app.app_context():
+        assert secrets_repo.names(get_db()) == []
+    assert (app.extensions["nube"].instance / "fernet.key").exists() is False  # not yet used
+
+
+def test_known_hosts_follow_the_hosts_table(pair):
+    a, b = pair
+    gen_host(a, name="h1", address="127.0.0.1")
+    gen_host(a, name="h2", address="127.0.0.2")
+    known = b.extensions["nube"].known_hosts_file
+    known.path.parent.mkdir(parents=True, exist_ok=True)
+    known.path.write_text("127.0.0.2 ssh-ed25519 AAAAbeing-added\n127.0.0.9 ssh-ed25519 AAAAgone\n")
+    with a.app_context():
+        conn = get_db()
+        hosts_repo.update(conn, 1, host_key="ssh-ed25519 AAAAone; ecdsa-sha2-nistp256 AAAAtwo")
+    with b.app_context():
+        cluster.sync_known_hosts(b, get_db())
+    assert known.path.read_text() == (
+        "127.0.0.1 ssh-ed25519 AAAAone\n"
+        "127.0.0.1 ecdsa-sha2-nistp256 AAAAtwo\n"
+        "127.0.0.2 ssh-ed25519 AAAAbeing-added\n"  # its add is under way: the file's lines stay
+    )  # 127.0.0.9 is no host any more: dropped
+    assert known.path.stat().st_mode & 0o777 == 0o600

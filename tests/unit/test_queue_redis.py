@@ -1,0 +1,325 @@
+"""QUEUE=redis://: real huey consumers on a real redis-server, the monitor's lease on every
+queue storage, and recovery judging another machine's worker by its heartbeat."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.db import connect, get_db, stamp
+from app.ops import queue as queue_module
+from app.ops.lease import make_lease
+from app.ops.queue import make_huey, queue_of
+from app.ops.recovery import STALE_AFTER, recover
+from app.repositories import operations as ops_repo
+from app.services import hosts, vms
+from app.services import monitor as monitor_service
+from tests.conftest import make_image
+from tests.processes import Consumer, app_for
+from tests.unit import test_queue_consumer as sqlite_queue
+from tests.wait import join_all, wait_for
+
+pytest_plugins = ["tests.redis_server"]  # its fixtures: redis_server, redis_url
+
+INTERVAL = 1.0  # MONITOR_INTERVAL for the consumers here: passes a second apart
+LEASE_KEY = "nube.lease.monitor"
+
+# The SQLite queue's real-consumer test, collected here again with this module's queued_app.
+test_enqueued_operations_run_once_each = pytest.mark.slow(
+    sqlite_queue.test_enqueued_operations_run_once_each
+)
+
+
+@pytest.fixture
+def queued_app(tmp_path, redis_url, database):
+    """An app whose operations go through huey's Redis queue, and the env for its consumers."""
+    repository = tmp_path / "iaas"
+    (repository / "vms").mkdir(parents=True)
+    (repository / "images").mkdir()
+    make_image(repository / "images" / "base.raw")
+    env = {
+        **os.environ,
+        "NUBE_INSTANCE_PATH": str(tmp_path / "instance"),
+        "NUBE_DATABASE": database,  # SQLite, or PostgreSQL under NUBE_TEST_DATABASE=postgresql
+        "NUBE_REPOSITORY": str(repository),
+        "NUBE_LIBVIRT_URI": "test:///default",
+        "NUBE_PROVISIONER": "recording",
+        "NUBE_QUEUE": redis_url,
+        "NUBE_MONITOR_INTERVAL": str(INTERVAL),
+        "NUBE_SECRET_KEY": "x",
+    }
+    application = app_for(env)
+    yield application, env
+    application.extensions["nube"].hypervisor.close()
+
+
+def _redis(app):
+    """The Redis client of the app's queue."""
+    return queue_of(app).huey.storage.conn
+
+
+def _add_host(app, address="127.0.0.1", name="h"):
+    """A ready host on libvirt's test driver, added in this process."""
+    with app.test_request_context():
+        hosts.add({"address": address, "user": "root", "prepare": False, "name": name}, "t", True)
+
+
+def _lease_pid(app):
+    """The pid of the consumer holding the monitor's lease, or None."""
+    holder = _redis(app).get(LEASE_KEY)
+    return int(holder.decode().split(":")[1]) if holder else None
+
+
+def _halt(consumer):
+    """Stop a consumer with SIGTERM: its graceful SIGINT would wait out the monitor's minute."""
+    if consumer.process.poll() is None:
+        consumer.process.send_signal(signal.SIGTERM)
+        consumer.process.wait(timeout=20)
+    consumer.stop()
+
+
+@pytest.mark.slow  # two real huey consumers
+def test_two_consumers_claim_each_operation_once(queued_app):
+    app, env = queued_app
+    _add_host(app)
+    consumers = [Consumer(env, workers=2) for _ in range(2)]
+    try:
+        with app.test_request_context():
+            ids = [
+                vms.add({"id": f"r{n}", "image": "base.raw", "mem": 16}, "t", wait=False)
+                for n in range(16)
+            ]
+            for op_id in ids:
+                queue_of(app).enqueue(op_id)  # every operation delivered twice
+        with app.app_context():
+            conn = get_db()
+
+            def statuses():
+                return [r[0] for r in conn.execute("SELECT status FROM operations ORDER BY id")]
+
+            wait_for(
+                lambda: statuses()[1:] == ["succeeded"] * 16,
+                timeout=60,
+                interval=0.1,
+                message=lambda: f"16 vm.create operations to succeed (now {statuses()})",
+            )
+            wait_for(
+                lambda: queue_of(app).huey.pending_count() == 0,
+                timeout=30,
+                message="both consumers to take every delivery",
+            )
+            starts = conn.execute(
+                "SELECT COUNT(*) FROM operation_log WHERE message LIKE ?",
+                ("create VM started by%",),
+            ).fetchone()[0]
+            assert starts == 16  # 32 deliveries, each operation claimed once
+            pids = {consumer.process.pid for consumer in consumers}
+            workers = {r[0] for r in conn.execute("SELECT worker FROM operations WHERE id > 1")}
+            assert {int(w.split(":")[1]) for w in workers} <= pids
+    finally:
+        for consumer in consumers:
+            sqlite_queue.stop_consumer(consumer)
+
+
+@pytest.mark.slow  # two real huey consumers running the periodic monitor
+def test_the_monitor_passes_once_per_interval_across_two_consumers(queued_app, tmp_path):
+    app, env = queued_app
+    _add_host(app)
+    with app.app_context():
+        conn = get_db()
+
+        def samples():
+            return [r[0] for r in conn.execute("SELECT ts FROM host_samples ORDER BY id")]
+
+        logs = [tmp_path / f"consumer{n}.log" for n in range(2)]
+        consumers = [Consumer(env, workers=2, periodic=True, log=log) for log in logs]
+        try:
+            wait_for(
+                lambda: samples(),
+                timeout=30,
+                message=lambda: (
+                    "the monitor's first pass; the consumers said: "
+                    + " | ".join(log.read_text()[-1000:] for log in logs)
+                ),
+            )
+            first = len(samples())
+            window = 5.0
+            time.sleep(window)
+            stamps = [datetime.fromisoformat(s) for s in samples()[first - 1 :]]
+            holder = _lease_pid(app)
+        finally:
+            for consumer in consumers:
+                _halt(consumer)
+    passes = len(stamps) - 1
+    gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
+    # both consumers enqueue the monitor; one holds the lease, so passes stay INTERVAL apart
+    assert window / INTERVAL - 2 <= passes <= window / INTERVAL + 1, gaps
+    assert min(gaps) >= INTERVAL * 0.9, gaps
+    assert holder in {consumer.process.pid for consumer in consumers}
+
+
+@pytest.mark.slow  # a real consumer killed mid-operation, another one recovering it
+def test_a_consumer_killed_mid_operation_is_recovered_by_the_others_monitor(queued_app):
+    app, env = queued_app
+    with app.app_context():
+        get_db()  # the schema, before the consumers open the database
+    # The monitor's consumer has one worker, busy with the monitor: operations go to the other.
+    monitor = Consumer(env, workers=1, periodic=True)
+    sleepy = None
+    try:
+        wait_for(
+            lambda: _lease_pid(app) == monitor.process.pid,
+            timeout=30,
+            message="the first consumer to hold the monitor's lease",
+        )
+        sleepy = Consumer(env, workers=1, entry="tests.fixtures.sleepy_worker.huey")
+        with app.test_request_context():
+            op_id = hosts.add(
+                {"address": "127.0.0.9", "user": "nube", "password": "pw"}, "t", False
+            )
+        with app.app_context():
+            conn = get_db()
+
+            def row():
+                return ops_repo.get(conn, op_id)
+
+            wait_for(
+                lambda: row()["status"] == "running",
+                timeout=30,
+                message="the sleepy consumer to start the host add",
+            )
+            assert row()["worker"].endswith(f":{sleepy.process.pid}")
+            os.kill(sleepy.process.pid, signal.SIGKILL)
+            sleepy.process.wait(10)
+            killed = time.monotonic()
+            wait_for(
+                lambda: row()["status"] == "interrupted",
+                timeout=15,
+                message=lambda: f"the other consumer's monitor to recover it ({dict(row())})",
+            )
+            recovered_in = time.monotonic() - killed
+            assert recovered_in < 10 * INTERVAL, recovered_in
+            log = [line["message"] for line in ops_repo.log_lines(conn, op_id)]
+            assert any("is gone: interrupted" in line for line in log), log
+            assert conn.execute("SELECT COUNT(*) FROM hosts").fetchone()[0] == 0  # undone
+    finally:
+        _halt(monitor)
+        if sleepy is not None:
+            sleepy.stop()
+
+
+def _dead_pid():
+    """The pid of a process of this machine that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture(params=["redis", "sqlite", "immediate"])
+def lease_of(request, tmp_path):
+    """Make a monitor lease with a ttl, on each queue storage."""
+    queue = request.getfixturevalue("redis_url") if request.param == "redis" else request.param
+    huey = make_huey(queue, tmp_path)
+    return lambda ttl: make_lease(huey, "t", ttl)
+
+
+def test_a_live_holder_keeps_the_lease_until_it_gives_it_back(lease_of):
+    lease = lease_of(30)
+    token = lease.acquire()
+    assert token and token.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert lease.acquire() is None  # this process is alive: the lease stays its own
+    assert lease.renew(token)
+    assert not lease.renew("elsewhere:1:x")
+    lease.release(token)
+    assert lease.acquire() not in (None, token)
+
+
+def test_a_dead_holder_of_this_machine_loses_the_lease_at_once(lease_of):
+    lease = lease_of(30)
+    dead = f"{socket.gethostname()}:{_dead_pid()}:x"
+    assert lease._take(dead, "")
+    assert lease.acquire()
+    assert not lease.renew(dead)  # a holder that comes back finds it gone, and stops
+
+
+def test_another_machines_holder_keeps_the_lease_until_it_expires(lease_of):
+    lease = lease_of(0.5)
+    assert lease._take("otherhost:1:x", "")
+    assert lease.acquire() is None  # its pid means nothing here: only the expiry counts
+    time.sleep(0.7)
+    assert lease.acquire()
+
+
+@pytest.mark.parametrize("lease_of", ["redis", "sqlite"], indirect=True)  # shared storages
+def test_every_consumer_sees_the_last_pass(lease_of):
+    mine, theirs = lease_of(30), lease_of(30)
+    assert theirs.last_pass() == 0
+    mine.mark_pass(1234.5)
+    assert theirs.last_pass() == 1234.5
+
+
+def test_a_second_monitor_task_leaves_the_passes_to_the_first(app, monkeypatch):
+    queue = queue_of(app)
+    monkeypatch.setattr(queue_module, "CRON_PERIOD", 4.0)  # tasks of 2 s: two passes each
+    monkeypatch.setitem(app.config, "MONITOR_INTERVAL", 1.0)
+    passes = []
+    monkeypatch.setattr(monitor_service, "poll", lambda _app: passes.append(time.time()))
+    first = threading.Thread(target=queue._monitor)
+    first.start()
+    wait_for(lambda: passes, timeout=10, message="the first task's first pass")
+    started = time.monotonic()
+    queue._monitor()  # the lease is held: this task returns at once
+    assert time.monotonic() - started < 0.5 and len(passes) == 1
+    join_all([first], timeout=10, message="the first monitor task")
+    queue._monitor()  # the next minute's task goes on from the last pass
+    gaps = [b - a for a, b in zip(passes, passes[1:], strict=False)]
+    assert len(passes) == 3 and min(gaps) >= 0.9, gaps
+
+
+def test_an_interval_over_the_tasks_minute_skips_some_tasks_passes(app, monkeypatch):
+    queue = queue_of(app)
+    monkeypatch.setattr(queue_module, "CRON_PERIOD", 4.0)
+    monkeypatch.setitem(app.config, "MONITOR_INTERVAL", 10.0)
+    passes = []
+    monkeypatch.setattr(monitor_service, "poll", lambda _app: passes.append(time.time()))
+    queue._monitor()
+    queue._monitor()  # its pass is 10 s after the last one: a later task's
+    assert len(passes) == 1
+
+
+def _running_elsewhere(app, heartbeat_age):
+    """An operation running on another machine's worker, its heartbeat that old; its id."""
+    conn = connect(app.config["DATABASE"])
+    try:
+        op_id = ops_repo.insert(
+            conn,
+            kind="vm.start",
+            target_type="vm",
+            target_id="x",
+            target_name="x",
+            requested_by="t",
+            input_data={},
+        )
+        assert ops_repo.claim(conn, op_id, f"otherhost:{_dead_pid()}")
+        beat = stamp(datetime.now(UTC) - heartbeat_age)
+        conn.execute("UPDATE operations SET heartbeat = ? WHERE id = ?", (beat, op_id))
+        return op_id
+    finally:
+        conn.close()
+
+
+def test_recovery_judges_another_machines_worker_by_its_heartbeat(app):
+    fresh = _running_elsewhere(app, timedelta(seconds=1))
+    stale = _running_elsewhere(app, STALE_AFTER + timedelta(seconds=5))
+    assert recover(app) == 1
+    with app.app_context():
+        conn = get_db()
+        assert ops_repo.get(conn, stale)["status"] == "interrupted"
+        # its pid is no process here, but it beat a second ago: another machine's live worker
+        assert ops_repo.get(conn, fresh)["status"] == "running"
