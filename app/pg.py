@@ -183,5 +183,10 @@ class Connection:
             self._pool.putconn(self._conn)
             self._conn = None
 
+    def __del__(self):
+        # a wrapper dropped without close() must not keep its pool's connection for good
+        if getattr(self, "_conn", None) is not None and not self._pool.closed:
+            self.close()
+
 
 ERRORS = (psycopg.Error,)

@@ -219,6 +219,8 @@ class Operation(Schema):
     result = fields.Raw(allow_none=True)
     error = fields.String(allow_none=True)
     cancel_requested = fields.Boolean()
+    worker = fields.String(allow_none=True, metadata={"description": "host:pid running it"})
+    heartbeat = fields.String(allow_none=True, metadata={"description": "its worker's last beat"})
     progress_done = fields.Integer(allow_none=True)
     progress_total = fields.Integer(allow_none=True)
     created_at = fields.String(allow_none=True)
