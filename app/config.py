@@ -115,7 +115,8 @@ def _queue(value):
     """The QUEUE setting: sqlite, immediate or a Redis URL."""
     if value in ("sqlite", "immediate") or str(value).startswith(("redis://", "rediss://")):
         return value
-    raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {value!r}")
+    shown = "a URL of another kind" if "://" in str(value) else repr(value)  # may hold a password
+    raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {shown}")
 
 
 def _controller_address(value):

@@ -66,6 +66,8 @@ def compile_filter(text: str, columns: dict[str, Column]) -> tuple[str, list]:
         raise InvalidInput(f"filter is too long ({len(text)} characters, at most {MAX_LENGTH})")
     if not text.strip():
         return "", []
+    if "\x00" in text:
+        raise InvalidInput(f"filter has a NUL character at position {text.index(chr(0)) + 1}")
     parser = _Parser(_tokenize(text), {name.lower(): col for name, col in columns.items()})
     return parser.parse()
 
@@ -237,13 +239,7 @@ class _Parser:
             token = self._take()
         not_ = "NOT " if negated else ""
         if _is_keyword(token, "LIKE"):
-            if column.kind != "text":
-                raise InvalidInput(
-                    f"LIKE at position {token.pos} needs a text column; {name} is {column.kind}"
-                )
-            self._literal(name, column, after=token)
-            # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not
-            return f"lower({column.sql}) {not_}LIKE lower(?)"
+            return self._like(name, column, token, not_)
         if _is_keyword(token, "IN"):
             return f"{column.sql} {not_}IN ({self._in_list(name, column, token)})"
         if _is_keyword(token, "IS") and not negated:
@@ -256,6 +252,23 @@ class _Parser:
             return f"{column.sql} IS {'NOT ' if is_not else ''}NULL"
         wanted = "LIKE or IN" if negated else "an operator"
         self._fail_expected(wanted, after=before, got=token)
+
+    def _like(self, name: str, column: Column, token: _Token, not_: str) -> str:
+        """The rest of `column [NOT] LIKE literal`, after LIKE."""
+        if column.kind != "text":
+            raise InvalidInput(
+                f"LIKE at position {token.pos} needs a text column; {name} is {column.kind}"
+            )
+        pattern = self._literal(name, column, after=token)
+        text = str(self.params[-1])
+        if (len(text) - len(text.rstrip("\\"))) % 2:
+            raise InvalidInput(
+                f"the LIKE pattern at position {pattern.pos} ends with a lone '\\'"
+                " (write '\\\\' for a backslash)"
+            )
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not;
+        # one escape character on both ('\\%' is a literal %; PostgreSQL's default)
+        return f"lower({column.sql}) {not_}LIKE lower(?) ESCAPE '\\'"
 
     def _column(self) -> tuple[_Token, Column]:
         """Read a column name and look it up in the whitelist."""

@@ -14,6 +14,8 @@ import psycopg
 from psycopg.rows import BaseRowFactory
 from psycopg_pool import ConnectionPool
 
+from .errors import InvalidInput
+
 SCHEMES = ("postgresql://", "postgres://")
 # One number every Nube process agrees on: the advisory lock that serializes write sections
 # the way SQLite's BEGIN IMMEDIATE does, and the one that serializes migrations.
@@ -42,7 +44,10 @@ def placeholders(sql):
 
 
 def _param(value):
-    """A parameter as SQLite would store it: booleans are the integers 0 and 1."""
+    """A parameter as SQLite would store it: booleans are the integers 0 and 1. Text with a
+    NUL, which PostgreSQL cannot store, is refused as bad input (not a server error)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise InvalidInput("text must not contain NUL characters")
     return int(value) if isinstance(value, bool) else value
 
 

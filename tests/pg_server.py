@@ -13,6 +13,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import psycopg
@@ -115,7 +116,7 @@ class PostgresServer:
         from app import pg  # the test process's own pooled connections go first
 
         pg.close_pool(url)
-        name = url.split("/")[-1].split("?")[0]
+        name = urllib.parse.urlsplit(url).path.lstrip("/")
         self.admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self):

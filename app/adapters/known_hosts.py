@@ -5,6 +5,8 @@ file, so what is recorded here decides which machine gets a host's secrets.
 """
 
 import collections
+import contextlib
+import fcntl
 import os
 import subprocess
 import tempfile
@@ -25,6 +27,19 @@ class KnownHosts:
     def __init__(self, path):
         self.path = Path(path)
         self._lock = _LOCKS[str(self.path)]
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """This file to ourselves: other threads (a lock) and other processes (flock on
+        known_hosts.lock: a consumer recording a key, another process's rebuild)."""
+        with self._lock:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(f"{self.path}.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
 
     def recorded(self, address):
         """The known_hosts lines recorded for an address ('' when none)."""
@@ -65,7 +80,7 @@ class KnownHosts:
 
     def ensure(self, address):
         """The host's keys ('type base64; ...'): recorded on first contact, checked after."""
-        with self._lock:
+        with self._locked():
             lines = self.recorded(address)
             if not lines:
                 lines = self.scan(address)
@@ -87,7 +102,7 @@ class KnownHosts:
     def replace(self, address, fingerprint):
         """Record the keys the machine now offers, when one of them has the fingerprint an admin
         confirmed; returns the new key text. Refuses when the fingerprint is not offered."""
-        with self._lock:
+        with self._locked():
             offered = self.scan(address)
             # only the key confirmed: ssh-keyscan asks each key type on its own connection, so
             # the other lines may come from whoever else answered
@@ -107,7 +122,7 @@ class KnownHosts:
     def rewrite(self, merge):
         """Rewrite the file from merge({address: its lines}) -> {address: lines}, atomically
         (0600) and only when something changed."""
-        with self._lock:
+        with self._locked():
             old = self.path.read_text() if self.path.exists() else ""
             current = collections.defaultdict(str)
             for line in old.splitlines(keepends=True):
@@ -124,7 +139,7 @@ class KnownHosts:
 
     def forget(self, address):
         """Drop a host's recorded keys (when the host is removed or its add failed)."""
-        with self._lock:
+        with self._locked():
             self._forget(check_address(address))
 
     def _forget(self, address):

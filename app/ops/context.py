@@ -71,12 +71,28 @@ class OperationContext:
         """Seconds left before the kind's time limit."""
         return self.deadline - time.monotonic()
 
+    fenced = None  # the runner's heartbeat sets it when the row left `running` under us
+
+    def _lost(self):
+        """Whether another controller's recovery took this operation over."""
+        return self.fenced is not None and self.fenced.is_set()
+
     def should_stop(self):
-        """True when cancel was requested or the kind's time limit has passed."""
-        return time.monotonic() > self.deadline or ops_repo.cancel_requested(self.conn, self.id)
+        """True when cancel was requested, the kind's time limit has passed, or the operation
+        was interrupted by another controller's recovery."""
+        return (
+            time.monotonic() > self.deadline
+            or self._lost()
+            or ops_repo.cancel_requested(self.conn, self.id)
+        )
 
     def check(self):
         """Raise OperationCanceled when the operation should stop now."""
+        if self._lost():
+            raise OperationCanceled(
+                "another controller's recovery interrupted this operation (no heartbeat seen"
+                " in time): stopping here"
+            )
         if time.monotonic() > self.deadline:
             raise OperationCanceled(f"time limit of {self.time_limit:.0f}s reached")
         if ops_repo.cancel_requested(self.conn, self.id):

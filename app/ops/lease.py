@@ -65,7 +65,8 @@ class Lease:
 
 # Redis expires the key itself (its own clock, so the consumers' clocks need not agree).
 _TAKE = """local held = redis.call('get', KEYS[1])
-if held and held ~= ARGV[2] then return 0 end
+-- a key without an expiry was never a lease of Nube's: it blocks nobody
+if held and held ~= ARGV[2] and redis.call('pttl', KEYS[1]) ~= -1 then return 0 end
 redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3])
 return 1"""
 _DROP = """if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end

@@ -5,10 +5,13 @@ carries only an operation id; the row is the truth) and `monitor` (periodic, in 
 only). The consumer runs `huey_consumer app.worker.huey`.
 """
 
+import hashlib
+import hmac
 import time
 from pathlib import Path
 
 from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
+from huey.serializer import SignedSerializer
 
 from ..extensions import adapters
 from .lease import make_lease
@@ -38,11 +41,22 @@ LEASE_HOST_TIMEOUTS = 6
 LEASE_MARGIN = 5.0
 
 
-def make_huey(queue, instance_path):
-    """A huey instance for the QUEUE setting."""
+def queue_secret(config):
+    """The key that signs queue messages: from CLUSTER_KEY (every controller has it), else
+    SECRET_KEY. huey pickles its messages, and unpickling what anyone with access to Redis
+    wrote would run their code as root: a message whose signature fails is never unpickled."""
+    base = config.get("CLUSTER_KEY") or config.get("SECRET_KEY")
+    if not base:
+        raise RuntimeError("QUEUE=redis:// needs CLUSTER_KEY or SECRET_KEY to sign messages")
+    return hmac.new(str(base).encode(), b"nube-queue", hashlib.sha256).hexdigest()
+
+
+def make_huey(queue, instance_path, secret=None):
+    """A huey instance for the QUEUE setting (Redis messages signed with `secret`)."""
     options = {"results": False, "utc": True}
     if str(queue).startswith(("redis://", "rediss://")):
-        return RedisHuey("nube", url=queue, **options)
+        serializer = SignedSerializer(secret=secret, salt="nube")
+        return RedisHuey("nube", url=queue, serializer=serializer, **options)
     if queue == "immediate":  # huey's own test mode: tasks run at once
         return MemoryHuey("nube", immediate=True, **options)
     return SqliteHuey("nube", filename=str(Path(instance_path) / "queue.sqlite"), **options)
@@ -53,7 +67,9 @@ class OperationQueue:
 
     def __init__(self, app):
         self.app = app
-        self.huey = make_huey(app.config["QUEUE"], app.instance_path)
+        queue = app.config["QUEUE"]
+        secret = queue_secret(app.config) if str(queue).startswith("redis") else None
+        self.huey = make_huey(queue, app.instance_path, secret)
         self.run_operation = self.huey.task(name="run_operation")(self._run_operation)
         self.monitor = self.huey.periodic_task(crontab(minute="*"), name="monitor")(self._monitor)
         self.lease = make_lease(self.huey, "monitor", self._lease_ttl())

@@ -1,14 +1,13 @@
 """Start-up recovery: operations whose worker died become `interrupted`, targets re-checked."""
 
 import os
-import socket
 from datetime import UTC, datetime, timedelta
 
 from ..db import connect, stamp, transaction
 from ..repositories import operations as ops_repo
 from . import kinds
 from .context import OperationContext
-from .runner import HEARTBEAT_SECONDS, clear_target_task
+from .runner import HEARTBEAT_SECONDS, clear_target_task, machine_id
 
 # A worker that has not beaten for this long is presumed dead, wherever it ran.
 STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 6)
@@ -17,7 +16,7 @@ STALE_AFTER = timedelta(seconds=HEARTBEAT_SECONDS * 6)
 def alive_here(worker):
     """False only for a worker (host:pid) of this machine whose process is gone."""
     host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != machine_id() or not pid.isdigit():
         return True  # another machine's worker: judged by its heartbeat alone
     try:
         os.kill(int(pid), 0)

@@ -23,9 +23,19 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 
 
+def machine_id():
+    """This machine, as workers name it: systemd's machine id (two controllers cloned from one
+    image may share a host name), else the host name."""
+    try:
+        found = open("/etc/machine-id").read().strip()  # noqa: SIM115
+    except OSError:
+        found = ""
+    return f"{socket.gethostname()}-{found[:12]}" if found else socket.gethostname()
+
+
 def worker_name():
-    """This process as a worker: host name and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process as a worker: machine and pid."""
+    return f"{machine_id()}:{os.getpid()}"
 
 
 class _Heartbeat(threading.Thread):
@@ -36,6 +46,7 @@ class _Heartbeat(threading.Thread):
         self.database = database
         self.op_id = op_id
         self.stopped = threading.Event()
+        self.lost = threading.Event()  # the row left `running` under us: stop working on it
 
     def run(self):
         """Beat until stopped."""
@@ -43,7 +54,8 @@ class _Heartbeat(threading.Thread):
         try:
             while not self.stopped.wait(HEARTBEAT_SECONDS):
                 try:
-                    ops_repo.beat(conn, self.op_id)
+                    if not ops_repo.beat(conn, self.op_id):
+                        self.lost.set()
                 except db_errors:  # a busy database must not silence the beat for good
                     log.warning("heartbeat of operation %s failed; retrying", self.op_id)
         finally:
@@ -76,6 +88,7 @@ def _run_claimed(app, conn, row):
     kind = kinds.get(row["kind"])
     ctx = OperationContext(app, conn, row, kind.time_limit)
     heartbeat = _Heartbeat(app.config["DATABASE"], row["id"])
+    ctx.fenced = heartbeat.lost
     heartbeat.start()
     handler = LogHandler(ctx)
     logging.getLogger("app").addHandler(handler)
@@ -94,6 +107,10 @@ def _run_claimed(app, conn, row):
     finally:
         logging.getLogger("app").removeHandler(handler)
         heartbeat.stopped.set()
+    if ctx.fenced.is_set():
+        # the recovering controller owns the row now: it ran the undo and released the tasks
+        ctx.error(f"stopped: {error or 'interrupted by another controller'}; its undo ran there")
+        return ops_repo.get(conn, row["id"])
     if status != "succeeded":
         ctx.error(f"{status}: {error}")
         _clean_up(ctx, kind, status)

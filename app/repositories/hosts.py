@@ -152,6 +152,12 @@ def delete(conn, host_id):
     conn.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
 
 
+def has_secrets(conn):
+    """Whether any host has a stored (encrypted) password."""
+    row = conn.execute("SELECT 1 FROM hosts WHERE password_enc IS NOT NULL LIMIT 1").fetchone()
+    return row is not None
+
+
 def recorded_keys(conn):
     """(address, recorded host keys or None) of every host."""
     return [tuple(row) for row in conn.execute("SELECT address, host_key FROM hosts")]

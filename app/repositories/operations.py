@@ -60,10 +60,12 @@ def claim(conn, op_id, worker):
 
 
 def beat(conn, op_id):
-    """Refresh a running operation's heartbeat."""
-    conn.execute(
+    """Refresh a running operation's heartbeat; False once it is no longer running (another
+    controller's recovery judged it stale and interrupted it)."""
+    cur = conn.execute(
         "UPDATE operations SET heartbeat = ? WHERE id = ? AND status = 'running'", (now(), op_id)
     )
+    return cur.rowcount == 1
 
 
 def finish_pending(conn, op_id, status, error):

@@ -10,7 +10,9 @@ hosts table, so no controller trusts a host on first contact that another alread
 """
 
 import json
+import logging
 import os
+import re
 import secrets
 import subprocess
 import tempfile
@@ -18,25 +20,36 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..addresses import check_address
 from ..config import ConfigError
 from ..db import connect, ensure_schema
+from ..errors import InvalidInput
 from ..extensions import adapters
 from ..repositories import controller_secrets as secrets_repo
 from ..repositories import hosts as hosts_repo
+
+log = logging.getLogger(__name__)
 
 
 def init_app(app):
     """With CLUSTER_KEY: take the shared keys from the database (the first controller stores
     its own, or new ones) and install them; without it, do nothing."""
-    if not app.config.get("CLUSTER_KEY"):
-        return
-    nube = adapters(app)
-    box = Fernet(app.config["CLUSTER_KEY"])
     database = app.config["DATABASE"]
     ensure_schema(database)
     conn = connect(database)
     try:
-        shared = {name: _shared(conn, box, name, make) for name, make in _makers(nube).items()}
+        if not app.config.get("CLUSTER_KEY"):
+            if secrets_repo.names(conn):  # else: keys of its own, unreadable by the others
+                raise ConfigError(
+                    "this database is shared by several controllers: give this one their"
+                    " CLUSTER_KEY too"
+                )
+            return
+        nube = adapters(app)
+        box = Fernet(app.config["CLUSTER_KEY"])
+        shared = {
+            name: _shared(conn, box, name, make) for name, make in _makers(conn, nube).items()
+        }
         sync_known_hosts(app, conn)
     finally:
         conn.close()
@@ -48,14 +61,25 @@ def init_app(app):
     _install(nube.ssh_key.with_suffix(".pub"), pair["public"])
 
 
-def _makers(nube):
+def _makers(conn, nube):
     """How the first controller makes each shared value: its own existing key, or a new one."""
     instance = nube.instance
     return {
         "secret_key": lambda: _read(instance / "secret_key") or secrets.token_hex(32),
-        "fernet_key": lambda: _read(instance / "fernet.key") or Fernet.generate_key().decode(),
+        "fernet_key": lambda: _read(instance / "fernet.key") or _new_fernet_key(conn),
         "ssh_key_pair": lambda: json.dumps(_key_pair(nube.ssh_key)),
     }
+
+
+def _new_fernet_key(conn):
+    """A new key for hosts' passwords, unless passwords are stored already: those were
+    encrypted with the key of the controller that was alone so far, which must start first."""
+    if hosts_repo.has_secrets(conn):
+        raise ConfigError(
+            "hosts' passwords are stored with a key this controller does not have: start the"
+            " controller that has instance/fernet.key with CLUSTER_KEY first"
+        )
+    return Fernet.generate_key().decode()
 
 
 def _shared(conn, box, name, make):
@@ -98,14 +122,32 @@ def _key_pair(ssh_key):
 
 
 def _install(path, text):
-    """Write a key file (0600, atomically) unless it already holds exactly this text."""
-    if _read(path) == text.strip():
+    """Write a key file (0600, atomically) unless it already holds exactly this text; a
+    different key already there (this controller's own, before it joined) is kept aside."""
+    current = _read(path)
+    if current == text.strip():
         return
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if current is not None:
+        aside = path.with_name(f"{path.name}.before-cluster")
+        os.replace(path, aside)
+        log.warning("kept this controller's own %s as %s", path.name, aside)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:  # mkstemp's file is 0600 from the start
         handle.write(text)
     os.replace(temp, path)
+
+
+# One recorded key: its type and base64, nothing else (no marker, option or second line).
+KEY_RE = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
+
+
+def _is_address(address):
+    """Whether a hosts row's address is one a host may have (the same check as on input)."""
+    try:
+        return check_address(address) == address
+    except InvalidInput:
+        return False
 
 
 def sync_known_hosts(app, conn):
@@ -121,9 +163,13 @@ def sync_known_hosts(app, conn):
         """The table's keys per host; the file's lines for a host whose key is not there yet."""
         merged = {}
         for address, keys in recorded.items():
+            if not _is_address(address):
+                continue  # never a pattern, a marker or anything but one host's address
             if keys:
                 merged[address] = "".join(
-                    f"{address} {key.strip()}\n" for key in keys.split(";") if key.strip()
+                    f"{address} {key.strip()}\n"
+                    for key in keys.split(";")
+                    if KEY_RE.fullmatch(key.strip())
                 )
             elif address in current:
                 merged[address] = current[address]

@@ -126,3 +126,46 @@ def test_known_hosts_follow_the_hosts_table(pair):
         "127.0.0.2 ssh-ed25519 AAAAbeing-added\n"  # its add is under way: the file's lines stay
     )  # 127.0.0.9 is no host any more: dropped
     assert known.path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_controller_without_the_cluster_key_is_refused_on_a_shared_database(
+    pair, tmp_path, database
+):
+    with pytest.raises(ConfigError, match="give this one their CLUSTER_KEY"):
+        controller(tmp_path, database, "c", CLUSTER_KEY=None, SECRET_KEY="x")
+
+
+def test_a_new_controller_never_makes_a_new_password_key_over_stored_passwords(
+    app, tmp_path, database
+):
+    with app.app_context():
+        gen_host(app, name="h1", address="127.0.0.1")
+        hosts_repo.set_secret(get_db(), 1, "gAAAA-encrypted-elsewhere", "127.0.0.1")
+    with pytest.raises(ConfigError, match="start the controller that has instance/fernet.key"):
+        controller(tmp_path, database, "new")
+
+
+def test_joining_keeps_the_controllers_own_ssh_key_aside(pair, tmp_path, database):
+    own = tmp_path / "c" / "ssh" / "id_ed25519"
+    own.parent.mkdir(parents=True)
+    own.write_text("its own private key\n")
+    joined = controller(tmp_path, database, "c")
+    assert own.read_text() == pair[0].extensions["nube"].ssh_key.read_text()
+    assert (own.parent / "id_ed25519.before-cluster").read_text() == "its own private key\n"
+    assert joined.extensions["nube"].ssh_key == own
+
+
+def test_known_hosts_never_take_a_pattern_a_marker_or_a_second_line(pair):
+    a, b = pair
+    gen_host(a, name="h1", address="127.0.0.1")
+    with a.app_context():
+        hosts_repo.update(
+            get_db(),
+            1,
+            host_key="ssh-ed25519 AAAAgood; ssh-ed25519 AAAA\n@cert-authority * ssh-ed25519 AAAAx",
+        )
+    with b.app_context():
+        cluster.sync_known_hosts(b, get_db())
+    assert b.extensions["nube"].known_hosts_file.path.read_text() == (
+        "127.0.0.1 ssh-ed25519 AAAAgood\n"
+    )

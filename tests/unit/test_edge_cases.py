@@ -8,6 +8,9 @@ import pytest
 
 from app import core
 from app.db import get_db
+from app.errors import OperationCanceled
+from app.ops.context import OperationContext
+from app.ops.kinds import KINDS
 from app.ops.queue import queue_of
 from app.repositories import operations as ops_repo
 from app.services import monitor, vms
@@ -191,3 +194,26 @@ def test_monitor_keeps_a_state_recorded_after_its_reading_began(app, host, image
         monitor._apply_domains(conn, host_row["id"], vm_rows, {}, "2000-01-01T00:00:00Z")
         assert core.listVms()[0]["state"] == "running"
         assert HostReading(host_row).started == ""
+
+
+def test_a_worker_whose_operation_was_interrupted_elsewhere_stops(app, host):
+    """Fencing: another controller's recovery interrupted the row; the next beat says so and
+    the worker stops at its next check, leaving the undo to the controller that interrupted."""
+    with app.app_context():
+        conn = get_db()
+        op_id = ops_repo.insert(
+            conn, kind="host.add", target_type="host", target_id="1", target_name="h1",
+            requested_by="t", input_data={},
+        )  # fmt: skip
+        assert ops_repo.claim(conn, op_id, "elsewhere:1")
+        assert ops_repo.beat(conn, op_id)
+        row = ops_repo.get(conn, op_id)
+        assert ops_repo.interrupt(conn, op_id, row["heartbeat"], "judged stale")
+        assert not ops_repo.beat(conn, op_id)
+        ctx = OperationContext(app, conn, row, KINDS["host.add"].time_limit)
+        ctx.fenced = threading.Event()
+        ctx.check()  # not fenced yet
+        ctx.fenced.set()
+        assert ctx.should_stop()
+        with pytest.raises(OperationCanceled, match="another controller's recovery"):
+            ctx.check()

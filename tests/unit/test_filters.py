@@ -30,7 +30,7 @@ def compile_(text):
         ("state=running", "v.state = ?", ["running"]),
         (
             "name LIKE 'web%' OR (vcpus IN (2,4) AND NOT task IS NULL)",
-            "(lower(v.name) LIKE lower(?) OR (v.vcpus IN (?, ?) AND NOT (v.task IS NULL)))",
+            "(lower(v.name) LIKE lower(?) ESCAPE '\\' OR (v.vcpus IN (?, ?) AND NOT (v.task IS NULL)))",
             ["web%", 2, 4],
         ),
         # A bare word is a string literal even when it spells a column name.
@@ -39,7 +39,7 @@ def compile_(text):
         ("state != 'x' or state <> y", "(v.state <> ? OR v.state <> ?)", ["x", "y"]),
         (
             "name NOT LIKE web% and task is not null",
-            "(lower(v.name) NOT LIKE lower(?) AND v.task IS NOT NULL)",
+            "(lower(v.name) NOT LIKE lower(?) ESCAPE '\\' AND v.task IS NOT NULL)",
             ["web%"],
         ),
         ("vcpus not in (1)", "v.vcpus NOT IN (?)", [1]),
@@ -109,6 +109,8 @@ def test_user_text_never_appears_in_sql():
         ("mem > vcpus", "got 'vcpus' at position 7 (comparing two columns is not supported)"),
         ("autostart = maybe", "autostart expects true or false, got 'maybe' at position 13"),
         ("mem LIKE '5%'", "LIKE at position 5 needs a text column; mem is int"),
+        ("name LIKE 'h\\'", "ends with a lone '\\'"),
+        ("name = 'a\x00'", "NUL character at position 10"),
         ("vcpus IN ()", "IN at position 7 needs at least one value"),
         ("vcpus IN (1 2)", "expected ',' or ')' after '1' at position 13, got '2'"),
         ("vcpus IN 1", "expected '(' at position 10, got '1'"),

@@ -3,7 +3,6 @@ queue storage, and recovery judging another machine's worker by its heartbeat.""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from app.ops import queue as queue_module
 from app.ops.lease import make_lease
 from app.ops.queue import make_huey, queue_of
 from app.ops.recovery import STALE_AFTER, recover
+from app.ops.runner import machine_id
 from app.repositories import operations as ops_repo
 from app.services import hosts, vms
 from app.services import monitor as monitor_service
@@ -225,14 +225,14 @@ def _dead_pid():
 def lease_of(request, tmp_path):
     """Make a monitor lease with a ttl, on each queue storage."""
     queue = request.getfixturevalue("redis_url") if request.param == "redis" else request.param
-    huey = make_huey(queue, tmp_path)
+    huey = make_huey(queue, tmp_path, secret="test-queue-secret")
     return lambda ttl: make_lease(huey, "t", ttl)
 
 
 def test_a_live_holder_keeps_the_lease_until_it_gives_it_back(lease_of):
     lease = lease_of(30)
     token = lease.acquire()
-    assert token and token.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert token and token.startswith(f"{machine_id()}:{os.getpid()}:")
     assert lease.acquire() is None  # this process is alive: the lease stays its own
     assert lease.renew(token)
     assert not lease.renew("elsewhere:1:x")
@@ -242,7 +242,7 @@ def test_a_live_holder_keeps_the_lease_until_it_gives_it_back(lease_of):
 
 def test_a_dead_holder_of_this_machine_loses_the_lease_at_once(lease_of):
     lease = lease_of(30)
-    dead = f"{socket.gethostname()}:{_dead_pid()}:x"
+    dead = f"{machine_id()}:{_dead_pid()}:x"
     assert lease._take(dead, "")
     assert lease.acquire()
     assert not lease.renew(dead)  # a holder that comes back finds it gone, and stops
@@ -323,3 +323,20 @@ def test_recovery_judges_another_machines_worker_by_its_heartbeat(app):
         assert ops_repo.get(conn, stale)["status"] == "interrupted"
         # its pid is no process here, but it beat a second ago: another machine's live worker
         assert ops_repo.get(conn, fresh)["status"] == "running"
+
+
+def test_an_unsigned_message_is_never_unpickled(redis_url, tmp_path):
+    """Whoever reaches Redis cannot run code on a consumer: huey checks the signature first."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    huey = make_huey(redis_url, tmp_path, secret="test-queue-secret")
+    huey.storage.enqueue(pickle.dumps(Payload()))
+    with pytest.raises(ValueError, match="not found|mismatch"):
+        huey.dequeue()
+    assert not marker.exists()
