@@ -42,9 +42,9 @@ def init_web(app):
     from .users import bp as users_bp
     from .vms import bp as vms_bp
 
-    for blueprint in (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp):
+    pages = (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp, tokens_bp)
+    for blueprint in pages:
         app.register_blueprint(blueprint)
-    app.register_blueprint(tokens_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
 
