@@ -108,7 +108,9 @@ class PostgresServer:
     def new_database(self, migrated=True):
         """A fresh database, migrated (a copy of the template) or empty; its URL."""
         name = f"nube_t{os.getpid()}_{next(self._names)}"
-        self.admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}")
+        # FILE_COPY: for a small database a file copy is faster than WAL_LOG's (46 vs 74 ms).
+        template = TEMPLATE if migrated else "template0"
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
         return self.url(name)
 
     def drop_database(self, url):

@@ -207,7 +207,12 @@ def test_a_consumer_killed_mid_operation_is_recovered_by_the_others_monitor(queu
             assert recovered_in < 10 * INTERVAL, recovered_in
             log = [line["message"] for line in ops_repo.log_lines(conn, op_id)]
             assert any("is gone: interrupted" in line for line in log), log
-            assert conn.execute("SELECT COUNT(*) FROM hosts").fetchone()[0] == 0  # undone
+            # The status turns first (guarded by the heartbeat read), the undo follows it.
+            wait_for(
+                lambda: conn.execute("SELECT COUNT(*) FROM hosts").fetchone()[0] == 0,
+                timeout=15,
+                message="the recovering monitor to undo the host add",
+            )
     finally:
         _halt(monitor)
         if sleepy is not None:
