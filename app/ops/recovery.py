@@ -45,9 +45,15 @@ def _interrupt(app, conn, row):
     The status changes first, and only if the row is as we read it (same heartbeat): a worker
     that was merely slow and beats again keeps its operation, and nothing is undone under it.
     """
-    if not ops_repo.interrupt(conn, row["id"], row["heartbeat"], "the worker running it stopped"):
-        return False
-    ops_repo.append_log(conn, row["id"], f"worker {row['worker']} is gone: interrupted", "error")
+    # One transaction: whoever reads the interrupted status also reads why.
+    with transaction(conn):
+        if not ops_repo.interrupt(
+            conn, row["id"], row["heartbeat"], "the worker running it stopped"
+        ):
+            return False
+        ops_repo.append_log(
+            conn, row["id"], f"worker {row['worker']} is gone: interrupted", "error"
+        )
     kind = kinds.KINDS.get(row["kind"])
     if kind and kind.undo:
         ctx = OperationContext(app, conn, row, kind.time_limit)
