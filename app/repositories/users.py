@@ -137,12 +137,9 @@ def delete_session(conn, token_hash):
     conn.execute("DELETE FROM user_sessions WHERE token_hash = ?", (token_hash,))
 
 
-def delete_sessions(conn, user_id, keep_hash=None):
-    """End every session of a user (but one, when given)."""
-    conn.execute(
-        "DELETE FROM user_sessions WHERE user_id = ? AND token_hash IS DISTINCT FROM ?",
-        (user_id, keep_hash),
-    )
+def delete_sessions(conn, user_id):
+    """End every session of a user."""
+    conn.execute("DELETE FROM user_sessions WHERE user_id = ?", (user_id,))
 
 
 def prune_sessions(conn, created_before):

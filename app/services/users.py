@@ -22,6 +22,10 @@ from .common import audit, db, remote_addr
 ROLES = ("admin", "operator")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
+# The longest password any path accepts: the login form sends at most this many characters,
+# so a longer one set elsewhere could never be used. Every form and API schema shares it.
+PASSWORD_MAX = 256
+PASSWORD_RULE = f"{MIN_PASSWORD} to {PASSWORD_MAX} characters long"
 RATE_WINDOW = 300.0
 # An account (from any address) or an address (on any account) is throttled after this many
 # times LOGIN_RATE_LIMIT failures, except where the account logged in from that address
@@ -56,9 +60,9 @@ class User(UserMixin):
 
 
 def _check_password(password):
-    """Refuse passwords too short to be worth hashing."""
-    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD} characters")
+    """Refuse passwords too short to be worth hashing, or longer than a login can send."""
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(f"password must be {PASSWORD_RULE}")
     return password
 
 
@@ -94,13 +98,18 @@ def load(session_id):
 def start_session(user):
     """Open a server-side session for a user who just proved their password."""
     conn = db()
+    with transaction(conn):
+        _open_session(conn, user)
+    return user
+
+
+def _open_session(conn, user):
+    """Inside a transaction: record a new session for a user and give it to the User."""
     token = secrets.token_urlsafe(32)
     oldest = stamp(datetime.now(UTC) - current_app.permanent_session_lifetime)
-    with transaction(conn):
-        users_repo.prune_sessions(conn, oldest)
-        users_repo.insert_session(conn, _hash(token), user.id, remote_addr())
+    users_repo.prune_sessions(conn, oldest)
+    users_repo.insert_session(conn, _hash(token), user.id, remote_addr())
     user.session_token = token
-    return user
 
 
 def _hash(token):
@@ -248,18 +257,22 @@ def verify_password(user_id, password, actor, action):
     return row
 
 
-def change_password(user_id, current, new, actor, current_session=None):
-    """Change one's own password, proving the current one: the user's other sessions end and
-    their API tokens are revoked (whoever held the old password is out)."""
+def change_password(user_id, current, new, actor):
+    """Change one's own password, proving the current one: every session of the user ends
+    (the one it was changed in too: a copy of its cookie may be what the user fears) and their
+    API tokens are revoked. Returns the User with the new session the caller goes on with."""
     row = verify_password(user_id, current, actor, "user.password")
     _check_password(new)
-    keep = _hash(current_session) if current_session else None
+    password_hash = generate_password_hash(new, "scrypt")
+    user = User(row)
     conn = db()
     with transaction(conn):
-        users_repo.set_password(conn, row["id"], generate_password_hash(new, "scrypt"))
-        users_repo.delete_sessions(conn, row["id"], keep_hash=keep)  # every other session ends
+        users_repo.set_password(conn, row["id"], password_hash)
+        users_repo.delete_sessions(conn, row["id"])  # whoever held a session is out
         revoked = tokens_repo.revoke_all_for_user(conn, row["id"], actor)
         audit(conn, actor, "user.password", f"user:{row['username']}", _revoked(revoked))
+        _open_session(conn, user)
+    return user
 
 
 def _revoked(count):
@@ -271,15 +284,25 @@ def reset_password(user_id, new, actor):
     """Set another user's password (admins): their sessions end and API tokens are revoked.
     Never one's own: that is Change password, which asks for the current one."""
     user = get(user_id)
-    if user.username == actor:
-        raise Conflict("use Change password for your own account: it asks for the current one")
-    _check_password(new)
+    password_hash = _new_hash_for(user, new, actor)
     conn = db()
     with transaction(conn):
-        users_repo.set_password(conn, user.id, generate_password_hash(new, "scrypt"))
-        users_repo.delete_sessions(conn, user.id)  # whoever held the old password is out
-        revoked = tokens_repo.revoke_all_for_user(conn, user.id, actor)
-        audit(conn, actor, "user.reset_password", f"user:{user.username}", _revoked(revoked))
+        _reset_password(conn, user, password_hash, actor)
+
+
+def _new_hash_for(user, new, actor):
+    """The hash of a password an admin sets for a user, once it passes every check."""
+    if user.username == actor:
+        raise Conflict("use Change password for your own account: it asks for the current one")
+    return generate_password_hash(_check_password(new), "scrypt")
+
+
+def _reset_password(conn, user, password_hash, actor):
+    """Inside a transaction: store a user's new password; their sessions and tokens end."""
+    users_repo.set_password(conn, user.id, password_hash)
+    users_repo.delete_sessions(conn, user.id)  # whoever held the old password is out
+    revoked = tokens_repo.revoke_all_for_user(conn, user.id, actor)
+    audit(conn, actor, "user.reset_password", f"user:{user.username}", _revoked(revoked))
 
 
 def set_role(user_id, role, actor):
@@ -287,23 +310,33 @@ def set_role(user_id, role, actor):
     _check_role(role)
     conn = db()
     with transaction(conn):
-        user = get(user_id)
-        if user.role == "admin" and role != "admin" and users_repo.count(conn, "admin") <= 1:
-            raise Conflict("the last admin cannot lose the admin role")
-        users_repo.set_role(conn, user.id, role)
-        audit(conn, actor, "user.role", f"user:{user.username}", f"{user.role} -> {role}")
+        _set_role(conn, get(user_id), role, actor)
+
+
+def _set_role(conn, user, role, actor):
+    """Inside a transaction: change a user's role, unless it would leave no admin."""
+    if user.role == "admin" and role != "admin" and users_repo.count(conn, "admin") <= 1:
+        raise Conflict("the last admin cannot lose the admin role")
+    users_repo.set_role(conn, user.id, role)
+    audit(conn, actor, "user.role", f"user:{user.username}", f"{user.role} -> {role}")
 
 
 def update(user_id, data, actor):
-    """Change a user's role and/or password (admins): both checked before either changes."""
+    """Change a user's role and/or password (admins) in one transaction: a refused change
+    (either part) changes nothing."""
     if not data:
         raise InvalidInput("give a role, a password or both")
-    if "password" in data:
-        _check_password(data["password"])
     if "role" in data:
-        set_role(user_id, data["role"], actor)
-    if "password" in data:
-        reset_password(user_id, data["password"], actor)
+        _check_role(data["role"])
+    user = get(user_id)
+    password_hash = _new_hash_for(user, data["password"], actor) if "password" in data else None
+    conn = db()
+    with transaction(conn):
+        user = get(user_id)  # as it is now, under the write lock
+        if "role" in data:
+            _set_role(conn, user, data["role"], actor)
+        if password_hash is not None:
+            _reset_password(conn, user, password_hash, actor)
     return get(user_id)
 
 

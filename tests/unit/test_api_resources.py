@@ -6,8 +6,11 @@ import json
 import pytest
 
 from app.db import get_db
+from app.errors import InvalidInput
 from app.repositories import vms as vms_repo
+from app.services import audit, users
 from tests.api_client import API, assert_problem, finished
+from tests.conftest import OPERATOR_PASSWORD, csrf_token, login
 from tests.factories import gen_host, gen_vm
 
 # --- hosts ------------------------------------------------------------------------------
@@ -86,10 +89,11 @@ def test_a_host_update_that_re_prepares_answers_202(app, admin_api, host):
     assert op["kind"] == "host.prepare" and op["input"]["change"] == {"address": "127.0.0.9"}
 
 
-def test_nobody_resets_their_own_password_through_the_api(admin_api):
+def test_nobody_resets_their_own_password_through_the_api(admin_api, admin_client):
     me = admin_api.get("/me").get_json()["id"]
     body = {"password": "taken-over-password"}
-    assert_problem(admin_api.call("PATCH", f"/users/{me}", body), 409, "Change password")
+    session = _session_api(admin_client)
+    assert_problem(session("PATCH", f"/users/{me}", body), 409, "Change password")
 
 
 def test_host_update_conflicts_and_drain(app, admin_api, host, image):
@@ -215,36 +219,86 @@ def test_operations_list_show_log_after_and_cancel(app, admin_api, host, image):
 # --- users and tokens -------------------------------------------------------------------
 
 
-def test_users_are_for_admins(app, admin_api, operator_api):
+def _session_api(client):
+    """An API caller on a logged-in dashboard session: JSON with the page's CSRF token."""
+    headers = {"X-CSRFToken": csrf_token(client, "/account/password")}
+
+    def call(method, path, body=None):
+        return client.open(API + path, method=method, json=body, headers=headers)
+
+    return call
+
+
+def test_users_are_for_admins(app, admin_api, operator_api, admin_client):
     for method, path in (("GET", "/users"), ("POST", "/users"), ("DELETE", "/users/1")):
         assert_problem(operator_api.call(method, path, {} if method == "POST" else None), 403)
-    response = admin_api.post(
-        "/users", {"username": "eve", "password": "long-password", "role": "operator"}
-    )
+    session = _session_api(admin_client)
+    eve = {"username": "eve", "password": "long-password", "role": "operator"}
+    response = session("POST", "/users", eve)
     assert response.status_code == 201 and "password" not in response.get_json()
     new_id = response.get_json()["id"]
+    assert_problem(session("POST", "/users", eve), 409, "already exists")
+    bob = {"username": "bob", "password": "x", "role": "operator"}
+    problem = assert_problem(session("POST", "/users", bob), 422)
+    assert problem["errors"] == {"password": ["password must be 8 to 256 characters long"]}
+    assert session("PATCH", f"/users/{new_id}", {"role": "admin"}).get_json()["role"] == "admin"
     assert_problem(
-        admin_api.post(
-            "/users", {"username": "eve", "password": "long-password", "role": "operator"}
-        ),
-        409,
-        "already exists",
-    )
-    assert_problem(
-        admin_api.post("/users", {"username": "bob", "password": "x", "role": "operator"}),
-        422,
-        "password",
-    )
-    assert (
-        admin_api.call("PATCH", f"/users/{new_id}", {"role": "admin"}).get_json()["role"] == "admin"
-    )
-    assert_problem(
-        admin_api.call("PATCH", f"/users/{new_id}", {"role": "admin", "password": "short"}), 422
+        session("PATCH", f"/users/{new_id}", {"role": "admin", "password": "short"}), 422
     )
     me = admin_api.get("/me").get_json()["id"]
     assert_problem(admin_api.call("DELETE", f"/users/{me}"), 409, "your own account")
     assert admin_api.call("DELETE", f"/users/{new_id}").status_code == 204
     assert [u["username"] for u in admin_api.get("/users").get_json()["items"]] == ["admin", "oper"]
+
+
+def test_an_admin_token_cannot_create_users_or_change_roles_or_passwords(app, admin_api):
+    eve = {"username": "eve", "password": "long-password", "role": "admin"}
+    assert_problem(admin_api.post("/users", eve), 403, "use the dashboard")
+    oper = next(u for u in admin_api.get("/users").get_json()["items"] if u["username"] == "oper")
+    for body in ({"role": "admin"}, {"password": "taken-over-pw"}):
+        assert_problem(admin_api.call("PATCH", f"/users/{oper['id']}", body), 403, "dashboard")
+    users_now = admin_api.get("/users").get_json()["items"]
+    assert [(u["username"], u["role"]) for u in users_now] == [
+        ("admin", "admin"),
+        ("oper", "operator"),
+    ]
+    assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
+
+
+def test_a_refused_user_change_changes_nothing(app, admin_client):
+    session = _session_api(admin_client)
+    with app.app_context():
+        users.set_role(2, "admin", "test")  # two admins: the role change alone would pass
+        me = next(u.id for u in users.all_users() if u.username == "admin")
+    body = {"role": "operator", "password": "a-new-password-1"}
+    assert_problem(session("PATCH", f"/users/{me}", body), 409, "Change password")
+    with app.app_context():
+        assert users.get(me).role == "admin"
+        records, _ = audit.page("action = 'user.role'")
+    assert [record["actor"] for record in records] == ["test"]  # the setup's change only
+
+
+@pytest.mark.parametrize("length", [7, 257, 10_000])
+def test_a_password_no_login_could_send_is_refused_everywhere(app, admin_client, length):
+    session = _session_api(admin_client)
+    password = "p" * length
+    message = "password must be 8 to 256 characters long"
+    created = session(
+        "POST", "/users", {"username": "eve", "password": password, "role": "operator"}
+    )
+    assert assert_problem(created, 422)["errors"] == {"password": [message]}
+    patched = session("PATCH", "/users/2", {"password": password})
+    assert assert_problem(patched, 422)["errors"] == {"password": [message]}
+    with app.app_context():
+        for change in (
+            lambda: users.create("eve", password, "operator", "cli"),
+            lambda: users.reset_password(2, password, "cli"),
+            lambda: users.update(2, {"password": password}, "cli"),
+            lambda: users.change_password(2, OPERATOR_PASSWORD, password, "oper"),
+        ):
+            with pytest.raises(InvalidInput, match=message):
+                change()
+    assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
 
 
 def test_tokens_admins_see_everyones_operators_their_own(app, admin_api, operator_api):

@@ -382,9 +382,28 @@ def test_an_admin_password_reset_ends_the_users_sessions(app, admin_client, oper
     assert operator_client.get("/hosts/").status_code == 302
 
 
-def test_changing_ones_password_ends_the_other_sessions_only(app, admin_client):
+def _user_sessions(app, username):
+    """The token hashes of a user's live server-side sessions."""
+    with app.app_context():
+        rows = (
+            get_db()
+            .execute(
+                "SELECT s.token_hash FROM user_sessions s JOIN users u ON u.id = s.user_id"
+                " WHERE u.username = ?",
+                (username,),
+            )
+            .fetchall()
+        )
+    return {row[0] for row in rows}
+
+
+def test_changing_ones_password_ends_every_session_and_issues_a_new_one(app, admin_client):
     other = app.test_client()
     assert login(other, "admin", ADMIN_PASSWORD).status_code == 302
+    old_cookie = _session_cookie(admin_client)
+    copy = _with_cookie(app, old_cookie)  # a thief's copy of the very cookie that changes it
+    assert copy.get("/hosts/").status_code == 200
+    before = _user_sessions(app, "admin")
     token = csrf_token(admin_client, "/account/password")
     response = admin_client.post(
         "/account/password",
@@ -396,8 +415,13 @@ def test_changing_ones_password_ends_the_other_sessions_only(app, admin_client):
         },
     )
     assert response.status_code == 302
-    assert admin_client.get("/hosts/").status_code == 200
-    assert other.get("/hosts/").status_code == 302
+    assert admin_client.get("/hosts/").status_code == 200  # the tab that changed it stays in
+    assert _session_cookie(admin_client) != old_cookie
+    after = _user_sessions(app, "admin")
+    assert len(after) == 1 and not after & before  # one session, and a new one
+    assert copy.get("/hosts/").status_code == 302  # the copied cookie is out
+    assert other.get("/hosts/").status_code == 302  # and every other session
+    assert session_user_id(app, f"session={old_cookie}") is None  # the console proxy agrees
 
 
 def test_a_removed_users_session_ends(app, admin_client, operator_client):

@@ -154,6 +154,38 @@ def test_reset_password_too_short_refused(app, admin_client):
     assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
 
 
+def test_the_forms_refuse_a_password_no_login_could_send(app, admin_client):
+    long = "p" * 257
+    oper_id = _user_id(app, "oper")
+    response = _post(admin_client, f"/users/{oper_id}/password", password=long, confirm=long)
+    assert page(response).alert("New password: must be 8 to 256 characters long", "danger")
+    response = _post(
+        admin_client, "/users/", username="eve", role="operator", password=long, confirm=long
+    )
+    assert "must be 8 to 256 characters long" in response.get_data(as_text=True)
+    assert [u.username for u in _all_users(app)] == ["admin", "oper"]
+    data = {"current": ADMIN_PASSWORD, "new": long, "confirm": long}
+    response = _post(admin_client, "/account/password", **data)
+    assert "must be 8 to 256 characters long" in response.get_data(as_text=True)
+    assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
+    assert login(app.test_client(), "admin", ADMIN_PASSWORD).status_code == 302
+
+
+def test_a_refused_own_password_reset_changes_nothing(app, admin_client):
+    admin_id = _user_id(app, "admin")
+    response = _post(
+        admin_client, f"/users/{admin_id}/password", password="x" * 12, confirm="x" * 12
+    )
+    assert page(response).alert("use Change password for your own account", "danger")
+    assert login(app.test_client(), "admin", ADMIN_PASSWORD).status_code == 302
+
+
+def _all_users(app):
+    """Every user."""
+    with app.app_context():
+        return users.all_users()
+
+
 def test_admin_cannot_remove_themselves(app, admin_client):
     admin_id = _user_id(app, "admin")
     response = _post(admin_client, f"/users/{admin_id}/remove")

@@ -56,6 +56,25 @@ def admin_only(view):
     return wrapper
 
 
+NO_TOKEN_FOR_ACCOUNTS = (
+    "API tokens cannot create users or change roles or passwords (an account made with a"
+    " token would outlive the token): use the dashboard's Users page"
+)
+
+
+def session_only(view):
+    """Refuse the decorated API view to bearer tokens (403): only a logged-in session may
+    call it, so a leaked token cannot make itself an account that outlives it."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        if token_in_use() is not None:
+            abort(403, description=NO_TOKEN_FOR_ACCOUNTS)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
 def token_in_use():
     """The API token of this request (None for a session or outside a request)."""
     return g.get("api_token")

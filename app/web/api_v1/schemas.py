@@ -5,12 +5,17 @@ services, so the API and the dashboard answer with the same messages."""
 from marshmallow import Schema, fields, validate
 
 from ...domain_xml import MEM_MIN, VCPUS_MAX, VCPUS_MIN
+from ...services.users import MIN_PASSWORD, PASSWORD_MAX, PASSWORD_RULE
 
 MAX_PER_PAGE = 200
 
 HOST_STATES = ("preparing", "ready", "error", "unreachable", "disabled", "maintenance", "removing")
 OPERATOR_STATES = ("ready", "disabled", "maintenance")
 VM_STATES = ("stopped", "running", "paused", "unknown", "error")
+# the users service's rule and message, as the dashboard's forms check it
+PASSWORD_LENGTH = validate.Length(
+    min=MIN_PASSWORD, max=PASSWORD_MAX, error=f"password must be {PASSWORD_RULE}"
+)
 ID_OR_NAME = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
 
 
@@ -251,7 +256,7 @@ class UserCreate(Schema):
     """A new user."""
 
     username = fields.String(required=True)
-    password = fields.String(required=True, load_only=True)
+    password = fields.String(required=True, load_only=True, validate=PASSWORD_LENGTH)
     role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
 
 
@@ -259,7 +264,7 @@ class UserUpdate(Schema):
     """A user's new role or password."""
 
     role = fields.String(metadata={"enum": ["admin", "operator"]})
-    password = fields.String(load_only=True)
+    password = fields.String(load_only=True, validate=PASSWORD_LENGTH)
 
 
 class Token(Schema):

@@ -4,7 +4,7 @@ from flask_login import current_user
 
 from ...services import users
 from ..helpers import actor
-from .auth import admin_only
+from .auth import admin_only, session_only
 from .common import Window, blueprint
 from .schemas import PageArgs, User, UserCreate, UserUpdate, page_of
 
@@ -34,10 +34,11 @@ def index(args):
 
 @bp.route("", methods=["POST"])
 @admin_only
+@session_only
 @bp.arguments(UserCreate)
 @bp.response(201, User)
 def create(data):
-    """Add a user."""
+    """Add a user (a dashboard session only: API tokens are refused)."""
     return _public(users.create(data["username"].strip(), data["password"], data["role"], actor()))
 
 
@@ -51,10 +52,12 @@ def show(user_id):
 
 @bp.route("/<int:user_id>", methods=["PATCH"])
 @admin_only
+@session_only
 @bp.arguments(UserUpdate)
 @bp.response(200, User)
 def update(data, user_id):
-    """Change a user's role or password (their sessions end with a new password)."""
+    """Change a user's role or password (a dashboard session only: API tokens are refused);
+    their sessions and tokens end with a new password. A refused change changes nothing."""
     return _public(users.update(user_id, data, actor()))
 
 

@@ -61,16 +61,13 @@ def password():
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            users.change_password(
-                current_user.id,
-                form.current.data,
-                form.new.data,
-                current_user.username,
-                current_session=current_user.session_token,
+            user = users.change_password(
+                current_user.id, form.current.data, form.new.data, current_user.username
             )
         except InvalidInput as error:
             flash(str(error), "danger")
         else:
+            login_user(user)  # this tab goes on with the new session; the old one has ended
             flash("Password changed.", "success")
             return redirect(url_for("main.overview"))
     return render_template("auth/password.html", form=form)

@@ -15,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from ...services.tokens import NAME_MAX
+from ..passwords import SENT_PASSWORD
 
 NEVER = "never"
 EXPIRY_CHOICES = [
@@ -43,7 +44,7 @@ class TokenForm(FlaskForm):
     )
     password = PasswordField(
         "Your password",
-        validators=[DataRequired()],
+        validators=[DataRequired(), SENT_PASSWORD],
         description="A token acts as you: a session alone cannot make one.",
         render_kw={"autocomplete": "current-password"},
     )

@@ -4,12 +4,10 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from ...services.users import MIN_PASSWORD, ROLES
+from ...services.users import ROLES
+from ..passwords import NEW_PASSWORD
 
 ROLE_CHOICES = list(ROLES)  # plain values: tuples are deprecated in WTForms 3.3
-PASSWORD_LENGTH = Length(
-    min=MIN_PASSWORD, max=256, message=f"must be {MIN_PASSWORD} to 256 characters long"
-)
 
 
 class UserForm(FlaskForm):
@@ -17,7 +15,7 @@ class UserForm(FlaskForm):
 
     username = StringField("User name", validators=[DataRequired(), Length(max=64)])
     role = SelectField("Role", choices=ROLE_CHOICES, default="operator")
-    password = PasswordField("Password", validators=[DataRequired(), PASSWORD_LENGTH])
+    password = PasswordField("Password", validators=[DataRequired(), NEW_PASSWORD])
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ")]
     )
@@ -34,7 +32,7 @@ class RoleForm(FlaskForm):
 class ResetPasswordForm(FlaskForm):
     """Set another user's password."""
 
-    password = PasswordField("New password", validators=[DataRequired(), PASSWORD_LENGTH])
+    password = PasswordField("New password", validators=[DataRequired(), NEW_PASSWORD])
     confirm = PasswordField(
         "Repeat new password", validators=[DataRequired(), EqualTo("password", "Passwords differ")]
     )
