@@ -18,6 +18,7 @@ from . import validate
 from .common import audit, busy_message, db, new_operation
 
 BUILD_FIELDS = ("name", "release", "size")
+RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an image
 BUILD_SUFFIX = ".qcow2"
 DEFAULT_RELEASE = "bookworm"
 DEFAULT_SIZE = "4G"
@@ -59,6 +60,8 @@ def names():
 def upload(name, stream, description, actor):
     """Stream an uploaded image into the repository (size-limited); returns its info."""
     check_image_name(name)
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
     storage = adapters().storage
     path = getattr(stream, "name", None)

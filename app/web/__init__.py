@@ -8,7 +8,7 @@ from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 
 from ..services import users as user_service
-from . import api_v1, errors, helpers, uploads
+from . import api_v1, errors, helpers, json_body, uploads
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -21,6 +21,7 @@ def init_web(app):
     """Wire the web layer into the app."""
     # before any rule is added: every <int:...> in a URL is bounded
     app.url_map.converters["int"] = helpers.BoundedIntConverter
+    json_body.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "warning"

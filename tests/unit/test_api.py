@@ -10,6 +10,7 @@ from app.db import get_db
 from app.services import audit, users
 from tests.api_client import API, Api, assert_problem, make_token
 from tests.conftest import csrf_token
+from tests.html import page
 
 # --- authentication ---------------------------------------------------------------------
 
@@ -108,13 +109,43 @@ def test_the_openapi_document_validates_and_has_every_route(app):
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith(API) or rule.endpoint == "api-docs.openapi_json":
             continue
-        path = rule.rule
-        for argument in rule.arguments:
-            path = path.replace(f"<int:{argument}>", f"{{{argument}}}")
-            path = path.replace(f"<{argument}>", f"{{{argument}}}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         routes |= {(path, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
     assert routes and routes <= documented, routes - documented
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def _answers(spec):
+    """(path, method, status, media types) of every documented answer, references resolved."""
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":  # the path's parameters, not an operation
+                continue
+            for status, answer in op["responses"].items():
+                if "$ref" in answer:
+                    answer = spec["components"]["responses"][answer["$ref"].split("/")[-1]]
+                yield path, method, status, set(answer.get("content", {}))
+
+
+def test_the_openapi_document_gives_each_answer_the_media_type_sent(app):
+    spec = app.test_client().get(f"{API}/openapi.json").get_json()
+    answers = list(_answers(spec))
+    errors = [a for a in answers if a[2] == "default" or int(a[2]) >= 400]
+    assert {a[:3] for a in errors} >= {
+        ("/api/v1/vms", "post", "422"),
+        ("/api/v1/vms", "post", "default"),
+    }
+    for path, method, status, media in answers:
+        if status == "default" or int(status) >= 400:
+            assert media == {"application/problem+json"}, (path, method, status)
+        elif status == "204":
+            assert media == set(), (path, method, status)
+        elif path == f"{API}/docs":
+            assert media == {"text/html"}
+        else:
+            assert media == {"application/json"}, (path, method, status)
+    every_op = {(path, method) for path, method, *_ in answers}
+    assert every_op == {(path, method) for path, method, status, _ in errors if status == "default"}
 
 
 def test_the_documentation_page_is_served_locally(app):
@@ -122,5 +153,10 @@ def test_the_documentation_page_is_served_locally(app):
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "/api/v1/vms/{vm_id}/start" in html and "VmCreate" in html
+    answers = page(response).find_all("span", class_="answer")
+    errors = [a for a in answers if a["data-status"] in ("default", "422")]
+    assert errors and all(a.one("code").text == "application/problem+json" for a in errors)
+    created = [a for a in answers if a["data-status"] == "202"]
+    assert created and all(a.one("code").text == "application/json" for a in created)
     addresses = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert addresses and all(a.startswith(("/", "#")) for a in addresses), addresses

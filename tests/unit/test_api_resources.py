@@ -1,6 +1,7 @@
 """The HTTP API's resources (/api/v1): hosts, VMs, images, operations, users and tokens,
 each route's success and error paths."""
 
+import io
 import json
 
 import pytest
@@ -8,10 +9,10 @@ import pytest
 from app.db import get_db
 from app.errors import InvalidInput
 from app.repositories import vms as vms_repo
-from app.services import audit, users
+from app.services import audit, images, users
 from tests.api_client import API, assert_problem, finished
 from tests.conftest import OPERATOR_PASSWORD, csrf_token, login
-from tests.factories import gen_host, gen_vm
+from tests.factories import gen_host, gen_image, gen_vm
 
 # --- hosts ------------------------------------------------------------------------------
 
@@ -197,6 +198,19 @@ def test_image_build_refusals(app, admin_api, image):
     assert_problem(admin_api.post("/images/build", {}), 422, "not valid")
     app.extensions["nube"].storage.images_dir.joinpath("deb.qcow2").write_bytes(b"")
     assert_problem(admin_api.post("/images/build", {"name": "deb"}), 409, "already exists")
+
+
+def test_images_build_is_the_build_action_only(app, admin_api):
+    for method in ("GET", "DELETE"):  # never read as an image called "build"
+        response = admin_api.call(method, "/images/build")
+        assert_problem(response, 405)
+        assert "POST" in response.headers["Allow"] and "GET" not in response.headers["Allow"]
+    for name in ("build.qcow2", "builder.raw"):  # names that start with it are images
+        gen_image(app, name)
+        assert admin_api.get(f"/images/{name}").get_json()["name"] == name
+    assert admin_api.call("DELETE", "/images/build.qcow2").status_code == 204
+    with app.app_context(), pytest.raises(InvalidInput, match="reserved"):
+        images.upload("build", io.BytesIO(b""), "", "admin")
 
 
 # --- operations -------------------------------------------------------------------------

@@ -195,3 +195,47 @@ def test_no_inline_script(admin_client):
     for url in ("/", "/operations/", "/users/", "/users/audit"):
         inline = page(admin_client.get(url)).find_all("script", src=False)
         assert inline == [], url
+
+
+DEEP_JSON = "[" * 1000 + "]" * 1000  # deep enough to exhaust Python's recursion limit
+
+
+def test_a_deeply_nested_json_body_is_a_400_on_every_route(app, admin_client):
+    spec = app.test_client().get("/api/v1/openapi.json").get_json()
+    with_body = {
+        (path, method.upper())
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if isinstance(op, dict) and "requestBody" in op
+    }
+    assert ("/api/v1/vms", "POST") in with_body and (
+        "/api/v1/users/{user_id}",
+        "PATCH",
+    ) in with_body
+    token = csrf_token(admin_client, "/account/password")
+    for method in ("POST", "PATCH"):
+        for rule in app.url_map.iter_rules():
+            if method not in rule.methods or rule.endpoint == "auth.logout":  # stay logged in
+                continue
+            api = rule.rule.startswith("/api/v1")
+            response = admin_client.open(  # the session reaches the API too, with CSRF
+                _url(rule),
+                method=method,
+                data=DEEP_JSON,
+                content_type="application/json",
+                headers={"X-CSRFToken": token},
+            )
+            assert response.status_code < 500, (method, rule.rule)
+            documented = _ARG.sub(lambda m: "{" + m.group(2) + "}", rule.rule)
+            if api and (documented, method) in with_body:
+                assert response.status_code == 400, (method, rule.rule)
+                assert response.mimetype == "application/problem+json"
+                assert "nests deeper than 32 levels" in response.get_json()["detail"]
+    response = admin_client.post(
+        "/account/password",
+        data=DEEP_JSON,
+        content_type="application/json",
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 400  # Flask-WTF reads a JSON body as the form: refused
+    assert admin_client.get("/hosts/").status_code == 200

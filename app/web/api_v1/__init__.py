@@ -1,9 +1,13 @@
 """The versioned HTTP API (/api/v1): the same services as the pages, Bearer tokens, problem
 details, and an OpenAPI 3.1 document generated from the schemas that validate requests."""
 
+from http import HTTPStatus
+
 import flask_smorest
+from flask_smorest.utils import prepare_response
 
 from . import auth, hosts, images, meta, operations, tokens, users, vms
+from .problems import MEDIA_TYPE
 from .schemas import Problem
 
 RESOURCES = (meta, hosts, vms, images, operations, users, tokens)
@@ -19,6 +23,20 @@ class NubeApi(flask_smorest.Api):
 
     def _register_error_handlers(self):
         """Register nothing on the app (problems.register does it per blueprint)."""
+
+    def _register_responses(self):
+        """Document every error answer as what is sent: problem details, in their own media
+        type (flask-smorest would say application/json)."""
+        for status in HTTPStatus:
+            if status >= 400:
+                self._register_problem(status.name, status.phrase)
+        self._register_problem(self.DEFAULT_ERROR_RESPONSE_NAME, "Default error response")
+
+    def _register_problem(self, name, description):
+        """A reusable response component: a Problem body as application/problem+json."""
+        response = {"description": description, "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, MEDIA_TYPE)
+        self.spec.components.response(name, response, lazy=True)
 
 
 api = NubeApi()
@@ -41,7 +59,9 @@ def init_app(app, csrf):
             "security": [{"bearer": []}],
         },
     )
+    app.url_map.converters["image"] = images.ImageNameConverter  # before the rules use it
     api.init_app(app)
+    api.register_converter(images.ImageNameConverter, images.image_name_schema)
     for resource in RESOURCES:
         csrf.exempt(resource.bp)  # auth.authenticate checks CSRF for cookie sessions itself
         api.register_blueprint(resource.bp)

@@ -7,13 +7,20 @@ from flask import abort, current_app, url_for
 
 from ...errors import InvalidInput, NotFound
 from ...services import operations
+from ..json_body import ApiParser
 from . import problems
 from .schemas import MAX_PER_PAGE
 
 
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, reading JSON bodies through Nube's depth-checked parser."""
+
+    ARGUMENTS_PARSER = ApiParser()
+
+
 def blueprint(name, import_name, path, description):
     """A resource's blueprint under /api/v1, answering errors with problem details."""
-    bp = flask_smorest.Blueprint(
+    bp = Blueprint(
         f"api_v1_{name}", import_name, url_prefix=f"/api/v1{path}", description=description
     )
     problems.register(bp)

@@ -1,5 +1,8 @@
 """/api/v1/images: list, show, build and delete base images."""
 
+from werkzeug.routing import BaseConverter
+
+from ...adapters.storage import IMAGE_NAME_RE
 from ...errors import NotFound
 from ...services import images
 from ..helpers import actor
@@ -10,6 +13,19 @@ bp = blueprint("images", __name__, "/images", "Base images in the repository")
 ImagePage = page_of(Image, "ImagePage")
 
 
+class ImageNameConverter(BaseConverter):
+    """An image name in a path, never the word 'build': /images/build is the build action
+    (POST only), so GET or DELETE there is a 405, not a search for an image called build
+    (a name the images service refuses)."""
+
+    regex = r"(?!build(?![A-Za-z0-9_.+-]))" + IMAGE_NAME_RE.strip("^$")
+
+
+def image_name_schema(converter):
+    """The OpenAPI schema of an image name in a path."""
+    return {"type": "string", "pattern": f"^{converter.regex}$"}
+
+
 @bp.route("")
 @bp.arguments(PageArgs, location="query")
 @bp.response(200, ImagePage)
@@ -18,7 +34,7 @@ def index(args):
     return Window(args).slice(images.search())
 
 
-@bp.route("/<name>")
+@bp.route("/<image:name>")
 @bp.response(200, Image)
 def show(name):
     """One image, with who uploaded it and how many VMs use it."""
@@ -36,7 +52,7 @@ def build(data):
     return accepted(images.build(data, actor(), wait=False))
 
 
-@bp.route("/<name>", methods=["DELETE"])
+@bp.route("/<image:name>", methods=["DELETE"])
 @bp.response(204)
 def remove(name):
     """Delete an image no VM uses."""

@@ -38,7 +38,12 @@ def me():
 
 
 @bp.route("/docs")
-@bp.doc(security=[])
+@bp.doc(
+    security=[],
+    responses={
+        "200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+    },
+)
 def docs():
     """The API's reference, rendered from its own OpenAPI document (no CDN, no script)."""
     spec = current_app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
