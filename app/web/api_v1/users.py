@@ -8,7 +8,8 @@ from .auth import admin_only, session_only
 from .common import Window, blueprint
 from .schemas import PageArgs, User, UserCreate, UserUpdate, page_of
 
-bp = blueprint("users", __name__, "/users", "User accounts (admins only)")
+DESCRIPTION = "User accounts (admins; creating and changing them: a dashboard session only)"
+bp = blueprint("users", __name__, "/users", DESCRIPTION)
 UserPage = page_of(User, "UserPage")
 
 
