@@ -116,7 +116,10 @@ def init_cli(app):
         if users.count():
             return
         password = os.environ.get("NUBE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-        users.create("admin", password, "admin", "cli")
+        try:
+            users.create("admin", password, "admin", "cli")
+        except NubeError as error:  # NUBE_ADMIN_PASSWORD breaks the rule every path keeps
+            raise click.ClickException(f"NUBE_ADMIN_PASSWORD: {error}") from None
         if os.environ.get("NUBE_ADMIN_PASSWORD"):
             click.echo("created user admin with the password from NUBE_ADMIN_PASSWORD")
         else:

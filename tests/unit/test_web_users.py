@@ -2,6 +2,7 @@
 
 import pytest
 
+from app.db import get_db
 from app.services import users
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, csrf_token, login
 from tests.html import page
@@ -284,3 +285,21 @@ def test_audit_filter_error_inline(admin_client):
 def test_admin_sees_audit_of_admin_login(admin_client):
     html = admin_client.get("/users/audit").get_data(as_text=True)
     assert ADMIN_PASSWORD not in html  # a secret appears nowhere in the markup
+
+
+def test_the_command_line_keeps_the_password_rule(app, monkeypatch):
+    def flask(*args, **kwargs):  # as the real flask command does, in an app context
+        with app.app_context():
+            return app.test_cli_runner().invoke(args=list(args), **kwargs)
+
+    message = "password must be 8 to 256 characters long"
+    result = flask("user", "create", "eve", input="p" * 257 + "\n")
+    assert result.exit_code == 1 and message in result.output
+    result = flask("user", "password", "oper", input="p" * 257 + "\n")
+    assert result.exit_code == 1 and message in result.output
+    with app.app_context():
+        get_db().execute("DELETE FROM users")  # ensure-admin acts only on an empty table
+    monkeypatch.setenv("NUBE_ADMIN_PASSWORD", "p" * 257)
+    result = flask("nube", "ensure-admin")
+    assert result.exit_code == 1 and f"NUBE_ADMIN_PASSWORD: {message}" in result.output
+    assert _all_users(app) == []
