@@ -28,7 +28,8 @@ def check_depth(data):
         if token in ("[", "{", b"[", b"{"):
             depth += 1
             if depth > MAX_DEPTH:
-                doc = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+                binary = isinstance(data, (bytes, bytearray))
+                doc = data.decode("utf-8", "replace") if binary else data
                 message = f"the JSON body nests deeper than {MAX_DEPTH} levels"
                 raise json.JSONDecodeError(message, doc, match.start())
         elif token in ("]", "}", b"]", b"}"):

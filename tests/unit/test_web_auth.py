@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from app.web import api_v1
+from app.web import api_v1, json_body
 from tests.conftest import ADMIN_PASSWORD, csrf_token, login
 from tests.html import page
 
@@ -239,3 +239,11 @@ def test_a_deeply_nested_json_body_is_a_400_on_every_route(app, admin_client):
     )
     assert response.status_code == 400  # Flask-WTF reads a JSON body as the form: refused
     assert admin_client.get("/hosts/").status_code == 200
+
+
+def test_brackets_inside_json_strings_are_text_not_depth():
+    text = '{"user_data": "#!/bin/sh\\necho \\"[[[[' + "[" * 100 + '\\"", "ssh_keys": [[[]]]}'
+    json_body.check_depth(text)  # no error: only three levels open
+    json_body.check_depth(text.encode())
+    with pytest.raises(ValueError, match="nests deeper than 32 levels"):
+        json_body.check_depth(b'{"a": ' * 33 + b"1" + b"}" * 33)
