@@ -3,12 +3,14 @@
 from flask import current_app
 
 from ..db import transaction
-from ..errors import Busy, Conflict, InvalidInput, NotFound
+from ..domain_xml import domain_type
+from ..errors import Busy, Conflict, HostKeyChanged, InvalidInput, NotFound
 from ..extensions import adapters
 from ..numbers import is_digits
 from ..ops import kinds
 from ..ops.launch import launch
 from ..repositories import hosts as hosts_repo
+from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
 from . import claims, validate
 from .common import audit, busy_message, db, new_operation
@@ -53,7 +55,18 @@ def detail(row):
         "created_at",
     ):
         host[key] = row[key]
+    host["domain_type"] = domain_type(row["kvm"], current_app.config["VIRT_TYPE"])
+    host["key_refused"] = _key_refused(row)
     return host
+
+
+def _key_refused(row) -> bool:
+    """Whether the host's SSH key change was refused: by the monitor (the host's error) or by
+    its newest operation; only then do admins need the form that accepts a new key."""
+    newest = ops_repo.for_target(db(), "host", row["id"], 1)
+    return HostKeyChanged.named_in(row["error"]) or bool(
+        newest and newest[0]["status"] == "failed" and HostKeyChanged.named_in(newest[0]["error"])
+    )
 
 
 def get(host_ref):
