@@ -1,5 +1,7 @@
 """Host pages: list, add (prepared and not), edit, remove with typed confirmation."""
 
+import pytest
+
 from app import core
 from app.db import get_db
 from app.errors import HostKeyChanged
@@ -197,3 +199,21 @@ def test_the_removal_card_says_what_goes_and_the_name_field_is_empty(app, admin_
     assert card.one("p", class_="small").text.startswith(
         "This forces off and removes 1 VM and its disk (vm1), then undoes"
     )
+
+
+def test_the_repository_mount_follows_the_controllers_export(app, admin_client):
+    form = page(admin_client.get("/hosts/new")).by_id("host-form")
+    assert [o["value"] for o in form.field("share").options() if o.has("selected")] == ["nfs"]
+    app.config["EXPORT"] = "none"
+    form = page(admin_client.get("/hosts/new")).by_id("host-form")
+    assert [o["value"] for o in form.field("share").options() if o.has("selected")] == ["bind"]
+    fields = {"address": "127.0.0.1", "user": "root", "prepare": False, "network": "none"}
+    with app.app_context():
+        with pytest.raises(core.InvalidInput, match="EXPORT=none\\): use share bind"):
+            core.addHost({**fields, "share": "nfs"})
+        assert core.listHosts() == []
+        host = core.addHost(fields)
+        assert host["share"] == "bind"
+        with pytest.raises(core.InvalidInput, match="use share bind"):
+            core.updateHost(host["id"], {"share": "nfs"})
+        assert core.listHosts()[0]["share"] == "bind"
