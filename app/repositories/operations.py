@@ -21,6 +21,8 @@ FILTER_COLUMNS = {
     "requested_by": Column("requested_by"),
     "created_at": Column("created_at"),
 }
+# where a bare word in the filter looks (a search box's words: names, states)
+SEARCH_COLUMNS = ("kind", "target_name", "status", "requested_by")
 
 ACTIVE = ("pending", "running")
 
@@ -140,7 +142,7 @@ def active_for(conn, target_type, target_id):
 
 def page(conn, query="", limit=50, offset=0):
     """(rows, total) of operations matching a filter, newest first."""
-    sql, params = compile_filter(query, FILTER_COLUMNS)
+    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
     where = f" WHERE {sql}" if sql else ""
     total = conn.execute(f"SELECT COUNT(*) FROM operations{where}", params).fetchone()[0]
     rows = conn.execute(

@@ -337,3 +337,19 @@ def test_the_create_form_proposes_the_newest_image(app, operator_client, image):
         "zz-old.qcow2",
     ]
     assert [option["value"] for option in options if option.has("selected")] == ["newest.qcow2"]
+
+
+def test_the_filter_box_takes_a_bare_word_and_a_host_by_name(app, admin_client, host, image):
+    add_vm(app, "web1", image, start=True)
+    add_vm(app, "db1", image)
+
+    def shown(query):
+        doc = page(admin_client.get("/vms/", query_string={"q": query}))
+        return sorted(row["data-vm-id"] for row in doc.rows(data_vm_id=True))
+
+    assert shown("web1") == ["web1"]
+    assert shown("running") == ["web1"]
+    assert shown("WEB") == ["web1"]
+    assert shown("host = h1") == ["db1", "web1"]
+    assert shown(f"host = {host['id']} AND stopped") == ["db1"]
+    assert shown("host = nosuch") == []
