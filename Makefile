@@ -112,7 +112,8 @@ bench: venv
 lab: venv
 	$(BIN)/python tests/lab/lab.py up 2
 	@echo "Add each host in the dashboard (Hosts > Add host) with the address, user and password"
-	@echo "above, and 'Repository mount' set to bind. Stop them with: make lab-down"
+	@echo "above, 'VM network' set to none and 'Repository mount' set to bind (proposed when the"
+	@echo "controller exports nothing). Stop them with: make lab-down"
 
 lab-down:
 	$(BIN)/python tests/lab/lab.py down

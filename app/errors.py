@@ -1,5 +1,7 @@
 """One small hierarchy of errors shared by the core API, services and the web layer."""
 
+import re
+
 
 class NubeError(Exception):
     """Base class of every error Nube raises on purpose."""
@@ -41,6 +43,8 @@ class SlowCall(HostUnreachable):
 class HostKeyChanged(HostUnreachable):
     """The machine at a host's address offers other keys than the ones recorded for it."""
 
+    PATTERN = re.compile(r"the SSH host key of \S+ has changed: recorded ")
+
     def __init__(self, address, recorded, offered):
         self.address, self.recorded, self.offered = address, recorded, offered
         super().__init__(
@@ -49,6 +53,11 @@ class HostKeyChanged(HostUnreachable):
             " accept the new key on the host's page; otherwise something else answers at"
             " this address."
         )
+
+    @classmethod
+    def named_in(cls, message) -> bool:
+        """Whether a stored error message (a host's, an operation's) is this refusal."""
+        return bool(message) and cls.PATTERN.search(message) is not None
 
 
 class OperationCanceled(NubeError):

@@ -7,9 +7,13 @@ whitelist that maps them to trusted SQL expressions, and every literal becomes a
     expr      := and_expr (OR and_expr)*
     and_expr  := not_expr (AND not_expr)*
     not_expr  := NOT not_expr | primary
-    primary   := '(' expr ')' | comparison
+    primary   := '(' expr ')' | comparison | term
     comparison:= column op literal | column [NOT] LIKE literal
                | column [NOT] IN '(' literal (',' literal)* ')' | column IS [NOT] NULL
+    term      := word | string   (alone: a search of the table's search columns)
+
+A term is what a search box user types: ``web1`` or ``running`` finds the rows whose search
+columns (names, states) contain it, ignoring case.
 """
 
 import math
@@ -42,6 +46,8 @@ class Column:
 
     sql: str
     kind: str = "text"
+    # for an int column that also takes a name (host = lab1): the SQL of that name
+    by_name: str | None = None
 
     def __post_init__(self):
         """Reject an unknown kind early; this is a programming error, not user input."""
@@ -56,8 +62,11 @@ class _Token(NamedTuple):
     pos: int  # 1-based character position in the filter
 
 
-def compile_filter(text: str, columns: dict[str, Column]) -> tuple[str, list]:
-    """Parse a filter expression into (sql, params); ('', []) for empty/blank text."""
+def compile_filter(
+    text: str, columns: dict[str, Column], search: tuple[str, ...] = ()
+) -> tuple[str, list]:
+    """Parse a filter expression into (sql, params); ('', []) for empty/blank text. search
+    names the columns a bare term looks in; without any, a term is an error."""
     if text is None:
         return "", []
     if not isinstance(text, str):
@@ -68,7 +77,11 @@ def compile_filter(text: str, columns: dict[str, Column]) -> tuple[str, list]:
         return "", []
     if "\x00" in text:
         raise InvalidInput(f"filter has a NUL character at position {text.index(chr(0)) + 1}")
-    parser = _Parser(_tokenize(text), {name.lower(): col for name, col in columns.items()})
+    parser = _Parser(
+        _tokenize(text),
+        {name.lower(): col for name, col in columns.items()},
+        tuple(columns[name].sql for name in search),
+    )
     return parser.parse()
 
 
@@ -140,9 +153,10 @@ def _is_keyword(token: _Token, word: str) -> bool:
 class _Parser:
     """Recursive-descent parser that emits SQL and collects parameters as it goes."""
 
-    def __init__(self, tokens: list[_Token], columns: dict[str, Column]):
+    def __init__(self, tokens: list[_Token], columns: dict[str, Column], search: tuple = ()):
         self.tokens = tokens
         self.columns = columns
+        self.search = search
         self.index = 0
         self.params: list = []
 
@@ -200,6 +214,8 @@ class _Parser:
     def _primary(self, depth: int) -> tuple[str, bool]:
         """primary := '(' expr ')' | comparison"""
         token = self._peek()
+        if self._is_term():
+            return self._term(), True
         if token.kind != "(":
             return self._comparison(), False
         self._take()
@@ -207,6 +223,35 @@ class _Parser:
         result = self._expr(depth + 1)
         self._expect(")")
         return result
+
+    def _is_term(self) -> bool:
+        """Whether a search term comes next: a word or string standing alone (followed by
+        AND, OR, ')' or the end), where the table has search columns."""
+        token, after = (
+            self.tokens[self.index],
+            self.tokens[min(self.index + 1, len(self.tokens) - 1)],
+        )
+        alone = after.kind in (")", "end") or _is_keyword(after, "AND") or _is_keyword(after, "OR")
+        return (
+            bool(self.search)
+            and alone
+            and token.kind in ("word", "string", "number")
+            and not (token.kind == "word" and token.text.upper() in RESERVED)
+        )
+
+    def _term(self) -> str:
+        """A search term: any search column contains it, ignoring case ('%' and '_' are
+        matched as themselves)."""
+        token = self._take()
+        if len(self.params) + len(self.search) > MAX_VALUES:
+            raise InvalidInput(f"too many values (more than {MAX_VALUES}) at position {token.pos}")
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", token.value) + "%"
+        self.params.extend([pattern] * len(self.search))
+        return (
+            "("
+            + " OR ".join(f"lower({sql}) LIKE lower(?) ESCAPE '\\'" for sql in self.search)
+            + ")"
+        )
 
     def _check_depth(self, depth: int, token: _Token) -> None:
         """Refuse deep nesting so a hostile filter can never exhaust the Python stack."""
@@ -228,6 +273,7 @@ class _Parser:
         """comparison := column (op literal | [NOT] LIKE literal | [NOT] IN (...) | IS [NOT] NULL)"""
         name_token, column = self._column()
         name = name_token.text.lower()
+        column = self._named(column)
         token = self._take()
         if token.kind == "op":
             self._literal(name, column, after=token)
@@ -269,6 +315,26 @@ class _Parser:
         # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not;
         # one escape character on both ('\\%' is a literal %; PostgreSQL's default)
         return f"lower({column.sql}) {not_}LIKE lower(?) ESCAPE '\\'"
+
+    def _named(self, column: Column) -> Column:
+        """The column to compare: an id column's name instead (host = lab1) when the value
+        that follows is not a number (after an operator, or the first one of an IN list)."""
+        if column.by_name is None:
+            return column
+        ahead = self.tokens[self.index : self.index + 4]
+        kinds = [t.kind for t in ahead]
+        words = [t.text.upper() for t in ahead]
+        value = None
+        if kinds[:1] == ["op"] and len(ahead) > 1:
+            value = ahead[1]
+        elif words[:1] == ["LIKE"] or words[:2] == ["NOT", "LIKE"]:
+            return Column(column.by_name)
+        elif "IN" in words[:2]:
+            at = words.index("IN") + 2
+            value = ahead[at] if at < len(ahead) else None
+        if value is not None and value.kind in ("word", "string"):
+            return Column(column.by_name)
+        return column
 
     def _column(self) -> tuple[_Token, Column]:
         """Read a column name and look it up in the whitelist."""

@@ -270,6 +270,17 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     """,
+    # 15: the other targets an operation touches (a drain's VMs, a host removal's VMs), so
+    # that each target's history lists it too.
+    """
+    CREATE TABLE operation_targets (
+        operation_id INTEGER NOT NULL REFERENCES operations (id) ON DELETE CASCADE,
+        target_type TEXT NOT NULL,
+        target_id TEXT NOT NULL,
+        PRIMARY KEY (operation_id, target_type, target_id)
+    );
+    CREATE INDEX operation_targets_target ON operation_targets (target_type, target_id);
+    """,
 ]
 
 

@@ -9,6 +9,10 @@ from app.errors import InvalidInput, OperationFailed
 # Uploads come from users: only formats without external references (no vmdk
 # descriptors naming host files), and no backing or data files.
 UPLOAD_FORMATS = ("qcow2", "raw")
+# What an uploaded file's name promises: .img is the cloud images' habit for either format.
+UPLOAD_EXTENSIONS = {".qcow2": ("qcow2",), ".raw": ("raw",), ".img": ("qcow2", "raw")}
+SECTOR = 512
+BOOT_SIGNATURE = b"\x55\xaa"  # the last two bytes of an MBR (GPT keeps a protective one)
 
 
 class QemuImgError(OperationFailed):
@@ -65,3 +69,28 @@ def check_upload(info: dict):
         raise InvalidInput("images with an external data file are not accepted")
     if not info.get("virtual-size"):
         raise InvalidInput("image is empty")
+
+
+def check_upload_name(name: str) -> str:
+    """Refuse an upload's name whose extension does not say it is a disk image."""
+    if not name.lower().endswith(tuple(UPLOAD_EXTENSIONS)):
+        raise InvalidInput(
+            f"image name {name!r:.80} must end in {', '.join(UPLOAD_EXTENSIONS)}:"
+            " the extension says what the file holds"
+        )
+    return name
+
+
+def check_upload_content(name: str, info: dict, first_sector: bytes):
+    """Refuse an upload whose detected format disagrees with its name, or a raw file a VM
+    could not boot: no partition table or boot sector in its first sector."""
+    fmt = info.get("format")
+    extension = "." + name.rsplit(".", 1)[-1].lower()
+    if fmt not in UPLOAD_EXTENSIONS.get(extension, ()):
+        what = "raw bytes, not a qcow2 image" if fmt == "raw" else f"a {fmt} image"
+        raise InvalidInput(f"{name} holds {what}: its name ends in {extension}")
+    if fmt == "raw" and (len(first_sector) < SECTOR or first_sector[510:512] != BOOT_SIGNATURE):
+        raise InvalidInput(
+            f"{name} is raw data with no partition table or boot sector (its first sector does"
+            " not end in 55 AA): a VM could not boot from it"
+        )

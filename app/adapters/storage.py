@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from app.adapters.qemu_img import QemuImg, QemuImgError, check_upload
+from app.adapters.qemu_img import (
+    SECTOR,
+    QemuImg,
+    QemuImgError,
+    check_upload,
+    check_upload_content,
+)
 from app.adapters.vm_files import PARTIAL_SUFFIX, VmFiles, check_vm_id, publish_mode
 from app.errors import InvalidInput, NotFound, OperationFailed
 
@@ -49,6 +55,12 @@ class ImageInfo:
 
 def _mb(n):
     return f"{n / 2**20:g}"
+
+
+def _first_sector(path: Path) -> bytes:
+    """The first 512 bytes of a file (fewer when it is shorter)."""
+    with open(path, "rb") as f:
+        return f.read(SECTOR)
 
 
 def _inside(base: Path, name: str) -> Path:
@@ -269,6 +281,7 @@ class Storage(VmFiles):
             except QemuImgError as e:
                 raise InvalidInput(f"not a readable disk image: {e}") from None
             check_upload(info)
+            check_upload_content(name, info, _first_sector(tmp))
             os.chmod(tmp, 0o644)
             self._place(tmp, self.images_dir / name, f"image {name} already exists")
         except BaseException:

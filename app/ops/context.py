@@ -59,6 +59,10 @@ class OperationContext:
         for line in str(message).splitlines() or [""]:
             ops_repo.append_log(self.conn, self.id, line, level)
 
+    def touch(self, target_type, target_id):
+        """Record that this operation works on another target too (its history shows it)."""
+        ops_repo.touch(self.conn, self.id, target_type, target_id)
+
     def error(self, message):
         """Append an error line to the log."""
         self.log(message, "error")

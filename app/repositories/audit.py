@@ -10,6 +10,8 @@ FILTER_COLUMNS = {
     "remote_addr": Column("remote_addr"),
     "ts": Column("ts"),
 }
+# where a bare word in the filter looks (a search box's words: names, states)
+SEARCH_COLUMNS = ("actor", "action", "target")
 
 
 def add(conn, actor, action, target=None, detail=None, remote_addr=None):
@@ -23,7 +25,7 @@ def add(conn, actor, action, target=None, detail=None, remote_addr=None):
 
 def page(conn, query="", limit=50, offset=0):
     """(rows, total) of audit records matching a filter, newest first."""
-    where, params = compile_filter(query, FILTER_COLUMNS)
+    where, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
     clause = f" WHERE {where}" if where else ""
     total = conn.execute(f"SELECT COUNT(*) FROM audit{clause}", params).fetchone()[0]
     rows = conn.execute(

@@ -30,6 +30,8 @@ FILTER_COLUMNS = {
     "task": Column("task"),
     "last_seen": Column("last_seen"),
 }
+# where a bare word in the filter looks (a search box's words: names, states)
+SEARCH_COLUMNS = ("name", "address", "state")
 
 SORT_COLUMNS = ("id", "name", "address", "state", "cpus", "mem", "mem_allocated", "vm_count")
 NULLABLE = {"cpus", "mem"}  # unknown until the host is first read
@@ -56,7 +58,7 @@ UPDATABLE = {
 
 def _where(query):
     """A WHERE clause and its parameters from a filter expression."""
-    sql, params = compile_filter(query, FILTER_COLUMNS)
+    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
     return (f" WHERE {sql}" if sql else ""), params
 
 

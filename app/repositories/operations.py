@@ -21,6 +21,8 @@ FILTER_COLUMNS = {
     "requested_by": Column("requested_by"),
     "created_at": Column("created_at"),
 }
+# where a bare word in the filter looks (a search box's words: names, states)
+SEARCH_COLUMNS = ("kind", "target_name", "status", "requested_by")
 
 ACTIVE = ("pending", "running")
 
@@ -140,7 +142,7 @@ def active_for(conn, target_type, target_id):
 
 def page(conn, query="", limit=50, offset=0):
     """(rows, total) of operations matching a filter, newest first."""
-    sql, params = compile_filter(query, FILTER_COLUMNS)
+    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
     where = f" WHERE {sql}" if sql else ""
     total = conn.execute(f"SELECT COUNT(*) FROM operations{where}", params).fetchone()[0]
     rows = conn.execute(
@@ -158,12 +160,22 @@ def recent(conn, limit=10):
 
 
 def for_target(conn, target_type, target_id, limit=20):
-    """The newest operations on one target."""
+    """The newest operations on one target: its own and those that touched it."""
     return conn.execute(
-        f"SELECT {COLUMNS} FROM operations WHERE target_type = ? AND target_id = ?"
-        " ORDER BY id DESC LIMIT ?",
-        (target_type, str(target_id), limit),
+        f"SELECT {COLUMNS} FROM operations WHERE (target_type = ? AND target_id = ?)"
+        " OR id IN (SELECT operation_id FROM operation_targets"
+        " WHERE target_type = ? AND target_id = ?) ORDER BY id DESC LIMIT ?",
+        (target_type, str(target_id), target_type, str(target_id), limit),
     ).fetchall()
+
+
+def touch(conn, op_id, target_type, target_id):
+    """Record that an operation works on a target besides its own (once)."""
+    conn.execute(
+        "INSERT INTO operation_targets (operation_id, target_type, target_id) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
+        (op_id, target_type, str(target_id)),
+    )
 
 
 def append_log(conn, op_id, message, level="info"):

@@ -16,6 +16,8 @@ FILTER_COLUMNS = {
     "username": Column("u.username"),
     "prefix": Column("t.prefix"),
 }
+# where a bare word in the filter looks (a search box's words: names, states)
+SEARCH_COLUMNS = ("name", "username", "prefix")
 
 
 def insert(conn, user_id, name, token_hash, prefix, expires_at):
@@ -42,7 +44,7 @@ def by_hash(conn, token_hash):
 
 def page(conn, query, limit, offset, user_id=None):
     """(rows, total) of tokens matching a filter (one user's only, when given), newest first."""
-    sql, params = compile_filter(query, FILTER_COLUMNS)
+    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
     clauses = [f"({sql})"] if sql else []
     if user_id is not None:
         clauses.append("t.user_id = ?")

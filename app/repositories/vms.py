@@ -14,7 +14,7 @@ FROM vms v JOIN hosts h ON h.id = v.host_id
 
 FILTER_COLUMNS = {
     "id": Column("v.id"),
-    "host": Column("v.host_id", "int"),
+    "host": Column("v.host_id", "int", by_name="h.name"),
     "host_name": Column("h.name"),
     "image": Column("v.image"),
     "mem": Column("v.mem", "int"),
@@ -24,6 +24,8 @@ FILTER_COLUMNS = {
     "last_seen": Column("v.last_seen"),
     "hostname": Column("v.hostname"),
 }
+# where a bare word in the filter looks (a search box's words: names, states)
+SEARCH_COLUMNS = ("id", "host_name", "image", "state")
 
 SORT_COLUMNS = {
     "id": "v.id",
@@ -39,7 +41,7 @@ NULLABLE = {"v.last_seen"}  # never read by the monitor yet
 
 def _where(query):
     """A WHERE clause and its parameters from a filter expression."""
-    sql, params = compile_filter(query, FILTER_COLUMNS)
+    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
     return (f" WHERE {sql}" if sql else ""), params
 
 

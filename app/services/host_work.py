@@ -105,14 +105,19 @@ def _check_network(ctx, host, facts):
     )
     if network not in networks:
         raise OperationFailed(
-            f"host {host['name']} has no libvirt network {network}; its networks: {named or 'none'}"
+            f"host {host['name']} has no libvirt network {network}; its networks: {named or 'none'}."
+            f" {NO_NIC_HINT}"
         )
     if not networks[network]:
         raise OperationFailed(
             f"libvirt network {network} on host {host['name']} is not active (start it with "
-            f"`virsh net-start {network}` and `virsh net-autostart {network}`); its networks: {named}"
+            f"`virsh net-start {network}` and `virsh net-autostart {network}`); its networks: {named}."
+            f" {NO_NIC_HINT}"
         )
     ctx.log(f"libvirt network {network} is active")
+
+
+NO_NIC_HINT = "Or set the host's VM network to none: its VMs then get no network card."
 
 
 def add_host(ctx):

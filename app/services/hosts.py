@@ -3,12 +3,14 @@
 from flask import current_app
 
 from ..db import transaction
-from ..errors import Busy, Conflict, InvalidInput, NotFound
+from ..domain_xml import domain_type
+from ..errors import Busy, Conflict, HostKeyChanged, InvalidInput, NotFound
 from ..extensions import adapters
 from ..numbers import is_digits
 from ..ops import kinds
 from ..ops.launch import launch
 from ..repositories import hosts as hosts_repo
+from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
 from . import claims, validate
 from .common import audit, busy_message, db, new_operation
@@ -16,6 +18,7 @@ from .common import audit, busy_message, db, new_operation
 ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network")
 UPDATE_FIELDS = ("name", "user", "password", "network", "state", "address", "share")
 SORT_COLUMNS = hosts_repo.SORT_COLUMNS
+SHARES = ("nfs", "bind")
 PUBLIC_KEYS = (
     "id",
     "name",
@@ -53,7 +56,18 @@ def detail(row):
         "created_at",
     ):
         host[key] = row[key]
+    host["domain_type"] = domain_type(row["kvm"], current_app.config["VIRT_TYPE"])
+    host["key_refused"] = _key_refused(row)
     return host
+
+
+def _key_refused(row) -> bool:
+    """Whether the host's SSH key change was refused: by the monitor (the host's error) or by
+    its newest operation; only then do admins need the form that accepts a new key."""
+    newest = ops_repo.for_target(db(), "host", row["id"], 1)
+    return HostKeyChanged.named_in(row["error"]) or bool(
+        newest and newest[0]["status"] == "failed" and HostKeyChanged.named_in(newest[0]["error"])
+    )
 
 
 def get(host_ref):
@@ -87,6 +101,23 @@ def count(query=""):
     return hosts_repo.count(db(), query or "")
 
 
+def default_share():
+    """How a new host mounts the repository unless told: over NFS where the controller
+    exports it, a bind mount on an all-in-one controller that exports nothing."""
+    return "bind" if current_app.config["EXPORT"] == "none" else "nfs"
+
+
+def _share(share):
+    """A valid repository mount for this controller: NFS only where it exports."""
+    validate.choice(share, SHARES, "share")
+    if share == "nfs" and current_app.config["EXPORT"] == "none":
+        raise InvalidInput(
+            "this controller exports no repository (EXPORT=none): use share bind, a bind mount"
+            " for a host on the controller's own machine, or set EXPORT=nfs"
+        )
+    return share
+
+
 def _check_new(data):
     """Validate addHost input; returns the clean fields."""
     validate.require_dict(data, "host")
@@ -97,7 +128,7 @@ def _check_new(data):
         "user": validate.user(validate.text(data, "user")),
         "password": data.get("password") or None,
         "prepare": prepare,
-        "share": validate.choice(data.get("share") or "nfs", ("nfs", "bind"), "share"),
+        "share": _share(data.get("share") or default_share()),
         "network": validate.network(
             validate.text(data, "network", required=False, default="default")
         ),
@@ -189,8 +220,10 @@ def _check_update(row, data):
     if "address" in data:
         reprepare["address"] = validate.address(validate.text(data, "address"))
     if "share" in data:
-        reprepare["share"] = validate.choice(data["share"], ("nfs", "bind"), "share")
+        reprepare["share"] = validate.choice(data["share"], SHARES, "share")
     reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
+    if "share" in reprepare:
+        _share(reprepare["share"])
     if "address" in reprepare and row["prepared"] and password is None:
         # the stored password was given for the machine at the old address: it never goes to
         # another one, which the operator may not even know

@@ -5,6 +5,7 @@ import re
 
 from flask import current_app
 
+from ..adapters.qemu_img import check_upload_name
 from ..adapters.storage import check_image_name
 from ..db import transaction
 from ..errors import Busy, Conflict, InvalidInput
@@ -52,9 +53,12 @@ def search():
     return result
 
 
-def names():
-    """The names of the images VMs can be created from."""
-    return [info.name for info in adapters().storage.list_images()]
+def choices():
+    """The images VMs can be created from, by name, and the newest of them (None if none):
+    the one an operator most likely means, having just uploaded or built it."""
+    found = adapters().storage.list_images()
+    newest = max(found, key=lambda info: (info.mtime, info.name), default=None)
+    return [info.name for info in found], newest.name if newest else None
 
 
 def upload(name, stream, description, actor):
@@ -62,6 +66,7 @@ def upload(name, stream, description, actor):
     check_image_name(name)
     if name in RESERVED_NAMES:
         raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
+    check_upload_name(name)
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
     storage = adapters().storage
     path = getattr(stream, "name", None)

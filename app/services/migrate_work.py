@@ -105,6 +105,8 @@ def drain(ctx, host, claim):
     """Empty a host, DRAIN_PARALLEL VMs at a time; {"moved": [ids], "stayed": [{"id",
     "reason"}]}. claim: take each VM's task for this operation (a removal holds them)."""
     vms = [dict(v) for v in vms_repo.on_host(ctx.conn, host["id"])]
+    for vm in vms:  # each VM's history shows the drain, whether it moved or stayed
+        ctx.touch("vm", vm["id"])
     ctx.log(f"draining {host['name']}: {len(vms)} VM(s) to move")
     plan, stayed = _plan(ctx, vms, host)
     moved = []

@@ -220,3 +220,47 @@ def test_compiled_filters_run_against_sqlite():
         names("1=1; DROP TABLE vms")
     assert db.execute("SELECT count(*) FROM vms").fetchone() == (4,)
     db.close()
+
+
+SEARCHED = ("name", "state")
+TERM = "(lower(v.name) LIKE lower(?) ESCAPE '\\' OR lower(v.state) LIKE lower(?) ESCAPE '\\')"
+
+
+@pytest.mark.parametrize(
+    ("text", "sql", "params"),
+    [
+        ("web1", TERM, ["%web1%", "%web1%"]),
+        ("'web 1'", TERM, ["%web 1%", "%web 1%"]),
+        ("state", TERM, ["%state%", "%state%"]),  # a column name alone is a word to look for
+        ("50%_x", TERM, ["%50\\%\\_x%"] * 2),  # the user's % and _ are themselves
+        ("web AND mem > 5", f"({TERM} AND v.mem > ?)", ["%web%", "%web%", 5]),
+        ("(db OR running)", f"({TERM} OR {TERM})", ["%db%"] * 2 + ["%running%"] * 2),
+    ],
+)
+def test_a_bare_word_searches_the_search_columns(text, sql, params):
+    assert compile_filter(text, COLUMNS, SEARCHED) == (sql, params)
+
+
+def test_a_bare_word_is_an_error_without_search_columns_or_before_a_value():
+    with pytest.raises(InvalidInput, match="unknown column 'web1' at position 1"):
+        compile_filter("web1", COLUMNS)
+    with pytest.raises(InvalidInput, match="expected an operator after 'state'"):
+        compile_filter("state running", COLUMNS, SEARCHED)
+    with pytest.raises(InvalidInput, match="expected a column name"):
+        compile_filter("AND", COLUMNS, SEARCHED)
+
+
+@pytest.mark.parametrize(
+    ("text", "sql", "params"),
+    [
+        ("host = 3", "v.host_id = ?", [3]),
+        ("host = lab1", "h.name = ?", ["lab1"]),
+        ("host != 'lab 2'", "h.name <> ?", ["lab 2"]),
+        ("host IN (lab1, lab2)", "h.name IN (?, ?)", ["lab1", "lab2"]),
+        ("host NOT IN (1, 2)", "v.host_id NOT IN (?, ?)", [1, 2]),
+        ("host LIKE 'lab%'", "lower(h.name) LIKE lower(?) ESCAPE '\\'", ["lab%"]),
+    ],
+)
+def test_an_id_column_takes_a_name_too(text, sql, params):
+    columns = {"host": Column("v.host_id", "int", by_name="h.name")}
+    assert compile_filter(text, columns) == (sql, params)

@@ -368,7 +368,9 @@ def test_guest_json_for_a_running_vm_without_agent(app, admin_client, host, imag
 
 def test_a_host_on_a_missing_network_is_refused_naming_its_networks(ctx):
     with pytest.raises(
-        core.OperationFailed, match=r"no libvirt network lab; its networks: default"
+        core.OperationFailed,
+        match=r"no libvirt network lab; its networks: default \(active\)\. Or set the host's VM"
+        " network to none",
     ):
         core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False, "network": "lab"})
     assert core.listHosts() == []
@@ -378,7 +380,10 @@ def test_an_inactive_network_is_refused(ctx):
     conn = libvirt.open("test:///default")
     conn.networkLookupByName("default").destroy()
     try:
-        with pytest.raises(core.OperationFailed, match="network default on host .* is not active"):
+        with pytest.raises(
+            core.OperationFailed,
+            match="network default on host .* is not active .* set the host's VM network to none",
+        ):
             core.addHost({"address": "127.0.0.1", "user": "root", "prepare": False})
     finally:
         conn.networkLookupByName("default").create()

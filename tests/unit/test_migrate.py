@@ -6,6 +6,7 @@ import pytest
 from app import core
 from app.db import get_db
 from app.repositories import vms as vms_repo
+from app.services import operations
 from tests.conftest import csrf_token
 from tests.factories import gen_host, gen_vm
 from tests.html import page
@@ -136,3 +137,19 @@ def test_a_drain_plans_destinations_so_parallel_moves_never_overbook(ctx, host, 
     assert [(vm["id"], dst["name"]) for vm, dst in plan] == [("vm0", "h2"), ("vm1", "h2")]
     assert [s["id"] for s in stayed] == ["vm2"]
     assert "h2: 50 MiB free of 250 MiB" in stayed[0]["reason"]
+
+
+def test_a_drain_shows_in_each_vms_history_and_a_host_removal_too(app, admin_client, host, image):
+    for vm_id in ("vm1", "vm2"):
+        gen_vm(app, image, vm_id)
+    with app.app_context():
+        core.drainHost(host["id"])
+        drain_id = get_db().execute("SELECT MAX(id) FROM operations").fetchone()[0]
+    for vm_id in ("vm1", "vm2"):
+        history = page(admin_client.get(f"/vms/{vm_id}")).by_id("vm-operations")
+        assert history.link(f"/operations/{drain_id}").text == f"#{drain_id} host.drain"
+    with app.app_context():
+        core.removeHost(host["id"])
+        removal_id = get_db().execute("SELECT MAX(id) FROM operations").fetchone()[0]
+        touched = [op["id"] for op in operations.for_target("vm", "vm1")]
+    assert touched[:2] == [removal_id, drain_id]

@@ -1,8 +1,14 @@
 """Host pages: list, add (prepared and not), edit, remove with typed confirmation."""
 
+import pytest
+
 from app import core
+from app.db import get_db
+from app.errors import HostKeyChanged
+from app.repositories import hosts as hosts_repo
+from app.repositories import operations as ops_repo
 from tests.conftest import csrf_token
-from tests.factories import gen_host
+from tests.factories import gen_host, gen_vm
 from tests.html import page
 
 
@@ -129,3 +135,85 @@ def test_list_filter_sort_and_paging(app, admin_client):
 
 def test_unknown_host_is_404(admin_client):
     assert admin_client.get("/hosts/999").status_code == 404
+
+
+def _host_page(client, host):
+    """A host's page, parsed."""
+    return page(client.get(f"/hosts/{host['id']}"))
+
+
+def _host_operation(conn, host):
+    """A pending host.prepare operation row on host; its id."""
+    return ops_repo.insert(
+        conn,
+        kind="host.prepare",
+        target_type="host",
+        target_id=host["id"],
+        target_name=host["name"],
+        requested_by="admin",
+        input_data={},
+    )
+
+
+def test_the_new_key_form_shows_only_after_a_key_change_was_refused(app, admin_client):
+    host = add_ready_host(app)
+    assert _host_page(admin_client, host).find(id="accept-key") is None
+    refusal = str(HostKeyChanged("127.0.0.1", ["SHA256:old"], ["SHA256:new"]))
+    with app.app_context():
+        conn = get_db()
+        op_id = _host_operation(conn, host)
+        ops_repo.finish(conn, op_id, "failed", error=refusal)
+    assert _host_page(admin_client, host).by_id("accept-key").has("open")
+    with app.app_context():
+        conn = get_db()
+        hosts_repo.update(conn, host["id"], state="unreachable", error=refusal)
+        ops_repo.finish(conn, _host_operation(conn, host), "succeeded")
+    assert _host_page(admin_client, host).by_id("accept-key")  # the monitor's refusal
+    with app.app_context():
+        hosts_repo.update(get_db(), host["id"], state="ready", error=None)
+    assert _host_page(admin_client, host).find(id="accept-key") is None
+
+
+def test_virtualisation_says_what_the_domains_run_under(app, admin_client):
+    host = add_ready_host(app)
+    with app.app_context():
+        hosts_repo.update(get_db(), host["id"], kvm=1)
+    assert _host_page(admin_client, host).details()["Virtualisation"].text == "KVM"
+    app.config["VIRT_TYPE"] = "qemu"
+    text = _host_page(admin_client, host).details()["Virtualisation"].text
+    assert text == "QEMU (TCG: VIRT_TYPE is qemu, though the host has KVM)"
+    with app.app_context():
+        hosts_repo.update(get_db(), host["id"], kvm=0)
+    app.config["VIRT_TYPE"] = "auto"
+    assert _host_page(admin_client, host).details()["Virtualisation"].text == "QEMU (TCG, no KVM)"
+
+
+def test_the_removal_card_says_what_goes_and_the_name_field_is_empty(app, admin_client, image):
+    host = add_ready_host(app)
+    card = _host_page(admin_client, host).by_id("host-remove-form").ancestor(class_="card-body")
+    assert card.one("p", class_="small").text.startswith("No VM runs here. Removing the host")
+    confirm = card.field("confirm")
+    assert confirm["placeholder"] == "host name" and not confirm.get("value")
+    gen_vm(app, image, "vm1")
+    card = _host_page(admin_client, host).by_id("host-remove-form").ancestor(class_="card-body")
+    assert card.one("p", class_="small").text.startswith(
+        "This forces off and removes 1 VM and its disk (vm1), then undoes"
+    )
+
+
+def test_the_repository_mount_follows_the_controllers_export(app, admin_client):
+    form = page(admin_client.get("/hosts/new")).by_id("host-form")
+    assert [o["value"] for o in form.field("share").options() if o.has("selected")] == ["nfs"]
+    app.config["EXPORT"] = "none"
+    form = page(admin_client.get("/hosts/new")).by_id("host-form")
+    assert [o["value"] for o in form.field("share").options() if o.has("selected")] == ["bind"]
+    fields = {"address": "127.0.0.1", "user": "root", "prepare": False, "network": "none"}
+    with app.app_context():
+        with pytest.raises(core.InvalidInput, match="EXPORT=none\\): use share bind"):
+            core.addHost({**fields, "share": "nfs"})
+        assert core.listHosts() == []
+        host = core.addHost(fields)
+        assert host["share"] == "bind"
+        with pytest.raises(core.InvalidInput, match="use share bind"):
+            core.updateHost(host["id"], {"share": "nfs"})
+        assert core.listHosts()[0]["share"] == "bind"

@@ -237,3 +237,42 @@ def test_upload_streams_into_the_repository_without_a_copy(
     upload(admin_client, qcow2_bytes(tmp_path), "streamed.qcow2")
     assert files_in(images_dir(app)) == ["streamed.qcow2"]
     assert (images_dir(app) / "streamed.qcow2").stat().st_mode & 0o777 == 0o644
+
+
+def bootable_raw(size=1 << 20):
+    """Raw bytes with an MBR boot signature, as a real disk's first sector has."""
+    content = bytearray(size)
+    content[510:512] = b"\x55\xaa"
+    return bytes(content)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "message"),
+    [
+        ("junk.qcow2", bytes(range(256)) * 64, "junk.qcow2 holds raw bytes, not a qcow2 image"),
+        ("bad.txt", b"hello world\n", "must end in .qcow2, .raw, .img"),
+        ("disk.iso", bootable_raw(), "must end in .qcow2, .raw, .img"),
+        ("blank.raw", bytes(1 << 20), "blank.raw is raw data with no partition table or boot"),
+        ("tiny.img", b"x" * 100, "tiny.img is raw data with no partition table or boot"),
+    ],
+)
+def test_upload_refuses_what_is_not_what_its_name_says(
+    app, admin_client, filename, content, message
+):
+    upload(admin_client, content, filename)
+    assert flashed(admin_client, message, "danger")
+    assert files_in(images_dir(app)) == []
+
+
+def test_upload_refuses_a_qcow2_named_raw(app, admin_client, tmp_path):
+    upload(admin_client, qcow2_bytes(tmp_path), "disk.raw")
+    assert flashed(admin_client, "disk.raw holds a qcow2 image: its name ends in .raw", "danger")
+    assert files_in(images_dir(app)) == []
+
+
+def test_upload_takes_a_bootable_raw_and_a_qcow2_named_img(app, admin_client, tmp_path):
+    upload(admin_client, bootable_raw(), "disk.raw")
+    assert flashed(admin_client, "Image disk.raw uploaded (raw).", "success")
+    upload(admin_client, qcow2_bytes(tmp_path), "cloud.img")
+    assert flashed(admin_client, "Image cloud.img uploaded (qcow2).", "success")
+    assert files_in(images_dir(app)) == ["cloud.img", "disk.raw"]

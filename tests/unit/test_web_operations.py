@@ -93,7 +93,8 @@ def test_index_filter_error_inline(admin_client, host_op):
     assert "is-invalid" in search.field("q").classes
     error = search.by_id("filter-error")
     assert "invalid-feedback" in error.classes and "position" in error.text
-    assert doc.has_element("p", text="No operation matches this filter.")
+    assert error.text.startswith("Invalid filter: ")
+    assert not doc.has_element("p", text="No operation matches this filter.")
 
 
 def test_index_pages(app, admin_client):

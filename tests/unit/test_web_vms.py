@@ -1,14 +1,17 @@
 """The VM pages: list, create, details, start, stop, force off, remove."""
 
 import json
+import os
 import re
 import subprocess
+import time
 
 from app import core
 from app.db import get_db
 from app.repositories import vms as vms_repo
 from app.services import operations
 from tests.conftest import csrf_token
+from tests.factories import gen_image
 from tests.html import page
 
 GET_PATHS = ["/vms/", "/vms/new", "/vms/vm1"]
@@ -319,3 +322,34 @@ def test_paging_and_sorting(app, admin_client, host, image):
     # Paging with a filter keeps the filter in the links.
     doc = page(admin_client.get("/vms/", query_string={"q": "mem >= 16"}))
     assert "q=mem" in doc.pager().one("a", text="Next")["href"]
+
+
+def test_the_create_form_proposes_the_newest_image(app, operator_client, image):
+    for name, age in (("zz-old.qcow2", 3600), ("newest.qcow2", 0), ("aa-older.raw", 7200)):
+        path = gen_image(app, name, fmt="qcow2" if name.endswith("qcow2") else "raw")
+        stamp = time.time() - age
+        os.utime(app.extensions["nube"].storage.images_dir / path, (stamp, stamp))
+    options = page(operator_client.get("/vms/new")).by_id("vm-form").field("image").options()
+    assert [option["value"] for option in options] == [
+        "aa-older.raw",
+        "base.raw",
+        "newest.qcow2",
+        "zz-old.qcow2",
+    ]
+    assert [option["value"] for option in options if option.has("selected")] == ["newest.qcow2"]
+
+
+def test_the_filter_box_takes_a_bare_word_and_a_host_by_name(app, admin_client, host, image):
+    add_vm(app, "web1", image, start=True)
+    add_vm(app, "db1", image)
+
+    def shown(query):
+        doc = page(admin_client.get("/vms/", query_string={"q": query}))
+        return sorted(row["data-vm-id"] for row in doc.rows(data_vm_id=True))
+
+    assert shown("web1") == ["web1"]
+    assert shown("running") == ["web1"]
+    assert shown("WEB") == ["web1"]
+    assert shown("host = h1") == ["db1", "web1"]
+    assert shown(f"host = {host['id']} AND stopped") == ["db1"]
+    assert shown("host = nosuch") == []

@@ -1,6 +1,6 @@
 """Routes of the hosts blueprint."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from ...errors import NubeError
 from ...services import charts, hosts, operations, vms
@@ -27,6 +27,8 @@ def index():
 def new():
     """Register a host."""
     form = HostForm()
+    if request.method == "GET":
+        form.share.data = hosts.default_share()
     if form.validate_on_submit():
         data = {
             key: form[key].data

@@ -52,9 +52,11 @@ def index():
 def new():
     """Create a VM on a host Nube picks, or on the one asked for."""
     form = VmForm()
-    image_names = images.names()
+    image_names, newest_image = images.choices()
     host_rows = hosts.search()
     form.image.choices = [(name, name) for name in image_names]
+    if request.method == "GET":
+        form.image.data = newest_image
     form.host.choices = [(AUTOMATIC, "Automatic (placement)")] + [
         _host_choice(host, current_app.config["MEM_OVERCOMMIT"]) for host in host_rows
     ]
