@@ -270,6 +270,11 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     """,
+    # 13: a host's recorded SSH keys carry the controller's MAC (issue 20): known_hosts is
+    # rebuilt only from rows a controller wrote, never from one planted in the database.
+    """
+    ALTER TABLE hosts ADD COLUMN host_key_mac TEXT;
+    """,
 ]
 
 
