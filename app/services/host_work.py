@@ -5,7 +5,7 @@ from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims, export_work, host_secrets, migrate_work
+from . import claims, export_work, host_secrets, migrate_work, validate
 from .vm_work import force_remove_vm
 
 
@@ -148,7 +148,7 @@ def forget_failed_host(ctx, status):
 def reprepare_host(ctx):
     """Apply an address or share change and re-run host_add.yaml."""
     old = _host(ctx)
-    change = ctx.input.get("change", {})
+    change = _checked_change(ctx.input.get("change", {}))
     ctx.hypervisor.close(old)
     hosts_repo.update(ctx.conn, old["id"], state="preparing", **change)
     host = _host(ctx)  # the password given for the new address, if the address changed
@@ -156,6 +156,19 @@ def reprepare_host(ctx):
     if host["address"] != old["address"]:
         ctx.provisioner.forget_host_key(old["address"])  # that machine is no longer this host
     export_work.refresh_export(ctx)  # the old address or share may have left the export
+
+
+def _checked_change(change):
+    """An operation's stored address/share change checked again as updateHost checks it:
+    the row could have been written by anyone who can write the database."""
+    validate.require_dict(change, "change")
+    validate.refuse_unknown(change, ("address", "share"), "change")
+    checked = {}
+    if "address" in change:
+        checked["address"] = validate.address(change["address"])
+    if "share" in change:
+        checked["share"] = validate.choice(change["share"], ("nfs", "bind"), "share")
+    return checked
 
 
 def mark_prepare_failed(ctx, status):

@@ -2,11 +2,14 @@
 (issue 20, finding 3): send a host's sudo password to another machine or account. Rows are
 changed here with plain SQL, as such a writer would."""
 
+import json
+
 import pytest
 from cryptography.fernet import Fernet
 
 from app import core
 from app.db import get_db
+from app.ops.runner import execute
 from app.repositories import hosts as hosts_repo
 from tests.factories import gen_host
 
@@ -116,3 +119,28 @@ def test_a_password_sealed_with_another_key_is_not_read(app):
     _sql(app, "UPDATE hosts SET password_enc = ? WHERE id = ?", (foreign, host["id"]))
     with app.app_context(), pytest.raises(core.OperationFailed, match="cannot be decrypted"):
         core.removeHost(host["id"])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"state": "ready", "prepared": 0}, "unknown"),
+        ({"address": "127.1"}, "address"),
+        ({"share": "everything"}, "share"),
+    ],
+)
+def test_a_stored_host_change_is_checked_again_at_use(app, provisioner, change, message):
+    host = _host(app)
+    with app.app_context():
+        core.updateHost(host["id"], {"share": "bind"})  # a host.prepare operation, run
+        conn = get_db()  # ... and written back as pending with another input
+        op = conn.execute(
+            "SELECT id FROM operations WHERE kind = 'host.prepare' ORDER BY id DESC"
+        ).fetchone()
+        conn.execute(
+            "UPDATE operations SET input = ?, status = 'pending' WHERE id = ?",
+            (json.dumps({"change": change, "prepare": True}), op["id"]),
+        )
+        hosts_repo.claim_task(conn, host["id"], "preparing", op["id"])
+        row = execute(op["id"], app)
+    assert row["status"] == "failed" and message in row["error"]
