@@ -17,6 +17,9 @@ DEFAULT_LIBVIRT_URI = (
 # Every setting with its default; README.md lists the same table.
 DEFAULTS = {
     "DATABASE": None,  # instance/nube.sqlite when unset
+    # A PostgreSQL server beyond loopback without sslmode=verify-full: refused unless this
+    # says the network between them is trusted.
+    "DATABASE_ALLOW_INSECURE": False,
     "REPOSITORY": "/export/iaas",
     "HOST_MOUNT": "/mnt/iaas",
     "LIBVIRT_URI": DEFAULT_LIBVIRT_URI,
@@ -164,12 +167,36 @@ def load_settings(instance_path, overrides=None, environ=None):
     instance = Path(instance_path)
     if not settings["DATABASE"]:
         settings["DATABASE"] = str(instance / "nube.sqlite")
+    _check_database_tls(settings, environ)
     if not settings["SECRET_KEY"] and not settings["CLUSTER_KEY"]:
         settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")  # else: cluster.py
     if overrides:
         # Test and embedding callers may pass Flask's own keys too.
         settings.update({k: v for k, v in overrides.items() if k not in DEFAULTS})
     return settings
+
+
+def _check_database_tls(settings, environ):
+    """Refuse a PostgreSQL server reached over the network without verified TLS: whoever sits
+    on the path could otherwise read the hosts' encrypted passwords and rewrite any row."""
+    database = settings["DATABASE"]
+    if settings["DATABASE_ALLOW_INSECURE"] or not str(database).startswith(
+        ("postgresql://", "postgres://")
+    ):
+        return
+    from . import pg  # psycopg only where PostgreSQL is used
+
+    try:
+        remote, sslmode = pg.network_hosts(database, environ)
+    except ValueError as exc:  # the URL is never echoed: it may hold a password
+        raise ConfigError(str(exc)) from None
+    if remote and sslmode != "verify-full":
+        raise ConfigError(
+            f"DATABASE reaches the PostgreSQL server at {', '.join(remote)} over the network"
+            f" with sslmode={sslmode or 'prefer'}: add sslmode=verify-full (and sslrootcert=,"
+            " the server's CA) to the URL, or set DATABASE_ALLOW_INSECURE=true if the network"
+            " between them is trusted"
+        )
 
 
 def _instance_secret(path):

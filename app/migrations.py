@@ -270,7 +270,12 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     """,
-    # 15: the other targets an operation touches (a drain's VMs, a host removal's VMs), so
+    # 12: a host's recorded SSH keys carry the controller's MAC (issue 20): known_hosts is
+    # rebuilt only from rows a controller wrote, never from one planted in the database.
+    """
+    ALTER TABLE hosts ADD COLUMN host_key_mac TEXT;
+    """,
+    # 13: the other targets an operation touches (a drain's VMs, a host removal's VMs), so
     # that each target's history lists it too.
     """
     CREATE TABLE operation_targets (

@@ -6,11 +6,13 @@ CASE instead of boolean sums, quoted "user", explicit NULLS FIRST/LAST); this mo
 bridges the driver's differences, never rewrites a query's meaning.
 """
 
+import ipaddress
 import os
 import re
 import threading
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import BaseRowFactory
 from psycopg_pool import ConnectionPool
 
@@ -28,6 +30,36 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
 def is_url(database):
     """Whether a DATABASE setting names a PostgreSQL server."""
     return isinstance(database, str) and database.startswith(SCHEMES)
+
+
+def network_hosts(url, environ):
+    """The hosts a PostgreSQL URL reaches over the network (not a Unix socket, not a loopback
+    address), with libpq's PGHOST/PGHOSTADDR/PGSERVICE taken where the URL says nothing, and
+    the sslmode it uses; ValueError (saying nothing of the URL) when libpq cannot read it."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        raise ValueError("DATABASE is not a URL libpq can read") from None
+    for key in ("host", "hostaddr", "sslmode", "service"):
+        if key not in params and environ.get(f"PG{key.upper()}"):
+            params[key] = environ[f"PG{key.upper()}"]
+    # libpq connects to hostaddr when it is given (host then only names the certificate)
+    targets = (params.get("hostaddr") or params.get("host") or "").split(",")
+    remote = [target for target in targets if not _is_local(target.strip())]
+    if params.get("service"):  # a service file may name any host: count it as remote
+        remote.append(f"service {params['service']}")
+    return remote, params.get("sslmode", "")
+
+
+def _is_local(target):
+    """Whether one libpq host is a Unix socket (a path, or empty: libpq's default socket) or a
+    loopback address."""
+    if not target or target.startswith(("/", "@")) or target.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(target).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve anywhere
 
 
 def placeholders(sql):

@@ -84,7 +84,9 @@ def remove_folder(folder):
     (/proc, /sys, /dev/pts), so deleting never reaches into the host's own."""
     folder = Path(folder).resolve()  # mountinfo names real paths, never through a symlink
     for point in _mounts_below(folder):
-        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=60, check=False)
+        subprocess.run(
+            ["umount", "--lazy", "--", point], capture_output=True, timeout=60, check=False
+        )
     left = _mounts_below(folder)
     if left:
         raise OperationFailed(f"{left[0]} is still mounted: {folder} left in place")
@@ -258,7 +260,7 @@ class ImageBuilder:
         self.install_grub(raw, folder, log, check)
         progress(4, STEPS)
         self.runner.run(
-            ["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(out)],
+            ["qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", "--", str(raw), str(out)],
             log=log,
             check=check,
         )
@@ -275,6 +277,7 @@ class ImageBuilder:
             "--mode=root",  # as root, so the tree's files have their real owners
             "--variant=minbase",
             f"--include={','.join(PACKAGES)}",
+            "--",  # options end here: a release or a mirror line is never read as one
             release,
             str(tree),
             *mirrors,
@@ -306,7 +309,7 @@ class ImageBuilder:
         with open(raw, "wb") as handle:
             handle.truncate(size)  # sparse
         self.runner.run(
-            ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", str(raw)],
+            ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", "--", str(raw)],
             log=log,
             check=check,
             stdin_text=f"label: dos\nstart={PART_START}, type=83, bootable\n",
@@ -314,7 +317,7 @@ class ImageBuilder:
         offset = PART_START * SECTOR
         self.runner.run(
             ["mkfs.ext4", "-q", "-F", "-d", str(tree), "-E", f"offset={offset}"]
-            + ["-U", root_uuid, "-L", "root", str(raw), f"{(size - offset) // 1024}k"],
+            + ["-U", root_uuid, "-L", "root", "--", str(raw), f"{(size - offset) // 1024}k"],
             log=log,
             check=check,
         )
@@ -324,7 +327,7 @@ class ImageBuilder:
         core = folder / "core.img"
         self.runner.run(
             ["grub-mkimage", "-O", "i386-pc", "-o", str(core), "-p", "(hd0,msdos1)/boot/grub"]
-            + ["biosdisk", "part_msdos", "ext2"],
+            + ["--", "biosdisk", "part_msdos", "ext2"],
             log=log,
             check=check,
         )

@@ -49,7 +49,7 @@ class QemuImg:
     def info(self, path) -> dict:
         """`qemu-img info --output=json` of one file (not its backing chain)."""
         # -U: a running VM may hold the image's lock; we only read the header
-        out = self.run(["info", "--output=json", "-U", str(path)])
+        out = self.run(["info", "--output=json", "-U", "--", str(path)])
         try:
             return json.loads(out)
         except ValueError as e:

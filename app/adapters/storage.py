@@ -321,9 +321,9 @@ class Storage(VmFiles):
         tmp = self._staging() / f"{vm_id}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
         if self.disk_mode == "overlay":
             # Relative, so the same file works at /export/iaas and at /mnt/iaas on hosts
-            args = ["create", "-f", "qcow2", "-F", fmt, "-b", f"../images/{image}", str(tmp)]
+            args = ["create", "-f", "qcow2", "-F", fmt, "-b", f"../images/{image}", "--", str(tmp)]
         else:
-            args = ["convert", "-f", fmt, "-O", "qcow2", str(base), str(tmp)]
+            args = ["convert", "-f", fmt, "-O", "qcow2", "--", str(base), str(tmp)]
         try:
             self.qemu_img.run(args, log)
             publish_mode(tmp)

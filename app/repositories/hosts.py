@@ -47,7 +47,6 @@ UPDATABLE = {
     "mem",
     "free_mem",
     "kvm",
-    "host_key",
     "prepared",
     "error",
     "last_seen",
@@ -160,9 +159,17 @@ def has_secrets(conn):
     return row is not None
 
 
+def set_host_key(conn, host_id, key, mac):
+    """Record a host's SSH keys with the controller's MAC over them."""
+    conn.execute(
+        "UPDATE hosts SET host_key = ?, host_key_mac = ? WHERE id = ?", (key, mac, host_id)
+    )
+
+
 def recorded_keys(conn):
-    """(address, recorded host keys or None) of every host."""
-    return [tuple(row) for row in conn.execute("SELECT address, host_key FROM hosts")]
+    """(id, address, recorded host keys or None, their MAC or None) of every host."""
+    rows = conn.execute("SELECT id, address, host_key, host_key_mac FROM hosts ORDER BY id")
+    return [tuple(row) for row in rows]
 
 
 def addresses(conn, share):

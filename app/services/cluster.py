@@ -6,7 +6,8 @@ each key stays in the instance folder.
 Shared: the session signing key (a login works on every controller behind the balancer), the
 Fernet key of the hosts' passwords (any worker runs any playbook), the SSH key pair (hosts
 authorise one controller key), and the recorded host keys (known_hosts, rebuilt from the
-hosts table, so no controller trusts a host on first contact that another already recorded).
+hosts table, so no controller trusts a host on first contact that another already recorded;
+only from rows carrying a controller's MAC, so a database writer cannot plant a key).
 """
 
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..adapters.known_hosts import key_text
 from ..addresses import check_address
 from ..config import ConfigError
 from ..db import connect, ensure_schema
@@ -27,6 +29,7 @@ from ..errors import InvalidInput
 from ..extensions import adapters
 from ..repositories import controller_secrets as secrets_repo
 from ..repositories import hosts as hosts_repo
+from . import host_secrets
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +53,13 @@ def init_app(app):
         shared = {
             name: _shared(conn, box, name, make) for name, make in _makers(conn, nube).items()
         }
+        nube.secrets.use_key(shared["fernet_key"].encode())
+        vouch_for_own_keys(app, conn)
         sync_known_hosts(app, conn)
     finally:
         conn.close()
     if not app.config.get("SECRET_KEY"):  # an explicit NUBE_SECRET_KEY still wins
         app.config["SECRET_KEY"] = shared["secret_key"]
-    nube.secrets.use_key(shared["fernet_key"].encode())
     pair = json.loads(shared["ssh_key_pair"])
     _install(nube.ssh_key, pair["private"])
     _install(nube.ssh_key.with_suffix(".pub"), pair["public"])
@@ -138,6 +142,48 @@ def _install(path, text):
     os.replace(temp, path)
 
 
+def _verified_keys(app, conn):
+    """{address: recorded keys} of every host; None (nothing recorded yet) for a row whose
+    keys lack a controller's MAC: written by someone else, they are named and ignored."""
+    box = adapters(app).secrets
+    recorded = {}
+    for host_id, address, keys, mac in hosts_repo.recorded_keys(conn):
+        if keys and not host_secrets.key_verifies(box, host_id, address, keys, mac):
+            log.warning(
+                "host %s (%s): its recorded SSH key carries no valid MAC of this Nube, so it is"
+                " not trusted (the hosts table was written outside Nube?); accept the host's"
+                " key again on its page",
+                host_id,
+                address,
+            )
+            keys = None
+        recorded[address] = keys
+    return recorded
+
+
+def vouch_for_own_keys(app, conn):
+    """Add the MAC to rows recorded before keys carried one (an upgrade), but only where
+    this controller's own known_hosts already has exactly those keys for that address: it
+    vouches for nothing it did not trust already."""
+    nube = adapters(app)
+    for host_id, address, keys, mac in hosts_repo.recorded_keys(conn):
+        if not keys or host_secrets.key_verifies(nube.secrets, host_id, address, keys, mac):
+            continue
+        if not _is_address(address):
+            continue
+        own = set(_key_list(key_text(nube.known_hosts_file.recorded(address))))
+        if own and own == set(_key_list(keys)):
+            host_secrets.record_host_key(conn, nube.secrets, host_id, address, keys)
+            log.info(
+                "host %s (%s): its recorded SSH key now carries this Nube's MAC", host_id, address
+            )
+
+
+def _key_list(keys):
+    """The well-formed 'type base64' keys of a row's key text."""
+    return [key.strip() for key in (keys or "").split(";") if KEY_RE.fullmatch(key.strip())]
+
+
 # One recorded key: its type and base64, nothing else (no marker, option or second line).
 KEY_RE = re.compile(r"(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}")
 
@@ -157,7 +203,7 @@ def sync_known_hosts(app, conn):
     the file is the record and stays as it is."""
     if not app.config.get("CLUSTER_KEY"):
         return
-    recorded = dict(hosts_repo.recorded_keys(conn))
+    recorded = _verified_keys(app, conn)
 
     def merge(current):
         """The table's keys per host; the file's lines for a host whose key is not there yet."""
@@ -166,11 +212,7 @@ def sync_known_hosts(app, conn):
             if not _is_address(address):
                 continue  # never a pattern, a marker or anything but one host's address
             if keys:
-                merged[address] = "".join(
-                    f"{address} {key.strip()}\n"
-                    for key in keys.split(";")
-                    if KEY_RE.fullmatch(key.strip())
-                )
+                merged[address] = "".join(f"{address} {key}\n" for key in _key_list(keys))
             elif address in current:
                 merged[address] = current[address]
         return merged

@@ -5,7 +5,7 @@ from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims, export_work, migrate_work
+from . import claims, export_work, host_secrets, migrate_work, validate
 from .vm_work import force_remove_vm
 
 
@@ -15,7 +15,10 @@ def _host(ctx, host_id=None):
     if row is None:
         raise NotFound(f"host {ctx.target_name} no longer exists")
     host = dict(row)
-    host["password"] = ctx.adapters.secrets.decrypt(hosts_repo.secret(ctx.conn, row["id"]))
+    # sealed with the address and user it was given for: never sent to another target
+    host["password"], host["password_refused"] = host_secrets.password_for(
+        ctx.conn, ctx.adapters.secrets, row
+    )
     return host
 
 
@@ -34,7 +37,8 @@ def _playbook_vars(ctx, host):
 def _run_host_play(ctx, host, playbook, **options):
     """Run host_add.yaml or host_remove.yaml on a host with its sudo password; returns facts."""
     if not host.get("password"):
-        raise OperationFailed(f"the host's sudo password is needed to run {playbook}")
+        why = f": {host['password_refused']}" if host.get("password_refused") else ""
+        raise OperationFailed(f"the host's sudo password is needed to run {playbook}{why}")
     what = "preparing" if playbook == "host_add.yaml" else "undoing the preparation of"
     ctx.log(f"{what} {host['address']} with {playbook} (share: {host['share']})")
     options.setdefault("cancel", ctx.should_stop)
@@ -54,7 +58,9 @@ def _prepare(ctx, host):
     if ctx.input.get("prepare", True):
         key = ctx.provisioner.host_key(host["address"])
         if key:
-            hosts_repo.update(ctx.conn, host["id"], host_key=key)
+            host_secrets.record_host_key(
+                ctx.conn, ctx.adapters.secrets, host["id"], host["address"], key
+            )
         facts = _run_host_play(ctx, host, "host_add.yaml", progress=ctx.progress) or {}
         hosts_repo.update(ctx.conn, host["id"], prepared=1)  # from now on removal undoes it
         ctx.check()
@@ -147,7 +153,7 @@ def forget_failed_host(ctx, status):
 def reprepare_host(ctx):
     """Apply an address or share change and re-run host_add.yaml."""
     old = _host(ctx)
-    change = ctx.input.get("change", {})
+    change = _checked_change(ctx.input.get("change", {}))
     ctx.hypervisor.close(old)
     hosts_repo.update(ctx.conn, old["id"], state="preparing", **change)
     host = _host(ctx)  # the password given for the new address, if the address changed
@@ -155,6 +161,19 @@ def reprepare_host(ctx):
     if host["address"] != old["address"]:
         ctx.provisioner.forget_host_key(old["address"])  # that machine is no longer this host
     export_work.refresh_export(ctx)  # the old address or share may have left the export
+
+
+def _checked_change(change):
+    """An operation's stored address/share change checked again as updateHost checks it:
+    the row could have been written by anyone who can write the database."""
+    validate.require_dict(change, "change")
+    validate.refuse_unknown(change, ("address", "share"), "change")
+    checked = {}
+    if "address" in change:
+        checked["address"] = validate.address(change["address"])
+    if "share" in change:
+        checked["share"] = validate.choice(change["share"], ("nfs", "bind"), "share")
+    return checked
 
 
 def mark_prepare_failed(ctx, status):

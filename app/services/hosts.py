@@ -12,7 +12,7 @@ from ..ops.launch import launch
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import claims, validate
+from . import claims, host_secrets, validate
 from .common import audit, busy_message, db, new_operation
 
 ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network")
@@ -158,7 +158,9 @@ def add(data, actor, wait):
             name=host["name"],
             address=host["address"],
             user=host["user"],
-            password_enc=box.encrypt(host["password"]),
+            password_enc=host_secrets.seal_password(
+                box, host["password"], host["address"], host["user"]
+            ),
             state="preparing",
             share=host["share"],
             network=host["network"],
@@ -182,15 +184,23 @@ def update(host_ref, data, actor, wait):
     with transaction(conn):
         _refuse_clashes(conn, row, changes.get("name"), reprepare.get("address"))
         op_id = _start_reprepare(conn, row, reprepare, actor) if reprepare else None
+        _store_password(conn, row, changes.get("user"), reprepare.get("address"), password)
         hosts_repo.update(conn, row["id"], **changes)
-        if password is not None:
-            for_address = reprepare.get("address", row["address"])
-            hosts_repo.set_secret(
-                conn, row["id"], adapters().secrets.encrypt(password), for_address
-            )
         safe = sorted(k for k in data if k != "password") + (["password"] if password else [])
         audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
     return launch(op_id, wait) if op_id else None
+
+
+def _store_password(conn, row, user, address, password):
+    """Seal a new password for the host's (new) address and user; or, when only the user
+    changes, reseal the stored one for it (the same machine)."""
+    box = adapters().secrets
+    user, for_address = user or row["user"], address or row["address"]
+    if password is not None:
+        sealed = host_secrets.seal_password(box, password, for_address, user)
+        hosts_repo.set_secret(conn, row["id"], sealed, for_address)
+    elif user != row["user"]:
+        host_secrets.rebind_user(conn, box, row, user)
 
 
 # States an operator sets: maintenance is ready with no new VMs (placement skips it).
@@ -253,7 +263,7 @@ def accept_host_key(host_ref, fingerprint, actor):
     conn = db()
     key = adapters().provisioner.accept_host_key(row["address"], fingerprint)
     with transaction(conn):
-        hosts_repo.update(conn, row["id"], host_key=key)
+        host_secrets.record_host_key(conn, adapters().secrets, row["id"], row["address"], key)
         audit(conn, actor, "host.accept_key", f"host:{row['name']}", fingerprint)
     return key
 

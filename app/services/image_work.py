@@ -6,6 +6,7 @@ import os
 from ..adapters.image_builder import remove_folder
 from ..adapters.qemu_img import check_upload
 from ..repositories import images as images_repo
+from .image_spec import check_spec
 
 
 def build_folder(ctx):
@@ -22,7 +23,9 @@ def description(release):
 
 def build_image(ctx):
     """Build the image in a staging folder, then publish it into images/ (never over a file)."""
-    name, release, size = ctx.target_id, ctx.input["release"], ctx.input["size"]
+    # checked again at use: a database writer could have put anything in the stored input
+    spec = check_spec({**ctx.input, "name": ctx.target_id})
+    name, release, size = spec["name"], spec["release"], spec["size"]
     folder = build_folder(ctx)
     ctx.log(f"building {name}: Debian {release}, {size >> 20} MiB disk, in {folder}")
     folder.mkdir(mode=0o700)

@@ -1,7 +1,6 @@
 """Image use cases: list what is in the repository, upload, build, delete."""
 
 import os
-import re
 
 from flask import current_app
 
@@ -17,17 +16,11 @@ from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
 from . import validate
 from .common import audit, busy_message, db, new_operation
+from .image_spec import BUILD_SUFFIX, DEFAULT_RELEASE, DEFAULT_SIZE, check_spec
+from .image_spec import parse_size as parse_size  # re-exported: the CLI, forms and tests
 
 BUILD_FIELDS = ("name", "release", "size")
 RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an image
-BUILD_SUFFIX = ".qcow2"
-DEFAULT_RELEASE = "bookworm"
-DEFAULT_SIZE = "4G"
-RELEASE_RE = re.compile(r"^[a-z][a-z0-9-]{1,30}$")
-SIZE_RE = re.compile(r"^([0-9]{1,15})([KMGT]?)$", re.IGNORECASE)
-SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-SIZE_MIN = 2 << 30
-SIZE_MAX = 64 << 30
 
 
 def search():
@@ -108,25 +101,6 @@ def info(name):
     }
 
 
-def parse_size(value):
-    """A disk size in bytes from bytes (a number) or text like "4G" or "2048M" (powers of
-    1024), a whole number of MiB between SIZE_MIN and SIZE_MAX."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        size = value
-    else:
-        match = SIZE_RE.fullmatch(value.strip()) if isinstance(value, str) else None
-        if not match:
-            raise InvalidInput(
-                f"size must be bytes or a number with K, M, G or T, like 4G, not {value!r:.40}"
-            )
-        size = int(match.group(1)) * SIZE_UNITS[match.group(2).upper()]
-    if size % (1 << 20):
-        raise InvalidInput("size must be a whole number of MiB")
-    if not SIZE_MIN <= size <= SIZE_MAX:
-        raise InvalidInput(f"size must be between {SIZE_MIN >> 30}G and {SIZE_MAX >> 30}G")
-    return size
-
-
 def _check_build(data):
     """Validate buildImage input; returns the image's file name, release and size in bytes."""
     validate.require_dict(data, "image")
@@ -135,14 +109,9 @@ def _check_build(data):
     if not name.endswith(BUILD_SUFFIX):
         name += BUILD_SUFFIX  # images are files: debian12 is built as images/debian12.qcow2
     release = validate.text(data, "release", required=False, default=DEFAULT_RELEASE)
-    if not RELEASE_RE.fullmatch(release):
-        raise InvalidInput(
-            f"release {release!r:.40} must be a Debian code name such as bookworm:"
-            " lower-case letters, digits and '-'"
-        )
     size = data.get("size")
-    size = parse_size(DEFAULT_SIZE if size is None or size == "" else size)
-    return {"name": check_image_name(name), "release": release, "size": size}
+    size = DEFAULT_SIZE if size is None or size == "" else size
+    return check_spec({"name": name, "release": release, "size": size})
 
 
 def request_build(data, actor):

@@ -10,7 +10,7 @@ from app.config import ConfigError
 from app.db import get_db
 from app.repositories import controller_secrets as secrets_repo
 from app.repositories import hosts as hosts_repo
-from app.services import cluster
+from app.services import cluster, host_secrets
 from tests.conftest import ADMIN_PASSWORD, login
 from tests.factories import gen_host
 
@@ -117,7 +117,8 @@ def test_known_hosts_follow_the_hosts_table(pair):
     known.path.write_text("127.0.0.2 ssh-ed25519 AAAAbeing-added\n127.0.0.9 ssh-ed25519 AAAAgone\n")
     with a.app_context():
         conn = get_db()
-        hosts_repo.update(conn, 1, host_key="ssh-ed25519 AAAAone; ecdsa-sha2-nistp256 AAAAtwo")
+        keys = "ssh-ed25519 AAAAone; ecdsa-sha2-nistp256 AAAAtwo"
+        host_secrets.record_host_key(conn, a.extensions["nube"].secrets, 1, "127.0.0.1", keys)
     with b.app_context():
         cluster.sync_known_hosts(b, get_db())
     assert known.path.read_text() == (
@@ -159,13 +160,92 @@ def test_known_hosts_never_take_a_pattern_a_marker_or_a_second_line(pair):
     a, b = pair
     gen_host(a, name="h1", address="127.0.0.1")
     with a.app_context():
-        hosts_repo.update(
+        host_secrets.record_host_key(
             get_db(),
+            a.extensions["nube"].secrets,
             1,
-            host_key="ssh-ed25519 AAAAgood; ssh-ed25519 AAAA\n@cert-authority * ssh-ed25519 AAAAx",
+            "127.0.0.1",
+            "ssh-ed25519 AAAAgood; ssh-ed25519 AAAA\n@cert-authority * ssh-ed25519 AAAAx",
         )
     with b.app_context():
         cluster.sync_known_hosts(b, get_db())
     assert b.extensions["nube"].known_hosts_file.path.read_text() == (
         "127.0.0.1 ssh-ed25519 AAAAgood\n"
     )
+
+
+def plant(conn, host_id, keys, mac=None, address=None):
+    """Write a host's keys the way a database writer would: SQL, no controller's key."""
+    conn.execute(
+        "UPDATE hosts SET host_key = ?, host_key_mac = ?, address = COALESCE(?, address)"
+        " WHERE id = ?",
+        (keys, mac, address, host_id),
+    )
+
+
+def test_a_host_key_planted_in_the_database_is_not_trusted(pair, caplog):
+    a, b = pair
+    gen_host(a, name="h1", address="127.0.0.1")
+    gen_host(a, name="h2", address="127.0.0.2")
+    known = b.extensions["nube"].known_hosts_file
+    with a.app_context():
+        conn = get_db()
+        box = a.extensions["nube"].secrets
+        host_secrets.record_host_key(conn, box, 1, "127.0.0.1", "ssh-ed25519 AAAAreal")
+        good_mac = conn.execute("SELECT host_key_mac FROM hosts WHERE id = 1").fetchone()[0]
+    with b.app_context():
+        cluster.sync_known_hosts(b, get_db())
+    assert known.path.read_text() == "127.0.0.1 ssh-ed25519 AAAAreal\n"
+    with a.app_context():
+        conn = get_db()
+        plant(conn, 1, "ssh-ed25519 AAAAplanted")  # no MAC
+        plant(conn, 2, "ssh-ed25519 AAAAplanted", good_mac)  # another row's MAC
+    with b.app_context():
+        cluster.sync_known_hosts(b, get_db())
+    # the planted keys are ignored: the file keeps the key a controller recorded
+    assert known.path.read_text() == "127.0.0.1 ssh-ed25519 AAAAreal\n"
+    assert "AAAAplanted" not in known.path.read_text()
+    named = [r.getMessage() for r in caplog.records if "no valid MAC" in r.getMessage()]
+    assert any("127.0.0.1" in m for m in named) and any("127.0.0.2" in m for m in named)
+
+
+def test_a_recorded_key_moved_to_another_address_is_not_trusted(pair):
+    a, b = pair
+    gen_host(a, name="h1", address="127.0.0.1")
+    with a.app_context():
+        conn = get_db()
+        box = a.extensions["nube"].secrets
+        host_secrets.record_host_key(conn, box, 1, "127.0.0.1", "ssh-ed25519 AAAAreal")
+        plant(
+            conn,
+            1,
+            "ssh-ed25519 AAAAreal",
+            conn.execute("SELECT host_key_mac FROM hosts").fetchone()[0],
+            address="127.0.0.66",
+        )
+    with b.app_context():
+        cluster.sync_known_hosts(b, get_db())
+    known = b.extensions["nube"].known_hosts_file.path
+    assert "127.0.0.66" not in (known.read_text() if known.exists() else "")
+
+
+def test_keys_recorded_before_the_mac_are_vouched_for_only_by_a_controller_that_has_them(
+    pair, tmp_path, database
+):
+    a, b = pair
+    gen_host(a, name="h1", address="127.0.0.1")
+    gen_host(a, name="h2", address="127.0.0.2")
+    with a.app_context():
+        conn = get_db()
+        plant(conn, 1, "ssh-ed25519 AAAAold")  # an older Nube's rows: no MAC
+        plant(conn, 2, "ssh-ed25519 AAAAnot-in-its-file")
+    own = tmp_path / "c" / "ssh" / "known_hosts"
+    own.parent.mkdir(parents=True)
+    own.write_text("127.0.0.1 ssh-ed25519 AAAAold\n127.0.0.2 ssh-ed25519 AAAAother\n")
+    upgraded = controller(tmp_path, database, "c")  # its start-up vouches for its own keys
+    with upgraded.app_context():
+        rows = {row[0]: row for row in hosts_repo.recorded_keys(get_db())}
+    box = upgraded.extensions["nube"].secrets
+    assert host_secrets.key_verifies(box, 1, "127.0.0.1", "ssh-ed25519 AAAAold", rows[1][3])
+    assert rows[2][3] is None  # not what its file trusts: left unverified
+    assert own.read_text() == "127.0.0.1 ssh-ed25519 AAAAold\n127.0.0.2 ssh-ed25519 AAAAother\n"

@@ -38,6 +38,50 @@ def test_bad_settings_refused_at_start(tmp_path, key, value):
         load_settings(tmp_path, environ={f"NUBE_{key}": value})
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://nube:hunter2@db.example:5432/x",
+        "postgresql://nube:hunter2@db.example/x?sslmode=require",
+        "postgres://nube:hunter2@10.0.0.5/x?sslmode=verify-ca",
+        "postgresql://nube:hunter2@127.0.0.1,db.example/x",
+        "postgresql://nube:hunter2@localhost/x?hostaddr=10.0.0.5",
+    ],
+)
+def test_a_postgresql_server_over_the_network_needs_verified_tls(tmp_path, url):
+    with pytest.raises(ConfigError, match="sslmode=verify-full") as refused:
+        load_settings(tmp_path, {"DATABASE": url}, environ={})
+    assert "hunter2" not in str(refused.value) and "DATABASE_ALLOW_INSECURE" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url, environ",
+    [
+        ("postgresql://nube:pw@db.example:5432/x?sslmode=verify-full", {}),
+        ("postgresql://nube:pw@db.example:5432/x", {"NUBE_DATABASE_ALLOW_INSECURE": "yes"}),
+        ("postgresql://nube:pw@db.example:5432/x", {"PGSSLMODE": "verify-full"}),
+        ("postgresql://nube@127.0.0.1:5432/x", {}),
+        ("postgresql://nube@[::1]:5432/x", {}),
+        ("postgresql://nube@localhost/x", {}),
+        ("postgresql://nube@/x?host=/run/postgresql", {}),
+        ("postgresql:///x", {}),
+    ],
+)
+def test_a_loopback_or_verified_postgresql_server_is_accepted(tmp_path, url, environ):
+    assert load_settings(tmp_path, {"DATABASE": url}, environ=environ)["DATABASE"] == url
+
+
+def test_a_remote_pghost_counts_as_the_network(tmp_path):
+    with pytest.raises(ConfigError, match="db.example"):
+        load_settings(tmp_path, {"DATABASE": "postgresql:///x"}, environ={"PGHOST": "db.example"})
+
+
+def test_an_unreadable_postgresql_url_is_refused_without_echoing_it(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(tmp_path, {"DATABASE": "postgresql://u:hunter2@db/x?bogus=1"}, environ={})
+    assert "hunter2" not in str(refused.value) and "bogus" not in str(refused.value)
+
+
 def test_migrations_from_an_empty_file(tmp_path):
     conn = sqlite3.connect(tmp_path / "empty.sqlite")
     assert migrate(conn) == len(MIGRATIONS)

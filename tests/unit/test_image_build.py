@@ -15,7 +15,7 @@ from app.adapters.commands import CommandFailed, CommandRunner
 from app.adapters.image_builder import ImageBuilder, remove_folder
 from app.db import connect
 from app.errors import Busy, InvalidInput, OperationCanceled, OperationFailed
-from app.ops.runner import abandon
+from app.ops.runner import abandon, execute
 from app.repositories import operations as ops_repo
 from app.services import images
 from tests.conftest import csrf_token
@@ -195,6 +195,54 @@ def test_refused_while_the_image_exists_or_is_being_built(app, fake):
     assert busy.value.operation_id == op_id
     assert [op["id"] for op in all_operations(app)] == [op_id]
     assert (repository(app) / "images" / "taken.qcow2").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize(
+    "field, stored, message",
+    [
+        ("release", "--hook-dir=/tmp/evil", "must be a Debian code name"),
+        ("release", "bookworm main\nmenuentry", "must be a Debian code name"),
+        ("size", 1 << 50, "size must be between"),
+        ("size", "4G; rm", "size must be bytes"),
+    ],
+)
+def test_a_tampered_stored_input_is_refused_at_use(app, fake, field, stored, message):
+    with app.app_context():
+        op_id = images.request_build({"name": "debian12"}, "someone")  # pending, not run
+    conn = connect(app.config["DATABASE"])
+    try:  # whoever can write the database rewrites the operation's input before it runs
+        row = conn.execute("SELECT input FROM operations WHERE id = ?", (op_id,)).fetchone()
+        spec = {**json.loads(row["input"]), field: stored}
+        conn.execute("UPDATE operations SET input = ? WHERE id = ?", (json.dumps(spec), op_id))
+    finally:
+        conn.close()
+    with app.app_context():
+        execute(op_id, app)
+    op = all_operations(app)[-1]
+    assert op["status"] == "failed" and message in op["error"]
+    assert fake.commands == [] and leftovers(app) == []
+
+
+def test_a_tampered_target_name_is_refused_at_use(app, fake):
+    with app.app_context():
+        op_id = images.request_build({"name": "debian12"}, "someone")
+    conn = connect(app.config["DATABASE"])
+    try:
+        conn.execute("UPDATE operations SET target_id = '../vms/x.qcow2' WHERE id = ?", (op_id,))
+    finally:
+        conn.close()
+    with app.app_context():
+        execute(op_id, app)
+    assert all_operations(app)[-1]["status"] == "failed" and fake.commands == []
+
+
+def test_every_command_ends_its_options_before_positional_values(app, fake):
+    with app.app_context():
+        core.buildImage({"name": "debian12", "release": "bookworm", "size": "2G"})
+    mmdebstrap, sfdisk, mkfs, grub, convert = fake.commands
+    assert mmdebstrap[mmdebstrap.index("--") + 1 :][:1] == ["bookworm"]
+    assert sfdisk[-2] == "--" and mkfs[-3] == "--" and convert[-3] == "--"
+    assert grub[grub.index("--") + 1 :] == ["biosdisk", "part_msdos", "ext2"]
 
 
 # --- the work, with a fake command runner ---------------------------------------------------
