@@ -1,9 +1,13 @@
 """TRUSTED_PROXIES: behind a load balancer each client is throttled and audited as itself, and
 without trusted proxies a forged X-Forwarded-For changes nothing."""
 
+from email.message import Message
+from types import SimpleNamespace
+
 import pytest
 
 from app.config import ConfigError, load_settings
+from app.console.proxy import ConsoleHandler
 from app.db import get_db
 from app.proxies import client_address
 from tests.conftest import ADMIN_PASSWORD, login
@@ -82,3 +86,20 @@ def test_the_console_proxy_picks_the_client_address_as_the_dashboard_does(
     forwarded, trusted, expected
 ):
     assert client_address(BALANCER, forwarded, trusted) == expected
+
+
+@pytest.mark.parametrize(("trusted", "expected"), [(0, BALANCER), (1, "203.0.113.1")])
+def test_the_console_proxy_redeems_links_with_the_clients_address(app, trusted, expected):
+    seen = []
+    app.config["TRUSTED_PROXIES"] = trusted
+    headers = Message()
+    headers["X-Forwarded-For"] = "6.6.6.6, 203.0.113.1"
+    plugin = SimpleNamespace(lookup=lambda token, **kw: seen.append(kw["remote_addr"]))
+    handler = SimpleNamespace(
+        path="/?token=t",
+        headers=headers,
+        client_address=(BALANCER, 40000),
+        server=SimpleNamespace(app=app, token_plugin=plugin),
+    )
+    ConsoleHandler.validate_connection(handler)
+    assert seen == [expected]  # the address its redemption and opening are audited with
