@@ -80,6 +80,15 @@ def _halt(consumer):
     sqlite_queue.stop_consumer(consumer)
 
 
+def _halt_all(consumers):
+    """Stop every consumer, even when one of them had to be killed (then fail)."""
+    try:
+        _halt(consumers[0])
+    finally:
+        if consumers[1:]:
+            _halt_all(consumers[1:])
+
+
 @pytest.mark.slow  # two real huey consumers
 def test_two_consumers_claim_each_operation_once(queued_app):
     app, env = queued_app
@@ -119,8 +128,7 @@ def test_two_consumers_claim_each_operation_once(queued_app):
             workers = {r[0] for r in conn.execute("SELECT worker FROM operations WHERE id > 1")}
             assert {int(w.split(":")[1]) for w in workers} <= pids
     finally:
-        for consumer in consumers:
-            sqlite_queue.stop_consumer(consumer)
+        _halt_all(consumers)
 
 
 @pytest.mark.slow  # two real huey consumers running the periodic monitor
@@ -150,8 +158,7 @@ def test_the_monitor_passes_once_per_interval_across_two_consumers(queued_app, t
             stamps = [datetime.fromisoformat(s) for s in samples()[first - 1 :]]
             holder = _lease_pid(app)
         finally:
-            for consumer in consumers:
-                _halt(consumer)
+            _halt_all(consumers)
     passes = len(stamps) - 1
     gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
     # both consumers enqueue the monitor; one holds the lease, so passes stay INTERVAL apart
