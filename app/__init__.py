@@ -37,9 +37,10 @@ def create_app(test_config=None):
         WTF_CSRF_TIME_LIMIT=None,
     )
 
-    from . import db, extensions
+    from . import db, extensions, proxies
     from .ops import queue
 
+    proxies.init_app(app)
     db.init_app(app)
     extensions.init_app(app)
     queue.init_app(app)

@@ -49,6 +49,9 @@ DEFAULTS = {
     "MAX_UPLOAD_MB": 20480,
     "PAGE_SIZE": 50,
     "LOGIN_RATE_LIMIT": 10,  # failed logins per account and address per 5 minutes
+    # Proxies (load balancers) in front of the dashboard whose X-Forwarded-For is believed:
+    # 0 ignores the header, so a client cannot pick the address it is throttled and audited as.
+    "TRUSTED_PROXIES": 0,
     "ARTIFACTS_KEEP": 50,
     "SESSION_COOKIE_SECURE": False,
     "CONSOLE_PORT": 6080,  # the console proxy (python -m app.console) on 127.0.0.1

@@ -27,8 +27,15 @@ class Consumer:
         if not periodic:
             command.append("-n")
         self.log = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+        # huey_consumer imports `app` through the venv's editable install, which may point at
+        # another checkout (a git worktree shares the main one's venv): this one comes first.
+        path = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env={**env, "PYTHONPATH": path},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def stop(self):

@@ -18,6 +18,7 @@ from werkzeug.http import parse_cookie
 from ..db import get_db
 from ..errors import NubeError
 from ..extensions import adapters
+from ..proxies import client_address
 from ..services import cluster
 from ..services import console as console_service
 from ..services import users as users_service
@@ -95,9 +96,12 @@ class ConsoleHandler(ProxyRequestHandler):
         """Redeem the token (refusing with an HTTP error before the upgrade) and open the tunnel."""
         token = token_from_path(self.path)
         user_id = session_user_id(self.server.app, self.headers.get("Cookie"))
+        forwarded = ", ".join(self.headers.get_all("X-Forwarded-For") or ())
+        trusted = self.server.app.config["TRUSTED_PROXIES"]
+        address = client_address(self.client_address[0], forwarded, trusted)
         try:
             self.tunnel = self.server.token_plugin.lookup(
-                token, session_user_id=user_id, remote_addr=self.client_address[0]
+                token, session_user_id=user_id, remote_addr=address
             )
         except ConsoleRefused as exc:
             self._refuse(403, str(exc))

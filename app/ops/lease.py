@@ -7,6 +7,8 @@ held for good and no consumer ever ran the monitor or recovery again. A lease in
 unless its holder renews it, and one held by a dead process of this machine is taken at once.
 """
 
+import logging
+import math
 import secrets
 import sqlite3
 import threading
@@ -17,6 +19,8 @@ from huey.storage import RedisStorage, SqliteStorage
 
 from .recovery import alive_here
 from .runner import worker_name
+
+log = logging.getLogger(__name__)
 
 
 class Lease:
@@ -54,8 +58,25 @@ class Lease:
         """Atomically free token's lease."""
         raise NotImplementedError
 
-    def last_pass(self):
-        """When the last monitor pass ended (epoch seconds; 0 for never)."""
+    def last_pass(self, now=None):
+        """When the last monitor pass ended (epoch seconds; 0 for never). Whoever can write the
+        queue's storage can write this value: anything but a finite time not after `now` (nan,
+        inf, a future time, text) counts as no pass, so the next pass is made at once."""
+        raw = self._last_pass()
+        if raw is None:
+            return 0.0
+        now = time.time() if now is None else now
+        try:
+            moment = float(raw)
+        except (TypeError, ValueError):
+            moment = math.nan
+        if math.isfinite(moment) and moment <= now:
+            return moment
+        log.warning("monitor lease %s: ignoring its last pass %.40r", self.name, raw)
+        return 0.0
+
+    def _last_pass(self):
+        """The recorded end of the last pass as stored (unchecked), or None."""
         raise NotImplementedError
 
     def mark_pass(self, moment):
@@ -89,7 +110,7 @@ class RedisLease(Lease):
 
     def _holder(self):
         value = self.conn.get(self.key)
-        return value.decode() if value else None
+        return value.decode(errors="replace") if value else None
 
     def _take(self, token, holder):
         return bool(self._take_script(keys=[self.key], args=[token, holder, self._ms()]))
@@ -97,8 +118,9 @@ class RedisLease(Lease):
     def _drop(self, token):
         self._drop_script(keys=[self.key], args=[token])
 
-    def last_pass(self):
-        return float(self.conn.get(self.pass_key) or 0)
+    def _last_pass(self):
+        value = self.conn.get(self.pass_key)
+        return value.decode(errors="replace") if value is not None else None
 
     def mark_pass(self, moment):
         self.conn.set(self.pass_key, repr(moment))
@@ -147,9 +169,9 @@ class SqliteLease(Lease):
             (self.name, token),
         )
 
-    def last_pass(self):
+    def _last_pass(self):
         _, row = self._execute("SELECT last_pass FROM nube_lease WHERE name = ?", (self.name,))
-        return row[0] if row else 0.0
+        return row[0] if row else None
 
     def mark_pass(self, moment):
         self._execute(
@@ -165,7 +187,7 @@ class LocalLease(Lease):
     def __init__(self, name, ttl):
         super().__init__(name, ttl)
         self._lock = threading.Lock()
-        self._token, self._expires, self._last_pass = None, 0.0, 0.0
+        self._token, self._expires, self._passed = None, 0.0, None
 
     def _holder(self):
         with self._lock:
@@ -183,11 +205,11 @@ class LocalLease(Lease):
             if self._token == token:
                 self._token, self._expires = None, 0.0
 
-    def last_pass(self):
-        return self._last_pass
+    def _last_pass(self):
+        return self._passed
 
     def mark_pass(self, moment):
-        self._last_pass = moment
+        self._passed = moment
 
 
 def make_lease(huey, name, ttl):

@@ -5,15 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from app.db import connect, get_db, stamp
-from app.ops import queue as queue_module
-from app.ops.lease import make_lease
+from app.ops import monitor_loop
+from app.ops.lease import RedisLease, SqliteLease, make_lease
 from app.ops.queue import make_huey, queue_of
 from app.ops.recovery import STALE_AFTER, recover
 from app.ops.runner import machine_id
@@ -23,7 +22,7 @@ from app.services import monitor as monitor_service
 from tests.conftest import make_image
 from tests.processes import Consumer, app_for
 from tests.unit import test_queue_consumer as sqlite_queue
-from tests.wait import join_all, wait_for
+from tests.wait import wait_for
 
 pytest_plugins = ["tests.redis_server"]  # its fixtures: redis_server, redis_url
 
@@ -77,11 +76,17 @@ def _lease_pid(app):
 
 
 def _halt(consumer):
-    """Stop a consumer with SIGTERM: its graceful SIGINT would wait out the monitor's minute."""
-    if consumer.process.poll() is None:
-        consumer.process.send_signal(signal.SIGTERM)
-        consumer.process.wait(timeout=20)
-    consumer.stop()
+    """Stop a consumer gracefully (SIGINT): its monitor thread ends and gives the lease back."""
+    sqlite_queue.stop_consumer(consumer)
+
+
+def _halt_all(consumers):
+    """Stop every consumer, even when one of them had to be killed (then fail)."""
+    try:
+        _halt(consumers[0])
+    finally:
+        if consumers[1:]:
+            _halt_all(consumers[1:])
 
 
 @pytest.mark.slow  # two real huey consumers
@@ -123,8 +128,7 @@ def test_two_consumers_claim_each_operation_once(queued_app):
             workers = {r[0] for r in conn.execute("SELECT worker FROM operations WHERE id > 1")}
             assert {int(w.split(":")[1]) for w in workers} <= pids
     finally:
-        for consumer in consumers:
-            sqlite_queue.stop_consumer(consumer)
+        _halt_all(consumers)
 
 
 @pytest.mark.slow  # two real huey consumers running the periodic monitor
@@ -154,8 +158,7 @@ def test_the_monitor_passes_once_per_interval_across_two_consumers(queued_app, t
             stamps = [datetime.fromisoformat(s) for s in samples()[first - 1 :]]
             holder = _lease_pid(app)
         finally:
-            for consumer in consumers:
-                _halt(consumer)
+            _halt_all(consumers)
     passes = len(stamps) - 1
     gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
     # both consumers enqueue the monitor; one holds the lease, so passes stay INTERVAL apart
@@ -169,16 +172,10 @@ def test_a_consumer_killed_mid_operation_is_recovered_by_the_others_monitor(queu
     app, env = queued_app
     with app.app_context():
         get_db()  # the schema, before the consumers open the database
-    # The monitor's consumer has one worker, busy with the monitor: operations go to the other.
-    monitor = Consumer(env, workers=1, periodic=True)
-    sleepy = None
+    # The sleepy consumer starts alone, so that it is the one to take the operation.
+    sleepy = Consumer(env, workers=1, entry="tests.fixtures.sleepy_worker.huey")
+    monitor = None
     try:
-        wait_for(
-            lambda: _lease_pid(app) == monitor.process.pid,
-            timeout=30,
-            message="the first consumer to hold the monitor's lease",
-        )
-        sleepy = Consumer(env, workers=1, entry="tests.fixtures.sleepy_worker.huey")
         with app.test_request_context():
             op_id = hosts.add(
                 {"address": "127.0.0.9", "user": "nube", "password": "pw"}, "t", False
@@ -195,6 +192,12 @@ def test_a_consumer_killed_mid_operation_is_recovered_by_the_others_monitor(queu
                 message="the sleepy consumer to start the host add",
             )
             assert row()["worker"].endswith(f":{sleepy.process.pid}")
+            monitor = Consumer(env, workers=1, periodic=True)
+            wait_for(
+                lambda: _lease_pid(app) == monitor.process.pid,
+                timeout=30,
+                message="the other consumer to hold the monitor's lease",
+            )
             os.kill(sleepy.process.pid, signal.SIGKILL)
             sleepy.process.wait(10)
             killed = time.monotonic()
@@ -214,9 +217,9 @@ def test_a_consumer_killed_mid_operation_is_recovered_by_the_others_monitor(queu
                 message="the recovering monitor to undo the host add",
             )
     finally:
-        _halt(monitor)
-        if sleepy is not None:
-            sleepy.stop()
+        if monitor is not None:
+            _halt(monitor)
+        sleepy.stop()
 
 
 def _dead_pid():
@@ -269,33 +272,97 @@ def test_every_consumer_sees_the_last_pass(lease_of):
     assert theirs.last_pass() == 1234.5
 
 
-def test_a_second_monitor_task_leaves_the_passes_to_the_first(app, monkeypatch):
-    queue = queue_of(app)
-    monkeypatch.setattr(queue_module, "CRON_PERIOD", 4.0)  # tasks of 2 s: two passes each
+class _RecordingFlag:
+    """A consumer's stop flag that is never set and records the waits asked of it."""
+
+    def __init__(self):
+        self.waits = []
+
+    def is_set(self):
+        return False
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        return False
+
+
+@pytest.fixture
+def counted(app, monkeypatch):
+    """Monitor passes and recoveries, counted instead of made; MONITOR_INTERVAL 1 s."""
     monkeypatch.setitem(app.config, "MONITOR_INTERVAL", 1.0)
-    passes = []
-    monkeypatch.setattr(monitor_service, "poll", lambda _app: passes.append(time.time()))
-    first = threading.Thread(target=queue._monitor)
-    first.start()
-    wait_for(lambda: passes, timeout=10, message="the first task's first pass")
-    started = time.monotonic()
-    queue._monitor()  # the lease is held: this task returns at once
-    assert time.monotonic() - started < 0.5 and len(passes) == 1
-    join_all([first], timeout=10, message="the first monitor task")
-    queue._monitor()  # the next minute's task goes on from the last pass
-    gaps = [b - a for a, b in zip(passes, passes[1:], strict=False)]
-    assert len(passes) == 3 and min(gaps) >= 0.9, gaps
+    calls = {"poll": 0, "recover": 0}
+
+    def count(name):
+        return lambda _app: calls.__setitem__(name, calls[name] + 1)
+
+    monkeypatch.setattr(monitor_service, "poll", count("poll"))
+    monkeypatch.setattr(monitor_loop, "recover", count("recover"))
+    return calls
 
 
-def test_an_interval_over_the_tasks_minute_skips_some_tasks_passes(app, monkeypatch):
+def test_a_second_monitor_leaves_the_passes_to_the_lease_holder(app, counted):
     queue = queue_of(app)
-    monkeypatch.setattr(queue_module, "CRON_PERIOD", 4.0)
-    monkeypatch.setitem(app.config, "MONITOR_INTERVAL", 10.0)
-    passes = []
-    monkeypatch.setattr(monitor_service, "poll", lambda _app: passes.append(time.time()))
-    queue._monitor()
-    queue._monitor()  # its pass is 10 s after the last one: a later task's
-    assert len(passes) == 1
+    mine, theirs = queue.make_monitor(_RecordingFlag()), queue.make_monitor(_RecordingFlag())
+    assert mine.turn() == mine.interval and counted == {"poll": 1, "recover": 1}
+    assert theirs.turn() == theirs.interval  # the lease is held: it waits and tries again
+    assert counted == {"poll": 1, "recover": 1}
+    mine.shutdown()
+    wait = theirs.turn()  # it takes over, and goes on from the last pass
+    assert counted == {"poll": 1, "recover": 2} and 0 < wait <= theirs.interval
+
+
+def test_a_long_interval_polls_once_and_recovers_every_turn(app, counted, monkeypatch):
+    monkeypatch.setitem(app.config, "MONITOR_INTERVAL", 600.0)
+    loop = queue_of(app).make_monitor(_RecordingFlag())
+    waits = [loop.turn() for _ in range(3)]
+    assert counted == {"poll": 1, "recover": 3}
+    assert all(0 < wait <= 600.0 for wait in waits)  # never past the lease's renewal
+
+
+def _write_last_pass(lease, value):
+    """Store a raw last-pass value as whoever writes the queue's storage could."""
+    if isinstance(lease, RedisLease):
+        lease.conn.set(lease.pass_key, value)
+    elif isinstance(lease, SqliteLease):
+        lease.mark_pass(0)
+        lease._execute("UPDATE nube_lease SET last_pass = ? WHERE name = ?", (value, lease.name))
+    else:
+        lease.mark_pass(value)
+
+
+FORGED = ["nan", "inf", "-inf", "garbage", b"\xff\xfe", str(time.time() + 3600), "1e400"]
+
+
+@pytest.mark.parametrize("lease_of", ["redis", "sqlite"], indirect=True)
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_forged_last_pass_neither_spins_nor_stops_the_monitor(app, counted, lease_of, forged):
+    lease = lease_of(30)
+    flag = _RecordingFlag()
+    loop = monitor_loop.MonitorLoop(app, lease, flag)
+    _write_last_pass(lease, forged)
+    assert lease.last_pass() == 0.0  # no valid pass: the next one is due now
+    for _ in range(5):
+        loop.loop()
+    # one pass at once, then a turn per interval: waits close to the interval, never zero
+    assert counted == {"poll": 1, "recover": 5}, flag.waits
+    assert all(wait > loop.interval / 2 for wait in flag.waits), flag.waits
+    assert 0 < lease.last_pass() <= time.time()  # the pass put a real time back
+
+
+@pytest.mark.parametrize("lease_of", ["redis", "sqlite"], indirect=True)
+def test_a_valid_last_pass_is_kept(lease_of):
+    lease = lease_of(30)
+    moment = time.time() - 5
+    _write_last_pass(lease, repr(moment))
+    assert lease.last_pass() == pytest.approx(moment)
+
+
+def test_a_holder_that_is_not_text_blocks_only_until_it_expires(redis_url, tmp_path):
+    huey = make_huey(redis_url, tmp_path, secret="test-queue-secret")
+    lease = make_lease(huey, "t", 30)
+    lease.conn.set(lease.key, b"\xff\xfe:1", px=300)
+    assert lease.acquire() is None  # held, by something that is not a token
+    wait_for(lambda: lease.acquire(), timeout=10, message="the odd lease to expire")
 
 
 def _running_elsewhere(app, heartbeat_age):
