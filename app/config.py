@@ -45,6 +45,7 @@ DEFAULTS = {
     "VIRT_TYPE": "auto",  # domain type: kvm where the host has it, or always kvm / qemu (TCG)
     "PLACEMENT": "striping",
     "MEM_OVERCOMMIT": 1.0,
+    "CPU_OVERCOMMIT": 16.0,  # vCPUs placement allows per host CPU (OpenStack's old default)
     "PROVISIONER": "ansible",
     "MAX_UPLOAD_MB": 20480,
     "PAGE_SIZE": 50,

@@ -137,8 +137,10 @@ def _plan(ctx, vms, host):
             dst = choose_host(
                 others,
                 vm["mem"],
+                vcpus=vm["vcpus"],
                 policy=ctx.config["PLACEMENT"],
                 overcommit=ctx.config["MEM_OVERCOMMIT"],
+                cpu_overcommit=ctx.config["CPU_OVERCOMMIT"],
             )
         except NubeError as exc:
             ctx.error(f"{vm['id']} stays on {host['name']}: {exc}")
@@ -146,6 +148,7 @@ def _plan(ctx, vms, host):
             continue
         dst["mem_allocated"] = (dst.get("mem_allocated") or 0) + vm["mem"]
         dst["vm_count"] = (dst.get("vm_count") or 0) + 1
+        dst["vcpus_allocated"] = (dst.get("vcpus_allocated") or 0) + vm["vcpus"]
         plan.append((vm, dst))
     return plan, stayed
 

@@ -119,8 +119,10 @@ def add(data, actor, wait):
         host = choose_host(
             hosts,
             vm["mem"],
+            vcpus=vm["vcpus"],
             policy=config["PLACEMENT"],
             overcommit=config["MEM_OVERCOMMIT"],
+            cpu_overcommit=config["CPU_OVERCOMMIT"],
             requested=vm["host"],
         )
         vms_repo.insert(
@@ -228,8 +230,10 @@ def migrate(vm_id, host, actor, wait):
         target = choose_host(
             others,
             row["mem"],
+            vcpus=row["vcpus"],
             policy=config["PLACEMENT"],
             overcommit=config["MEM_OVERCOMMIT"],
+            cpu_overcommit=config["CPU_OVERCOMMIT"],
             requested=requested,
         )
         moves = {

@@ -153,3 +153,18 @@ def test_a_drain_shows_in_each_vms_history_and_a_host_removal_too(app, admin_cli
         removal_id = get_db().execute("SELECT MAX(id) FROM operations").fetchone()[0]
         touched = [op["id"] for op in operations.for_target("vm", "vm1")]
     assert touched[:2] == [removal_id, drain_id]
+
+
+def test_after_a_drain_the_host_page_offers_back_to_ready(app, admin_client, host, image):
+    doc = page(admin_client.get(f"/hosts/{host['id']}"))
+    assert doc.find(id="back-to-ready") is None
+    with app.app_context():
+        core.drainHost(host["id"])
+    banner = page(admin_client.get(f"/hosts/{host['id']}")).by_id("back-to-ready")
+    assert "in maintenance" in banner.text
+    token = csrf_token(admin_client, f"/hosts/{host['id']}")
+    response = admin_client.post(f"/hosts/{host['id']}/ready", data={"csrf_token": token})
+    assert response.status_code == 302
+    with app.app_context():
+        assert core.listHosts()[0]["state"] == "ready"
+    assert page(admin_client.get(f"/hosts/{host['id']}")).find(id="back-to-ready") is None

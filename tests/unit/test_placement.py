@@ -131,3 +131,18 @@ def test_input_is_not_modified():
     before = [dict(h) for h in hosts]
     choose_host(hosts, 512, policy="packing")
     assert hosts == before
+
+
+def test_vcpus_are_limited_by_the_cpu_overcommit():
+    small = {**host(1), "cpus": 2, "vcpus_allocated": 6}
+    roomy = {**host(2), "cpus": 4, "vcpus_allocated": 0}
+    assert choose_host([small, roomy], 512, vcpus=4, cpu_overcommit=2.0)["id"] == 2
+    with pytest.raises(
+        InvalidInput, match=r"node1: 0 vCPUs free of 2 CPUs \(vCPU overcommit 2.0\)"
+    ):
+        choose_host([small], 512, vcpus=1, cpu_overcommit=2.0)
+    with pytest.raises(InvalidInput, match="cannot take a VM of 512 MiB and 8 vCPUs"):
+        choose_host([small, roomy], 512, vcpus=8, cpu_overcommit=1.0, requested=2)
+    assert choose_host([small], 512, vcpus=64)["id"] == 1  # no limit without an overcommit
+    with pytest.raises(InvalidInput, match="vCPU overcommit must be above 0"):
+        choose_host([roomy], 512, cpu_overcommit=0)

@@ -6,6 +6,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from app import core
 from app.db import get_db
 from app.repositories import vms as vms_repo
@@ -95,7 +97,7 @@ def test_create_through_the_form_makes_an_overlay(app, operator_client, host, im
     assert form.field("image").one("option", value="base.raw").text == "base.raw"
     hosts = form.field("host")
     assert hosts.one("option", text="Automatic (placement)")
-    free = re.compile(r"h1 \(ready, [\d.]+ (MiB|GiB) free\)")
+    free = re.compile(r"h1 \(ready, [\d.]+ (MiB|GiB) free, \d+ vCPUs free\)")
     assert hosts.one("option", value=str.isdigit, text=free.fullmatch).has("selected") is False
     response = press(
         operator_client,
@@ -353,3 +355,18 @@ def test_the_filter_box_takes_a_bare_word_and_a_host_by_name(app, admin_client, 
     assert shown("host = h1") == ["db1", "web1"]
     assert shown(f"host = {host['id']} AND stopped") == ["db1"]
     assert shown("host = nosuch") == []
+
+
+def test_vcpus_beyond_the_overcommit_are_refused_and_the_form_shows_them_free(
+    app, admin_client, host, image
+):
+    app.config["CPU_OVERCOMMIT"] = 1.0
+    with app.app_context():
+        cpus = core.listHosts()[0]["cpus"]
+    options = page(admin_client.get("/vms/new")).by_id("vm-form").field("host").options()
+    assert any(o.text.endswith(f", {cpus} vCPUs free)") for o in options)
+    with app.app_context():
+        core.addVm({"id": "big", "image": image, "mem": 32, "vcpus": cpus})
+        with pytest.raises(core.InvalidInput, match=f"0 vCPUs free of {cpus} CPUs"):
+            core.addVm({"id": "one-more", "image": image, "mem": 32})
+        assert [vm["id"] for vm in core.listVms()] == ["big"]

@@ -123,6 +123,22 @@ def remove(host_id):
     return redirect(url_for("operations.show", op_id=op_id))
 
 
+@bp.route("/<int:host_id>/ready", methods=["POST"])
+def back_to_ready(host_id):
+    """Put a host in maintenance or disabled back to ready: placement uses it again."""
+    host = hosts.get(host_id)
+    if not DrainForm().validate_on_submit():
+        flash("The form expired: try again.", "warning")
+    else:
+        try:
+            hosts.update(host_id, {"state": "ready"}, actor(), wait=False)
+        except NubeError as error:
+            flash_error(error)
+        else:
+            flash(f"Host {host['name']} is ready: new VMs may be placed on it.", "success")
+    return redirect(url_for("hosts.show", host_id=host_id))
+
+
 @bp.route("/<int:host_id>/drain", methods=["POST"])
 def drain(host_id):
     """Put a host in maintenance and move its VMs to other hosts."""

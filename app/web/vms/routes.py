@@ -12,6 +12,7 @@ from flask import (
 )
 
 from ...errors import NotFound, NubeError
+from ...placement import free_vcpus
 from ...services import boot_log, hosts, images, operations, vms
 from ..helpers import Page, actor, flash_error, flash_operation
 from .forms import AUTOMATIC, ConfirmForm, MigrateForm, VmForm
@@ -25,12 +26,16 @@ def _mib(value):
     return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value} MiB"
 
 
-def _host_choice(host, overcommit):
-    """One host as the new-VM form offers it: name (state, memory placement can still use)."""
+def _host_choice(host, config):
+    """One host as the new-VM form offers it: name (state, memory and vCPUs placement can
+    still use)."""
     if host["mem"] is None:
         room = "memory not known yet"
     else:
-        room = f"{_mib(max(0, int(host['mem'] * overcommit - host['mem_allocated'])))} free"
+        free = host["mem"] * config["MEM_OVERCOMMIT"] - host["mem_allocated"]
+        room = f"{_mib(max(0, int(free)))} free"
+    if host["cpus"]:
+        room += f", {max(0, free_vcpus(host, config['CPU_OVERCOMMIT']))} vCPUs free"
     return str(host["id"]), f"{host['name']} ({host['state']}, {room})"
 
 
@@ -58,7 +63,7 @@ def new():
     if request.method == "GET":
         form.image.data = newest_image
     form.host.choices = [(AUTOMATIC, "Automatic (placement)")] + [
-        _host_choice(host, current_app.config["MEM_OVERCOMMIT"]) for host in host_rows
+        _host_choice(host, current_app.config) for host in host_rows
     ]
     if request.method == "GET" and request.args.get("host"):
         form.host.data = request.args["host"]
@@ -95,7 +100,7 @@ def _migrate_form(vm):
     """The Migrate form: the other hosts with the room each has, or automatic placement."""
     form = MigrateForm()
     form.host.choices = [(AUTOMATIC, "Automatic (placement)")] + [
-        _host_choice(host, current_app.config["MEM_OVERCOMMIT"])
+        _host_choice(host, current_app.config)
         for host in hosts.search()
         if host["id"] != vm["host"]
     ]
