@@ -2,7 +2,8 @@
 
 Each proxy appends the address it received the request from to X-Forwarded-For, so with N
 trusted proxies the N-th value from the right is the address the outermost of them saw, the
-client's; anything to its left the client wrote itself. With 0, the header is ignored and the peer's address is the client's.
+client's; anything to its left the client wrote itself. With 0, the header is ignored and the
+peer's address is the client's. Either way the header is dropped once read.
 """
 
 
@@ -15,10 +16,25 @@ def client_address(peer, forwarded_for, trusted):
     return values[-trusted] if len(values) >= trusted else peer
 
 
+class ForwardedForConsumed:
+    """Drops X-Forwarded-For once the client's address is decided (or the header ignored), so
+    nothing downstream reads the client's own words: Flask-Login's session protection takes
+    the header's first value, which a client writes, and would let a stolen cookie pass as
+    its owner's address."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ.pop("HTTP_X_FORWARDED_FOR", None)
+        return self.wsgi_app(environ, start_response)
+
+
 def init_app(app):
     """Believe X-Forwarded-For from TRUSTED_PROXIES proxies, so that request.remote_addr (the
     login throttle, the audit log, a session's recorded address) is the client's, not the balancer's."""
     trusted = app.config["TRUSTED_PROXIES"]
+    app.wsgi_app = ForwardedForConsumed(app.wsgi_app)
     if trusted:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

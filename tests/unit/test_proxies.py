@@ -103,3 +103,16 @@ def test_the_console_proxy_redeems_links_with_the_clients_address(app, trusted, 
     )
     ConsoleHandler.validate_connection(handler)
     assert seen == [expected]  # the address its redemption and opening are audited with
+
+
+def test_a_copied_cookie_cannot_claim_its_owners_address_with_the_header(app):
+    owner = app.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "127.0.0.5"
+    login(owner, "admin", ADMIN_PASSWORD)
+    assert owner.get("/").status_code == 200
+    thief = app.test_client()
+    thief.environ_base["REMOTE_ADDR"] = "127.0.0.9"
+    thief.environ_base["HTTP_X_FORWARDED_FOR"] = "127.0.0.5"  # the owner's, written by the thief
+    thief.set_cookie("session", owner.get_cookie("session").value)
+    response = thief.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
