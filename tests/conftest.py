@@ -159,11 +159,13 @@ def csrf_token(client, path):
     return match.group(1)
 
 
-def login(client, username, password):
-    """Log a test client in through the real login form."""
+def login(client, username, password, next_=None):
+    """Log a test client in through the real login form (sent to next_ afterwards)."""
     token = csrf_token(client, "/login")
     return client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": token}
+        "/login",
+        query_string={"next": next_} if next_ else None,
+        data={"username": username, "password": password, "csrf_token": token},
     )
 
 

@@ -2,7 +2,7 @@
 
 import time
 
-from flask import g, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_bootstrap import Bootstrap5
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
@@ -66,7 +66,12 @@ def init_web(app):
             return None  # unknown URL: let it 404 rather than reveal the login page
         if request.path.startswith("/api/"):
             return {"error": "login required"}, 401  # a poller wants JSON, not the login page
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if request.method in ("GET", "HEAD"):
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        # an action sent from a page whose session ended: nothing is done, and after logging
+        # in the user is back on that page (never on the POST-only URL) to click again
+        flash("Your session ended, so nothing was done: log in, then try again.", "warning")
+        return redirect(url_for("auth.login", next=helpers.same_site_page(request.referrer)))
 
     @app.after_request
     def security_headers(response):

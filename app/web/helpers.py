@@ -2,6 +2,7 @@
 
 import functools
 from math import ceil
+from urllib.parse import urlsplit
 
 from flask import abort, flash, request, url_for
 from flask_login import current_user
@@ -47,6 +48,17 @@ def admin_required(view):
         return view(*args, **kwargs)
 
     return wrapper
+
+
+def same_site_page(url):
+    """The path (and query) of url when it is a page of this site, else None: where a form
+    was sent from, read from the Referer, never followed to another site."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or parts.netloc != request.host:
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def actor():

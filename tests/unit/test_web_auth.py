@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from app import core
+from app.db import get_db
 from app.web import api_v1, json_body
 from tests.conftest import ADMIN_PASSWORD, csrf_token, login
 from tests.html import page
@@ -247,3 +249,54 @@ def test_brackets_inside_json_strings_are_text_not_depth():
     json_body.check_depth(text.encode())
     with pytest.raises(ValueError, match="nests deeper than 32 levels"):
         json_body.check_depth(b'{"a": ' * 33 + b"1" + b"}" * 33)
+
+
+def test_an_action_from_an_ended_session_does_nothing_and_returns_to_its_page(
+    app, admin_client, host, image
+):
+    with app.app_context():
+        core.addVm({"id": "vm1", "image": image, "mem": 64})
+    token = csrf_token(admin_client, "/vms/vm1")
+    with app.app_context():
+        get_db().execute("DELETE FROM user_sessions")  # the session ended (idle, revoked)
+    response = admin_client.post(
+        "/vms/vm1/start",
+        data={"csrf_token": token},
+        headers={"Referer": "http://localhost/vms/vm1"},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=/vms/vm1"
+    login_page = page(admin_client.get(response.headers["Location"]))
+    assert login_page.alert("Your session ended, so nothing was done", "warning")
+    response = login(admin_client, "admin", ADMIN_PASSWORD, next_="/vms/vm1")
+    assert response.headers["Location"] == "/vms/vm1"
+    with app.app_context():
+        assert core.listVms()[0]["state"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("next_", "expected"),
+    [
+        ("/vms/vm1/start", "/"),  # POST-only: a GET there is a 405
+        ("/vms/", "/vms/"),
+        ("/operations/?q=failed", "/operations/?q=failed"),
+        ("https://elsewhere.example/", "/"),
+        ("//elsewhere.example/", "/"),
+    ],
+)
+def test_after_login_only_pages_a_get_can_open(app, admin_client, next_, expected):
+    admin_client.post("/logout", data={"csrf_token": csrf_token(admin_client, "/")})
+    response = login(admin_client, "admin", ADMIN_PASSWORD, next_=next_)
+    assert response.headers["Location"] == expected
+
+
+def test_a_referer_from_another_site_is_not_followed(app, admin_client):
+    token = csrf_token(admin_client, "/")
+    with app.app_context():
+        get_db().execute("DELETE FROM user_sessions")
+    response = admin_client.post(
+        "/vms/vm1/start",
+        data={"csrf_token": token},
+        headers={"Referer": "https://elsewhere.example/vms/vm1"},
+    )
+    assert response.headers["Location"] == "/login"

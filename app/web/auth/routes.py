@@ -4,6 +4,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.exceptions import HTTPException
 
 from ...errors import InvalidInput
 from ...services import users
@@ -13,11 +14,16 @@ bp = Blueprint("auth", __name__)
 
 
 def _safe_next(target):
-    """Only local paths are followed after login (no open redirect)."""
+    """Only local pages are followed after login: no open redirect, and no URL a GET cannot
+    open (an action's POST-only URL would answer 405)."""
     if not target:
         return url_for("main.overview")
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("main.overview")
+    try:
+        current_app.url_map.bind("localhost").match(parts.path, method="GET")
+    except HTTPException:
         return url_for("main.overview")
     return target
 
