@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sys
@@ -16,6 +17,11 @@ from ..addresses import NAME_RE, check_address, check_user
 from ..errors import InvalidInput, OperationCanceled, OperationFailed
 from .known_hosts import KnownHosts
 
+# How SSH (through sshpass) and sudo say that the password given was wrong.
+PASSWORD_REFUSED = re.compile(
+    r"Invalid/incorrect password|Incorrect sudo password|Missing sudo password"
+    r"|incorrect password attempt|Permission denied \(publickey,password\)"
+)
 PASSWORD_PROMPTS = (r"^SSH password:\s*?$", r"^BECOME password.*:\s*?$")
 FACTS_KEY = "nube_host"
 
@@ -264,6 +270,8 @@ def _failure_message(playbook, result, events):
     """A one-line reason for a failed run, from its failed task when there is one."""
     if events.failures:
         word, host, task, message = events.failures[-1]
+        if PASSWORD_REFUSED.search(message):
+            return f"{playbook}: {host} refused the sudo user's password: {message}"
         if word == "unreachable":
             return f"{playbook}: host {host} unreachable: {message}"
         return f"{playbook} failed at '{task}' on {host}: {message}"

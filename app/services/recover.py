@@ -60,6 +60,18 @@ def actions(op):
     return tuple(offered)
 
 
+FORM_AGAIN_FIELDS = ("address", "name", "user", "share", "network")
+
+
+def host_form_again(op):
+    """What a host add that did not succeed was given (never its password), to fill the
+    add-host form again; None for any other operation."""
+    if op["kind"] != kinds.HOST_ADD.name or op["status"] not in RECOVERABLE:
+        return None
+    stored = _input(op)
+    return {key: stored[key] for key in FORM_AGAIN_FIELDS if isinstance(stored.get(key), str)}
+
+
 def _target_exists(op):
     """Whether the operation's VM or host is still registered."""
     if op["target_type"] == "vm":

@@ -82,6 +82,7 @@ def test_wrong_password_fails_with_a_readable_log_and_changes_nothing(cluster):
             }
         )
     assert "already exists" not in str(raised.value)
+    assert "refused the sudo user's password" in str(raised.value)
     op = last_operation("host.add")
     assert op["status"] == "failed" and op["target_name"] == "wrongpw"
     assert "not-the-password" not in op["log"] and op["error"]

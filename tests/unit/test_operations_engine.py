@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -219,3 +220,37 @@ def test_real_ansible_runner_cancel_ends_the_playbook(tmp_path):
     ).stdout.split()
     assert leftovers == []
     assert not any("Wait a long time" in line and line.startswith("ok") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message", "expected"),
+    [
+        (
+            "runner_on_unreachable",
+            "Invalid/incorrect password: Permission denied, please try again.",
+            "host_add.yaml: 127.0.0.2 refused the sudo user's password: Invalid/incorrect",
+        ),
+        (
+            "runner_on_failed",
+            "Incorrect sudo password",
+            "host_add.yaml: 127.0.0.2 refused the sudo user's password: Incorrect sudo password",
+        ),
+        (
+            "runner_on_unreachable",
+            "Failed to connect to the host via ssh: Connection refused",
+            "host_add.yaml: host 127.0.0.2 unreachable: Failed to connect",
+        ),
+    ],
+)
+def test_a_refused_password_is_named_as_such_not_as_unreachable(kind, message, expected):
+    from app.adapters.ansible import _EventLog, _failure_message
+
+    events = _EventLog(None, None, 1)
+    events(
+        {
+            "event": kind,
+            "event_data": {"host": "127.0.0.2", "task": "Gather facts", "res": {"msg": message}},
+        }
+    )
+    failed = SimpleNamespace(status="failed", rc=4)
+    assert _failure_message("host_add.yaml", failed, events).startswith(expected)

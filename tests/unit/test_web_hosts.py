@@ -217,3 +217,27 @@ def test_the_repository_mount_follows_the_controllers_export(app, admin_client):
         with pytest.raises(core.InvalidInput, match="use share bind"):
             core.updateHost(host["id"], {"share": "nfs"})
         assert core.listHosts()[0]["share"] == "bind"
+
+
+def test_a_failed_add_offers_its_form_again_without_the_password(app, admin_client, provisioner):
+    provisioner.fail["host_add.yaml"] = "host_add.yaml: 127.0.0.1 refused the sudo user's password"
+    token = csrf_token(admin_client, "/hosts/new")
+    fields = {"address": "127.0.0.1", "name": "lab1", "user": "nube", "share": "bind"}
+    response = admin_client.post(
+        "/hosts/new",
+        data={
+            **fields,
+            "password": "pw-wrong",
+            "network": "none",
+            "prepare": "y",
+            "csrf_token": token,
+        },
+    )
+    op_page = page(admin_client.get(response.location))
+    again = op_page.by_id("host-form-again")
+    assert "pw-wrong" not in again["href"]
+    form = page(admin_client.get(again["href"])).by_id("host-form")
+    assert form.field("user")["value"] == "nube"
+    assert form.field("address")["value"] == "127.0.0.1" and form.field("name")["value"] == "lab1"
+    assert [o["value"] for o in form.field("share").options() if o.has("selected")] == ["bind"]
+    assert form.field("network")["value"] == "none" and not form.field("password").get("value")

@@ -4,6 +4,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from ...errors import NubeError
 from ...services import charts, hosts, operations, vms
+from ...services.recover import FORM_AGAIN_FIELDS
 from ..helpers import Page, actor, admin_required, flash_error, flash_operation
 from .forms import AcceptKeyForm, ConfirmForm, DrainForm, HostEditForm, HostForm
 
@@ -29,6 +30,9 @@ def new():
     form = HostForm()
     if request.method == "GET":
         form.share.data = hosts.default_share()
+        for key in FORM_AGAIN_FIELDS:  # a failed add's "Edit and try again" fills the form
+            if request.args.get(key):
+                form[key].data = request.args[key]
     if form.validate_on_submit():
         data = {
             key: form[key].data

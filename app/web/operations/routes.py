@@ -41,6 +41,7 @@ def show(op_id):
         terminal=op["status"] in operations.TERMINAL,
         action_form=OperationActionForm(),
         recover_actions=recover.actions(op),
+        host_form_again=recover.host_form_again(op),
     )
 
 
