@@ -270,6 +270,11 @@ MIGRATIONS = [
         created_at TEXT NOT NULL
     );
     """,
+    # 12: a host's data address, where live migrations reach it (QEMU listens there only);
+    # NULL: its address.
+    """
+    ALTER TABLE hosts ADD COLUMN data_address TEXT;
+    """,
 ]
 
 
