@@ -55,16 +55,21 @@ def _source_text(source):
 
 
 def _disk(disk):
-    """What a disk gives the guest: its kind, the file (or device) and its format, the chain."""
-    source = _source_text(disk.find("source"))
+    """What a disk gives the guest: its kind, the file (or device) and its format; anything
+    inside its source (a persistent reservation socket, a data store...) or a block job's
+    mirror makes it differ."""
+    source = disk.find("source")
     fmt = _attrs(disk.find("driver"), "type")[0]
+    inside = () if source is None else tuple(sorted(child.tag for child in source))
     return (
         "disk",
         disk.get("type"),
         disk.get("device"),
         fmt,
-        _path(source),
+        _path(_source_text(source)),
         disk.find("readonly") is not None,
+        inside,
+        disk.find("mirror") is not None,
     )
 
 
@@ -131,6 +136,8 @@ def _describe(element):
 def _key(device):
     """A device's comparable key; None for one that reaches nothing (ignored)."""
     tag = device.tag
+    if any(rom.get("file") for rom in device.iter("rom")):  # QEMU loads it into the guest
+        return (tag, ET.tostring(device, encoding="unicode"))
     if tag in _HARMLESS:
         return None
     if tag == "input" and device.get("type") in _INPUT_TYPES and device.find("source") is None:

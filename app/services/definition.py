@@ -64,6 +64,25 @@ def _identity(vm, host_xml, nic_wanted, seeded):
 def for_move(ctx, vm, src, dst, running):
     """The XML Nube renders for a VM moving from src to dst, after checking its disk's header
     and that the source's definitions (the running one too) carry no foreign device."""
+    return _checked(ctx, vm, src, dst, running, f"move it (it stays on {src['name']})")
+
+
+def pin_chain(ctx, vm, host):
+    """Redefine a stopped VM whose definition names no backing chain (made before Nube wrote
+    it) with Nube's rendering, so libvirt never reads the chain from the header; the same
+    checks as a move first."""
+    domain = ET.fromstring(ctx.hypervisor.definition(host, vm["id"]))
+    disk = domain.find("devices/disk[@device='disk']")
+    if disk is None or disk.find("backingStore") is not None:
+        return
+    xml = _checked(ctx, vm, host, host, False, "start it")
+    ctx.log(f"redefining {vm['id']} with its disk's whole backing chain named")
+    ctx.hypervisor.define(host, xml)
+
+
+def _checked(ctx, vm, src, dst, running, refused):
+    """Nube's XML for vm on dst, once the disk's header and src's definitions are checked;
+    refused: what is refused when they are not."""
     chain = disk_chain(ctx, vm)
     files = set(ctx.storage.existing_vm_files(vm["id"]))
     boot = vms_repo.first_boot(ctx.conn, vm["id"])
@@ -80,7 +99,7 @@ def for_move(ctx, vm, src, dst, running):
         if foreign:
             raise OperationFailed(
                 f"the definition of {vm['id']} on {src['name']} has what Nube never gave it:"
-                f" {'; '.join(foreign)}; refusing to move it (it stays on {src['name']})"
+                f" {'; '.join(foreign)}; refusing to {refused}"
             )
     on_dst = _identity(vm, host_xmls[-1], dst["network"] != "none", seeded)
     return render(ctx, on_dst, dst, chain, seed, has_log)

@@ -12,7 +12,7 @@ from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from .definition import disk_chain, host_disk_path, render
+from .definition import disk_chain, host_disk_path, pin_chain, render
 
 POLL_SECONDS = 0.5
 
@@ -118,7 +118,9 @@ def start_vm(ctx):
 
 def _start(ctx, vm, host):
     """Boot the VM's domain and record it running, once its disk's header is checked."""
-    disk_chain(ctx, vm)  # a host may have rebased the overlay (definitions older than the chain)
+    disk_chain(ctx, vm)  # another host may have rebased the overlay
+    if ctx.hypervisor.domain_state(host, vm["id"]) != "running":
+        pin_chain(ctx, vm, host)
     ctx.log(f"starting {vm['id']} on {host['name']}")
     _heavy(
         ctx,

@@ -160,3 +160,31 @@ def test_live_migration_passes_nubes_xml_and_the_data_address():
     assert v6[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] == "fd00::2"
     with pytest.raises(core.InvalidInput):
         migrate_params({"address": "h2", "data_address": "0.0.0.0"}, "<domain/>")
+
+
+def without_chain(xml):
+    """A definition as Nube wrote it before it named the chain."""
+    domain = ET.fromstring(xml)
+    disk = domain.find("devices/disk[@device='disk']")
+    disk.remove(disk.find("backingStore"))
+    return ET.tostring(domain, encoding="unicode")
+
+
+def test_an_older_definition_gets_the_chain_before_it_starts(ctx, hosts, image):
+    gen_vm(ctx, image, host="a")
+    hypervisor = ctx.extensions["nube"].hypervisor
+    hypervisor.define(host_row("a"), without_chain(definition(ctx, "a")))
+    assert ET.fromstring(definition(ctx, "a")).find("devices/disk/backingStore") is None
+    core.startVm("vm1")
+    chain = ET.fromstring(definition(ctx, "a")).find("devices/disk/backingStore")
+    assert chain.find("source").get("file") == f"/mnt/iaas/images/{image}"
+
+
+def test_an_older_definition_with_a_foreign_device_is_not_started(ctx, hosts, image):
+    gen_vm(ctx, image, host="a")
+    rewrite_on(ctx, "a", BLOCK_DISK)
+    hypervisor = ctx.extensions["nube"].hypervisor
+    hypervisor.define(host_row("a"), without_chain(definition(ctx, "a")))
+    with pytest.raises(core.OperationFailed, match="/dev/sda.*refusing to start it"):
+        core.startVm("vm1")
+    assert core.listVms()[0]["state"] == "stopped"

@@ -91,6 +91,12 @@ def test_libvirt_accepts_the_rendering_and_its_own_definition_passes():
         ("<graphics type='vnc' listen='0.0.0.0'/>", "0.0.0.0"),
         ("<input type='evdev'><source dev='/dev/input/event0'/></input>", "/dev/input/event0"),
         ("<shmem name='x'/>", "<shmem"),
+        (
+            "<tpm model='tpm-tis'><backend type='passthrough'><device path='/dev/tpm0'/>"
+            "</backend></tpm>",
+            "<tpm",
+        ),
+        ("<video><model type='virtio'/><rom file='/etc/shadow'/></video>", "<video"),
     ],
 )
 def test_a_device_nube_did_not_render_is_named(device, named):
@@ -101,6 +107,26 @@ def test_a_device_nube_did_not_render_is_named(device, named):
 def test_a_disk_source_that_differs_is_named():
     changed = RUNNING.replace("/mnt/iaas/vms/x1.qcow2", "/dev/sda")
     assert "/dev/sda" in foreign_devices(changed, rendered())[0]
+
+
+def test_a_disk_source_with_more_inside_it_is_named():
+    socket = (
+        "<reservations managed='no'><source type='unix' path='/run/x.sock' mode='client'/>"
+        "</reservations></source>"
+    )
+    changed = RUNNING.replace(
+        "<source file='/mnt/iaas/vms/x1.qcow2' index='1'/>",
+        f"<source file='/mnt/iaas/vms/x1.qcow2' index='1'>{socket}",
+    )
+    assert "x1.qcow2" in foreign_devices(changed, rendered())[0]
+
+
+def test_a_nic_loading_a_rom_file_is_named():
+    nic = "<interface type='network'><source network='default'/>{}</interface>"
+    expected = rendered(network="default")
+    assert foreign_devices(with_device(RUNNING, nic.format("")), expected) == []
+    found = foreign_devices(with_device(RUNNING, nic.format("<rom file='/etc/shadow'/>")), expected)
+    assert len(found) == 1 and "<interface" in found[0]
 
 
 def test_a_console_log_elsewhere_is_named():
