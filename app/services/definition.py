@@ -67,6 +67,21 @@ def for_move(ctx, vm, src, dst, running):
     return _checked(ctx, vm, src, dst, running, f"move it (it stays on {src['name']})")
 
 
+def check_arrival(ctx, vm, dst, xml):
+    """After a live move, check that dst runs and keeps Nube's definition: the source's
+    libvirt hands the destination XML on itself, so a patched one could send its own. A VM
+    that arrived with anything else is forced off there and keeps Nube's definition."""
+    found = foreign_devices(ctx.hypervisor.definition(dst, vm["id"], live=True), xml)
+    found += foreign_devices(ctx.hypervisor.definition(dst, vm["id"]), xml)
+    if found:
+        ctx.hypervisor.destroy(dst, vm["id"])
+        ctx.hypervisor.define(dst, xml)
+        raise OperationFailed(
+            f"{vm['id']} arrived on {dst['name']} with what Nube never gave it:"
+            f" {'; '.join(found)}; forced off there, its definition replaced with Nube's"
+        )
+
+
 def pin_chain(ctx, vm, host):
     """Redefine a stopped VM whose definition names no backing chain (made before Nube wrote
     it) with Nube's rendering, so libvirt never reads the chain from the header; the same

@@ -53,6 +53,7 @@ def move_vm(ctx, vm, src, dst):
             timeout=max(1.0, ctx.deadline_left()),
             bandwidth=ctx.config["MIGRATION_BANDWIDTH"],
         )
+        definition.check_arrival(ctx, vm, dst, xml)
     else:
         ctx.log(f"moving the definition of stopped {vm['id']} from {src['name']} to {dst['name']}")
         ctx.adapters.migrator.offline(src, dst, vm["id"], xml)

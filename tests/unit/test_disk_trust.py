@@ -188,3 +188,25 @@ def test_an_older_definition_with_a_foreign_device_is_not_started(ctx, hosts, im
     with pytest.raises(core.OperationFailed, match="/dev/sda.*refusing to start it"):
         core.startVm("vm1")
     assert core.listVms()[0]["state"] == "stopped"
+
+
+def test_a_vm_that_arrives_with_a_foreign_device_is_forced_off(ctx, hosts, image):
+    """A patched libvirt on the source could hand its own XML to the destination (libvirt's
+    protocol carries the destination XML through the source): checked where it arrives."""
+    from types import SimpleNamespace
+
+    from app.services.definition import check_arrival
+
+    gen_vm(ctx, image, host="b")
+    nubes = definition(ctx, "b")
+    arrival = SimpleNamespace(hypervisor=ctx.extensions["nube"].hypervisor)
+    core.startVm("vm1")
+    check_arrival(arrival, {"id": "vm1"}, host_row("b"), nubes)  # as rendered: nothing to say
+    core.stopVm("vm1", force=True)
+    rewrite_on(ctx, "b", BLOCK_DISK)
+    core.startVm("vm1")
+    with pytest.raises(core.OperationFailed, match="arrived on b with .*/dev/sda.*forced off"):
+        check_arrival(arrival, {"id": "vm1"}, host_row("b"), nubes)
+    hypervisor = ctx.extensions["nube"].hypervisor
+    assert hypervisor.domain_state(host_row("b"), "vm1") == "stopped"
+    assert "/dev/sda" not in definition(ctx, "b")
