@@ -210,3 +210,26 @@ def test_a_vm_that_arrives_with_a_foreign_device_is_forced_off(ctx, hosts, image
     hypervisor = ctx.extensions["nube"].hypervisor
     assert hypervisor.domain_state(host_row("b"), "vm1") == "stopped"
     assert "/dev/sda" not in definition(ctx, "b")
+
+
+@pytest.mark.parametrize(
+    ("info", "message"),
+    [
+        ({"format": "raw"}, "not a qcow2 image"),
+        ({"format": "qcow2", "format-specific": {"data": {"data-file": "/dev/sda"}}}, "data file"),
+        ({"format": "qcow2", "backing-filename": "../images/base.raw/../x"}, "backing file"),
+        (
+            {"format": "qcow2", "backing-filename": "../images/base.raw"},
+            "backing format None instead of raw",
+        ),
+    ],
+)
+def test_a_header_that_names_anything_else_is_refused(info, message):
+    from app.adapters.disk_chain import backing_of
+
+    with pytest.raises(core.OperationFailed, match=message):
+        backing_of(info, "vm1", "base.raw", lambda: "raw")
+    good = {"format": "qcow2", "backing-filename": "../images/base.raw"}
+    good["backing-filename-format"] = "raw"
+    assert backing_of(good, "vm1", "base.raw", lambda: "raw") == [("images/base.raw", "raw")]
+    assert backing_of({"format": "qcow2"}, "vm1", "base.raw", lambda: "raw") == []
