@@ -17,6 +17,7 @@ NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 BRIDGE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # Linux interface names: at most 15 bytes
 DISK_PATH_MAX = 4096
 VIRT_TYPES = ("auto", "kvm", "qemu")
+BACKING_FORMATS = ("qcow2", "raw")  # what a base image may be (storage.check_upload)
 
 _NETWORK = re.compile(NETWORK_RE)
 _BRIDGE = re.compile(BRIDGE_RE)
@@ -91,6 +92,17 @@ def _optional_path(path):
     return None if path is None else _disk_path(path)
 
 
+def _backing(chain) -> list[dict]:
+    """The disk's backing chain, top down: [{"path", "format"}] (empty: no backing file)."""
+    layers = []
+    for layer in chain or ():
+        path, fmt = layer
+        if fmt not in BACKING_FORMATS:
+            raise InvalidInput(f"backing format must be one of {BACKING_FORMATS}, not {fmt!r:.40}")
+        layers.append({"path": _disk_path(path), "format": fmt})
+    return layers
+
+
 def domain_type(host_kvm, virt_type="auto") -> str:
     """libvirt's domain type: KVM where the host has it (auto), or as VIRT_TYPE forces."""
     if virt_type not in VIRT_TYPES:
@@ -121,6 +133,7 @@ def _context(vm: dict, host: dict, disk_path, files: dict) -> dict:
         "nic_source": nic_source,
         "mac": mac,
         "disk_path": _disk_path(disk_path),
+        "backing": _backing(files.get("backing")),
         "seed_path": _optional_path(files.get("seed_path")),
         "console_log": _optional_path(files.get("console_log")),
     }
@@ -128,7 +141,8 @@ def _context(vm: dict, host: dict, disk_path, files: dict) -> dict:
 
 def render_domain(vm: dict, host: dict, disk_path: str, template_dir: str, **files) -> str:
     """Domain XML for vm on host, its disk at disk_path (a path as the host sees it); files may
-    name its seed_path and console_log (as the host sees them) and the virt_type."""
+    name its backing chain ([(path, format)], top down), seed_path and console_log (all as the
+    host sees them) and the virt_type."""
     context = _context(vm, host, disk_path, files)
     xml = _environment(str(template_dir)).get_template(TEMPLATE).render(**context)
     try:

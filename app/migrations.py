@@ -286,6 +286,11 @@ MIGRATIONS = [
     );
     CREATE INDEX operation_targets_target ON operation_targets (target_type, target_id);
     """,
+    # 14: a host's data address, where live migrations reach it (QEMU listens there only);
+    # NULL: its address.
+    """
+    ALTER TABLE hosts ADD COLUMN data_address TEXT;
+    """,
 ]
 
 

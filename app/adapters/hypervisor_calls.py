@@ -33,9 +33,10 @@ class HostAndGuestCalls:
 
         return self._run(host, work)
 
-    def definition(self, host, name) -> str:
-        """A domain's persistent definition (XML), as it would be defined elsewhere."""
-        flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+    def definition(self, host, name, live=False) -> str:
+        """A domain's persistent definition (XML), or with live the running one: what the
+        host says, to compare (never to define anywhere)."""
+        flags = libvirt.VIR_DOMAIN_XML_SECURE | (0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE)
         return self._run(host, lambda c: c.lookupByName(name).XMLDesc(flags), name)
 
     def job_stats(self, host, name) -> dict:

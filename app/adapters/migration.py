@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from app.addresses import uri_host
+from app.addresses import check_address, uri_host
 from app.errors import OperationCanceled, OperationFailed
 
 POLL_SECONDS = 1.0
@@ -52,6 +52,21 @@ def job_progress(stats: dict) -> JobProgress | None:
     )
 
 
+def migrate_params(dst, xml, bandwidth=0) -> dict:
+    """virDomainMigrate3's parameters: QEMU on dst listens on its data address only and the
+    stream goes there; the guest runs and is persisted there with Nube's XML."""
+    data_address = check_address(dst.get("data_address") or dst["address"])
+    params = {
+        libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{uri_host(data_address)}",
+        libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: data_address,
+        libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml,
+        libvirt.VIR_MIGRATE_PARAM_PERSIST_XML: xml,
+    }
+    if bandwidth:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth)
+    return params
+
+
 def _wait(future, seconds):
     """Whether the future finished within seconds."""
     try:
@@ -69,16 +84,14 @@ class Migrator:
         self.hypervisor = hypervisor
         self.poll = poll
 
-    def live(self, src, dst, name, *, unsafe, report, should_stop, timeout, bandwidth=0):
-        """Migrate a running domain from src to dst, persisted there and undefined on src.
-        report(JobProgress) is called every poll; should_stop() aborts the job (the guest keeps
-        running on src) and raises OperationCanceled; so does the timeout."""
+    def live(self, src, dst, name, xml, *, unsafe, report, should_stop, timeout, bandwidth=0):
+        """Migrate a running domain from src to dst, where it runs and is persisted with xml
+        (Nube's rendering: libvirt refuses it when the running guest does not match), and
+        undefine it on src. report(JobProgress) is called every poll; should_stop() aborts
+        the job (the guest keeps running on src) and raises OperationCanceled; so does the
+        timeout."""
         flags = _LIVE_FLAGS | (libvirt.VIR_MIGRATE_UNSAFE if unsafe else 0)
-        # QEMU streams memory straight to the destination's address (its migration ports)
-        params = {libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{uri_host(dst['address'])}"}
-        if bandwidth:
-            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = int(bandwidth)
-        done = self._start(src, dst, name, params, flags)
+        done = self._start(src, dst, name, migrate_params(dst, xml, bandwidth), flags)
         deadline = time.monotonic() + timeout
         stopping = None
         while not _wait(done, self.poll):
@@ -127,8 +140,8 @@ class Migrator:
         threading.Thread(target=body, name=f"migrate-{name}", daemon=True).start()
         return done
 
-    def offline(self, src, dst, name):
-        """Move a stopped domain's persistent definition from src to dst."""
-        xml = self.hypervisor.definition(src, name)
+    def offline(self, src, dst, name, xml):
+        """Move a stopped domain from src to dst: defined there with xml (Nube's rendering,
+        never the source's definition), then undefined on src."""
         self.hypervisor.define(dst, xml)
         self.hypervisor.undefine(src, name)

@@ -46,10 +46,12 @@ class QemuImg:
             raise QemuImgError(f"qemu-img {args[0]} failed: {detail}")
         return res.stdout
 
-    def info(self, path) -> dict:
-        """`qemu-img info --output=json` of one file (not its backing chain)."""
+    def info(self, path, fmt=None) -> dict:
+        """`qemu-img info --output=json` of one file (never its backing chain); fmt: the
+        format it must have (no probing)."""
         # -U: a running VM may hold the image's lock; we only read the header
-        out = self.run(["info", "--output=json", "-U", "--", str(path)])
+        forced = ["-f", fmt] if fmt else []
+        out = self.run(["info", "--output=json", "-U", *forced, "--", str(path)])
         try:
             return json.loads(out)
         except ValueError as e:

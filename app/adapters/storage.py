@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from app.adapters.disk_chain import backing_of
 from app.adapters.qemu_img import (
     SECTOR,
     QemuImg,
@@ -341,6 +342,19 @@ class Storage(VmFiles):
     def disk_exists(self, vm_id) -> bool:
         """True if the VM has a disk file."""
         return self.disk_path(vm_id).is_file()
+
+    def disk_backing(self, vm_id, image) -> list[tuple[str, str]]:
+        """The backing chain of a VM's disk relative to the repository, read from its header
+        afresh and checked against the VM's image: [("images/<image>", format)] for an
+        overlay, [] for a full copy; OperationFailed when a host altered it."""
+        path = self.disk_path(vm_id)
+        if not path.is_file():
+            raise NotFound(f"no disk for VM {vm_id}")
+        try:
+            info = self.qemu_img.info(path, fmt="qcow2")
+        except QemuImgError as e:
+            raise OperationFailed(f"disk vms/{vm_id}.qcow2 is not a readable qcow2: {e}") from None
+        return backing_of(info, vm_id, image, lambda: self.checked_base_format(image))
 
     def disk_info(self, vm_id) -> dict:
         """qemu-img info (JSON, as a dict) of a VM's disk."""

@@ -155,7 +155,7 @@ def host_add(session):
         f"sudo password for {args.user}@{args.address}: ", from_stdin=args.password_stdin
     )
     body = {"address": args.address, "user": args.user, "password": password}
-    for key in ("name", "share", "network"):
+    for key in ("name", "share", "network", "data_address"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     return _act(session, "POST", "/hosts", body)

@@ -82,6 +82,7 @@ def _host_commands(subparsers, common):
     add.add_argument("--name", help="default: the address")
     add.add_argument("--share", help="how the host mounts the repository (nfs, bind)")
     add.add_argument("--network", help="the libvirt network or bridge of its VMs, or none")
+    add.add_argument("--data-address", help="where live migrations reach it (default: the address)")
     remove = _command(hosts, "remove", commands.host_remove, "remove a host", common, wait=True)
     remove.add_argument("host", metavar="HOST", help="id or name")
     remove.add_argument("--drain", action="store_true", help="move its VMs away first")

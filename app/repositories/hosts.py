@@ -6,7 +6,7 @@ from .tasks import TaskColumns
 
 # What a host row looks like to callers: the table plus what its VMs take.
 _SELECT = """
-SELECT h.id, h.name, h.address, h."user", h.state, h.share, h.network, h.cpus, h.mem,
+SELECT h.id, h.name, h.address, COALESCE(h.data_address, h.address) AS data_address, h."user", h.state, h.share, h.network, h.cpus, h.mem,
        h.free_mem, h.kvm, h.host_key, h.task, h.task_op, h.error, h.last_seen, h.created_at,
        h.prepared, h.misses, h.missing_since,
        (SELECT COALESCE(SUM(v.mem), 0) FROM vms v WHERE v.host_id = h.id) AS mem_allocated,
@@ -19,6 +19,7 @@ FILTER_COLUMNS = {
     "id": Column("id", "int"),
     "name": Column("name"),
     "address": Column("address"),
+    "data_address": Column("data_address"),
     "user": Column('"user"'),  # quoted: a bare user is PostgreSQL's current user
     "state": Column("state"),
     "share": Column("share"),
@@ -39,6 +40,7 @@ NULLABLE = {"cpus", "mem"}  # unknown until the host is first read
 UPDATABLE = {
     "name",
     "address",
+    "data_address",
     "user",
     "state",
     "share",
@@ -117,15 +119,26 @@ def set_secret(conn, host_id, password_enc, for_address):
     )
 
 
-def insert(
-    conn, *, name, address, user, password_enc, state, share, network, task=None, task_op=None
-):
-    """Add a host row; returns its id."""
+def insert(conn, *, name, address, user, password_enc, state, share, network, **more):
+    """Add a host row (more: data_address, task, task_op); returns its id."""
     cur = conn.execute(
-        'INSERT INTO hosts (name, address, "user", password_enc, password_address, state, share,'
-        " network, task, task_op, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " RETURNING id",
-        (name, address, user, password_enc, address, state, share, network, task, task_op, now()),
+        'INSERT INTO hosts (name, address, data_address, "user", password_enc, password_address,'
+        " state, share, network, task, task_op, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (
+            name,
+            address,
+            more.get("data_address"),
+            user,
+            password_enc,
+            address,
+            state,
+            share,
+            network,
+            more.get("task"),
+            more.get("task_op"),
+            now(),
+        ),
     )
     return cur.fetchone()[0]
 

@@ -15,14 +15,24 @@ from ..repositories import vms as vms_repo
 from . import claims, host_secrets, validate
 from .common import audit, busy_message, db, new_operation
 
-ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network")
-UPDATE_FIELDS = ("name", "user", "password", "network", "state", "address", "share")
+ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network", "data_address")
+UPDATE_FIELDS = (
+    "name",
+    "user",
+    "password",
+    "network",
+    "state",
+    "address",
+    "share",
+    "data_address",
+)
 SORT_COLUMNS = hosts_repo.SORT_COLUMNS
 SHARES = ("nfs", "bind")
 PUBLIC_KEYS = (
     "id",
     "name",
     "address",
+    "data_address",
     "user",
     "state",
     "share",
@@ -140,7 +150,18 @@ def _check_new(data):
     host["name"] = validate.name(
         validate.text(data, "name", required=False, default=host["address"]), "host name"
     )
+    host["data_address"] = _data_address(data, host["address"])
     return host
+
+
+def _data_address(data, address):
+    """The data address a host's input asks for: None (stored NULL) when it is empty or the
+    host's address, so that it follows the address."""
+    value = validate.text(data, "data_address", required=False)
+    if value is None:
+        return None
+    value = validate.address(value)
+    return None if value == address else value
 
 
 def add(data, actor, wait):
@@ -164,6 +185,7 @@ def add(data, actor, wait):
             state="preparing",
             share=host["share"],
             network=host["network"],
+            data_address=host["data_address"],
             task=kinds.HOST_ADD.task,
         )
         safe_input = {k: v for k, v in host.items() if k != "password"}
@@ -234,6 +256,8 @@ def _check_update(row, data):
     reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
     if "share" in reprepare:
         _share(reprepare["share"])
+    if "data_address" in data:
+        changes.update(_data_address_change(row, data, reprepare.get("address", row["address"])))
     if "address" in reprepare and row["prepared"] and password is None:
         # the stored password was given for the machine at the old address: it never goes to
         # another one, which the operator may not even know
@@ -242,6 +266,15 @@ def _check_update(row, data):
             " the stored password only goes to the machine it was given for"
         )
     return changes, reprepare, password
+
+
+def _data_address_change(row, data, address):
+    """{"data_address": new column value} when the input changes the host's data address,
+    else {}: a form sends back the address it showed, which must not pin it when the
+    address changes. It may change at any time: a migration reads it when it starts, so one
+    under way keeps the address it began with."""
+    wanted = _data_address(data, address)
+    return {} if (wanted or address) == row["data_address"] else {"data_address": wanted}
 
 
 def _refuse_clashes(conn, row, name, address):

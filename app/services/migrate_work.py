@@ -8,7 +8,7 @@ from ..errors import InvalidInput, NotFound, NubeError
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims
+from . import claims, definition
 from .vm_work import vm_and_host
 
 
@@ -34,6 +34,7 @@ def move_vm(ctx, vm, src, dst):
         raise NotFound(f"domain {vm['id']} is not defined on {src['name']}: nothing to move")
     if ctx.hypervisor.domain_state(dst, vm["id"]) is not None:
         raise InvalidInput(f"host {dst['name']} already has a domain named {vm['id']}")
+    xml = definition.for_move(ctx, vm, src, dst, running=state == "running")
     if state == "running":
         # a bind-mounted repository is not a file system libvirt knows to be shared
         unsafe = "bind" in (src["share"], dst["share"])
@@ -45,15 +46,17 @@ def move_vm(ctx, vm, src, dst):
             src,
             dst,
             vm["id"],
+            xml,
             unsafe=unsafe,
             report=lambda progress: ctx.log(progress.describe()),
             should_stop=ctx.should_stop,
             timeout=max(1.0, ctx.deadline_left()),
             bandwidth=ctx.config["MIGRATION_BANDWIDTH"],
         )
+        definition.check_arrival(ctx, vm, dst, xml)
     else:
         ctx.log(f"moving the definition of stopped {vm['id']} from {src['name']} to {dst['name']}")
-        ctx.adapters.migrator.offline(src, dst, vm["id"])
+        ctx.adapters.migrator.offline(src, dst, vm["id"], xml)
     _record_move(ctx, vm, dst)
 
 

@@ -6,12 +6,13 @@ import time
 from .. import cloudinit
 from ..adapters.hypervisor import HypervisorError
 from ..adapters.seed_iso import make_seed_iso
-from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
+from ..adapters.vm_files import SEED_SUFFIX
 from ..db import transaction
-from ..domain_xml import domain_type, render_domain
+from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
+from .definition import disk_chain, host_disk_path, pin_chain, render
 
 POLL_SECONDS = 0.5
 
@@ -23,12 +24,6 @@ def vm_and_host(ctx):
         raise NotFound(f"VM {ctx.target_id} no longer exists")
     host = hosts_repo.get(ctx.conn, vm["host"])
     return dict(vm), dict(host)
-
-
-def host_disk_path(ctx, vm_id, suffix=".qcow2"):
-    """Where a VM's file (its disk by default) is seen from its host (the repository mounted
-    at HOST_MOUNT)."""
-    return f"{ctx.config['HOST_MOUNT'].rstrip('/')}/vms/{vm_id}{suffix}"
 
 
 def _write_seed(ctx, vm, host):
@@ -75,15 +70,7 @@ def create_vm(ctx):
     seed = _write_seed(ctx, vm, host)
     ctx.storage.create_console_log(vm["id"])
     virt_type = domain_type(host["kvm"], ctx.config["VIRT_TYPE"])
-    xml = render_domain(
-        vm,
-        host,
-        host_disk_path(ctx, vm["id"]),
-        ctx.config["DOMAIN_TEMPLATES"],
-        seed_path=seed,
-        console_log=host_disk_path(ctx, vm["id"], CONSOLE_LOG_SUFFIX),
-        virt_type=ctx.config["VIRT_TYPE"],
-    )
+    xml = render(ctx, vm, host, disk_chain(ctx, vm), seed)
     ctx.progress(2, steps)
     ctx.log(f"defining domain {vm['id']} on {host['name']} (type {virt_type})")
     _heavy(
@@ -130,7 +117,10 @@ def start_vm(ctx):
 
 
 def _start(ctx, vm, host):
-    """Boot the VM's domain and record it running."""
+    """Boot the VM's domain and record it running, once its disk's header is checked."""
+    disk_chain(ctx, vm)  # another host may have rebased the overlay
+    if ctx.hypervisor.domain_state(host, vm["id"]) != "running":
+        pin_chain(ctx, vm, host)
     ctx.log(f"starting {vm['id']} on {host['name']}")
     _heavy(
         ctx,

@@ -224,6 +224,102 @@ def test_migrations_that_cannot_be_are_refused_with_the_reason(cluster):
     assert core.listVms("id = it0")[0]["host_name"] == vm["host_name"]
 
 
+def redefine_on(app, host_name, vm_id, device, folder):
+    """What a compromised host does: redefine the VM's domain with one more device."""
+    xml = virsh(app, host_name, "dumpxml", "--inactive", vm_id)
+    path = folder / f"{vm_id}.xml"
+    path.write_text(xml.replace("</devices>", f"{device}</devices>"))
+    virsh(app, host_name, "define", str(path))
+    assert device.split()[0] in virsh(app, host_name, "dumpxml", "--inactive", vm_id)
+
+
+def names_on(app, host_name):
+    """The domains a host has, running or not."""
+    return virsh(app, host_name, "list", "--all", "--name").split()
+
+
+def test_a_rewritten_domain_is_refused_a_move_and_stays(cluster, tmp_path):
+    """Issue 20, finding 1: a host that adds a device to its domain gets neither a live nor an
+    offline move of it; nothing is defined on the other host."""
+    app = cluster["app"]
+    block = "<disk type='block' device='disk'><source dev='/dev/sda'/><target dev='vdb'/></disk>"
+    share = (
+        "<filesystem type='mount' accessmode='squash'><source dir='/'/><target dir='root'/>"
+        "</filesystem>"
+    )
+    for vm_id, device, start in (("rw0", block, False), ("rw1", share, True)):
+        core.addVm({"id": vm_id, "image": IMAGE, "mem": 64, "host": "lab1"})
+        redefine_on(app, "lab1", vm_id, device, tmp_path)
+        if start:
+            core.startVm(vm_id)  # the host runs what it likes itself; it does not spread
+        with pytest.raises(core.OperationFailed, match=r"has what Nube never gave it: <"):
+            core.migrateVm(vm_id, "lab2")
+        assert device.split()[0] in last_operation("vm.migrate")["error"]
+        vm = core.listVms(f"id = {vm_id}")[0]
+        assert vm["host_name"] == "lab1" and vm["state"] == ("running" if start else "stopped")
+        assert vm_id in names_on(app, "lab1") and vm_id not in names_on(app, "lab2")
+        core.removeVm(vm_id)
+
+
+def test_a_stopped_vm_lands_with_nubes_rendering(cluster):
+    """The definition a stopped VM gets on its new host names its whole backing chain."""
+    core.addVm({"id": "st0", "image": IMAGE, "mem": 64, "host": "lab1"})
+    core.migrateVm("st0", "lab2")
+    xml = ET.fromstring(virsh(cluster["app"], "lab2", "dumpxml", "--inactive", "st0"))
+    [disk] = xml.findall("devices/disk[@device='disk']")
+    chain = disk.find("backingStore")
+    assert chain.find("source").get("file") == f"/mnt/iaas/images/{IMAGE}"
+    assert chain.find("format").get("type") == "qcow2" and chain.find("backingStore") is not None
+    assert "st0" not in names_on(cluster["app"], "lab1")
+    core.removeVm("st0")
+
+
+def test_a_rebased_overlay_is_refused_at_start(cluster):
+    """Issue 20, finding 2: a host rewrote an overlay's header to name another file."""
+    core.addVm({"id": "rb0", "image": IMAGE, "mem": 64, "host": "lab1"})
+    elsewhere = cluster["repository"] / "vms" / "rb0.qcow2"
+    subprocess.run(
+        ["qemu-img", "rebase", "-u", "-F", "raw", "-b", "/etc/hostname", str(elsewhere)],
+        check=True,
+    )
+    with pytest.raises(core.OperationFailed, match="names backing file '/etc/hostname'"):
+        core.startVm("rb0")
+    assert core.listVms("id = rb0")[0]["state"] == "stopped"
+    assert "running" not in virsh(cluster["app"], "lab1", "domstate", "rb0")
+    core.removeVm("rb0")
+
+
+def test_live_migration_streams_to_the_data_address(cluster, monkeypatch):
+    """Issue 20, finding 5: QEMU on the destination listens on its data address only, and the
+    stream goes there (another loopback address than the host's own)."""
+    import libvirt
+
+    passed = []
+    migrate3 = libvirt.virDomain.migrate3
+
+    def recording(dom, dconn, params, flags):
+        passed.append(dict(params))
+        return migrate3(dom, dconn, params, flags)
+
+    monkeypatch.setattr(libvirt.virDomain, "migrate3", recording)
+    lab2 = host_named("lab2")
+    data_address = "127.0.0.13"
+    core.updateHost(lab2["id"], {"data_address": data_address})
+    try:
+        core.addVm({"id": "dm0", "image": IMAGE, "mem": 64, "host": "lab1", "start": True})
+        vm = core.migrateVm("dm0", "lab2")
+        assert vm["host_name"] == "lab2" and vm["state"] == "running"
+        [params] = passed
+        assert params[libvirt.VIR_MIGRATE_PARAM_URI] == f"tcp://{data_address}"
+        assert params[libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] == data_address
+        assert "<backingStore" in params[libvirt.VIR_MIGRATE_PARAM_DEST_XML]
+        assert "running" in virsh(cluster["app"], "lab2", "domstate", "dm0")
+        core.removeVm("dm0")
+    finally:
+        core.updateHost(lab2["id"], {"data_address": ""})
+    assert host_named("lab2")["data_address"] == lab2["address"]
+
+
 def test_missing_image_and_too_little_memory(cluster):
     before = core.listVms()
     with pytest.raises(core.NotFound):

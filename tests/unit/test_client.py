@@ -124,7 +124,7 @@ def test_a_bad_token_is_exit_4_and_saves_nothing(nube, served, tmp_path):
 def test_host_add_waits_for_its_operation_and_the_host_is_listed(nube, logged_in, provisioner):
     run = nube(
         "host", "add", "127.0.0.2", "--user", "ops", "--name", "h2", "--password-stdin", "--wait",
-        stdin="sudo-password-1\n",
+        "--data-address", "10.7.0.2", stdin="sudo-password-1\n",
     )  # fmt: skip
     assert run.code == 0, run.err
     assert "[recording] host_add.yaml on 127.0.0.2" in run.out and "succeeded" in run.out
@@ -134,7 +134,9 @@ def test_host_add_waits_for_its_operation_and_the_host_is_listed(nube, logged_in
     assert table[0].split()[:4] == ["ID", "NAME", "ADDRESS", "STATE"]
     assert table[1].split()[1:4] == ["h2", "127.0.0.2", "ready"]
     hosts = nube("host", "list", "-q", "name = h2", "-o", "json").json()
-    assert [(h["name"], h["state"]) for h in hosts] == [("h2", "ready")]
+    assert [(h["name"], h["state"], h["data_address"]) for h in hosts] == [
+        ("h2", "ready", "10.7.0.2")
+    ]
 
 
 def test_a_failed_host_add_is_exit_1_with_its_error(nube, logged_in, provisioner):

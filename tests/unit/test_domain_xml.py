@@ -126,6 +126,7 @@ def test_template_escapes_everything():
         "nic_source": HOSTILE,
         "mac": HOSTILE,
         "disk_path": HOSTILE,
+        "backing": [{"path": HOSTILE, "format": HOSTILE}],
         "seed_path": HOSTILE,
         "console_log": HOSTILE,
     }
@@ -134,6 +135,8 @@ def test_template_escapes_everything():
     assert dom.get("type") == HOSTILE
     assert dom.findtext("name") == HOSTILE
     assert dom.find("devices/disk/source").get("file") == HOSTILE
+    assert dom.find("devices/disk/backingStore/source").get("file") == HOSTILE
+    assert dom.find("devices/disk/backingStore/format").get("type") == HOSTILE
     assert dom.find("devices/interface/source").get("bridge") == HOSTILE
     assert dom.find("devices/interface/mac").get("address") == HOSTILE
     assert dom.find("devices/serial/log").get("file") == HOSTILE

@@ -75,6 +75,9 @@ class Host(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
     address = fields.String(required=True)
+    data_address = fields.String(
+        required=True, metadata={"description": "where live migrations reach it"}
+    )
     user = fields.String(required=True)
     state = fields.String(required=True, metadata={"enum": list(HOST_STATES)})
     share = fields.String(required=True, metadata={"enum": ["nfs", "bind"]})
@@ -93,6 +96,12 @@ class Host(Schema):
     created_at = fields.String(allow_none=True)
 
 
+DATA_ADDRESS = (
+    "where live migrations reach the host, on a network guests cannot reach; default or empty:"
+    " its address"
+)
+
+
 class HostCreate(Schema):
     """addHost's input."""
 
@@ -103,6 +112,7 @@ class HostCreate(Schema):
     prepare = fields.Boolean(load_default=True)
     share = fields.String(metadata={"enum": ["nfs", "bind"]})
     network = fields.String(metadata={"description": "a libvirt network, bridge:NAME or none"})
+    data_address = fields.String(metadata={"description": DATA_ADDRESS})
 
 
 class HostUpdate(Schema):
@@ -115,6 +125,9 @@ class HostUpdate(Schema):
     state = fields.String(metadata={"enum": list(OPERATOR_STATES)})
     address = fields.String(metadata={"description": "only while the host has no VMs"})
     share = fields.String(metadata={"enum": ["nfs", "bind"]})
+    data_address = fields.String(
+        metadata={"description": DATA_ADDRESS + "; a migration under way keeps the old one"}
+    )
 
 
 class HostRemoveArgs(Schema):

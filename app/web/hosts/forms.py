@@ -10,6 +10,11 @@ SHARES = [
     SelectChoice("bind", "Bind mount (same machine)"),
 ]
 
+DATA_ADDRESS_HELP = (
+    "Where live migrations reach the host (QEMU listens there only): an address on a network"
+    " guests cannot reach. Empty: the address."
+)
+
 
 class HostForm(FlaskForm):
     """Register a host."""
@@ -35,6 +40,11 @@ class HostForm(FlaskForm):
         validators=[Length(max=70)],
         description="libvirt network name, bridge:NAME, or none.",
     )
+    data_address = StringField(
+        "Data address",
+        validators=[Optional(), Length(max=253)],
+        description=DATA_ADDRESS_HELP,
+    )
     prepare = BooleanField("Prepare the host with host_add.yaml", default=True)
     submit = SubmitField("Add host")
 
@@ -59,6 +69,11 @@ class HostEditForm(FlaskForm):
         ),
     )
     share = SelectField("Repository mount", choices=SHARES)
+    data_address = StringField(
+        "Data address",
+        validators=[Optional(), Length(max=253)],
+        description=DATA_ADDRESS_HELP,
+    )
     state = SelectField("State", choices=["ready", "disabled", "maintenance"])
     submit = SubmitField("Save")
 

@@ -36,7 +36,16 @@ def new():
     if form.validate_on_submit():
         data = {
             key: form[key].data
-            for key in ("address", "name", "user", "password", "share", "network", "prepare")
+            for key in (
+                "address",
+                "name",
+                "user",
+                "password",
+                "share",
+                "network",
+                "prepare",
+                "data_address",
+            )
         }
         try:
             op_id = hosts.add(data, actor(), wait=False)
@@ -91,7 +100,8 @@ def edit(host_id):
         form.state.choices = [host["state"]]
     if form.validate_on_submit():
         data = {
-            key: form[key].data for key in ("name", "user", "network", "address", "share", "state")
+            key: form[key].data
+            for key in ("name", "user", "network", "address", "share", "state", "data_address")
         }
         if form.password.data:
             data["password"] = form.password.data

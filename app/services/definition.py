@@ -1,0 +1,120 @@
+"""The domain definition of a VM, always rendered by Nube from the VM's row, its disk's
+checked header and the host it is for; never a definition a host supplied. A host's own
+definition is only compared with it, and a VM whose definition carries foreign devices is
+refused a move (the device would follow the VM to its next host)."""
+
+import re
+import xml.etree.ElementTree as ET
+
+from .. import cloudinit
+from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
+from ..domain_devices import foreign_devices
+from ..domain_xml import render_domain
+from ..errors import OperationFailed
+from ..repositories import vms as vms_repo
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+
+
+def host_disk_path(ctx, vm_id, suffix=".qcow2"):
+    """Where a VM's file (its disk by default) is seen from its host (the repository mounted
+    at HOST_MOUNT)."""
+    return f"{ctx.config['HOST_MOUNT'].rstrip('/')}/vms/{vm_id}{suffix}"
+
+
+def disk_chain(ctx, vm):
+    """The backing chain of the VM's disk as hosts see it ([(path, format)], top down), after
+    checking that its header names exactly the VM's image (an overlay) or nothing (a copy)."""
+    mount = ctx.config["HOST_MOUNT"].rstrip("/")
+    return [
+        (f"{mount}/{path}", fmt) for path, fmt in ctx.storage.disk_backing(vm["id"], vm["image"])
+    ]
+
+
+def render(ctx, vm, host, chain, seed=None, console_log=True):
+    """The domain XML of vm (with its uuid, and mac when it has one) on host."""
+    log = host_disk_path(ctx, vm["id"], CONSOLE_LOG_SUFFIX) if console_log else None
+    return render_domain(
+        vm,
+        host,
+        host_disk_path(ctx, vm["id"]),
+        ctx.config["DOMAIN_TEMPLATES"],
+        backing=chain,
+        seed_path=seed,
+        console_log=log,
+        virt_type=ctx.config["VIRT_TYPE"],
+    )
+
+
+def _identity(vm, host_xml, nic_wanted, seeded):
+    """The VM with the identity its guest has now: the UUID the host reports (a checked
+    UUID, nothing else), and the MAC Nube gives it (from that UUID with a seed; else the
+    guest's current one, when it is a MAC address)."""
+    domain = ET.fromstring(host_xml)
+    vm = {**vm, "uuid": domain.findtext("uuid")}
+    if nic_wanted and seeded:
+        vm["mac"] = cloudinit.mac_address(vm["uuid"])
+    elif nic_wanted:
+        mac = domain.find("devices/interface/mac")
+        address = None if mac is None else (mac.get("address") or "").lower()
+        vm["mac"] = address if address and _MAC.fullmatch(address) else None
+    return vm
+
+
+def for_move(ctx, vm, src, dst, running):
+    """The XML Nube renders for a VM moving from src to dst, after checking its disk's header
+    and that the source's definitions (the running one too) carry no foreign device."""
+    return _checked(ctx, vm, src, dst, running, f"move it (it stays on {src['name']})")
+
+
+def check_arrival(ctx, vm, dst, xml):
+    """After a live move, check that dst runs and keeps Nube's definition: the source's
+    libvirt hands the destination XML on itself, so a patched one could send its own. A VM
+    that arrived with anything else is forced off there and keeps Nube's definition."""
+    found = foreign_devices(ctx.hypervisor.definition(dst, vm["id"], live=True), xml)
+    found += foreign_devices(ctx.hypervisor.definition(dst, vm["id"]), xml)
+    if found:
+        ctx.hypervisor.destroy(dst, vm["id"])
+        ctx.hypervisor.define(dst, xml)
+        raise OperationFailed(
+            f"{vm['id']} arrived on {dst['name']} with what Nube never gave it:"
+            f" {'; '.join(found)}; forced off there, its definition replaced with Nube's"
+        )
+
+
+def pin_chain(ctx, vm, host):
+    """Redefine a stopped VM whose definition names no backing chain (made before Nube wrote
+    it) with Nube's rendering, so libvirt never reads the chain from the header; the same
+    checks as a move first."""
+    domain = ET.fromstring(ctx.hypervisor.definition(host, vm["id"]))
+    disk = domain.find("devices/disk[@device='disk']")
+    if disk is None or disk.find("backingStore") is not None:
+        return
+    xml = _checked(ctx, vm, host, host, False, "start it")
+    ctx.log(f"redefining {vm['id']} with its disk's whole backing chain named")
+    ctx.hypervisor.define(host, xml)
+
+
+def _checked(ctx, vm, src, dst, running, refused):
+    """Nube's XML for vm on dst, once the disk's header and src's definitions are checked;
+    refused: what is refused when they are not."""
+    chain = disk_chain(ctx, vm)
+    files = set(ctx.storage.existing_vm_files(vm["id"]))
+    boot = vms_repo.first_boot(ctx.conn, vm["id"])
+    seeded = f"{vm['id']}{SEED_SUFFIX}" in files and bool(boot and boot["hostname"])
+    seed = host_disk_path(ctx, vm["id"], SEED_SUFFIX) if seeded else None
+    has_log = f"{vm['id']}{CONSOLE_LOG_SUFFIX}" in files
+    host_xmls = [ctx.hypervisor.definition(src, vm["id"])]
+    if running:
+        host_xmls.append(ctx.hypervisor.definition(src, vm["id"], live=True))
+    on_src = _identity(vm, host_xmls[-1], src["network"] != "none", seeded)
+    expected = render(ctx, on_src, src, chain, seed, has_log)
+    for host_xml in host_xmls:
+        foreign = foreign_devices(host_xml, expected)
+        if foreign:
+            raise OperationFailed(
+                f"the definition of {vm['id']} on {src['name']} has what Nube never gave it:"
+                f" {'; '.join(foreign)}; refusing to {refused}"
+            )
+    on_dst = _identity(vm, host_xmls[-1], dst["network"] != "none", seeded)
+    return render(ctx, on_dst, dst, chain, seed, has_log)
