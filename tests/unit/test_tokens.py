@@ -257,6 +257,7 @@ def test_create_page_shows_the_token_once(app, operator_client):
     raw = field["value"]
     assert raw.startswith("nube_") and field.has("readonly")
     assert doc.by_id("new-token-note").text == "Copy it now: it will not be shown again."
+    assert doc.by_id("copy-token")["data-copy"] == "new-token"  # nube.js copies that field
     with operator_client.session_transaction() as session:
         assert raw not in repr(dict(session))
     with app.app_context():

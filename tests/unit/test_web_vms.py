@@ -370,3 +370,18 @@ def test_vcpus_beyond_the_overcommit_are_refused_and_the_form_shows_them_free(
         with pytest.raises(core.InvalidInput, match=f"0 vCPUs free of {cpus} CPUs"):
             core.addVm({"id": "one-more", "image": image, "mem": 32})
         assert [vm["id"] for vm in core.listVms()] == ["big"]
+
+
+def test_at_phone_width_the_vm_list_keeps_name_state_memory_and_actions(
+    app, admin_client, host, image
+):
+    add_vm(app, "vm1", image)
+    doc = page(admin_client.get("/vms/"))
+    head = doc.by_id("vms-table").one("thead")
+    shown = [th.text for th in head.find_all("th") if "d-none" not in th.classes]
+    assert shown == ["Name ▲", "State", "Memory", "Actions"]
+    row = doc.one("tr", data_vm_id="vm1")
+    cells = [td for td in row.find_all("td") if "d-none" not in td.classes]
+    assert len(cells) == 4 and cells[3].has("data-actions")
+    assert doc.by_id("main").tag == "main"
+    assert doc.one("a", text="Skip to the main content")["href"] == "#main"
