@@ -15,6 +15,9 @@ from huey.consumer import Consumer
 log = logging.getLogger(__name__)
 
 STOP_WAIT = 15.0  # seconds a stopping consumer waits for the monitor's turn to end
+# huey's idle workers back off up to 10 s between polls of the queue, so an action clicked on
+# an idle controller waited 5-6 s as pending; a poll of the queue's table is cheap.
+IDLE_POLL_MAX = 0.25
 
 
 class MonitoredConsumer(Consumer):
@@ -60,5 +63,8 @@ class NubeHuey(Huey):
     make_monitor = None
 
     def create_consumer(self, **options):
-        """The consumer `huey_consumer` runs."""
+        """The consumer `huey_consumer` runs; idle workers look for work at least every
+        IDLE_POLL_MAX seconds, whatever -m says."""
+        options["max_delay"] = min(options.get("max_delay") or IDLE_POLL_MAX, IDLE_POLL_MAX)
+        options["initial_delay"] = min(options.get("initial_delay") or 0.1, IDLE_POLL_MAX)
         return MonitoredConsumer(self, self.make_monitor, **options)

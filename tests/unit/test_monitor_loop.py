@@ -199,3 +199,11 @@ class _RecordingFlag:
     def wait(self, timeout=None):
         self.waits.append(timeout)
         return False
+
+
+def test_idle_workers_look_for_new_work_at_least_four_times_a_second(app):
+    huey = queue_of(app).huey
+    for given in ({}, {"max_delay": 10.0, "initial_delay": 0.1}, {"max_delay": 0.1}):
+        consumer = huey.create_consumer(workers=1, worker_type="thread", periodic=False, **given)
+        assert consumer.max_delay == min(given.get("max_delay", 0.25), 0.25)
+        assert consumer.default_delay <= consumer.max_delay
