@@ -9,8 +9,9 @@ MAX_FILE = 1024 * 1024  # bytes: no key or user data file is bigger
 
 
 def secret(prompt, from_stdin):
-    """A secret from the first line of stdin, or typed at a prompt that does not echo it."""
-    if from_stdin:
+    """A secret from the first line of stdin (asked for, or stdin is a pipe), or typed at a
+    prompt that does not echo it."""
+    if from_stdin or not sys.stdin.isatty():  # getpass would warn and read the pipe anyway
         value = sys.stdin.readline().rstrip("\r\n")
     else:
         try:

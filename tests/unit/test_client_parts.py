@@ -246,3 +246,19 @@ def test_the_client_runs_on_the_standard_library_alone(tmp_path):
     )
     assert done.returncode == 2, done.stderr  # a usage error: no URL configured
     assert "nube login" in done.stderr
+
+
+def test_a_token_piped_into_login_is_read_without_a_warning(tmp_path):
+    token = "nube_" + "A" * 43
+    result = subprocess.run(
+        [sys.executable, "-m", "app.client.main", "--config", str(tmp_path / "c.json")]
+        + ["login", "http://127.0.0.1:9"],
+        input=token + "\n",
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+        check=False,
+    )
+    assert "Warning" not in result.stderr and "getpass" not in result.stderr.lower()
+    assert result.returncode == 7, result.stderr  # the token was read; the controller is not there
