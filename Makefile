@@ -48,10 +48,11 @@ $(BIN)/.installed: requirements.txt pyproject.toml | $(BIN)/python
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# noVNC for the VM console, from its npm package (installed, never committed).
+# noVNC for the VM console, from its npm package, and ESLint for `make lint` (devDependencies,
+# included even where npm is told to omit them): installed, never committed.
 NOVNC := static/node_modules/@novnc/novnc/core/rfb.js
 $(NOVNC): static/package.json static/package-lock.json
-	npm ci --prefix static --no-audit --no-fund --loglevel=error
+	npm ci --prefix static --include=dev --no-audit --no-fund --loglevel=error
 	touch $@
 
 venv: system $(BIN)/.installed $(NOVNC)
@@ -83,6 +84,7 @@ lint: venv
 	$(BIN)/python -m tests.complexity app 15
 	cd plays && for play in *.yaml; do ../$(BIN)/ansible-playbook --syntax-check -i localhost, $$play || exit 1; done
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline -q plays/
+	cd static && ./node_modules/.bin/eslint --max-warnings 0 .
 
 unit: venv
 	$(BIN)/pytest -q tests/unit

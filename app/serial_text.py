@@ -1,28 +1,48 @@
-"""A serial console's bytes as plain text: terminal escapes, carriage returns and other
-control characters removed, so logs read as the operator would have seen them."""
+"""Text nobody vouches for (a serial console, a guest agent, a controller's answer in the
+`nube` client) made fit to show: terminal escape sequences, control characters and invisible
+Unicode removed, so it reads as what it is and cannot drive a terminal or hide a word.
+
+Standard library only: the `nube` client uses it where only Python is installed."""
 
 import re
+import unicodedata
 
 _ESCAPES = re.compile(
-    rb"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase
-    rb"|\x1b\][^\x07\x1b\n]{0,512}(?:\x07|\x1b\\)?"  # OSC (window titles), never past a line
-    rb"|\x1b[()*+][0-9A-Za-z]"  # character set selection
-    rb"|\x1b[@-Z\\-_=>78]"  # other two-byte escapes
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI (7- or 8-bit): colours, cursor moves, erase
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\n]{0,512}(?:\x07|\x1b\\)?"  # OSC (window titles), never past a line
+    r"|\x1b[()*+][0-9A-Za-z]"  # character set selection
+    r"|\x1b[@-Z\\-_=>78]"  # other two-byte escapes
 )
-# C0 controls, DEL, C1 controls, and Unicode's invisible formatting (bidi overrides,
-# zero-width characters) that could make a line read as something it is not
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _shown(char: str, keep: str) -> str:
+    """One character that is not printable: itself if kept, ' ' for a space, else nothing."""
+    if char in keep:
+        return char
+    return " " if unicodedata.category(char) == "Zs" else ""
+
+
+def printable(text: str, keep: str = "") -> str:
+    """text without terminal escape sequences and without every character Python does not
+    count as printable (Unicode categories Cc, Cf, Cs, Co, Cn, Zl, Zp: C0 and C1 controls, DEL,
+    bidi overrides, zero-width characters, private-use and unassigned code points), but those
+    in keep; a space other than ' ' (no-break, ideographic) reads as ' '."""
+    text = _ESCAPES.sub("", text)
+    if text.isprintable():
+        return text  # the common case, at C speed
+    return "".join(char if char.isprintable() else _shown(char, keep) for char in text)
 
 
 def clean_line(line: str) -> str:
-    """A line as the terminal left it: what follows its last carriage return, no controls."""
+    """A line as the terminal left it: what follows its last carriage return, printable only
+    (tabs kept)."""
     shown = [part for part in line.split("\r") if part.strip()]
-    return _CONTROL.sub("", shown[-1] if shown else "")
+    return printable(shown[-1] if shown else "", keep="\t")
 
 
 def clean(data: bytes) -> list[str]:
     """The lines of console output (the last one may be a partial line such as a prompt)."""
-    text = _ESCAPES.sub(b"", data).decode("utf-8", errors="replace")
+    text = _ESCAPES.sub("", data.decode("utf-8", errors="replace"))
     return [clean_line(line) for line in text.split("\n")]
 
 

@@ -222,7 +222,8 @@
     const status = op.status;
     const active = ACTIVE.includes(status);
     const total = Number(op.progress_total || 0);
-    const done = Number(op.progress_done || 0);
+    const shown = op.progress || { percent: 100, note: "" }; // as the server computed it
+    const percent = Number(shown.percent);
     const link = item.querySelector('[data-slot="link"]');
     if (link) {
       link.href = `${operationsUrl}${Number(op.id)}`;
@@ -231,12 +232,6 @@
     setText(item.querySelector('[data-slot="kind"]'), op.kind || "");
     setText(item.querySelector('[data-slot="target"]'), op.target_name || "");
     setBadge(item.querySelector('[data-slot="status"]'), status);
-    let percent = 100;
-    let note = status === "pending" ? "waiting for a worker" : active ? "working" : "";
-    if (total > 0) {
-      percent = Math.min(100, roundHalfEven((100 * done) / total));
-      note = `${done} of ${total} tasks`;
-    }
     let name = "progress-bar";
     if (!active) {
       name += ` bg-${colours[status] || "secondary"}`;
@@ -252,7 +247,7 @@
     if (progress) {
       progress.setAttribute("aria-valuenow", String(percent));
     }
-    setText(item.querySelector('[data-slot="progress"]'), note);
+    setText(item.querySelector('[data-slot="progress"]'), shown.note);
   }
 
   function applyOperations(operations) {
@@ -346,17 +341,31 @@
 
   class Gone extends Error {}
 
+  // The controller did not answer (restarting, or the network hiccuped): only this is worth
+  // retrying. Anything else thrown while polling is a bug in this script and must show as one.
+  class Unreachable extends Error {}
+
+  async function network(promise) {
+    try {
+      return await promise;
+    } catch (error) {
+      throw new Unreachable(String(error)); // fetch's TypeError, an aborted or cut-off body
+    }
+  }
+
   async function fetchJson(job) {
     const headers = { Accept: "application/json" };
     const known = etags.get(job.kind);
     if (known && known.url === job.url) {
       headers["If-None-Match"] = known.tag;
     }
-    const response = await fetch(job.url, {
-      headers,
-      credentials: "same-origin",
-      cache: "no-store",
-    });
+    const response = await network(
+      fetch(job.url, {
+        headers,
+        credentials: "same-origin",
+        cache: "no-store",
+      }),
+    );
     if (response.status === 304) {
       return null; // nothing changed since the last answer
     }
@@ -368,7 +377,7 @@
     if (tag) {
       etags.set(job.kind, { url: job.url, tag });
     }
-    return response.json();
+    return network(response.json());
   }
 
   function schedule(ms) {
@@ -402,6 +411,13 @@
       if (error instanceof Gone) {
         stopped = true;
         return;
+      }
+      if (!(error instanceof Unreachable)) {
+        // A programming error, not the server: stop (the page would only repeat it) and let
+        // it reach the console and the page's error handlers as what it is.
+        stopped = true;
+        console.error("live updates stopped:", error);
+        throw error;
       }
       // The controller restarted or the network hiccuped: try again, more slowly.
       delay = Math.min(MAX_INTERVAL_MS, delay * 2);

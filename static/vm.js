@@ -105,17 +105,21 @@
 
   async function followGuest() {
     if (vmState() === "running") {
+      let data;
       try {
-        const data = await getJson(guestCard.dataset.url);
-        if (data === null) {
-          return;
-        }
+        data = await getJson(guestCard.dataset.url);
+      } catch (_error) {
+        data = undefined; // the network hiccuped: keep what is shown; try again later
+      }
+      if (data === null) {
+        return;
+      }
+      // outside the try: an error in this script must show, not pass for a network failure
+      if (data) {
         showGuest(
           data.guest,
           data.error || "The guest agent does not answer (yet): it starts with the guest's OS.",
         );
-      } catch (_error) {
-        // keep what is shown; try again later
       }
     } else {
       showGuest(null, "The VM is not running.");

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import libvirt
 
+from ..serial_text import printable
+
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 # libvirt's answers when no agent runs in the guest (or it does not answer)
 _NO_AGENT = {
@@ -48,9 +50,8 @@ def no_agent(exc: libvirt.libvirtError) -> bool:
 
 
 def _text(value) -> str:
-    """A guest's word, cut short and stripped of control characters: the guest is not trusted."""
-    text = "".join(c for c in str(value or "") if c.isprintable())
-    return text[:TEXT_MAX]
+    """A guest's word, printable only and cut short: the guest is not trusted."""
+    return printable(str(value or ""))[:TEXT_MAX]
 
 
 def _addresses(dom) -> list[dict]:

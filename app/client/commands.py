@@ -1,6 +1,5 @@
 """The sub-commands: one function each, taking the Session and returning the exit code."""
 
-import sys
 from urllib.parse import quote
 
 from . import config, follow, inputs, output
@@ -104,7 +103,7 @@ def _list(session, path, columns):
 
 def follow_operation(session, op_id):
     """Print an operation's log as it comes until it ends; 0 when it succeeded, else 1."""
-    stream = sys.stderr if session.as_json else session.out  # stdout stays JSON with -o json
+    stream = session.notes if session.as_json else session.out  # stdout stays JSON with -o json
 
     def on_line(line):
         print(output.log_line(line), file=stream, flush=True)

@@ -1,18 +1,31 @@
 """How answers are printed: tables with aligned columns, key/value records, or JSON (-o json)."""
 
 import json
-import re
 
-# Escape sequences (CSI, OSC) whole, then any other control character but tab and newline:
-# a controller's text must not drive the terminal.
-_CONTROL = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
-)
+from ..serial_text import printable
 
 
 def clean(text):
-    """Text with terminal control characters removed."""
-    return _CONTROL.sub("", str(text))
+    """Any value as text fit for a terminal: a controller's answer (or whatever answers in its
+    place) must not drive it or hide words, so escape sequences, control characters but
+    newline and tab, and invisible Unicode go, as in boot logs and guest agent text."""
+    return printable(str(text), keep="\n\t")
+
+
+class Terminal:
+    """A stream that cleans what is written to it: the last guard, so no text from the
+    controller reaches the terminal raw whichever way a command prints it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        """Write text, cleaned."""
+        return self.stream.write(clean(text))
+
+    def flush(self):
+        """Flush the stream underneath."""
+        self.stream.flush()
 
 
 def cell(value):
@@ -22,7 +35,7 @@ def cell(value):
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return " ".join(f"{key}={cell(item)}" for key, item in value.items())
+        return " ".join(f"{cell(key)}={cell(item)}" for key, item in value.items())
     if isinstance(value, list | tuple):
         return ",".join(cell(item) for item in value)
     return clean(value).replace("\n", " ").replace("\t", " ")
@@ -60,9 +73,10 @@ def table(rows, columns, out):
 def record(item, out, keys=None):
     """One object as 'key: value' lines, keys aligned; a value of several lines is indented."""
     keys = [key for key in (keys or item) if key in item]
-    width = max((len(key) for key in keys), default=0)
+    names = {key: cell(key) for key in keys}  # the controller names them: cleaned too
+    width = max((len(name) for name in names.values()), default=0)
     for key in keys:
-        out.write(f"{key + ':':<{width + 1}} {_field(item[key], width + 2)}\n")
+        out.write(f"{names[key] + ':':<{width + 1}} {_field(item[key], width + 2)}\n")
 
 
 def _field(value, indent):

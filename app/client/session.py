@@ -19,8 +19,13 @@ class Session:
 
     @property
     def out(self):
-        """Where answers go (looked up at each use, so a captured stdout is honoured)."""
-        return sys.stdout
+        """Where answers go, cleaned (looked up at each use, so a captured stdout is honoured)."""
+        return output.Terminal(sys.stdout)
+
+    @property
+    def notes(self):
+        """Where notes go (stderr), cleaned."""
+        return output.Terminal(sys.stderr)
 
     @property
     def as_json(self):
@@ -59,7 +64,7 @@ class Session:
 
     def say(self, message):
         """A note for the person at the terminal (stderr, so stdout stays the answer)."""
-        print(output.clean(message), file=sys.stderr)
+        print(message, file=self.notes)
 
     def warn(self, message):
         """A warning on stderr."""

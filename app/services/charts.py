@@ -33,6 +33,16 @@ def usage(used, total):
     }
 
 
+def operation_progress(status, done, total):
+    """An operation's progress bar: the percent of its tasks done (100 when it counts none)
+    and the note under the bar."""
+    done, total = done or 0, total or 0
+    if total:
+        return {"percent": min(100, round(100 * done / total)), "note": f"{done} of {total} tasks"}
+    note = {"pending": "waiting for a worker", "running": "working"}.get(status, "")
+    return {"percent": 100, "note": note}
+
+
 def host_usage(host):
     """A host's memory and vCPU bars."""
     return {

@@ -96,8 +96,12 @@ def hosts(ids):
 
 
 def _operation(row):
-    """The few fields of an operation the overview follows."""
-    return {key: row[key] for key in OPERATION_KEYS}
+    """The few fields of an operation the overview follows, with its progress bar."""
+    operation = {key: row[key] for key in OPERATION_KEYS}
+    operation["progress"] = charts.operation_progress(
+        row["status"], row["progress_done"], row["progress_total"]
+    )
+    return operation
 
 
 def overview(recent=10):

@@ -8,6 +8,7 @@ from ..errors import InvalidInput, NotFound, NubeError
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
+from ..states import vm_state
 from . import claims, definition
 from .vm_work import vm_and_host
 
@@ -34,8 +35,9 @@ def move_vm(ctx, vm, src, dst):
         raise NotFound(f"domain {vm['id']} is not defined on {src['name']}: nothing to move")
     if ctx.hypervisor.domain_state(dst, vm["id"]) is not None:
         raise InvalidInput(f"host {dst['name']} already has a domain named {vm['id']}")
-    xml = definition.for_move(ctx, vm, src, dst, running=state == "running")
-    if state == "running":
+    running = vm_state(state) == "running"  # paused too: its guest moves live, paused
+    xml = definition.for_move(ctx, vm, src, dst, running=running)
+    if running:
         # a bind-mounted repository is not a file system libvirt knows to be shared
         unsafe = "bind" in (src["share"], dst["share"])
         ctx.log(
@@ -65,7 +67,7 @@ def _record_move(ctx, vm, dst):
     state = ctx.hypervisor.domain_state(dst, vm["id"])
     with transaction(ctx.conn):
         vms_repo.set_host(ctx.conn, vm["id"], dst["id"])
-        vms_repo.set_state(ctx.conn, vm["id"], "running" if state == "running" else "stopped")
+        vms_repo.set_state(ctx.conn, vm["id"], vm_state(state))
     ctx.log(f"{vm['id']} is on {dst['name']} now ({state})")
 
 
@@ -92,8 +94,7 @@ def locate(ctx, vm, src, dst):
     if on_src is None and on_dst is not None:
         _record_move(ctx, vm, dst)
         return
-    state = "running" if on_src == "running" else "stopped" if on_src else "error"
-    vms_repo.set_state(ctx.conn, vm["id"], state)
+    vms_repo.set_state(ctx.conn, vm["id"], vm_state(on_src))
     ctx.log(f"{vm['id']} stays on {src['name']} ({on_src or 'missing'})")
 
 

@@ -11,6 +11,7 @@ from ..extensions import adapters
 from ..repositories import hosts as hosts_repo
 from ..repositories import monitor as monitor_repo
 from ..repositories import vms as vms_repo
+from ..states import vm_state
 from . import cluster
 from .common import db
 
@@ -114,7 +115,7 @@ def _apply(conn, reading, silence=Silence()):
             changes.update(state="ready", error=None)
         hosts_repo.update(conn, host["id"], **changes)
         _apply_domains(conn, host["id"], vms, reading.domains, reading.started)
-        running = sum(1 for d in reading.domains.values() if d.state == "running")
+        running = sum(1 for d in reading.domains.values() if vm_state(d.state) == "running")
         monitor_repo.add_sample(conn, host["id"], info.free_mem, len(vms), running)
 
 
@@ -149,9 +150,7 @@ def _apply_domains(conn, host_id, vms, domains, started):
             found.add(("missing_domain", vm["id"]))
             vms_repo.set_state(conn, vm["id"], "error", seen=False)
         else:
-            vms_repo.set_state(
-                conn, vm["id"], "running" if domain.state in ("running", "paused") else "stopped"
-            )
+            vms_repo.set_state(conn, vm["id"], vm_state(domain.state))
     busy = vms_repo.busy_ids(conn)  # a migrating VM's domain is on two hosts for a while
     for name in domains:
         if name not in known and name not in busy:

@@ -4,6 +4,7 @@ from ..db import now
 from ..errors import NubeError
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
+from ..states import vm_state
 
 
 def recheck_vm(ctx):
@@ -15,9 +16,8 @@ def recheck_vm(ctx):
         ctx.error(f"domain {vm['id']} does not exist on {host['name']}: state error")
         vms_repo.set_state(ctx.conn, vm["id"], "error")
         return
-    real = "running" if state in ("running", "paused") else "stopped"
     ctx.log(f"{vm['id']} is {state} on {host['name']} (was recorded {vm['state']})")
-    vms_repo.set_state(ctx.conn, vm["id"], real)
+    vms_repo.set_state(ctx.conn, vm["id"], vm_state(state))
 
 
 def recheck_host(ctx):

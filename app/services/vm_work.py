@@ -12,6 +12,7 @@ from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
+from ..states import vm_state
 from .definition import disk_chain, host_disk_path, pin_chain, render
 
 POLL_SECONDS = 0.5
@@ -94,7 +95,8 @@ def undo_create(ctx, status):
     vm, host = vm_and_host(ctx)
     try:
         if ctx.hypervisor.domain_uuid(host, vm["id"]) == ctx.input.get("uuid"):
-            if ctx.hypervisor.domain_state(host, vm["id"]) == "running":  # started, then failed
+            # started (and maybe paused), then failed
+            if vm_state(ctx.hypervisor.domain_state(host, vm["id"])) == "running":
                 _force_off(ctx, host, vm["id"])
             ctx.hypervisor.undefine(host, vm["id"])
             ctx.log(f"undefined the half-made domain {vm['id']}")
@@ -125,7 +127,7 @@ def _start(ctx, vm, host):
     _heavy(
         ctx,
         lambda: ctx.hypervisor.start(host, vm["id"]),
-        lambda: ctx.hypervisor.domain_state(host, vm["id"]) == "running",
+        lambda: vm_state(ctx.hypervisor.domain_state(host, vm["id"])) == "running",
         f"{vm['id']} is running",
     )
     vms_repo.set_state(ctx.conn, vm["id"], "running")
@@ -139,7 +141,7 @@ def stop_vm(ctx):
         how = _ask_to_shut_down(ctx, host, vm["id"])
         ctx.log(f"asked {vm['id']} to shut down ({how}), waiting up to {timeout:g}s")
         if _wait_until(
-            ctx, lambda: ctx.hypervisor.domain_state(host, vm["id"]) != "running", timeout
+            ctx, lambda: vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running", timeout
         ):
             ctx.log(f"{vm['id']} shut down")
             vms_repo.set_state(ctx.conn, vm["id"], "stopped")
@@ -171,7 +173,7 @@ def _force_off(ctx, host, name):
     _heavy(
         ctx,
         lambda: ctx.hypervisor.destroy(host, name),
-        lambda: ctx.hypervisor.domain_state(host, name) != "running",
+        lambda: vm_state(ctx.hypervisor.domain_state(host, name)) != "running",
         f"{name} is off",
     )
 
@@ -210,7 +212,7 @@ def force_remove_vm(ctx, vm, host):
     if state is None:
         ctx.log(f"domain {vm['id']} is not defined on {host['name']}: nothing to undefine")
     else:
-        if state == "running":
+        if vm_state(state) == "running":  # paused too: undefined, it would live on, transient
             ctx.log(f"forcing {vm['id']} off")
             _force_off(ctx, host, vm["id"])
         ctx.log(f"undefining {vm['id']} on {host['name']}")
@@ -244,4 +246,4 @@ def recheck_state(ctx, status):
         ctx.error(f"domain {vm['id']} is missing on {host['name']}")
         vms_repo.set_state(ctx.conn, vm["id"], "error")
         return
-    vms_repo.set_state(ctx.conn, vm["id"], "running" if state == "running" else "stopped")
+    vms_repo.set_state(ctx.conn, vm["id"], vm_state(state))

@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 from .. import formats
 from ..errors import Busy
 from ..numbers import is_digits
-from ..services import live, vms
+from ..services import charts, live, vms
 
 # Status colours, defined once (Bootstrap contextual names).
 STATUS_COLOURS = {
@@ -163,4 +163,5 @@ def init_app(app):
         VM_ACTIONS=vms.ACTIONS,
         VM_MIGRATE_STATES=vms.MIGRATE_STATES,
         LIVE_MAX_IDS=live.MAX_IDS,
+        operation_progress=charts.operation_progress,
     )

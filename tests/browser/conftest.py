@@ -128,6 +128,20 @@ def page(chromium, nube):
     assert errors == [], f"JavaScript errors: {errors}"
 
 
+def script_errors(tab):
+    """A list that collects, from now on, the tab's uncaught script errors (rejected promises
+    too) and what its scripts report with console.error."""
+    errors = []
+
+    def console(message):
+        if message.type == "error":
+            errors.append(f"console: {message.text} ({message.location.get('url')})")
+
+    tab.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    tab.on("console", console)
+    return errors
+
+
 def login(page, user, password):
     """Log in through the form."""
     page.goto("/login")

@@ -1,12 +1,23 @@
 """An operator's day in a real browser: log in, add a host, upload an image, run a VM."""
 
+import os
 import re
+import signal
 import subprocess
+from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ADMIN, OPERATOR, add_lab_host, login, screenshot
+from tests.browser.conftest import (
+    ADMIN,
+    OPERATOR,
+    add_lab_host,
+    login,
+    screenshot,
+    script_errors,
+)
+from tests.lab import lab
 
 pytestmark = pytest.mark.browser
 
@@ -28,6 +39,46 @@ def wait_for_operation(page, status="succeeded"):
     """On an operation page, wait until the live status shows a final status."""
     expect(page).to_have_url(re.compile(r"/operations/\d+$"))
     expect(page.locator("#op-status")).to_have_text(status, timeout=OPERATION_TIMEOUT)
+
+
+@contextmanager
+def libvirtd_paused(index):
+    """Lab host `index`'s libvirtd stopped (SIGSTOP) for the block: calls to it wait (less than
+    HOST_TIMEOUT, or they fail), and go on where they were once it continues."""
+    pid = lab.daemon_pids(index)["libvirtd"]
+    assert pid, f"lab host {index} runs no libvirtd"
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def create_vm_watching_the_overview(page, vm_id, image, mem):
+    """Create a VM from the form while another tab shows the overview: its in-progress list
+    shows the creation's progress while it runs (the host's libvirtd is held for a moment so
+    that a poll finds it running), then its end; the overview's scripts raise no error."""
+    overview = page.context.new_page()
+    errors = script_errors(overview)
+    overview.goto("/")
+    expect(overview.locator("#live-operations-empty")).to_be_visible()
+    page.goto("/vms/new")
+    page.fill("#id", vm_id)
+    page.select_option("#image", image)
+    page.fill("#mem", str(mem))
+    with libvirtd_paused(1):  # lab1: create_vm has reported "0 of 3" and waits for its answer
+        page.click("#submit")
+        expect(page).to_have_url(re.compile(r"/operations/\d+$"))
+        op_id = page.url.rstrip("/").rsplit("/", 1)[1]
+        item = overview.locator(f'#live-operations [data-op-id="{op_id}"]')
+        expect(item.locator('[data-slot="progress"]')).to_have_text("0 of 3 tasks", timeout=7_000)
+        expect(item.locator('[data-slot="status"] .badge')).to_have_text("running")
+        expect(item.locator('[data-slot="target"]')).to_have_text(vm_id)
+    wait_for_operation(page)
+    expect(item.locator('[data-slot="status"] .badge')).to_have_text("succeeded", timeout=15_000)
+    expect(item.locator('[data-slot="progress"]')).to_have_text("3 of 3 tasks")
+    overview.close()
+    assert errors == []
 
 
 def test_wrong_password_is_refused(page):
@@ -70,13 +121,9 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     expect(page.locator("#images-table")).to_contain_text("blank.qcow2")
     screenshot(page, "images")
 
-    # Create a VM, then start it from another tab while this one watches the list.
-    page.goto("/vms/new")
-    page.fill("#id", "web1")
-    page.select_option("#image", "blank.qcow2")
-    page.fill("#mem", "64")
-    page.click("#submit")
-    wait_for_operation(page)
+    # Create a VM while the overview follows it, then start it from another tab while this
+    # one watches the list.
+    create_vm_watching_the_overview(page, "web1", "blank.qcow2", 64)
     page.goto("/vms/")
     row = page.locator('tr[data-vm-id="web1"]')
     expect(row.locator('[data-field="state"] .badge')).to_have_text("stopped")

@@ -5,6 +5,7 @@ loopback), and its imports (the standard library only)."""
 import ast
 import io
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -99,6 +100,29 @@ def test_tables_align_their_columns_and_json_parses():
     out = io.StringIO()
     output.record({"id": "web1", "ssh_keys": ["k1", "k2"], "up": True}, out)
     assert out.getvalue() == "id:       web1\nssh_keys: k1\n          k2\nup:       yes\n"
+
+
+# What a controller (or whatever answers in its place) could send to drive a terminal or hide a
+# word: a window title (OSC), a screen clear (CSI), a C1 CSI, a bell, a right-to-left override,
+# a zero-width space, a line separator, a private-use and an unassigned code point.
+HOSTILE = "a\x1b]0;pwned\x07b\x1b[2Jc\x9b31md\x07e\u202ef\u200bg\u2028h\ue000i\U000e0000j"
+INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ue000\U000e0000]")
+
+
+def test_what_the_controller_says_is_cleaned_before_any_terminal():
+    assert output.clean(HOSTILE + "\n\tk") == "abcdefghij\n\tk"
+    assert output.cell(HOSTILE) == "abcdefghij"
+    out = io.StringIO()
+    output.record({HOSTILE: HOSTILE, "tags": {HOSTILE: HOSTILE}}, out)
+    assert out.getvalue() == "abcdefghij: abcdefghij\ntags:       abcdefghij=abcdefghij\n"
+    out = io.StringIO()
+    output.table([{"id": HOSTILE}], [("id", "ID")], out)
+    assert out.getvalue() == "ID\nabcdefghij\n"
+    out = io.StringIO()
+    terminal = output.Terminal(out)
+    print(HOSTILE, "\u00a0x", file=terminal, flush=True)  # a no-break space reads as a space
+    assert out.getvalue() == "abcdefghij  x\n"
+    assert not INVISIBLE.search(output.log_line({"ts": "T1", "message": HOSTILE}))
 
 
 class FakeApi:

@@ -14,6 +14,7 @@ from app.repositories import vms as vms_repo
 from app.services import operations
 from app.web.helpers import STATUS_COLOURS
 from tests.factories import gen_host, gen_vm
+from tests.html import page as html_page
 
 API_PATHS = ("/api/vms?ids=vm1", "/api/hosts?ids=1", "/api/overview")
 
@@ -124,8 +125,10 @@ def test_overview_counts_totals_and_operations(app, admin_client, cluster):
         "status",
         "progress_done",
         "progress_total",
+        "progress",
         "target_name",
     }
+    assert data["operations"][0]["progress"] == {"percent": 100, "note": "3 of 3 tasks"}
     with app.app_context():
         core.startVm("vm1")
     data = _json(admin_client, "/api/overview")
@@ -160,11 +163,41 @@ def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_cl
             "status": "running",
             "progress_done": 3,
             "progress_total": 7,
+            # the page's script copies these: it computes and rounds nothing itself
+            "progress": {"percent": 43, "note": "3 of 7 tasks"},
             "target_name": "h1",
         }
     ]
     page = admin_client.get("/").get_data(as_text=True)
     assert 'id="live-operations"' in page and 'id="op-item-template"' in page
+
+
+def test_overview_page_and_live_record_show_the_same_progress(app, admin_client, cluster):
+    with app.app_context():
+        conn = get_db()
+        op_ids = [
+            ops_repo.insert(
+                conn,
+                kind="host.prepare",
+                target_type="host",
+                target_id=str(cluster),
+                target_name="h1",
+                requested_by="admin",
+                input_data={},
+            )
+            for _ in range(2)
+        ]
+        assert ops_repo.claim(conn, op_ids[0], "test-worker")
+        ops_repo.set_progress(conn, op_ids[0], 1, 8)  # 12.5 %: rounded half to even, once
+    records = {op["id"]: op for op in _json(admin_client, "/api/overview")["operations"]}
+    assert records[op_ids[0]]["progress"] == {"percent": 12, "note": "1 of 8 tasks"}
+    assert records[op_ids[1]]["progress"] == {"percent": 100, "note": "waiting for a worker"}
+    shown = html_page(admin_client.get("/")).by_id("live-operations")
+    for op_id in op_ids:
+        item = shown.one("li", data_op_id=str(op_id))
+        progress = records[op_id]["progress"]
+        assert item.one("div", data_slot="progress").text == progress["note"]
+        assert item.one("div", class_="progress")["aria-valuenow"] == str(progress["percent"])
 
 
 def test_unchanged_poll_is_a_bodiless_304(app, admin_client, cluster):

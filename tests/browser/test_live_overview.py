@@ -1,0 +1,66 @@
+"""The overview's live list in a real browser, on a server with no hosts: this test plays the
+worker of one operation (its row, as a worker writes it) while the page follows it.
+test_dashboard.py watches the same list while a real VM is created on a lab host."""
+
+import pytest
+from playwright.sync_api import expect
+
+from app.db import get_db
+from app.repositories import operations as ops_repo
+from tests.browser.conftest import ADMIN, login, script_errors
+from tests.processes import app_for
+
+pytestmark = pytest.mark.browser
+
+POLL_TIMEOUT = 15_000  # ms: the page polls every 3 s
+
+
+@pytest.fixture(scope="module")
+def lab_hosts():
+    """No lab hosts: nothing here reaches a host."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def nube_settings():
+    """Nothing to prepare on the controller either: no playbook runs."""
+    return {"NUBE_CONTROLLER_PREPARE": "0"}
+
+
+def test_overview_follows_an_operations_progress_to_its_end(page, nube):
+    errors = script_errors(page)
+    login(page, *ADMIN)
+    expect(page.locator("#live-operations-empty")).to_be_visible()
+    app = app_for(nube["env"])
+    with app.app_context():
+        conn = get_db()
+        op_id = ops_repo.insert(
+            conn,
+            kind="vm.create",
+            target_type="vm",
+            target_id="web9",
+            target_name="web9",
+            requested_by="admin",
+            input_data={},
+        )
+        # another machine's worker, beating: the monitor's recovery leaves it alone
+        assert ops_repo.claim(conn, op_id, "elsewhere:1")
+        ops_repo.set_progress(conn, op_id, 1, 3)
+        item = page.locator(f'#live-operations [data-op-id="{op_id}"]')
+        progress = item.locator('[data-slot="progress"]')
+        expect(progress).to_have_text("1 of 3 tasks", timeout=POLL_TIMEOUT)
+        expect(item.locator('[data-slot="status"] .badge')).to_have_text("running")
+        expect(item.locator('[data-slot="target"]')).to_have_text("web9")
+        expect(item.locator(".progress")).to_have_attribute("aria-valuenow", "33")
+        expect(page.locator("#live-operations-empty")).to_be_hidden()
+
+        ops_repo.set_progress(conn, op_id, 2, 3)
+        expect(progress).to_have_text("2 of 3 tasks", timeout=POLL_TIMEOUT)
+        ops_repo.set_progress(conn, op_id, 3, 3)
+        assert ops_repo.finish(conn, op_id, "succeeded")
+    expect(item.locator('[data-slot="status"] .badge')).to_have_text(
+        "succeeded", timeout=POLL_TIMEOUT
+    )
+    expect(progress).to_have_text("3 of 3 tasks")
+    expect(item.locator(".progress-bar")).to_have_class("progress-bar bg-success")
+    assert errors == []
