@@ -248,14 +248,7 @@ def _check_update(row, data):
     password = data.get("password") or None
     if password is not None and not isinstance(password, str):
         raise InvalidInput("password must be text")
-    reprepare = {}
-    if "address" in data:
-        reprepare["address"] = validate.address(validate.text(data, "address"))
-    if "share" in data:
-        reprepare["share"] = validate.choice(data["share"], SHARES, "share")
-    reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
-    if "share" in reprepare:
-        _share(reprepare["share"])
+    reprepare = _reprepare_changes(row, data)
     if "data_address" in data:
         changes.update(_data_address_change(row, data, reprepare.get("address", row["address"])))
     if "address" in reprepare and row["prepared"] and password is None:
@@ -266,6 +259,20 @@ def _check_update(row, data):
             " the stored password only goes to the machine it was given for"
         )
     return changes, reprepare, password
+
+
+def _reprepare_changes(row, data):
+    """The address and share changes in updateHost's input (those that differ from the row),
+    checked: they need a re-preparation."""
+    reprepare = {}
+    if "address" in data:
+        reprepare["address"] = validate.address(validate.text(data, "address"))
+    if "share" in data:
+        reprepare["share"] = validate.choice(data["share"], SHARES, "share")
+    reprepare = {k: v for k, v in reprepare.items() if v != row[k]}
+    if "share" in reprepare:
+        _share(reprepare["share"])
+    return reprepare
 
 
 def _data_address_change(row, data, address):
