@@ -1,6 +1,10 @@
 """How numbers and times read on the dashboard: the template filters, and the text the live
 updates carry (so the page's script formats nothing itself)."""
 
+from datetime import UTC, datetime
+
+from .db import STAMP_FORMAT
+
 
 def mib(value):
     """MiB as a short human figure."""
@@ -28,3 +32,38 @@ def when(stamp):
 def plain(value):
     """Any value as text ('-' for none)."""
     return "-" if value is None else str(value)
+
+
+def _parse(stamp):
+    """An ISO time as the tables store it, or None."""
+    if not stamp:
+        return None
+    try:
+        return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        try:
+            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+
+
+def human_seconds(seconds):
+    """Seconds as '0.4 s', '12 s', '3 min 4 s' or '2 h 5 min'."""
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def duration(started_at, finished_at):
+    """How long an operation ran (so far, while it runs); '-' before it started."""
+    started = _parse(started_at)
+    if started is None:
+        return "-"
+    finished = _parse(finished_at) or datetime.now(UTC)
+    return human_seconds((finished - started).total_seconds())

@@ -18,6 +18,11 @@
   const ACTIVE = ["pending", "running"];
   const colours = JSON.parse(root.dataset.colours || "{}");
   const operationsUrl = root.dataset.operationsUrl || "/operations/";
+  // The newest operation the page showed when it loaded: every later one is shown as it comes,
+  // even one that started and ended between two polls.
+  const since = Number(root.dataset.since || 0);
+  const LINGER_MS = 10000; // how long a finished operation stays under "In progress"
+  const RECENT_ROWS = 50; // rows the recent-operations table keeps
   const etags = new Map(); // kind -> {url, tag}
   let delay = INTERVAL_MS;
   let timer = null;
@@ -250,25 +255,75 @@
     setText(item.querySelector('[data-slot="progress"]'), shown.note);
   }
 
+  function fillRow(row, op) {
+    for (const link of row.querySelectorAll('[data-slot="link"]')) {
+      link.href = `${operationsUrl}${Number(op.id)}`;
+    }
+    setText(row.querySelector('[data-slot="id"]'), String(op.id));
+    setText(row.querySelector('[data-slot="kind"]'), op.kind || "");
+    setText(row.querySelector('[data-slot="target"]'), op.target_name || "-");
+    setText(row.querySelector('[data-slot="target_type"]'), op.target_type || "");
+    setText(row.querySelector('[data-slot="requested_by"]'), op.text.requested_by);
+    setText(row.querySelector('[data-slot="created"]'), op.text.created);
+  }
+
+  // The recent-operations table's row of op: the server's, or one cloned for an operation
+  // started after the page loaded (newest first); null for an older one the table lacks.
+  function tableRow(op) {
+    const id = Number(op.id);
+    const table = document.getElementById("recent-operations");
+    const template = document.getElementById("op-row-template");
+    let row = root.querySelector(`tr[data-operation-id="${id}"]`);
+    if (row || id <= since || !table || !template) {
+      return row;
+    }
+    row = template.content.firstElementChild.cloneNode(true);
+    row.dataset.operationId = String(id);
+    fillRow(row, op);
+    const body = table.tBodies[0];
+    const older = Array.from(body.rows).find((other) => Number(other.dataset.operationId) < id);
+    body.insertBefore(row, older || null);
+    while (body.rows.length > RECENT_ROWS) {
+      body.deleteRow(-1);
+    }
+    document.getElementById("recent-operations-box")?.classList.remove("d-none");
+    document.getElementById("recent-operations-empty")?.classList.add("d-none");
+    return row;
+  }
+
+  // Finished operations leave "In progress" LINGER_MS after the page first saw them ended.
+  function sweepFinished(list) {
+    const now = Date.now();
+    for (const item of Array.from(list.children)) {
+      if (item.dataset.endedAt && now - Number(item.dataset.endedAt) > LINGER_MS) {
+        item.remove();
+      }
+    }
+    const empty = document.getElementById("live-operations-empty");
+    if (empty) {
+      empty.classList.toggle("d-none", list.children.length > 0);
+    }
+  }
+
   function applyOperations(operations) {
     const list = document.getElementById("live-operations");
     const template = document.getElementById("op-item-template");
     for (const op of operations) {
       const id = Number(op.id);
-      const row = root.querySelector(`tr[data-operation-id="${id}"]`);
+      const row = tableRow(op);
       if (row) {
         setBadge(row, op.status);
-        if (row.cells.length > 4) {
-          const total = op.progress_total;
-          setText(row.cells[4], total ? `${op.progress_done || 0}/${total}` : "-");
+        if (row.cells.length > 7) {
+          setText(row.cells[4], op.text.progress);
+          setText(row.cells[7], op.text.duration);
         }
       }
       if (!list || !template) {
         continue;
       }
       let item = list.querySelector(`[data-op-id="${id}"]`);
-      if (!item && !ACTIVE.includes(op.status)) {
-        continue; // finished before this page saw it run
+      if (!item && !ACTIVE.includes(op.status) && id <= since) {
+        continue; // ended before the page loaded: the table has it
       }
       if (!item) {
         item = template.content.firstElementChild.cloneNode(true);
@@ -277,12 +332,18 @@
         list.insertBefore(item, older || null);
       }
       fillOperation(item, op);
+      if (!ACTIVE.includes(op.status) && !item.dataset.endedAt) {
+        item.dataset.endedAt = String(Date.now());
+      }
     }
     if (list) {
-      const empty = document.getElementById("live-operations-empty");
-      if (empty) {
-        empty.classList.toggle("d-none", list.children.length > 0);
+      const answered = new Set(operations.map((op) => String(op.id)));
+      for (const item of list.children) {
+        if (!answered.has(item.dataset.opId) && !item.dataset.endedAt) {
+          item.dataset.endedAt = String(Date.now()); // no longer recent nor running: it ended
+        }
       }
+      sweepFinished(list);
     }
   }
 
@@ -334,7 +395,8 @@
       });
     }
     if (root.dataset.overviewUrl) {
-      list.push({ kind: "overview", url: root.dataset.overviewUrl, apply: applyOverview });
+      const url = `${root.dataset.overviewUrl}?since=${since}`;
+      list.push({ kind: "overview", url, apply: applyOverview });
     }
     return list;
   }
@@ -406,6 +468,10 @@
           list[index].apply(data);
         }
       });
+      const operations = document.getElementById("live-operations");
+      if (operations) {
+        sweepFinished(operations); // an unchanged answer (304) still lets finished ones go
+      }
       delay = INTERVAL_MS;
     } catch (error) {
       if (error instanceof Gone) {

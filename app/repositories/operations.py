@@ -159,6 +159,14 @@ def recent(conn, limit=10):
     ).fetchall()
 
 
+def after(conn, op_id, limit):
+    """The newest operations with an id above op_id (those created since), at most limit."""
+    return conn.execute(
+        f"SELECT {COLUMNS} FROM operations WHERE id > ? ORDER BY id DESC LIMIT ?",
+        (op_id, limit),
+    ).fetchall()
+
+
 def for_target(conn, target_type, target_id, limit=20):
     """The newest operations on one target: its own and those that touched it."""
     return conn.execute(

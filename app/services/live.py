@@ -18,7 +18,16 @@ from .common import db
 
 MAX_IDS = 200  # ids one poll may ask about
 ACTIVE_STATUSES = ("pending", "running")
-OPERATION_KEYS = ("id", "kind", "status", "progress_done", "progress_total", "target_name")
+OPERATION_KEYS = (
+    "id",
+    "kind",
+    "status",
+    "progress_done",
+    "progress_total",
+    "target_name",
+    "target_type",
+    "requested_by",
+)
 VM_KEYS = ("state", "task", "task_op", "last_seen")
 HOST_KEYS = (
     "state",
@@ -33,6 +42,7 @@ HOST_KEYS = (
     "last_seen",
 )
 ACTIVE_LIMIT = 20  # in-progress operations the overview follows at most
+SINCE_LIMIT = 50  # operations started since the page loaded that one answer carries at most
 
 
 def parse_ids(text, integers=False):
@@ -101,16 +111,28 @@ def _operation(row):
     operation["progress"] = charts.operation_progress(
         row["status"], row["progress_done"], row["progress_total"]
     )
+    total = row["progress_total"]
+    operation["text"] = {  # a new row of the overview's table reads as the server's rows do
+        "progress": f"{row['progress_done'] or 0}/{total}" if total else "-",
+        "requested_by": row["requested_by"] or "-",
+        "created": formats.when(row["created_at"]),
+        "duration": formats.duration(row["started_at"], row["finished_at"]),
+    }
     return operation
 
 
-def overview(recent=10):
-    """Counts by state, cluster totals, and the recent plus in-progress operations, newest first."""
+def overview(recent=10, since=None):
+    """Counts by state, cluster totals, and the recent plus in-progress operations, newest
+    first; with since (the newest operation id a page saw when it loaded), every operation
+    started after it too, ended or not (at most SINCE_LIMIT)."""
     summary = overview_service.summary(recent)
     operations = {op["id"]: _operation(op) for op in summary["recent_operations"]}
     status_filter = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
     active, _total = ops_repo.page(db(), status_filter, ACTIVE_LIMIT, 0)
     operations.update((row["id"], _operation(row)) for row in active)
+    if since is not None:
+        newer = ops_repo.after(db(), since, SINCE_LIMIT)
+        operations.update((row["id"], _operation(row)) for row in newer)
     totals = summary["totals"]
     return {
         "hosts_by_state": summary["hosts_by_state"],

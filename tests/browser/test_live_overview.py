@@ -64,3 +64,37 @@ def test_overview_follows_an_operations_progress_to_its_end(page, nube):
     expect(progress).to_have_text("3 of 3 tasks")
     expect(item.locator(".progress-bar")).to_have_class("progress-bar bg-success")
     assert errors == []
+
+
+def test_operations_started_after_the_page_loaded_show_even_when_they_ended_between_polls(
+    page, nube
+):
+    errors = script_errors(page)
+    login(page, *ADMIN)
+    app = app_for(nube["env"])
+    with app.app_context():
+        conn = get_db()
+        op_id = ops_repo.insert(
+            conn,
+            kind="vm.start",
+            target_type="vm",
+            target_id="web8",
+            target_name="web8",
+            requested_by="oper",
+            input_data={},
+        )
+        assert ops_repo.claim(conn, op_id, "elsewhere:1")
+        assert ops_repo.finish(conn, op_id, "failed", error="no such VM")  # before any poll
+    row = page.locator(f'#recent-operations tr[data-operation-id="{op_id}"]')
+    expect(row).to_be_visible(timeout=POLL_TIMEOUT)
+    expect(row.locator(".badge")).to_have_text("failed")
+    expect(row).to_contain_text("web8")
+    expect(row).to_contain_text("oper")
+    item = page.locator(f'#live-operations [data-op-id="{op_id}"]')
+    expect(item.locator('[data-slot="status"] .badge')).to_have_text("failed")
+    expect(item.locator(".progress-bar")).to_have_class("progress-bar bg-danger")
+    expect(item).to_have_count(
+        0, timeout=POLL_TIMEOUT + 10_000
+    )  # finished ones leave by themselves
+    expect(row).to_be_visible()  # the table keeps it
+    assert errors == []

@@ -34,6 +34,14 @@ class Run:
         return json.loads(self.out)
 
 
+class Terminal(io.StringIO):
+    """Standard input that is a terminal."""
+
+    def isatty(self):
+        """It is."""
+        return True
+
+
 @pytest.fixture
 def nube(tmp_path, monkeypatch, capsys):
     """nube(*argv, stdin=..., typed=...) -> Run: the client in-process, its settings under a
@@ -49,7 +57,8 @@ def nube(tmp_path, monkeypatch, capsys):
             return typed
 
         monkeypatch.setattr("getpass.getpass", getpass)
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        # something typed means a terminal: a pipe is read as such, without a prompt
+        monkeypatch.setattr("sys.stdin", (Terminal if typed is not None else io.StringIO)(stdin))
         capsys.readouterr()
         code = main([str(arg) for arg in argv])
         captured = capsys.readouterr()

@@ -127,7 +127,11 @@ def test_overview_counts_totals_and_operations(app, admin_client, cluster):
         "progress_total",
         "progress",
         "target_name",
+        "target_type",
+        "requested_by",
+        "text",
     }
+    assert set(data["operations"][0]["text"]) == {"progress", "requested_by", "created", "duration"}
     assert data["operations"][0]["progress"] == {"percent": 100, "note": "3 of 3 tasks"}
     with app.app_context():
         core.startVm("vm1")
@@ -156,6 +160,8 @@ def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_cl
             core.stopVm("vm2", force=True)
     data = _json(admin_client, "/api/overview")
     running = [op for op in data["operations"] if op["id"] == op_id]
+    text = running[0].pop("text")
+    assert (text["progress"], text["requested_by"]) == ("3/7", "admin")
     assert running == [
         {
             "id": op_id,
@@ -166,6 +172,8 @@ def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_cl
             # the page's script copies these: it computes and rounds nothing itself
             "progress": {"percent": 43, "note": "3 of 7 tasks"},
             "target_name": "h1",
+            "target_type": "host",
+            "requested_by": "admin",
         }
     ]
     page = admin_client.get("/").get_data(as_text=True)
@@ -317,3 +325,17 @@ def test_pages_without_rows_do_not_poll(admin_client):
     for path in ("/vms/", "/hosts/", "/images/", "/operations/"):
         page = admin_client.get(path).get_data(as_text=True)
         assert "live.js" not in page and "data-live" not in page, path
+
+
+def test_the_overview_answers_every_operation_since_the_page_loaded(app, admin_client, cluster):
+    first = _json(admin_client, "/api/overview")["operations"]
+    since = max(op["id"] for op in first)
+    with app.app_context():
+        for n in range(12):  # more than the recent ten, each done before any poll
+            core.addVm({"id": f"quick{n}", "image": "base.raw", "mem": 16})
+    answer = _json(admin_client, f"/api/overview?since={since}")["operations"]
+    newer = [op for op in answer if op["id"] > since]
+    assert len(newer) == 12 and all(op["status"] == "succeeded" for op in newer)
+    assert newer[0]["text"]["created"][:2] == "20" and newer[0]["text"]["duration"] != "-"
+    without = _json(admin_client, "/api/overview")["operations"]
+    assert len([op for op in without if op["id"] > since]) == 10  # only the recent ten

@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 
 from ...errors import InvalidInput
 from ...services import charts, live
+from ..helpers import MAX_ROW_ID, bounded_arg
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -50,7 +51,9 @@ def hosts():
 @bp.route("/overview")
 def overview():
     """Counts by state, cluster totals and the recent and in-progress operations."""
-    return _answer(live.overview())
+    since = request.args.get("since")
+    since = None if since is None else bounded_arg("since", 0, 0, MAX_ROW_ID)
+    return _answer(live.overview(since=since))
 
 
 @bp.app_template_global()

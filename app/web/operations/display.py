@@ -1,44 +1,13 @@
 """Template filters for operations: durations and JSON input shown readably."""
 
 import json
-from datetime import UTC, datetime
 
-from ...db import STAMP_FORMAT
-
-
-def _parse(stamp):
-    """An ISO time as the tables store it, or None."""
-    if not stamp:
-        return None
-    try:
-        return datetime.strptime(stamp, STAMP_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        try:
-            return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-
-
-def human_seconds(seconds):
-    """Seconds as '0.4 s', '12 s', '3 min 4 s' or '2 h 5 min'."""
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    return f"{whole // 3600} h {whole % 3600 // 60} min"
+from ... import formats
 
 
 def duration(op):
     """How long an operation ran (so far, while it runs); '-' before it started."""
-    started = _parse(op.get("started_at"))
-    if started is None:
-        return "-"
-    finished = _parse(op.get("finished_at")) or datetime.now(UTC)
-    return human_seconds((finished - started).total_seconds())
+    return formats.duration(op.get("started_at"), op.get("finished_at"))
 
 
 def pretty_json(text):
