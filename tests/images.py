@@ -16,6 +16,7 @@ import hashlib
 import inspect
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -100,6 +101,23 @@ def built_image(release=DEFAULT_RELEASE, size=DEFAULT_SIZE) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.is_file():
             _build_into(path, release, size)
+    return path
+
+
+def keep_built(image, release=DEFAULT_RELEASE, size=DEFAULT_SIZE) -> Path:
+    """Put an image Nube built (through the dashboard) in the cache, unless it has one: the
+    same recipe, so the tests that boot a guest later use it instead of building again."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = image_key(release, size)
+    path = folder / f"debian-{release}-{key}.qcow2"
+    with open(folder / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.is_file():
+            copy = folder / f".keep-{key}.part"
+            shutil.copyfile(image, copy)
+            os.chmod(copy, 0o644)
+            os.replace(copy, path)  # the cache shows a whole file or none
     return path
 
 

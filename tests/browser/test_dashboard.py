@@ -152,7 +152,7 @@ def test_host_image_and_vm_lifecycle(page, nube, tmp_path):
     page.goto("/vms/web1")
     page.locator("#console-form").get_by_role("button", name="Console").click()
     expect(page.locator("#console-status")).to_have_text("connected")
-    page.wait_for_function(DRAWN, timeout=30_000)  # the README's picture: test_real_guest.py
+    page.wait_for_function(DRAWN, timeout=30_000)  # the README's picture: test_first_steps.py
     response = page.reload()  # the link was spent by the websocket: it opens nothing twice
     assert response.status == 410
     expect(page.locator("#console-expired")).to_contain_text("already used")
