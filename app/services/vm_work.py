@@ -121,8 +121,8 @@ def start_vm(ctx):
 def _start(ctx, vm, host):
     """Boot the VM's domain and record it running, once its disk's header is checked."""
     disk_chain(ctx, vm)  # another host may have rebased the overlay
-    if ctx.hypervisor.domain_state(host, vm["id"]) != "running":
-        pin_chain(ctx, vm, host)
+    if vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running":
+        pin_chain(ctx, vm, host)  # a defined, inactive domain only (a paused one is active)
     ctx.log(f"starting {vm['id']} on {host['name']}")
     _heavy(
         ctx,
