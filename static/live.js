@@ -433,6 +433,7 @@
     }
     const type = response.headers.get("Content-Type") || "";
     if (!response.ok || response.redirected || !type.includes("application/json")) {
+      window.nubeSessionEnded(response); // says so on the page when that is why
       throw new Gone(`${response.status}`); // logged out, or a bad request: stop following
     }
     const tag = response.headers.get("ETag");

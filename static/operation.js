@@ -111,6 +111,7 @@
       const type = response.headers.get("Content-Type") || "";
       if (!response.ok || response.redirected || !type.includes("application/json")) {
         // Logged out, or the operation is gone: following makes no sense any more.
+        window.nubeSessionEnded(response);
         if (live) {
           live.classList.add("d-none");
         }

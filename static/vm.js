@@ -30,6 +30,7 @@
     });
     const type = response.headers.get("Content-Type") || "";
     if (!response.ok || response.redirected || !type.includes("application/json")) {
+      window.nubeSessionEnded(response); // says so on the page when that is why
       return null; // logged out, or the VM is gone
     }
     return response.json();

@@ -33,14 +33,21 @@ def usage(used, total):
     }
 
 
-def operation_progress(status, done, total):
-    """An operation's progress bar: the percent of its tasks done (100 when it counts none)
-    and the note under the bar."""
+def operation_progress(status, done, total, cancel_requested=False):
+    """An operation's progress bar: the percent of its tasks done (100 when it counts none;
+    where it stopped when it ended) and the note under the bar, which says what it waits for."""
     done, total = done or 0, total or 0
+    active = status in ("pending", "running")
     if total:
-        return {"percent": min(100, round(100 * done / total)), "note": f"{done} of {total} tasks"}
-    note = {"pending": "waiting for a worker", "running": "working"}.get(status, "")
-    return {"percent": 100, "note": note}
+        percent, note = min(100, round(100 * done / total)), f"{done} of {total} tasks"
+    else:
+        percent, note = (
+            100,
+            {"pending": "waiting for a worker", "running": "working"}.get(status, ""),
+        )
+    if active and cancel_requested:
+        note = f"{note}, canceling" if total else "canceling"
+    return {"percent": percent, "note": note}
 
 
 def host_usage(host):

@@ -109,7 +109,7 @@ def _operation(row):
     """The few fields of an operation the overview follows, with its progress bar."""
     operation = {key: row[key] for key in OPERATION_KEYS}
     operation["progress"] = charts.operation_progress(
-        row["status"], row["progress_done"], row["progress_total"]
+        row["status"], row["progress_done"], row["progress_total"], row["cancel_requested"]
     )
     total = row["progress_total"]
     operation["text"] = {  # a new row of the overview's table reads as the server's rows do

@@ -2,6 +2,8 @@
 worker of one operation (its row, as a worker writes it) while the page follows it.
 test_dashboard.py watches the same list while a real VM is created on a lab host."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -98,3 +100,22 @@ def test_operations_started_after_the_page_loaded_show_even_when_they_ended_betw
     )  # finished ones leave by themselves
     expect(row).to_be_visible()  # the table keeps it
     assert errors == []
+
+
+def test_a_live_page_says_when_its_session_ended_and_logging_in_comes_back(page, nube):
+    errors = script_errors(page)
+    login(page, *ADMIN)
+    expect(page.locator("h1")).to_have_text("Overview")  # a live page, polling
+    app = app_for(nube["env"])
+    with app.app_context():
+        get_db().execute("DELETE FROM user_sessions")  # ended: idle, revoked, or a password change
+    notice = page.locator("#session-ended")
+    expect(notice).to_be_visible(timeout=POLL_TIMEOUT)
+    expect(notice).to_contain_text("Your session ended")
+    notice.get_by_role("link", name="Log in again").click()
+    page.fill("#username", ADMIN[0])
+    page.fill("#password", ADMIN[1])
+    page.click("#submit")
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("h1")).to_have_text("Overview")
+    assert [e for e in errors if "401" not in e] == []  # the refused poll is the browser's note

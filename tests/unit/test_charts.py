@@ -157,3 +157,19 @@ def test_overcommitted_host_shows_a_red_bar(app, admin_client, host_id, image):
     assert "(200%)" in row
     overview = admin_client.get("/").get_data(as_text=True)
     assert 'class="progress-bar bg-danger" style="width: 100%"' in overview
+
+
+@pytest.mark.parametrize(
+    ("status", "done", "total", "cancel", "expected"),
+    [
+        ("pending", 0, 0, False, {"percent": 100, "note": "waiting for a worker"}),
+        ("running", 0, 0, False, {"percent": 100, "note": "working"}),  # a build, a host add
+        ("running", 0, 0, True, {"percent": 100, "note": "canceling"}),
+        ("running", 2, 8, True, {"percent": 25, "note": "2 of 8 tasks, canceling"}),
+        ("canceled", 2, 8, True, {"percent": 25, "note": "2 of 8 tasks"}),  # where it stopped
+        ("failed", 3, 4, False, {"percent": 75, "note": "3 of 4 tasks"}),
+        ("failed", 0, 0, False, {"percent": 100, "note": ""}),
+    ],
+)
+def test_progress_words_say_what_an_operation_waits_for(status, done, total, cancel, expected):
+    assert charts.operation_progress(status, done, total, cancel) == expected
