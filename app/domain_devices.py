@@ -7,11 +7,15 @@ a device that grants access to something Nube did not render. libvirt adds devic
 access are ignored; the rest are compared by what they give the guest."""
 
 import os
+import re
 import xml.etree.ElementTree as ET
 
 # Device kinds libvirt adds to a definition or whose only settings are models: they reach no
 # file, device, socket or network of the host.
-_HARMLESS = {"emulator", "controller", "video", "memballoon"}
+_HARMLESS = {"controller", "video", "memballoon"}
+# The emulator libvirt fills in: a system QEMU, never a file elsewhere (a host could point it
+# at something it wrote into the repository, run as the guest's QEMU on the next host).
+_EMULATOR = re.compile(r"/usr/(?:local/)?(?:bin|libexec)/(?:qemu-system-[a-z0-9_]+|qemu-kvm|kvm)")
 _INPUT_TYPES = {"mouse", "keyboard", "tablet"}
 # Where libvirt puts a guest agent channel's socket when the definition names none.
 _CHANNEL_DIRS = ("/run/libvirt/qemu/channel/", "/var/lib/libvirt/qemu/channel/")
@@ -127,6 +131,8 @@ def _describe(element):
     """A short text naming a device, for the refusal."""
     text = ET.tostring(element, encoding="unicode").strip()
     first = text.split(">", 1)[0] + ">"
+    if len(element) == 0 and (element.text or "").strip():  # <emulator>PATH</emulator>
+        first = text
     source = element.find("source")
     if source is not None:
         first += " " + ET.tostring(source, encoding="unicode").strip()
@@ -138,6 +144,10 @@ def _key(device):
     tag = device.tag
     if any(rom.get("file") for rom in device.iter("rom")):  # QEMU loads it into the guest
         return (tag, ET.tostring(device, encoding="unicode"))
+    if tag == "emulator":
+        return (
+            None if _EMULATOR.fullmatch((device.text or "").strip()) else ("emulator", device.text)
+        )
     if tag in _HARMLESS:
         return None
     if tag == "input" and device.get("type") in _INPUT_TYPES and device.find("source") is None:
@@ -155,6 +165,13 @@ def _outside_devices(domain):
     """Parts outside <devices> that name host files, pass QEMU options or change whom QEMU
     runs as: described."""
     found = [f"<os><{tag}>" for tag in _OS_FILES if domain.find(f"os/{tag}") is not None]
+    # ACPI tables and fw_cfg entries are files QEMU reads and hands to the guest
+    found += ["<os><acpi><table>" for _table in domain.iterfind("os/acpi/table")]
+    found += [
+        f"<sysinfo><entry file='{entry.get('file')}'>"
+        for entry in domain.iterfind("sysinfo/entry")
+        if entry.get("file")
+    ]
     found += [
         f"<qemu:{child.tag.removeprefix(_QEMU_NS)}>"
         for child in domain

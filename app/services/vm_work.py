@@ -9,7 +9,7 @@ from ..adapters.seed_iso import make_seed_iso
 from ..adapters.vm_files import SEED_SUFFIX
 from ..db import transaction
 from ..domain_xml import domain_type
-from ..errors import HostUnreachable, InvalidInput, NotFound, SlowCall
+from ..errors import HostUnreachable, InvalidInput, NotFound, OperationFailed, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from ..states import vm_state
@@ -130,7 +130,21 @@ def _start(ctx, vm, host):
         lambda: vm_state(ctx.hypervisor.domain_state(host, vm["id"])) == "running",
         f"{vm['id']} is running",
     )
+    _recheck_header(ctx, vm, host)
     vms_repo.set_state(ctx.conn, vm["id"], "running")
+
+
+def _recheck_header(ctx, vm, host):
+    """Read the disk's header again once QEMU has it open: libvirt 9 cannot pin an external
+    data file, so a host that rewrote the header between the check and the start would have
+    QEMU open the file it named. Found so, the VM is forced off at once and the start fails."""
+    try:
+        disk_chain(ctx, vm)
+    except (OperationFailed, NotFound) as error:
+        ctx.error(f"{vm['id']}'s disk header changed while it started: forcing it off")
+        _force_off(ctx, host, vm["id"])
+        vms_repo.set_state(ctx.conn, vm["id"], "stopped")
+        raise OperationFailed(f"{vm['id']} did not start: {error}") from None
 
 
 def stop_vm(ctx):

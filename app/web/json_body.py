@@ -36,13 +36,35 @@ def check_depth(data):
             depth -= 1
 
 
+def as_text(data, encoding=None):
+    """A JSON body as text, decoded with encoding or as json.loads would (UTF-8, or UTF-16/32
+    by their byte patterns): the depth is counted on what the parser will read, never on raw
+    bytes whose '"' or ']' may be half of another character."""
+    if isinstance(data, (bytes, bytearray)):
+        try:
+            return bytes(data).decode(encoding or json.detect_encoding(data), "surrogatepass")
+        except (UnicodeDecodeError, LookupError) as error:
+            raise json.JSONDecodeError(f"not text: {error}", "", 0) from None
+    return data
+
+
+def parse(data, loads=json.loads, encoding=None, **kwargs):
+    """JSON text or bytes parsed once its depth is checked; ValueError (never RecursionError)
+    when it is not JSON or nests too deeply."""
+    text = as_text(data, encoding)
+    check_depth(text)
+    try:
+        return loads(text, **kwargs)
+    except RecursionError:  # a depth check that missed a case must still be a bad request
+        raise json.JSONDecodeError("the JSON body nests too deeply", "", 0) from None
+
+
 class JSONProvider(DefaultJSONProvider):
     """Flask's JSON, with request bodies checked for depth before they are parsed."""
 
     def loads(self, s, **kwargs):
         """Parse JSON text; ValueError when it is not JSON or nests too deeply."""
-        check_depth(s)
-        return super().loads(s, **kwargs)
+        return parse(s, super().loads, **kwargs)
 
 
 class ApiParser(FlaskParser):
@@ -53,9 +75,7 @@ class ApiParser(FlaskParser):
         """The request's JSON body, or missing when it is not JSON."""
         if not is_json_request(req):
             return core.missing
-        data = req.get_data(cache=True)
-        check_depth(data)
-        return core.parse_json(data)
+        return parse(req.get_data(cache=True), core.parse_json, encoding="utf-8")  # RFC 8259
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs):
         """A body that is not JSON, or nests too deeply: 400."""

@@ -233,3 +233,28 @@ def test_a_header_that_names_anything_else_is_refused(info, message):
     good["backing-filename-format"] = "raw"
     assert backing_of(good, "vm1", "base.raw", lambda: "raw") == [("images/base.raw", "raw")]
     assert backing_of({"format": "qcow2"}, "vm1", "base.raw", lambda: "raw") == []
+
+
+def test_a_header_rewritten_while_the_vm_starts_is_caught_and_the_vm_forced_off(
+    ctx, hosts, image, tmp_path, monkeypatch
+):
+    """Found by the second reading: between the check and QEMU's open, a host may rewrite the
+    header (libvirt 9 cannot pin a data file); the check once QEMU runs catches what stays."""
+    gen_vm(ctx, image, host="a")
+    other = tmp_path / "other.raw"
+    other.write_bytes(b"secret" * 100)
+    hypervisor = ctx.extensions["nube"].hypervisor
+    start = hypervisor.start
+
+    def start_while_a_host_rewrites(host, name):
+        subprocess.run(
+            ["qemu-img", "rebase", "-u", "-F", "raw", "-b", str(other), str(disk(ctx))],
+            check=True,
+        )
+        return start(host, name)
+
+    monkeypatch.setattr(hypervisor, "start", start_while_a_host_rewrites)
+    with pytest.raises(core.OperationFailed, match="vm1 did not start: .*names backing file"):
+        core.startVm("vm1")
+    assert hypervisor.domain_state(host_row("a"), "vm1") != "running"
+    assert core.listVms()[0]["state"] == "stopped"

@@ -153,3 +153,23 @@ def test_parts_outside_devices_that_reach_the_host_are_named():
     assert foreign_devices(kernel, rendered()) == ["<os><kernel>"]
     root = RUNNING.replace("type='dynamic' model='dac' relabel='yes'", "type='none'")
     assert foreign_devices(root, rendered()) == ["<seclabel type='none'>"]
+
+
+def test_an_emulator_elsewhere_acpi_tables_and_fw_cfg_files_are_named():
+    """Found by the second reading: files outside the device list QEMU runs or reads in."""
+    evil = RUNNING.replace(
+        "<emulator>/usr/bin/qemu-system-x86_64</emulator>",
+        "<emulator>/mnt/iaas/vms/evil</emulator>",
+    )
+    assert foreign_devices(evil, rendered()) == ["<emulator>/mnt/iaas/vms/evil</emulator>"]
+    table = RUNNING.replace(
+        "<boot dev='hd'/>", "<boot dev='hd'/><acpi><table type='slic'>/etc/shadow</table></acpi>"
+    )
+    assert foreign_devices(table, rendered()) == ["<os><acpi><table>"]
+    fw_cfg = RUNNING.replace(
+        "</domain>",
+        "<sysinfo type='fwcfg'><entry name='opt/x' file='/etc/shadow'/></sysinfo></domain>",
+    )
+    assert foreign_devices(fw_cfg, rendered()) == ["<sysinfo><entry file='/etc/shadow'>"]
+    kvm = RUNNING.replace("/usr/bin/qemu-system-x86_64", "/usr/libexec/qemu-kvm")
+    assert foreign_devices(kvm, rendered()) == []  # another distribution's system QEMU

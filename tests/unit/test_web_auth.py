@@ -300,3 +300,22 @@ def test_a_referer_from_another_site_is_not_followed(app, admin_client):
         headers={"Referer": "https://elsewhere.example/vms/vm1"},
     )
     assert response.headers["Location"] == "/login"
+
+
+def test_a_utf16_body_cannot_hide_its_depth(app, admin_client):
+    """U+2241 is the bytes 41 22 in UTF-16-LE (a stray '"'), U+5D5D is 5D 5D ('] ]'): a scan
+    of the raw bytes counted the depth far below zero, and the parser then recursed."""
+    hidden = "\u2241" + "\u5d5d" * 600 + "\u2241"
+    body = ('["' + hidden + '",' + "[" * 1000 + "]" * 1000 + "]").encode("utf-16-le")
+    anonymous = app.test_client()
+    token = csrf_token(anonymous, "/login")
+    response = anonymous.post(
+        "/login", data=body, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 400
+    token = csrf_token(admin_client, "/account/password")
+    response = admin_client.post(
+        "/api/v1/vms", data=body, content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert json_body.parse('{"a": [1]}'.encode("utf-16")) == {"a": [1]}  # as json.loads reads
