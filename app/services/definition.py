@@ -10,7 +10,7 @@ from .. import cloudinit
 from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..domain_devices import foreign_devices
 from ..domain_xml import render_domain
-from ..errors import OperationFailed
+from ..errors import NotFound, OperationFailed
 from ..repositories import vms as vms_repo
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -70,9 +70,14 @@ def for_move(ctx, vm, src, dst, running):
 def check_arrival(ctx, vm, dst, xml):
     """After a live move, check that dst runs and keeps Nube's definition: the source's
     libvirt hands the destination XML on itself, so a patched one could send its own. A VM
-    that arrived with anything else is forced off there and keeps Nube's definition."""
+    that arrived with anything else, or whose disk header changed during the move, is forced
+    off there and keeps Nube's definition."""
     found = foreign_devices(ctx.hypervisor.definition(dst, vm["id"], live=True), xml)
     found += foreign_devices(ctx.hypervisor.definition(dst, vm["id"]), xml)
+    try:
+        disk_chain(ctx, vm)  # the header again, now the destination's QEMU has the disk open
+    except (OperationFailed, NotFound) as error:
+        found.append(str(error))
     if found:
         ctx.hypervisor.destroy(dst, vm["id"])
         ctx.hypervisor.define(dst, xml)

@@ -199,17 +199,26 @@ def test_a_vm_that_arrives_with_a_foreign_device_is_forced_off(ctx, hosts, image
 
     gen_vm(ctx, image, host="b")
     nubes = definition(ctx, "b")
-    arrival = SimpleNamespace(hypervisor=ctx.extensions["nube"].hypervisor)
+    nube = ctx.extensions["nube"]
+    arrival = SimpleNamespace(hypervisor=nube.hypervisor, storage=nube.storage, config=ctx.config)
+    vm = {"id": "vm1", "image": image}
     core.startVm("vm1")
-    check_arrival(arrival, {"id": "vm1"}, host_row("b"), nubes)  # as rendered: nothing to say
+    check_arrival(arrival, vm, host_row("b"), nubes)  # as rendered: nothing to say
     core.stopVm("vm1", force=True)
     rewrite_on(ctx, "b", BLOCK_DISK)
     core.startVm("vm1")
     with pytest.raises(core.OperationFailed, match="arrived on b with .*/dev/sda.*forced off"):
-        check_arrival(arrival, {"id": "vm1"}, host_row("b"), nubes)
-    hypervisor = ctx.extensions["nube"].hypervisor
+        check_arrival(arrival, vm, host_row("b"), nubes)
+    hypervisor = nube.hypervisor
     assert hypervisor.domain_state(host_row("b"), "vm1") == "stopped"
     assert "/dev/sda" not in definition(ctx, "b")
+    # a header rewritten during the move (the source is the attacker): forced off too
+    get_db().execute("UPDATE vms SET state = 'stopped' WHERE id = 'vm1'")  # as the move's end does
+    core.startVm("vm1")
+    subprocess.run(["qemu-img", "rebase", "-u", "-F", "raw", "-b", "/etc/hostname", str(disk(ctx))])
+    with pytest.raises(core.OperationFailed, match="names backing file '/etc/hostname'.*forced"):
+        check_arrival(arrival, vm, host_row("b"), nubes)
+    assert hypervisor.domain_state(host_row("b"), "vm1") == "stopped"
 
 
 @pytest.mark.parametrize(
