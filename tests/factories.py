@@ -5,6 +5,7 @@ import subprocess
 from pathlib import Path
 
 from app import core
+from app.repositories import operations as ops_repo
 from app.services import users
 
 
@@ -61,3 +62,21 @@ def make_ssh_key(folder, comment="owner@nube-test"):
         ["ssh-keygen", "-l", "-f", f"{path}.pub"], check=True, capture_output=True, text=True
     )
     return path.with_suffix(".pub").read_text().strip(), listed.stdout.split()[1]
+
+
+def gen_operation(conn, kind, target, name=None, requested_by="admin", worker=None):
+    """A pending operation row on target ("vm:ID" or "host:ID"), as a request writes it, and
+    claimed by worker when one is given (a running one): its id."""
+    target_type, target_id = target.split(":", 1)
+    op_id = ops_repo.insert(
+        conn,
+        kind=kind,
+        target_type=target_type,
+        target_id=target_id,
+        target_name=name or target_id,
+        requested_by=requested_by,
+        input_data={},
+    )
+    if worker:
+        assert ops_repo.claim(conn, op_id, worker)
+    return op_id

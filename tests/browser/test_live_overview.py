@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from app.db import get_db
 from app.repositories import operations as ops_repo
 from tests.browser.conftest import ADMIN, login, script_errors
+from tests.factories import gen_operation
 from tests.processes import app_for
 
 pytestmark = pytest.mark.browser
@@ -36,17 +37,8 @@ def test_overview_follows_an_operations_progress_to_its_end(page, nube):
     app = app_for(nube["env"])
     with app.app_context():
         conn = get_db()
-        op_id = ops_repo.insert(
-            conn,
-            kind="vm.create",
-            target_type="vm",
-            target_id="web9",
-            target_name="web9",
-            requested_by="admin",
-            input_data={},
-        )
         # another machine's worker, beating: the monitor's recovery leaves it alone
-        assert ops_repo.claim(conn, op_id, "elsewhere:1")
+        op_id = gen_operation(conn, "vm.create", "vm:web9", worker="elsewhere:1")
         ops_repo.set_progress(conn, op_id, 1, 3)
         item = page.locator(f'#live-operations [data-op-id="{op_id}"]')
         progress = item.locator('[data-slot="progress"]')
@@ -76,16 +68,9 @@ def test_operations_started_after_the_page_loaded_show_even_when_they_ended_betw
     app = app_for(nube["env"])
     with app.app_context():
         conn = get_db()
-        op_id = ops_repo.insert(
-            conn,
-            kind="vm.start",
-            target_type="vm",
-            target_id="web8",
-            target_name="web8",
-            requested_by="oper",
-            input_data={},
+        op_id = gen_operation(
+            conn, "vm.start", "vm:web8", requested_by="oper", worker="elsewhere:1"
         )
-        assert ops_repo.claim(conn, op_id, "elsewhere:1")
         assert ops_repo.finish(conn, op_id, "failed", error="no such VM")  # before any poll
     row = page.locator(f'#recent-operations tr[data-operation-id="{op_id}"]')
     expect(row).to_be_visible(timeout=POLL_TIMEOUT)

@@ -16,7 +16,7 @@ from app.client.main import main
 from app.db import get_db
 from app.repositories import operations as ops_repo
 from app.repositories import users as users_repo
-from tests.factories import gen_vm, make_ssh_key
+from tests.factories import gen_operation, gen_vm, make_ssh_key
 from tests.processes import free_port
 from tests.unit.test_client_parts import HOSTILE, INVISIBLE
 
@@ -234,15 +234,7 @@ def test_op_show_prints_an_operation_and_follows_its_log(nube, logged_in, host, 
 def test_text_from_the_controller_reaches_the_terminal_clean(nube, logged_in, app):
     with app.app_context():  # what a host's playbook output or a failure could put in a log
         conn = get_db()
-        op_id = ops_repo.insert(
-            conn,
-            kind="host.add",
-            target_type="host",
-            target_id="1",
-            target_name=f"h{HOSTILE}",
-            requested_by="admin",
-            input_data={},
-        )
+        op_id = gen_operation(conn, "host.add", "host:1", f"h{HOSTILE}")
         ops_repo.append_log(conn, op_id, f"TASK {HOSTILE}", "error")
         assert ops_repo.finish(conn, op_id, "failed", error=f"failed: {HOSTILE}")
     for argv in (("op", "show", op_id), ("op", "show", op_id, "--follow")):

@@ -16,6 +16,7 @@ from app.repositories import operations as ops_repo
 from app.services import hosts
 from app.services import monitor as monitor_service
 from tests.conftest import make_image
+from tests.factories import gen_operation
 from tests.processes import Consumer, app_for
 from tests.wait import wait_for
 
@@ -54,16 +55,9 @@ def _dead_pid():
 
 def _orphan(conn):
     """A running operation whose worker, on another machine, stopped beating; its id."""
-    op_id = ops_repo.insert(
-        conn,
-        kind="vm.start",
-        target_type="vm",
-        target_id="x",
-        target_name="x",
-        requested_by="t",
-        input_data={},
+    op_id = gen_operation(
+        conn, "vm.start", "vm:x", requested_by="t", worker=f"otherhost:{_dead_pid()}"
     )
-    assert ops_repo.claim(conn, op_id, f"otherhost:{_dead_pid()}")
     beat = stamp(datetime.now(UTC) - STALE_AFTER * 2)
     conn.execute("UPDATE operations SET heartbeat = ? WHERE id = ?", (beat, op_id))
     return op_id

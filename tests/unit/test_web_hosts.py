@@ -8,7 +8,7 @@ from app.errors import HostKeyChanged
 from app.repositories import hosts as hosts_repo
 from app.repositories import operations as ops_repo
 from tests.conftest import csrf_token
-from tests.factories import gen_host, gen_vm
+from tests.factories import gen_host, gen_operation, gen_vm
 from tests.html import page
 
 
@@ -144,15 +144,7 @@ def _host_page(client, host):
 
 def _host_operation(conn, host):
     """A pending host.prepare operation row on host; its id."""
-    return ops_repo.insert(
-        conn,
-        kind="host.prepare",
-        target_type="host",
-        target_id=host["id"],
-        target_name=host["name"],
-        requested_by="admin",
-        input_data={},
-    )
+    return gen_operation(conn, "host.prepare", f"host:{host['id']}", host["name"])
 
 
 def test_the_new_key_form_shows_only_after_a_key_change_was_refused(app, admin_client):
