@@ -64,6 +64,28 @@ def app_for(env):
     return create_app({**settings, "INSTANCE_PATH": env["NUBE_INSTANCE_PATH"]})
 
 
+def queue_env(folder, **settings):
+    """The env of a consumer and its app on huey's SQLite queue in folder (a repository with
+    a small base image, libvirt's test driver, the recording provisioner), plus NUBE_ settings."""
+    from tests.factories import make_image
+
+    repository = Path(folder) / "iaas"
+    (repository / "vms").mkdir(parents=True)
+    (repository / "images").mkdir()
+    make_image(repository / "images" / "base.raw")
+    return {
+        **os.environ,
+        "NUBE_INSTANCE_PATH": str(Path(folder) / "instance"),
+        "NUBE_DATABASE": str(Path(folder) / "nube.sqlite"),
+        "NUBE_REPOSITORY": str(repository),
+        "NUBE_LIBVIRT_URI": "test:///default",
+        "NUBE_PROVISIONER": "recording",
+        "NUBE_QUEUE": "sqlite",
+        "NUBE_SECRET_KEY": "x",
+        **{f"NUBE_{key}": str(value) for key, value in settings.items()},
+    }
+
+
 def free_port():
     """A free TCP port on loopback."""
     with socket.socket() as sock:

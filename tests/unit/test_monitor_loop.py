@@ -1,7 +1,6 @@
 """The monitor runs in a thread of its own in every consumer: recovery and host polling go on
 while every operation worker is busy, and the consumer's stop ends the thread."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,9 +14,8 @@ from app.ops.recovery import STALE_AFTER
 from app.repositories import operations as ops_repo
 from app.services import hosts
 from app.services import monitor as monitor_service
-from tests.conftest import make_image
 from tests.factories import gen_operation
-from tests.processes import Consumer, app_for
+from tests.processes import Consumer, app_for, queue_env
 from tests.wait import wait_for
 
 WORKERS = 2
@@ -26,21 +24,7 @@ WORKERS = 2
 @pytest.fixture
 def busy_env(tmp_path):
     """An app on huey's SQLite queue, and the env of a consumer whose playbooks sleep."""
-    repository = tmp_path / "iaas"
-    (repository / "vms").mkdir(parents=True)
-    (repository / "images").mkdir()
-    make_image(repository / "images" / "base.raw")
-    env = {
-        **os.environ,
-        "NUBE_INSTANCE_PATH": str(tmp_path / "instance"),
-        "NUBE_DATABASE": str(tmp_path / "nube.sqlite"),
-        "NUBE_REPOSITORY": str(repository),
-        "NUBE_LIBVIRT_URI": "test:///default",
-        "NUBE_PROVISIONER": "recording",
-        "NUBE_QUEUE": "sqlite",
-        "NUBE_MONITOR_INTERVAL": "1",
-        "NUBE_SECRET_KEY": "x",
-    }
+    env = queue_env(tmp_path, MONITOR_INTERVAL=1)
     application = app_for(env)
     yield application, env
     application.extensions["nube"].hypervisor.close()

@@ -1,6 +1,5 @@
 """The web path through a real huey consumer: enqueued operations run once each."""
 
-import os
 import signal
 
 import pytest
@@ -8,8 +7,7 @@ import pytest
 from app.db import get_db
 from app.ops.queue import queue_of
 from app.services import hosts, vms
-from tests.conftest import make_image
-from tests.processes import Consumer, app_for
+from tests.processes import Consumer, app_for, queue_env
 from tests.wait import wait_for
 
 pytestmark = pytest.mark.slow  # a real huey consumer process
@@ -18,20 +16,7 @@ pytestmark = pytest.mark.slow  # a real huey consumer process
 @pytest.fixture
 def queued_app(tmp_path):
     """An app whose operations go through huey's SQLite queue, and the env for its consumer."""
-    repository = tmp_path / "iaas"
-    (repository / "vms").mkdir(parents=True)
-    (repository / "images").mkdir()
-    make_image(repository / "images" / "base.raw")
-    env = {
-        **os.environ,
-        "NUBE_INSTANCE_PATH": str(tmp_path / "instance"),
-        "NUBE_DATABASE": str(tmp_path / "nube.sqlite"),
-        "NUBE_REPOSITORY": str(repository),
-        "NUBE_LIBVIRT_URI": "test:///default",
-        "NUBE_PROVISIONER": "recording",
-        "NUBE_QUEUE": "sqlite",
-        "NUBE_SECRET_KEY": "x",
-    }
+    env = queue_env(tmp_path)
     application = app_for(env)
     yield application, env
     application.extensions["nube"].hypervisor.close()
