@@ -48,3 +48,20 @@ def stop_process(process, timeout=10.0, message="process"):
             process.kill()
         process.join(5)
         pytest.fail(f"{message} (pid {process.pid}) did not stop within {timeout} s of SIGTERM")
+
+
+class RecordingFlag:
+    """A consumer's stop flag that is never set and records the waits asked of it instead of
+    waiting (for the monitor loop's turns)."""
+
+    def __init__(self):
+        self.waits = []
+
+    def is_set(self):
+        """Never: the loop runs as long as the test turns it."""
+        return False
+
+    def wait(self, timeout=None):
+        """Record the wait; return at once."""
+        self.waits.append(timeout)
+        return False

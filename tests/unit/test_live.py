@@ -13,7 +13,7 @@ from app.repositories import operations as ops_repo
 from app.repositories import vms as vms_repo
 from app.services import operations
 from app.web.helpers import STATUS_COLOURS
-from tests.factories import gen_host, gen_vm
+from tests.factories import gen_host, gen_operation, gen_vm
 from tests.html import page as html_page
 
 API_PATHS = ("/api/vms?ids=vm1", "/api/hosts?ids=1", "/api/overview")
@@ -144,16 +144,7 @@ def test_overview_counts_totals_and_operations(app, admin_client, cluster):
 def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_client, cluster):
     with app.app_context():
         conn = get_db()
-        op_id = ops_repo.insert(
-            conn,
-            kind="host.prepare",
-            target_type="host",
-            target_id=str(cluster),
-            target_name="h1",
-            requested_by="admin",
-            input_data={},
-        )
-        assert ops_repo.claim(conn, op_id, "test-worker")
+        op_id = gen_operation(conn, "host.prepare", f"host:{cluster}", "h1", worker="test-worker")
         ops_repo.set_progress(conn, op_id, 3, 7)
         for _ in range(12):  # newer operations push it out of the recent ten
             core.startVm("vm2")
@@ -184,18 +175,9 @@ def test_overview_page_and_live_record_show_the_same_progress(app, admin_client,
     with app.app_context():
         conn = get_db()
         op_ids = [
-            ops_repo.insert(
-                conn,
-                kind="host.prepare",
-                target_type="host",
-                target_id=str(cluster),
-                target_name="h1",
-                requested_by="admin",
-                input_data={},
-            )
-            for _ in range(2)
+            gen_operation(conn, "host.prepare", f"host:{cluster}", "h1", worker="test-worker"),
+            gen_operation(conn, "host.prepare", f"host:{cluster}", "h1"),
         ]
-        assert ops_repo.claim(conn, op_ids[0], "test-worker")
         ops_repo.set_progress(conn, op_ids[0], 1, 8)  # 12.5 %: rounded half to even, once
     records = {op["id"]: op for op in _json(admin_client, "/api/overview")["operations"]}
     assert records[op_ids[0]]["progress"] == {"percent": 12, "note": "1 of 8 tasks"}

@@ -16,7 +16,7 @@ from app.services import hosts
 from app.services import monitor as monitor_service
 from tests.factories import gen_operation
 from tests.processes import Consumer, app_for, queue_env
-from tests.wait import wait_for
+from tests.wait import RecordingFlag, wait_for
 
 WORKERS = 2
 
@@ -152,7 +152,7 @@ def test_a_monitor_thread_that_dies_is_started_again(app, monkeypatch):
 
 
 def test_a_turn_that_fails_waits_an_interval_and_goes_on(app, monkeypatch):
-    loop = queue_of(app).make_monitor(_RecordingFlag())
+    loop = queue_of(app).make_monitor(RecordingFlag())
     calls = []
 
     def broken(_app):
@@ -163,20 +163,6 @@ def test_a_turn_that_fails_waits_an_interval_and_goes_on(app, monkeypatch):
     loop.loop()
     loop.loop()
     assert len(calls) == 2 and loop.stop_flag.waits == [loop.interval] * 2
-
-
-class _RecordingFlag:
-    """A stop flag that is never set and records the waits asked of it instead of waiting."""
-
-    def __init__(self):
-        self.waits = []
-
-    def is_set(self):
-        return False
-
-    def wait(self, timeout=None):
-        self.waits.append(timeout)
-        return False
 
 
 def test_idle_workers_look_for_new_work_at_least_four_times_a_second(app):

@@ -22,7 +22,7 @@ from app.services import monitor as monitor_service
 from tests.conftest import make_image
 from tests.processes import Consumer, app_for
 from tests.unit import test_queue_consumer as sqlite_queue
-from tests.wait import wait_for
+from tests.wait import RecordingFlag, wait_for
 
 pytest_plugins = ["tests.redis_server"]  # its fixtures: redis_server, redis_url
 
@@ -272,20 +272,6 @@ def test_every_consumer_sees_the_last_pass(lease_of):
     assert theirs.last_pass() == 1234.5
 
 
-class _RecordingFlag:
-    """A consumer's stop flag that is never set and records the waits asked of it."""
-
-    def __init__(self):
-        self.waits = []
-
-    def is_set(self):
-        return False
-
-    def wait(self, timeout=None):
-        self.waits.append(timeout)
-        return False
-
-
 @pytest.fixture
 def counted(app, monkeypatch):
     """Monitor passes and recoveries, counted instead of made; MONITOR_INTERVAL 1 s."""
@@ -302,7 +288,7 @@ def counted(app, monkeypatch):
 
 def test_a_second_monitor_leaves_the_passes_to_the_lease_holder(app, counted):
     queue = queue_of(app)
-    mine, theirs = queue.make_monitor(_RecordingFlag()), queue.make_monitor(_RecordingFlag())
+    mine, theirs = queue.make_monitor(RecordingFlag()), queue.make_monitor(RecordingFlag())
     assert mine.turn() == mine.interval and counted == {"poll": 1, "recover": 1}
     assert theirs.turn() == theirs.interval  # the lease is held: it waits and tries again
     assert counted == {"poll": 1, "recover": 1}
@@ -313,7 +299,7 @@ def test_a_second_monitor_leaves_the_passes_to_the_lease_holder(app, counted):
 
 def test_a_long_interval_polls_once_and_recovers_every_turn(app, counted, monkeypatch):
     monkeypatch.setitem(app.config, "MONITOR_INTERVAL", 600.0)
-    loop = queue_of(app).make_monitor(_RecordingFlag())
+    loop = queue_of(app).make_monitor(RecordingFlag())
     waits = [loop.turn() for _ in range(3)]
     assert counted == {"poll": 1, "recover": 3}
     assert all(0 < wait <= 600.0 for wait in waits)  # never past the lease's renewal
@@ -337,7 +323,7 @@ FORGED = ["nan", "inf", "-inf", "garbage", b"\xff\xfe", str(time.time() + 3600),
 @pytest.mark.parametrize("forged", FORGED)
 def test_a_forged_last_pass_neither_spins_nor_stops_the_monitor(app, counted, lease_of, forged):
     lease = lease_of(30)
-    flag = _RecordingFlag()
+    flag = RecordingFlag()
     loop = monitor_loop.MonitorLoop(app, lease, flag)
     _write_last_pass(lease, forged)
     assert lease.last_pass() == 0.0  # no valid pass: the next one is due now
