@@ -45,9 +45,9 @@ def create_app(test_config=None):
     extensions.init_app(app)
     queue.init_app(app)
 
-    from .services import cluster
+    from .services import shared_keys
 
-    cluster.init_app(app)  # with CLUSTER_KEY: the keys every controller shares
+    shared_keys.init_app(app)  # with CLUSTER_KEY: the keys every controller shares
 
     from .web import init_web
 

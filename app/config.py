@@ -173,7 +173,9 @@ def load_settings(instance_path, overrides=None, environ=None):
         settings["DATABASE"] = str(instance / "nube.sqlite")
     _check_database_tls(settings, environ)
     if not settings["SECRET_KEY"] and not settings["CLUSTER_KEY"]:
-        settings["SECRET_KEY"] = _instance_secret(instance / "secret_key")  # else: cluster.py
+        settings["SECRET_KEY"] = _instance_secret(
+            instance / "secret_key"
+        )  # else: services/shared_keys.py
     if overrides:
         # Test and embedding callers may pass Flask's own keys too.
         settings.update({k: v for k, v in overrides.items() if k not in DEFAULTS})

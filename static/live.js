@@ -1,5 +1,5 @@
 // Keeps the overview, host and VM pages current without reloads. Every 3 s while the tab is
-// visible it asks the small /api/ endpoints about the rows the page shows (sending the last ETag,
+// visible it asks the small /live/ endpoints about the rows the page shows (sending the last ETag,
 // so an unchanged answer is a bodiless 304) and updates badges, tasks, action buttons, usage bars,
 // counts and operation progress in place. Markup comes from the server (templates, <template>
 // clones), and so does every text and number (formatted, percentages rounded): this script only

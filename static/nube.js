@@ -24,7 +24,7 @@ document.addEventListener("click", async (event) => {
   }
 });
 
-// Whether a poll's answer says the session ended (the dashboard's /api/ polls answer 401, the
+// Whether a poll's answer says the session ended (the dashboard's /live/ polls answer 401, the
 // others are sent to the login page); if so the page says it, once, with a link that logs in
 // and comes back here. The live scripts stop polling then.
 window.nubeSessionEnded = (response) => {

@@ -204,7 +204,7 @@ class Hypervisor(HostAndGuestCalls):
         """Ask the guest to power off (ACPI); one already stopped is fine."""
         self._run(host, lambda conn: _ensure(conn.lookupByName(name), "shutdown"), name, "shutdown")
 
-    def destroy(self, host, name) -> None:
+    def force_off(self, host, name) -> None:
         """Power a domain off at once; one already stopped is fine."""
         self._run(host, lambda conn: _ensure(conn.lookupByName(name), "destroy"), name, "force off")
 

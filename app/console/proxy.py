@@ -19,8 +19,8 @@ from ..db import get_db
 from ..errors import NubeError
 from ..extensions import adapters
 from ..proxies import client_address
-from ..services import cluster
 from ..services import console as console_service
+from ..services import shared_keys
 from ..services import users as users_service
 from ..services.console import ConsoleRefused
 from . import tunnel as tunnel_module
@@ -70,7 +70,9 @@ class ConsoleTokens(BasePlugin):
         """Redeem the token and return a Tunnel to its VM's VNC server; raises when refused."""
         with self.app.app_context():
             target = console_service.redeem(token, session_user_id, remote_addr)
-            cluster.sync_known_hosts(self.app, get_db())  # host keys another controller recorded
+            shared_keys.sync_known_hosts(
+                self.app, get_db()
+            )  # host keys another controller recorded
             nube = adapters(self.app)
             opener = self.opener or tunnel_module.open_tunnel
             try:

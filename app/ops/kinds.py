@@ -15,7 +15,7 @@ from ..services import (
     host_work,
     image_work,
     migrate_work,
-    recover_work,
+    recheck_work,
     vm_work,
 )
 
@@ -79,7 +79,7 @@ VM_MIGRATE = Kind(
     "migrate VM",
     ("running", "stopped"),
 )
-VM_RECHECK = Kind("vm.recheck", "vm", "checking", recover_work.recheck_vm, None, 120, "re-check VM")
+VM_RECHECK = Kind("vm.recheck", "vm", "checking", recheck_work.recheck_vm, None, 120, "re-check VM")
 HOST_ADD = Kind(
     "host.add", "host", "adding", host_work.add_host, host_work.forget_failed_host, 1800, "add host"
 )
@@ -111,7 +111,7 @@ HOST_DRAIN = Kind(
     "drain host",
 )
 HOST_RECHECK = Kind(
-    "host.recheck", "host", "checking", recover_work.recheck_host, None, 120, "re-check host"
+    "host.recheck", "host", "checking", recheck_work.recheck_host, None, 120, "re-check host"
 )
 CONTROLLER_INIT = Kind(
     "controller.init",

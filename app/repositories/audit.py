@@ -1,7 +1,7 @@
 """SQL for the audit table."""
 
 from ..db import now
-from ..filters import Column, compile_filter
+from ..filter_language import Column, compile_filter
 
 FILTER_COLUMNS = {
     "actor": Column("actor"),

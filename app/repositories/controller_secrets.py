@@ -1,4 +1,4 @@
-"""SQL for the controller_secrets table (values are ciphertext; app/services/cluster.py)."""
+"""SQL for the controller_secrets table (values are ciphertext; app/services/shared_keys.py)."""
 
 from ..db import now
 

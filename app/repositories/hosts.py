@@ -1,7 +1,7 @@
 """SQL for the hosts table."""
 
 from ..db import now, nulls_order
-from ..filters import Column, compile_filter
+from ..filter_language import Column, compile_filter
 from .tasks import TaskColumns
 
 # What a host row looks like to callers: the table plus what its VMs take.

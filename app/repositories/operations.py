@@ -3,7 +3,7 @@
 import json
 
 from ..db import now
-from ..filters import Column, compile_filter
+from ..filter_language import Column, compile_filter
 
 COLUMNS = (
     "id, kind, target_type, target_id, target_name, status, requested_by, input, result, error,"

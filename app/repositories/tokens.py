@@ -1,7 +1,7 @@
 """SQL for the api_tokens table. No query returns token_hash: a hash is only ever looked up."""
 
 from ..db import now
-from ..filters import Column, compile_filter
+from ..filter_language import Column, compile_filter
 
 # Every row carries its owner's name, for the pages and the API's lists.
 COLUMNS = (

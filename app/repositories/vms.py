@@ -3,7 +3,7 @@
 import json
 
 from ..db import now, nulls_order
-from ..filters import Column, compile_filter
+from ..filter_language import Column, compile_filter
 from .tasks import TaskColumns
 
 _SELECT = """

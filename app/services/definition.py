@@ -79,7 +79,7 @@ def check_arrival(ctx, vm, dst, xml):
     except (OperationFailed, NotFound) as error:
         found.append(str(error))
     if found:
-        ctx.hypervisor.destroy(dst, vm["id"])
+        ctx.hypervisor.force_off(dst, vm["id"])
         ctx.hypervisor.define(dst, xml)
         raise OperationFailed(
             f"{vm['id']} arrived on {dst['name']} with what Nube never gave it:"

@@ -12,7 +12,7 @@ from ..repositories import hosts as hosts_repo
 from ..repositories import monitor as monitor_repo
 from ..repositories import vms as vms_repo
 from ..states import vm_state
-from . import cluster
+from . import shared_keys
 from .common import db
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def poll(app):
     silence = Silence(app.config["MONITOR_MISSES"])
     conn = connect(app.config["DATABASE"])
     try:
-        cluster.sync_known_hosts(app, conn)  # host keys another controller recorded
+        shared_keys.sync_known_hosts(app, conn)  # host keys another controller recorded
         hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
         if not hosts:
             return {}

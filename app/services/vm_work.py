@@ -186,7 +186,7 @@ def _force_off(ctx, host, name):
     """Power a domain off at once (a slow host's answer is checked, not guessed)."""
     _heavy(
         ctx,
-        lambda: ctx.hypervisor.destroy(host, name),
+        lambda: ctx.hypervisor.force_off(host, name),
         lambda: vm_state(ctx.hypervisor.domain_state(host, name)) != "running",
         f"{name} is off",
     )

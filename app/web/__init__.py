@@ -32,11 +32,11 @@ def init_web(app):
     bootstrap.init_app(app)
     api_v1.init_app(app, csrf)
 
-    from .api import bp as api_bp
     from .auth import bp as auth_bp
     from .console import bp as console_bp
     from .hosts import bp as hosts_bp
     from .images import bp as images_bp
+    from .live import bp as live_bp
     from .main import bp as main_bp
     from .operations import bp as operations_bp
     from .tokens import bp as tokens_bp
@@ -46,7 +46,7 @@ def init_web(app):
     pages = (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp, tokens_bp)
     for blueprint in pages:
         app.register_blueprint(blueprint)
-    app.register_blueprint(api_bp)
+    app.register_blueprint(live_bp)
     app.register_blueprint(console_bp)
 
     @app.before_request
@@ -64,7 +64,7 @@ def init_web(app):
             return None
         if request.endpoint is None:
             return None  # unknown URL: let it 404 rather than reveal the login page
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/live/")):
             return {"error": "login required"}, 401  # a poller wants JSON, not the login page
         if request.method in ("GET", "HEAD"):
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

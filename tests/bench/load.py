@@ -81,8 +81,8 @@ def main(server_factory, environment):
             session.login("bench", "bench-password")
             ids = ",".join(f"vm-{n:05d}" for n in range(50))
             live = {
-                "overview": live_bytes(session, "/", "/api/overview"),
-                "vm_list": live_bytes(session, "/vms/", f"/api/vms?ids={ids}"),
+                "overview": live_bytes(session, "/", "/live/overview"),
+                "vm_list": live_bytes(session, "/vms/", f"/live/vms?ids={ids}"),
             }
         finally:
             server.stop()

@@ -134,15 +134,15 @@ def test_retry_a_failed_stop(app, host, image, admin_client, monkeypatch):
     with app.app_context():
         core.addVm({"id": "s1", "image": image, "mem": 64})
         core.startVm("s1")
-        real = hypervisor.destroy
+        real = hypervisor.force_off
         monkeypatch.setattr(
             hypervisor,
-            "destroy",
+            "force_off",
             lambda h, n: (_ for _ in ()).throw(core.HostUnreachable("no answer")),
         )
         with pytest.raises(core.OperationFailed):
             core.stopVm("s1", force=True)
-        monkeypatch.setattr(hypervisor, "destroy", real)
+        monkeypatch.setattr(hypervisor, "force_off", real)
     failed = row(app, "SELECT id FROM operations WHERE kind = 'vm.stop' ORDER BY id DESC")["id"]
     token = csrf_token(admin_client, f"/operations/{failed}")
     response = admin_client.post(f"/operations/{failed}/retry", data={"csrf_token": token})

@@ -524,7 +524,7 @@ def test_what_the_guest_says_is_cut_and_cleaned():
 def test_a_failed_create_is_retried_with_its_keys_but_not_without_its_user_data(
     ctx, host, image, ssh_key, monkeypatch
 ):
-    from app.services import recover
+    from app.services import retry
 
     hypervisor = ctx.extensions["nube"].hypervisor
     define = hypervisor.define
@@ -539,11 +539,11 @@ def test_a_failed_create_is_retried_with_its_keys_but_not_without_its_user_data(
         row["target_id"]: dict(row)
         for row in get_db().execute("SELECT * FROM operations WHERE kind = 'vm.create'")
     }
-    assert recover.actions(ops["scripted"]) == ()
+    assert retry.actions(ops["scripted"]) == ()
     with pytest.raises(InvalidInput, match="cannot be retried"):
-        recover.retry(ops["scripted"]["id"], "admin")
-    assert recover.actions(ops["plain"]) == ("retry",)
-    recover.retry(ops["plain"]["id"], "admin")
+        retry.retry(ops["scripted"]["id"], "admin")
+    assert retry.actions(ops["plain"]) == ("retry",)
+    retry.retry(ops["plain"]["id"], "admin")
     assert core.listVms()[0]["id"] == "plain"
     files, _volume = read_iso(vms_dir(ctx) / "plain-seed.iso")
     assert yaml.safe_load(files["meta-data"])["public-keys"] == [ssh_key[0]]

@@ -110,8 +110,8 @@ def test_domain_lifecycle(hv):
     hv.shutdown(A, "web")  # already stopped: fine
     assert hv.domain_state(A, "web") == "stopped"
     hv.start(A, "web")
-    hv.destroy(A, "web")
-    hv.destroy(A, "web")
+    hv.force_off(A, "web")
+    hv.force_off(A, "web")
     assert hv.domain_state(A, "web") == "stopped"
 
     hv.undefine(A, "web")  # falls back to a plain undefine: the test driver rejects NVRAM

@@ -1,4 +1,4 @@
-"""Live pages: the /api/ poll endpoints (login, states after actions, ETag) and the pages' hooks."""
+"""Live pages: the /live/ poll endpoints (login, states after actions, ETag) and the pages' hooks."""
 
 import html
 import json
@@ -16,7 +16,7 @@ from app.web.helpers import STATUS_COLOURS
 from tests.factories import gen_host, gen_operation, gen_vm
 from tests.html import page as html_page
 
-API_PATHS = ("/api/vms?ids=vm1", "/api/hosts?ids=1", "/api/overview")
+API_PATHS = ("/live/vms?ids=vm1", "/live/hosts?ids=1", "/live/overview")
 
 
 @pytest.fixture
@@ -50,12 +50,12 @@ def test_pages_still_redirect_to_login(app):
 
 
 def test_any_role_may_poll(operator_client, cluster):
-    data = _json(operator_client, "/api/vms?ids=vm1")
+    data = _json(operator_client, "/live/vms?ids=vm1")
     assert data["vms"]["vm1"]["state"] == "stopped"
 
 
 def test_vm_states_follow_actions(app, admin_client, cluster):
-    data = _json(admin_client, "/api/vms?ids=vm1,vm2,nope")
+    data = _json(admin_client, "/live/vms?ids=vm1,vm2,nope")
     assert set(data["vms"]) == {"vm1", "vm2"}  # a VM that does not exist is simply absent
     last_seen = data["vms"]["vm1"]["last_seen"]
     assert data["vms"]["vm1"] == {
@@ -70,7 +70,7 @@ def test_vm_states_follow_actions(app, admin_client, cluster):
     assert data["ts"]
     with app.app_context():
         core.startVm("vm1")
-    data = _json(admin_client, "/api/vms?ids=vm1,vm2")
+    data = _json(admin_client, "/live/vms?ids=vm1,vm2")
     assert data["vms"]["vm1"]["state"] == "running" and data["vms"]["vm1"]["task"] is None
     assert data["vms"]["vm1"]["last_seen"]
     assert data["vms"]["vm2"]["state"] == "stopped"
@@ -78,18 +78,18 @@ def test_vm_states_follow_actions(app, admin_client, cluster):
     with app.app_context():  # a task in progress shows with its operation
         op_id = operations.for_target("vm", "vm1")[0]["id"]
         assert vms_repo.claim_task(get_db(), "vm1", "stopping", op_id)
-    vm1 = _json(admin_client, "/api/vms?ids=vm1")["vms"]["vm1"]
+    vm1 = _json(admin_client, "/live/vms?ids=vm1")["vms"]["vm1"]
     assert (vm1["state"], vm1["task"], vm1["task_op"]) == ("running", "stopping", op_id)
     with app.app_context():
         vms_repo.clear_task(get_db(), "vm1")
         core.stopVm("vm1", force=True)
         core.removeVm("vm2")
-    data = _json(admin_client, "/api/vms?ids=vm1,vm2")
+    data = _json(admin_client, "/live/vms?ids=vm1,vm2")
     assert data["vms"] == {"vm1": {**data["vms"]["vm1"], "state": "stopped", "task": None}}
 
 
 def test_hosts_capacity_and_state(app, admin_client, cluster):
-    data = _json(admin_client, f"/api/hosts?ids={cluster},999")
+    data = _json(admin_client, f"/live/hosts?ids={cluster},999")
     assert list(data["hosts"]) == [str(cluster)]
     host = data["hosts"][str(cluster)]
     with app.app_context():
@@ -106,13 +106,13 @@ def test_hosts_capacity_and_state(app, admin_client, cluster):
     assert "free_mem" in host and "last_seen" in host
     with app.app_context():
         core.updateHost(cluster, {"state": "disabled"})
-    assert _json(admin_client, f"/api/hosts?ids={cluster}")["hosts"][str(cluster)]["state"] == (
+    assert _json(admin_client, f"/live/hosts?ids={cluster}")["hosts"][str(cluster)]["state"] == (
         "disabled"
     )
 
 
 def test_overview_counts_totals_and_operations(app, admin_client, cluster):
-    data = _json(admin_client, "/api/overview")
+    data = _json(admin_client, "/live/overview")
     assert data["hosts_by_state"]["ready"] == 1
     assert data["vms_by_state"] == {"running": 0, "stopped": 2, "unknown": 0, "error": 0}
     assert data["totals"]["vms"] == 2 and data["totals"]["mem_allocated"] == 96
@@ -135,7 +135,7 @@ def test_overview_counts_totals_and_operations(app, admin_client, cluster):
     assert data["operations"][0]["progress"] == {"percent": 100, "note": "3 of 3 tasks"}
     with app.app_context():
         core.startVm("vm1")
-    data = _json(admin_client, "/api/overview")
+    data = _json(admin_client, "/live/overview")
     assert data["vms_by_state"]["running"] == 1 and data["vms_by_state"]["stopped"] == 1
     assert data["operations"][0]["kind"] == "vm.start"
     assert data["operations"][0]["status"] == "succeeded"
@@ -149,7 +149,7 @@ def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_cl
         for _ in range(12):  # newer operations push it out of the recent ten
             core.startVm("vm2")
             core.stopVm("vm2", force=True)
-    data = _json(admin_client, "/api/overview")
+    data = _json(admin_client, "/live/overview")
     running = [op for op in data["operations"] if op["id"] == op_id]
     text = running[0].pop("text")
     assert (text["progress"], text["requested_by"]) == ("3/7", "admin")
@@ -179,7 +179,7 @@ def test_overview_page_and_live_record_show_the_same_progress(app, admin_client,
             gen_operation(conn, "host.prepare", f"host:{cluster}", "h1"),
         ]
         ops_repo.set_progress(conn, op_ids[0], 1, 8)  # 12.5 %: rounded half to even, once
-    records = {op["id"]: op for op in _json(admin_client, "/api/overview")["operations"]}
+    records = {op["id"]: op for op in _json(admin_client, "/live/overview")["operations"]}
     assert records[op_ids[0]]["progress"] == {"percent": 12, "note": "1 of 8 tasks"}
     assert records[op_ids[1]]["progress"] == {"percent": 100, "note": "waiting for a worker"}
     shown = html_page(admin_client.get("/")).by_id("live-operations")
@@ -191,23 +191,23 @@ def test_overview_page_and_live_record_show_the_same_progress(app, admin_client,
 
 
 def test_unchanged_poll_is_a_bodiless_304(app, admin_client, cluster):
-    first = admin_client.get("/api/vms?ids=vm1,vm2")
+    first = admin_client.get("/live/vms?ids=vm1,vm2")
     tag = first.headers["ETag"]
     assert first.status_code == 200 and tag
     assert "no-cache" in first.headers["Cache-Control"]
-    again = admin_client.get("/api/vms?ids=vm1,vm2", headers={"If-None-Match": tag})
+    again = admin_client.get("/live/vms?ids=vm1,vm2", headers={"If-None-Match": tag})
     assert again.status_code == 304
     assert again.data == b""
     assert again.headers["ETag"] == tag
-    other = admin_client.get("/api/vms?ids=vm1", headers={"If-None-Match": tag})
+    other = admin_client.get("/live/vms?ids=vm1", headers={"If-None-Match": tag})
     assert other.status_code == 200  # other rows: another answer
     with app.app_context():
         core.startVm("vm1")
-    changed = admin_client.get("/api/vms?ids=vm1,vm2", headers={"If-None-Match": tag})
+    changed = admin_client.get("/live/vms?ids=vm1,vm2", headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.headers["ETag"] != tag
     assert changed.get_json()["vms"]["vm1"]["state"] == "running"
 
-    for path in (f"/api/hosts?ids={cluster}", "/api/overview"):
+    for path in (f"/live/hosts?ids={cluster}", "/live/overview"):
         tag = admin_client.get(path).headers["ETag"]
         assert admin_client.get(path, headers={"If-None-Match": tag}).status_code == 304
 
@@ -215,11 +215,11 @@ def test_unchanged_poll_is_a_bodiless_304(app, admin_client, cluster):
 @pytest.mark.parametrize(
     "path",
     [
-        "/api/hosts?ids=1,x",
-        "/api/hosts?ids=-1",
-        "/api/vms?ids=vm1,bad%20id",
-        "/api/vms?ids=" + ",".join(f"vm{n}" for n in range(201)),
-        "/api/hosts?ids=" + ",".join(str(n) for n in range(1, 202)),
+        "/live/hosts?ids=1,x",
+        "/live/hosts?ids=-1",
+        "/live/vms?ids=vm1,bad%20id",
+        "/live/vms?ids=" + ",".join(f"vm{n}" for n in range(201)),
+        "/live/hosts?ids=" + ",".join(str(n) for n in range(1, 202)),
     ],
 )
 def test_bad_or_too_many_ids_are_refused(admin_client, path):
@@ -228,10 +228,10 @@ def test_bad_or_too_many_ids_are_refused(admin_client, path):
 
 
 def test_empty_ids_answer_nothing(admin_client):
-    assert _json(admin_client, "/api/vms")["vms"] == {}
-    assert _json(admin_client, "/api/hosts?ids=")["hosts"] == {}
+    assert _json(admin_client, "/live/vms")["vms"] == {}
+    assert _json(admin_client, "/live/hosts?ids=")["hosts"] == {}
     ids = ",".join(f"vm{n}" for n in range(200))  # the cap itself is fine
-    assert _json(admin_client, f"/api/vms?ids={ids}")["vms"] == {}
+    assert _json(admin_client, f"/live/vms?ids={ids}")["vms"] == {}
 
 
 def _live_root(page):
@@ -248,13 +248,13 @@ def _colours(tag):
 @pytest.mark.parametrize(
     ("path", "urls"),
     [
-        ("/", ['data-overview-url="/api/overview"']),
-        ("/vms/", ['data-vms-url="/api/vms"']),
-        ("/vms/vm1", ['data-vms-url="/api/vms"', 'data-vm-id="vm1"']),
-        ("/hosts/", ['data-hosts-url="/api/hosts"']),
+        ("/", ['data-overview-url="/live/overview"']),
+        ("/vms/", ['data-vms-url="/live/vms"']),
+        ("/vms/vm1", ['data-vms-url="/live/vms"', 'data-vm-id="vm1"']),
+        ("/hosts/", ['data-hosts-url="/live/hosts"']),
         (
             "/hosts/1",
-            ['data-hosts-url="/api/hosts"', 'data-vms-url="/api/vms"', 'data-host-id="1"'],
+            ['data-hosts-url="/live/hosts"', 'data-vms-url="/live/vms"', 'data-host-id="1"'],
         ),
     ],
 )
@@ -310,14 +310,14 @@ def test_pages_without_rows_do_not_poll(admin_client):
 
 
 def test_the_overview_answers_every_operation_since_the_page_loaded(app, admin_client, cluster):
-    first = _json(admin_client, "/api/overview")["operations"]
+    first = _json(admin_client, "/live/overview")["operations"]
     since = max(op["id"] for op in first)
     with app.app_context():
         for n in range(12):  # more than the recent ten, each done before any poll
             core.addVm({"id": f"quick{n}", "image": "base.raw", "mem": 16})
-    answer = _json(admin_client, f"/api/overview?since={since}")["operations"]
+    answer = _json(admin_client, f"/live/overview?since={since}")["operations"]
     newer = [op for op in answer if op["id"] > since]
     assert len(newer) == 12 and all(op["status"] == "succeeded" for op in newer)
     assert newer[0]["text"]["created"][:2] == "20" and newer[0]["text"]["duration"] != "-"
-    without = _json(admin_client, "/api/overview")["operations"]
+    without = _json(admin_client, "/live/overview")["operations"]
     assert len([op for op in without if op["id"] > since]) == 10  # only the recent ten

@@ -61,7 +61,7 @@ def test_pass_records_power_state_and_last_seen(app, nodes, image):
         core.addVm({"id": "vb", "image": image, "mem": 64, "host": "b"})
         core.startVm("va")
         # the domain stops behind Nube's back; the database still says running
-        app.extensions["nube"].hypervisor.destroy(
+        app.extensions["nube"].hypervisor.force_off(
             dict(get_db().execute("SELECT * FROM hosts WHERE name = 'a'").fetchone()), "va"
         )
     assert vm_states(app)["va"] == "running"

@@ -39,7 +39,7 @@ def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
         core.addVm({"id": "solo", "image": image, "mem": 64})
     hypervisor = app.extensions["nube"].hypervisor
     in_flight, peak, lock = [0], [0], threading.Lock()
-    real_start, real_destroy = hypervisor.start, hypervisor.destroy
+    real_start, real_force_off = hypervisor.start, hypervisor.force_off
 
     def tracked(real):
         def call(host, name):
@@ -56,7 +56,7 @@ def test_two_operations_on_one_vm_never_overlap(app, host, image, monkeypatch):
         return call
 
     monkeypatch.setattr(hypervisor, "start", tracked(real_start))
-    monkeypatch.setattr(hypervisor, "destroy", tracked(real_destroy))
+    monkeypatch.setattr(hypervisor, "force_off", tracked(real_force_off))
     outcomes = []
 
     def click(action):

@@ -13,7 +13,7 @@ from app.db import get_db
 from app.extensions import adapters
 from app.repositories import hosts as hosts_repo
 from app.repositories import vms as vms_repo
-from app.services import migrate_work, monitor, operations, recover
+from app.services import migrate_work, monitor, operations, retry
 from app.states import vm_state
 from tests.factories import gen_host, gen_vm
 
@@ -68,7 +68,7 @@ def test_a_recheck_records_a_paused_domain_running(ctx, paused):
     # the start's operation, as if it had failed: its page offers a re-check
     op_id = get_db().execute("SELECT MAX(id) FROM operations WHERE kind = 'vm.start'").fetchone()
     get_db().execute("UPDATE operations SET status = 'failed' WHERE id = ?", (op_id[0],))
-    recover.recheck(op_id[0], "admin")
+    retry.recheck(op_id[0], "admin")
     assert state_of(paused) == "running"
 
 

@@ -129,7 +129,7 @@ def test_every_page_needs_login(app):
             assert response.status_code == 401, (endpoint, url)
             assert response.mimetype == "application/problem+json", (endpoint, url)
             continue
-        if url.startswith("/api/"):  # JSON for the live scripts: 401, never a login page
+        if url.startswith("/live/"):  # JSON for the live scripts: 401, never a login page
             assert response.status_code == 401, (endpoint, url)
             assert response.get_json() == {"error": "login required"}, (endpoint, url)
             continue

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from ...errors import NubeError
 from ...services import charts, hosts, operations, vms
-from ...services.recover import FORM_AGAIN_FIELDS
+from ...services.retry import FORM_AGAIN_FIELDS
 from ..helpers import Page, actor, admin_required, flash_error, flash_operation
 from .forms import AcceptKeyForm, ConfirmForm, DrainForm, HostEditForm, HostForm
 

@@ -4,7 +4,8 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 
 from ... import formats
 from ...errors import InvalidInput, NubeError
-from ...services import operations, recover
+from ...services import operations
+from ...services import retry as retry_service
 from ..helpers import MAX_ROW_ID, Page, actor, bounded_arg, flash_error
 from . import display
 from .forms import OperationActionForm
@@ -40,8 +41,8 @@ def show(op_id):
         lines=lines,
         terminal=op["status"] in operations.TERMINAL,
         action_form=OperationActionForm(),
-        recover_actions=recover.actions(op),
-        host_form_again=recover.host_form_again(op),
+        retry_actions=retry_service.actions(op),
+        host_form_again=retry_service.host_form_again(op),
     )
 
 
@@ -90,7 +91,7 @@ def retry(op_id):
     form = OperationActionForm()
     if form.validate_on_submit():
         try:
-            new_id = recover.retry(op_id, actor())
+            new_id = retry_service.retry(op_id, actor())
         except NubeError as error:
             flash_error(error)
         else:
@@ -105,7 +106,7 @@ def recheck(op_id):
     form = OperationActionForm()
     if form.validate_on_submit():
         try:
-            new_id = recover.recheck(op_id, actor())
+            new_id = retry_service.recheck(op_id, actor())
         except NubeError as error:
             flash_error(error)
         else:

@@ -10,7 +10,7 @@ from app.config import ConfigError
 from app.db import get_db
 from app.repositories import controller_secrets as secrets_repo
 from app.repositories import hosts as hosts_repo
-from app.services import cluster, host_secrets
+from app.services import host_secrets, shared_keys
 from tests.conftest import ADMIN_PASSWORD, login
 from tests.factories import gen_host
 
@@ -120,7 +120,7 @@ def test_known_hosts_follow_the_hosts_table(pair):
         keys = "ssh-ed25519 AAAAone; ecdsa-sha2-nistp256 AAAAtwo"
         host_secrets.record_host_key(conn, a.extensions["nube"].secrets, 1, "127.0.0.1", keys)
     with b.app_context():
-        cluster.sync_known_hosts(b, get_db())
+        shared_keys.sync_known_hosts(b, get_db())
     assert known.path.read_text() == (
         "127.0.0.1 ssh-ed25519 AAAAone\n"
         "127.0.0.1 ecdsa-sha2-nistp256 AAAAtwo\n"
@@ -168,7 +168,7 @@ def test_known_hosts_never_take_a_pattern_a_marker_or_a_second_line(pair):
             "ssh-ed25519 AAAAgood; ssh-ed25519 AAAA\n@cert-authority * ssh-ed25519 AAAAx",
         )
     with b.app_context():
-        cluster.sync_known_hosts(b, get_db())
+        shared_keys.sync_known_hosts(b, get_db())
     assert b.extensions["nube"].known_hosts_file.path.read_text() == (
         "127.0.0.1 ssh-ed25519 AAAAgood\n"
     )
@@ -194,14 +194,14 @@ def test_a_host_key_planted_in_the_database_is_not_trusted(pair, caplog):
         host_secrets.record_host_key(conn, box, 1, "127.0.0.1", "ssh-ed25519 AAAAreal")
         good_mac = conn.execute("SELECT host_key_mac FROM hosts WHERE id = 1").fetchone()[0]
     with b.app_context():
-        cluster.sync_known_hosts(b, get_db())
+        shared_keys.sync_known_hosts(b, get_db())
     assert known.path.read_text() == "127.0.0.1 ssh-ed25519 AAAAreal\n"
     with a.app_context():
         conn = get_db()
         plant(conn, 1, "ssh-ed25519 AAAAplanted")  # no MAC
         plant(conn, 2, "ssh-ed25519 AAAAplanted", good_mac)  # another row's MAC
     with b.app_context():
-        cluster.sync_known_hosts(b, get_db())
+        shared_keys.sync_known_hosts(b, get_db())
     # the planted keys are ignored: the file keeps the key a controller recorded
     assert known.path.read_text() == "127.0.0.1 ssh-ed25519 AAAAreal\n"
     assert "AAAAplanted" not in known.path.read_text()
@@ -224,7 +224,7 @@ def test_a_recorded_key_moved_to_another_address_is_not_trusted(pair):
             address="127.0.0.66",
         )
     with b.app_context():
-        cluster.sync_known_hosts(b, get_db())
+        shared_keys.sync_known_hosts(b, get_db())
     known = b.extensions["nube"].known_hosts_file.path
     assert "127.0.0.66" not in (known.read_text() if known.exists() else "")
 

@@ -4,7 +4,7 @@ import pytest
 
 from app import core
 from app.db import get_db
-from app.services import recover
+from app.services import retry
 from tests.conftest import csrf_token
 
 
@@ -48,7 +48,7 @@ def test_recheck_records_what_the_hypervisor_says(app, host, image, admin_client
         core.addVm({"id": "c1", "image": image, "mem": 64})
         core.startVm("c1")
         row = dict(get_db().execute("SELECT * FROM hosts").fetchone())
-        app.extensions["nube"].hypervisor.destroy(row, "c1")  # stopped behind Nube's back
+        app.extensions["nube"].hypervisor.force_off(row, "c1")  # stopped behind Nube's back
         get_db().execute("UPDATE operations SET status = 'failed' WHERE kind = 'vm.start'")
     failed = newest_operation(app, "vm.start")
     token = csrf_token(admin_client, f"/operations/{failed['id']}")
@@ -72,7 +72,7 @@ def test_recheck_brings_an_unreachable_host_back(app, host):
             .fetchone()[0]
         )
         with app.test_request_context():
-            new_id = recover.recheck(op_id, "admin")
+            new_id = retry.recheck(op_id, "admin")
         assert newest_operation(app, "host.recheck")["id"] == new_id
         assert core.listHosts()[0]["state"] == "ready"
 
@@ -89,15 +89,15 @@ def test_retry_a_failed_create(app, host, image, monkeypatch):
         with pytest.raises(core.OperationFailed):
             core.addVm({"id": "n1", "image": image, "mem": 64, "vcpus": 2})
         failed = newest_operation(app, "vm.create")
-        assert recover.actions(failed) == ("retry",)  # the half-made VM is gone: no re-check
+        assert retry.actions(failed) == ("retry",)  # the half-made VM is gone: no re-check
         monkeypatch.setattr(hypervisor, "define", real_define)
         with app.test_request_context():
-            recover.retry(failed["id"], "admin")
+            retry.retry(failed["id"], "admin")
         [vm] = core.listVms()
         assert (vm["id"], vm["vcpus"], vm["host_name"]) == ("n1", 2, "h1")
 
 
-def test_nothing_to_recover_on_a_success(app, host, admin_client):
+def test_nothing_to_retry_on_a_success(app, host, admin_client):
     done = newest_operation(app, "host.add")
     assert done["status"] == "succeeded"
     token = csrf_token(admin_client, f"/operations/{done['id']}")

@@ -1,43 +1,25 @@
-"""Turn an operator's filter text (a safe subset of SQL WHERE) into parameterized SQL.
-
-Nothing the user types reaches SQL as text: column names are looked up in a
-whitelist that maps them to trusted SQL expressions, and every literal becomes a
-``?`` parameter. Anything outside the grammar is refused with ``InvalidInput``.
-
-    expr      := and_expr (OR and_expr)*
-    and_expr  := not_expr (AND not_expr)*
-    not_expr  := NOT not_expr | primary
-    primary   := '(' expr ')' | comparison | term
-    comparison:= column op literal | column [NOT] LIKE literal
-               | column [NOT] IN '(' literal (',' literal)* ')' | column IS [NOT] NULL
-    term      := word | string   (alone: a search of the table's search columns)
-
-A term is what a search box user types: ``web1`` or ``running`` finds the rows whose search
-columns (names, states) contain it, ignoring case.
-"""
+"""The filter language's grammar: a recursive-descent parser that turns tokens into SQL
+text over whitelisted columns and a list of parameters."""
 
 import math
 import re
 from dataclasses import dataclass
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 from app.errors import InvalidInput
 
-MAX_LENGTH = 2000
+from .tokens import NUMBER, Token, show
+
 MAX_DEPTH = 50
 MAX_VALUES = 500
 
 KINDS = ("text", "int", "bool")
 # Words with a meaning in the grammar; they cannot be bare-word values (quote them instead).
 RESERVED = frozenset({"AND", "OR", "NOT", "LIKE", "IN", "IS", "NULL"})
-OPERATORS = ("<=", ">=", "<>", "!=", "=", "<", ">")  # two-character ones first
 TRUE_WORDS = frozenset({"true", "1", "yes"})
 FALSE_WORDS = frozenset({"false", "0", "no"})
 # SQLite integers are signed 64-bit; a bigger Python int would fail at bind time.
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-
-_WORD = re.compile(r"[\w.:@%-]+")
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -55,105 +37,15 @@ class Column:
             raise ValueError(f"Column kind must be one of {KINDS}, not {self.kind!r}")
 
 
-class _Token(NamedTuple):
-    kind: str  # "word", "number", "string", "op", "(", ")", ",", "end"
-    text: str  # the source text, used in error messages
-    value: str  # the literal's value (unescaped for strings)
-    pos: int  # 1-based character position in the filter
-
-
-def compile_filter(
-    text: str, columns: dict[str, Column], search: tuple[str, ...] = ()
-) -> tuple[str, list]:
-    """Parse a filter expression into (sql, params); ('', []) for empty/blank text. search
-    names the columns a bare term looks in; without any, a term is an error."""
-    if text is None:
-        return "", []
-    if not isinstance(text, str):
-        raise InvalidInput("filter must be a string")
-    if len(text) > MAX_LENGTH:
-        raise InvalidInput(f"filter is too long ({len(text)} characters, at most {MAX_LENGTH})")
-    if not text.strip():
-        return "", []
-    if "\x00" in text:
-        raise InvalidInput(f"filter has a NUL character at position {text.index(chr(0)) + 1}")
-    parser = _Parser(
-        _tokenize(text),
-        {name.lower(): col for name, col in columns.items()},
-        tuple(columns[name].sql for name in search),
-    )
-    return parser.parse()
-
-
-def _show(text: str) -> str:
-    """Quote a piece of user text for an error message, shortened so errors stay readable."""
-    if len(text) > 40:
-        text = text[:37] + "..."
-    return repr(text)
-
-
-def _tokenize(text: str) -> list[_Token]:
-    """Split the filter into tokens, refusing comments, ';' and any other stray character."""
-    tokens = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        pos = i + 1
-        if ch.isspace():
-            i += 1
-        elif text.startswith(("--", "/*"), i):
-            raise InvalidInput(f"unexpected {_show(text[i : i + 2])} at position {pos}")
-        elif ch in "'\"":
-            value, end = _scan_string(text, i)
-            tokens.append(_Token("string", text[i:end], value, pos))
-            i = end
-        elif ch in "(),":
-            tokens.append(_Token(ch, ch, ch, pos))
-            i += 1
-        elif op := next((op for op in OPERATORS if text.startswith(op, i)), None):
-            tokens.append(_Token("op", op, op, pos))
-            i += len(op)
-        elif match := _WORD.match(text, i):
-            word = match.group()
-            # '-' is a word character, so a comment could hide inside a bare word.
-            if "--" in word:
-                at = i + word.index("--") + 1
-                raise InvalidInput(f"unexpected '--' at position {at}")
-            kind = "number" if _NUMBER.fullmatch(word) else "word"
-            tokens.append(_Token(kind, word, word, pos))
-            i = match.end()
-        else:
-            raise InvalidInput(f"unexpected {_show(ch)} at position {pos}")
-    tokens.append(_Token("end", "", "", len(text) + 1))
-    return tokens
-
-
-def _scan_string(text: str, start: int) -> tuple[str, int]:
-    """Read a quoted string starting at ``start``; a doubled quote is an escaped quote."""
-    quote = text[start]
-    parts = []
-    i = start + 1
-    while True:
-        end = text.find(quote, i)
-        if end == -1:
-            raise InvalidInput(f"unterminated string at position {start + 1}")
-        parts.append(text[i:end])
-        if text.startswith(quote, end + 1):
-            parts.append(quote)
-            i = end + 2
-        else:
-            return "".join(parts), end + 1
-
-
-def _is_keyword(token: _Token, word: str) -> bool:
+def _is_keyword(token: Token, word: str) -> bool:
     """Tell whether the token is the given keyword, in any letter case."""
     return token.kind == "word" and token.text.upper() == word
 
 
-class _Parser:
+class Parser:
     """Recursive-descent parser that emits SQL and collects parameters as it goes."""
 
-    def __init__(self, tokens: list[_Token], columns: dict[str, Column], search: tuple = ()):
+    def __init__(self, tokens: list[Token], columns: dict[str, Column], search: tuple = ()):
         self.tokens = tokens
         self.columns = columns
         self.search = search
@@ -165,14 +57,14 @@ class _Parser:
         sql, _ = self._expr(0)
         token = self._peek()
         if token.kind != "end":
-            raise InvalidInput(f"unexpected {_show(token.text)} at position {token.pos}")
+            raise InvalidInput(f"unexpected {show(token.text)} at position {token.pos}")
         return sql, self.params
 
-    def _peek(self) -> _Token:
+    def _peek(self) -> Token:
         """Return the next token without consuming it."""
         return self.tokens[self.index]
 
-    def _take(self) -> _Token:
+    def _take(self) -> Token:
         """Consume and return the next token (the final 'end' token is never passed)."""
         token = self.tokens[self.index]
         if token.kind != "end":
@@ -253,21 +145,21 @@ class _Parser:
             + ")"
         )
 
-    def _check_depth(self, depth: int, token: _Token) -> None:
+    def _check_depth(self, depth: int, token: Token) -> None:
         """Refuse deep nesting so a hostile filter can never exhaust the Python stack."""
         if depth > MAX_DEPTH:
             raise InvalidInput(
                 f"filter nests deeper than {MAX_DEPTH} levels at position {token.pos}"
             )
 
-    def _expect(self, kind: str) -> _Token:
+    def _expect(self, kind: str) -> Token:
         """Consume a token of the given kind or explain what was found instead."""
         token = self._take()
         if token.kind == kind:
             return token
         if token.kind == "end":
             raise InvalidInput(f"unexpected end of filter: expected {kind!r}")
-        raise InvalidInput(f"expected {kind!r} at position {token.pos}, got {_show(token.text)}")
+        raise InvalidInput(f"expected {kind!r} at position {token.pos}, got {show(token.text)}")
 
     def _comparison(self) -> str:
         """comparison := column (op literal | [NOT] LIKE literal | [NOT] IN (...) | IS [NOT] NULL)"""
@@ -299,7 +191,7 @@ class _Parser:
         wanted = "LIKE or IN" if negated else "an operator"
         self._fail_expected(wanted, after=before, got=token)
 
-    def _like(self, name: str, column: Column, token: _Token, not_: str) -> str:
+    def _like(self, name: str, column: Column, token: Token, not_: str) -> str:
         """The rest of `column [NOT] LIKE literal`, after LIKE."""
         if column.kind != "text":
             raise InvalidInput(
@@ -336,28 +228,28 @@ class _Parser:
             return Column(column.by_name)
         return column
 
-    def _column(self) -> tuple[_Token, Column]:
+    def _column(self) -> tuple[Token, Column]:
         """Read a column name and look it up in the whitelist."""
         token = self._take()
         if token.kind == "end":
             raise InvalidInput("unexpected end of filter: expected a column name")
         if token.kind != "word" or token.text.upper() in RESERVED:
             raise InvalidInput(
-                f"expected a column name at position {token.pos}, got {_show(token.text)}"
+                f"expected a column name at position {token.pos}, got {show(token.text)}"
             )
         if self._peek().kind == "(":
             raise InvalidInput(
-                f"function calls are not allowed: {_show(token.text)} at position {token.pos}"
+                f"function calls are not allowed: {show(token.text)} at position {token.pos}"
             )
         column = self.columns.get(token.text.lower())
         if column is None:
             known = ", ".join(sorted(self.columns))
             raise InvalidInput(
-                f"unknown column {_show(token.text)} at position {token.pos} (known: {known})"
+                f"unknown column {show(token.text)} at position {token.pos} (known: {known})"
             )
         return token, column
 
-    def _in_list(self, name: str, column: Column, in_token: _Token) -> str:
+    def _in_list(self, name: str, column: Column, in_token: Token) -> str:
         """Read '(' literal (',' literal)* ')' and return the matching placeholders."""
         opening = self._expect("(")
         if self._peek().kind == ")":
@@ -371,7 +263,7 @@ class _Parser:
             self._fail_expected("',' or ')'", after=last, got=token)
         return ", ".join("?" * count)
 
-    def _literal(self, name: str, column: Column, after: _Token) -> _Token:
+    def _literal(self, name: str, column: Column, after: Token) -> Token:
         """Read one literal, convert it for the column's kind and add it to the params."""
         token = self._take()
         if token.kind not in ("string", "number", "word") or (
@@ -391,19 +283,19 @@ class _Parser:
         self.params.append(value)
         return token
 
-    def _fail_expected(self, wanted: str, after: _Token, got: _Token, hint: str = "") -> NoReturn:
+    def _fail_expected(self, wanted: str, after: Token, got: Token, hint: str = "") -> NoReturn:
         """Raise the 'expected X after Y' error, pointing at the token actually found."""
         if got.kind == "end":
             raise InvalidInput(
-                f"unexpected end of filter: expected {wanted} after {_show(after.text)}"
+                f"unexpected end of filter: expected {wanted} after {show(after.text)}"
             )
         raise InvalidInput(
-            f"expected {wanted} after {_show(after.text)} at position {got.pos}, "
-            f"got {_show(got.text)}{hint}"
+            f"expected {wanted} after {show(after.text)} at position {got.pos}, "
+            f"got {show(got.text)}{hint}"
         )
 
 
-def _convert(name: str, column: Column, token: _Token):
+def _convert(name: str, column: Column, token: Token):
     """Turn a literal token into the Python value bound for this column's kind."""
     value = token.value
     if column.kind == "text":
@@ -415,10 +307,10 @@ def _convert(name: str, column: Column, token: _Token):
         if value.lower() in FALSE_WORDS:
             return 0
         raise InvalidInput(
-            f"{name} expects true or false, got {_show(value)} at position {token.pos}"
+            f"{name} expects true or false, got {show(value)} at position {token.pos}"
         )
-    if not _NUMBER.fullmatch(value):
-        raise InvalidInput(f"{name} expects a number, got {_show(value)} at position {token.pos}")
+    if not NUMBER.fullmatch(value):
+        raise InvalidInput(f"{name} expects a number, got {show(value)} at position {token.pos}")
     number = float(value) if "." in value else int(value)
     if not (math.isfinite(number) and INT_MIN <= number <= INT_MAX):
         raise InvalidInput(f"{name}: number out of range at position {token.pos}")

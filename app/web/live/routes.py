@@ -1,4 +1,4 @@
-"""Routes of the api blueprint: what changed on the rows a page shows, as JSON.
+"""Routes of the live blueprint: what changed on the rows a page shows, as JSON.
 
 Every answer carries an ETag (a hash of its data without the time stamp); a poll that sends it
 back in If-None-Match gets 304 with no body while nothing changed.
@@ -13,7 +13,7 @@ from ...errors import InvalidInput
 from ...services import charts, live
 from ..helpers import MAX_ROW_ID, bounded_arg
 
-bp = Blueprint("api", __name__, url_prefix="/api")
+bp = Blueprint("live", __name__, url_prefix="/live")
 
 
 def _answer(data):

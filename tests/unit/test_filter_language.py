@@ -1,11 +1,11 @@
-"""Tests for the filter-expression compiler in app.filters."""
+"""Tests for the filter-expression compiler in app.filter_language."""
 
 import sqlite3
 
 import pytest
 
 from app.errors import InvalidInput
-from app.filters import MAX_DEPTH, MAX_LENGTH, MAX_VALUES, Column, compile_filter
+from app.filter_language import MAX_DEPTH, MAX_LENGTH, MAX_VALUES, Column, compile_filter
 
 COLUMNS = {
     "name": Column("v.name"),

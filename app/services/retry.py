@@ -1,5 +1,5 @@
-"""Recover actions on a failed or interrupted operation, as OpenNebula's `onevm recover`:
-retry it, or re-check its target and record what the hypervisor really says."""
+"""Retry a failed or interrupted operation (OpenNebula calls it `onevm recover`), or re-check
+its target and record what the hypervisor really says (not the recovery of dead workers' operations)."""
 
 import json
 
