@@ -131,7 +131,7 @@ def test_list_domains_states(hv, opened):
 
 def test_libvirt_errors_are_mapped(hv):
     assert hv.domain_state(A, "ghost") is None
-    for action in (hv.start, hv.shutdown, hv.destroy, hv.undefine):
+    for action in (hv.start, hv.shutdown, hv.force_off, hv.undefine):
         with pytest.raises(NotFound, match="domain ghost not found on host alpha"):
             action(A, "ghost")
     with pytest.raises(HypervisorError, match="libvirt error on host alpha: .*domain"):
