@@ -62,6 +62,21 @@ def config_overrides():
     return {}
 
 
+def pytest_collection_modifyitems(config, items):
+    """With NUBE_TEST_DATABASE=postgresql, only the tests that reach the database run: the
+    others would repeat the SQLite run's work exactly (they never open a connection)."""
+    if os.environ.get("NUBE_TEST_DATABASE") != "postgresql":
+        return
+    uses_database = {"database", "postgres_server"}
+    kept, skipped = [], []
+    for item in items:
+        reaches = uses_database & set(getattr(item, "fixturenames", ()))
+        (kept if reaches else skipped).append(item)
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """With NUBE_TEST_DATABASE=postgresql, a PostgreSQL server for the session (stopped by pid
