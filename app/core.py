@@ -16,7 +16,7 @@ from flask import current_app, has_app_context
 from .db import close_db, drop_database, ensure_schema
 from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
 from .numbers import is_digits
-from .services import boot_log, controller, hosts, images, operations, vms
+from .services import boot_log, controller, hosts, images, operations, projects, vms
 
 __all__ = [
     "Busy",
@@ -40,6 +40,12 @@ __all__ = [
     "consoleLog",
     "migrateVm",
     "drainHost",
+    "addProject",
+    "listProjects",
+    "updateProject",
+    "removeProject",
+    "addMember",
+    "removeMember",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")
@@ -139,7 +145,8 @@ def _host_ref(host_id):
 @_in_app
 def addVm(vm):
     """Create a VM (disk, cloud-init seed, domain) on a host Nube picks or the one asked for;
-    vm may carry hostname, ssh_keys and user_data for its first boot. Returns it."""
+    vm may carry hostname, ssh_keys and user_data for its first boot, and project (default:
+    the project default), whose quotas it must fit. Returns it."""
 
     vms.add(vm, ACTOR, wait=True)
     return vms.public(vms.get(vm["id"]))
@@ -206,3 +213,47 @@ def drainHost(hostId):
 
     op_id = hosts.drain(_host_ref(hostId), ACTOR, wait=True)
     return json.loads(operations.get(op_id)["result"] or "{}")
+
+
+@_in_app
+def addProject(project):
+    """Create a project: {"name", "description"?, "quota"?: {"vms", "vcpus", "mem" (MiB),
+    "disk" (GiB)}} (a missing or None limit: none). Returns the project."""
+
+    return projects.get(projects.add(project, ACTOR))
+
+
+@_in_app
+def listProjects():
+    """Every project with its quotas, usage (counted from its rows) and members."""
+
+    return projects.all_projects()
+
+
+@_in_app
+def updateProject(name, changes):
+    """Rename a project, or change its description or quotas (only the keys given; a quota
+    below usage refuses growth and removes nothing). Returns the project."""
+
+    return projects.get(projects.update(name, changes, ACTOR))
+
+
+@_in_app
+def removeProject(name):
+    """Remove a project that has no resources left."""
+
+    projects.remove(name, ACTOR)
+
+
+@_in_app
+def addMember(project, user):
+    """Make a user a member of a project."""
+
+    projects.add_member(project, user, ACTOR)
+
+
+@_in_app
+def removeMember(project, user):
+    """End a user's membership of a project."""
+
+    projects.remove_member(project, user, ACTOR)

@@ -15,6 +15,10 @@ class Conflict(InvalidInput):
     """The target is busy, in the wrong state, or the name is taken."""
 
 
+class QuotaExceeded(Conflict):
+    """A project's quota leaves no room for what was asked; nothing was changed."""
+
+
 class NotFound(NubeError, LookupError):
     """The host, VM, image, user or operation does not exist."""
 

@@ -291,6 +291,49 @@ MIGRATIONS = [
     """
     ALTER TABLE hosts ADD COLUMN data_address TEXT;
     """,
+    # 15: projects (issue 21): every VM belongs to one; quotas are limits only (NULL: none),
+    # usage is always counted from the rows. Existing VMs move into the project `default`.
+    # A VM's disk records its virtual size in GiB (NULL until measured: older rows).
+    """
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        quota_vms INTEGER,
+        quota_vcpus INTEGER,
+        quota_mem INTEGER,
+        quota_disk INTEGER,
+        created_at TEXT
+    );
+    CREATE TABLE project_members (
+        project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        PRIMARY KEY (project_id, user_id)
+    );
+    CREATE INDEX project_members_user ON project_members (user_id);
+    INSERT INTO projects (name, description)
+        VALUES ('default', 'What was made before projects existed');
+    ALTER TABLE vms ADD COLUMN project_id INTEGER REFERENCES projects (id);
+    ALTER TABLE vms ADD COLUMN disk INTEGER;
+    UPDATE vms SET project_id = (SELECT id FROM projects WHERE name = 'default');
+    CREATE INDEX vms_project ON vms (project_id, id);
+    """,
+    # 16: the role `member` (issue 21): a project's member, who sees only their projects.
+    """
+    -- rebuilds a table
+    CREATE TABLE users_new (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'member')),
+        created_at TEXT NOT NULL,
+        last_login TEXT
+    );
+    INSERT INTO users_new SELECT id, username, password_hash, role, created_at, last_login
+        FROM users;
+    DROP TABLE users;
+    ALTER TABLE users_new RENAME TO users;
+    """,
 ]
 
 
@@ -301,6 +344,12 @@ POSTGRESQL_INSTEAD = {
     ALTER TABLE hosts DROP CONSTRAINT hosts_state_check;
     ALTER TABLE hosts ADD CONSTRAINT hosts_state_check CHECK (state IN ('preparing', 'ready',
         'error', 'unreachable', 'disabled', 'removing', 'maintenance'));
+    """,
+    # 16: the same for users' roles
+    16: """
+    ALTER TABLE users DROP CONSTRAINT users_role_check;
+    ALTER TABLE users ADD CONSTRAINT users_role_check CHECK (role IN ('admin', 'operator',
+        'member'));
     """,
 }
 # What PostgreSQL needs beside a migration (by number).

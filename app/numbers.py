@@ -1,4 +1,4 @@
-"""Whole numbers typed by people: ASCII digits only, and never too many of them."""
+"""Whole numbers: those typed by people (ASCII digits only, never too many), and disk sizes."""
 
 MAX_DIGITS = 18  # fits SQLite's 64-bit integers with room to spare
 
@@ -15,3 +15,11 @@ def parse_id(text):
     if not is_digits(text) or len(text) > MAX_DIGITS:
         return None
     return int(text)
+
+
+GIB = 1 << 30
+
+
+def disk_gib(size):
+    """A disk's virtual size in whole GiB, rounded up (what the disk quota counts)."""
+    return -(-int(size) // GIB)

@@ -8,8 +8,9 @@ from .tasks import TaskColumns
 
 _SELECT = """
 SELECT v.id, v.host_id AS host, h.name AS host_name, v.image, v.mem, v.vcpus, v.state, v.task,
-       v.task_op, v.last_seen, v.created_by, v.created_at, v.hostname
-FROM vms v JOIN hosts h ON h.id = v.host_id
+       v.task_op, v.last_seen, v.created_by, v.created_at, v.hostname, v.project_id,
+       p.name AS project, v.disk
+FROM vms v JOIN hosts h ON h.id = v.host_id LEFT JOIN projects p ON p.id = v.project_id
 """
 
 FILTER_COLUMNS = {
@@ -23,6 +24,8 @@ FILTER_COLUMNS = {
     "task": Column("v.task"),
     "last_seen": Column("v.last_seen"),
     "hostname": Column("v.hostname"),
+    "project": Column("p.name"),
+    "disk": Column("v.disk", "int"),
 }
 # where a bare word in the filter looks (a search box's words: names, states)
 SEARCH_COLUMNS = ("id", "host_name", "image", "state")
@@ -62,7 +65,10 @@ def count(conn, query=""):
     if not query.strip():
         return conn.execute("SELECT COUNT(*) FROM vms").fetchone()[0]
     where, params = _where(query)
-    sql = f"SELECT COUNT(*) FROM vms v JOIN hosts h ON h.id = v.host_id{where}"
+    sql = (
+        "SELECT COUNT(*) FROM vms v JOIN hosts h ON h.id = v.host_id"
+        f" LEFT JOIN projects p ON p.id = v.project_id{where}"
+    )
     return conn.execute(sql, params).fetchone()[0]
 
 
@@ -86,12 +92,28 @@ def image_usage(conn):
     return dict(conn.execute("SELECT image, COUNT(*) FROM vms GROUP BY image").fetchall())
 
 
-def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=None, boot=None):
-    """Add a VM row; boot: its first-boot configuration (hostname, ssh_keys, user_data)."""
+def insert(
+    conn,
+    *,
+    vm_id,
+    host_id,
+    image,
+    mem,
+    vcpus,
+    state,
+    created_by,
+    project_id,
+    disk=None,
+    task=None,
+    boot=None,
+):
+    """Add a VM row in a project; disk: its virtual size in GiB; boot: its first-boot
+    configuration (hostname, ssh_keys, user_data)."""
     boot = boot or {}
     conn.execute(
         "INSERT INTO vms (id, host_id, image, mem, vcpus, state, task, created_by, created_at,"
-        " hostname, ssh_keys, user_data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " hostname, ssh_keys, user_data, project_id, disk)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             vm_id,
             host_id,
@@ -105,6 +127,8 @@ def insert(conn, *, vm_id, host_id, image, mem, vcpus, state, created_by, task=N
             boot.get("hostname"),
             json.dumps(boot.get("ssh_keys") or []),
             boot.get("user_data") or "",
+            project_id,
+            disk,
         ),
     )
 
@@ -164,3 +188,13 @@ def live_states(conn, ids):
     return conn.execute(
         f"SELECT id, state, task, task_op, last_seen FROM vms WHERE id IN ({marks})", list(ids)
     ).fetchall()
+
+
+def without_disk_size(conn):
+    """(id, image) of the VMs whose disk size was never recorded (rows older than projects)."""
+    return conn.execute("SELECT id, image FROM vms WHERE disk IS NULL ORDER BY id").fetchall()
+
+
+def set_disk_size(conn, vm_id, disk):
+    """Record a VM disk's virtual size in GiB."""
+    conn.execute("UPDATE vms SET disk = ? WHERE id = ?", (disk, vm_id))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..db import connect, now, transaction
 from ..errors import NubeError
 from ..extensions import adapters
+from ..numbers import disk_gib
 from ..repositories import hosts as hosts_repo
 from ..repositories import monitor as monitor_repo
 from ..repositories import vms as vms_repo
@@ -56,6 +57,7 @@ def poll(app):
     conn = connect(app.config["DATABASE"])
     try:
         shared_keys.sync_known_hosts(app, conn)  # host keys another controller recorded
+        measure_old_disks(app, conn)
         hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
         if not hosts:
             return {}
@@ -71,6 +73,20 @@ def poll(app):
         return outcome
     finally:
         conn.close()
+
+
+def measure_old_disks(app, conn):
+    """Record the disk size of VMs made before sizes were recorded (the disk quota counts
+    them): their base image's virtual size, as every new VM's is recorded at creation."""
+    storage = adapters(app).storage
+    for row in vms_repo.without_disk_size(conn):
+        try:
+            size = storage.image_info(row["image"]).virtual_size
+        except NubeError as exc:  # an image gone or unreadable: tried again next pass
+            log.warning("monitor: cannot measure VM %s's disk: %s", row["id"], exc)
+            continue
+        with transaction(conn):
+            vms_repo.set_disk_size(conn, row["id"], disk_gib(size))
 
 
 @dataclass(frozen=True)

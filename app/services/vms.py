@@ -11,17 +11,41 @@ from ..db import transaction
 from ..domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
 from ..errors import Busy, Conflict, InvalidInput, NotFound
 from ..extensions import adapters
+from ..numbers import disk_gib
 from ..ops import kinds
 from ..ops.launch import launch
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims, validate
+from . import claims, projects, validate
 from .common import busy_message, db, new_operation
 
-ADD_FIELDS = ("id", "image", "mem", "vcpus", "host", "start", "hostname", "ssh_keys", "user_data")
+ADD_FIELDS = (
+    "id",
+    "image",
+    "mem",
+    "vcpus",
+    "host",
+    "start",
+    "hostname",
+    "ssh_keys",
+    "user_data",
+    "project",
+)
 SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
-PUBLIC_KEYS = ("id", "host", "host_name", "image", "mem", "vcpus", "state", "task", "last_seen")
+PUBLIC_KEYS = (
+    "id",
+    "host",
+    "host_name",
+    "image",
+    "mem",
+    "vcpus",
+    "disk",
+    "project",
+    "state",
+    "task",
+    "last_seen",
+)
 
 
 def public(row):
@@ -85,6 +109,7 @@ def _check_new(data):
         ),
         "host": data.get("host") if data.get("host") not in ("", None) else None,
         "start": validate.boolean(data, "start", False),  # create and start in one operation
+        "project": validate.text(data, "project", required=False),
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
         raise InvalidInput(f"host must be an id or a name, not {vm['host']!r}")
@@ -104,9 +129,12 @@ def add(data, actor, wait):
     vm = _check_new(data)
     # NotFound / InvalidInput before any write; the worker checks the image again at use
     adapters().storage.checked_base_format(vm["image"])
+    disk = disk_gib(adapters().storage.image_info(vm["image"]).virtual_size)
     conn = db()
     config = current_app.config
-    with transaction(conn):  # placement and insert under one write lock: no double booking
+    # placement, the quota's count and the insert under one write lock: no double booking, and
+    # no two requests can both take a project's last room
+    with transaction(conn):
         if vms_repo.get(conn, vm["id"]):
             raise Conflict(f"a VM named {vm['id']} already exists")
         leftovers = adapters().storage.existing_vm_files(vm["id"])
@@ -115,6 +143,9 @@ def add(data, actor, wait):
                 f"vms/{leftovers[0]} already exists in the repository (left by an earlier VM "
                 f"{vm['id']}?): remove it or choose another name"
             )
+        project = projects.for_new_resource(conn, vm.pop("project"), actor)
+        need = {"vms": 1, "vcpus": vm["vcpus"], "mem": vm["mem"], "disk": disk}
+        projects.check_room(conn, project, need)
         hosts = [dict(h) for h in hosts_repo.search(conn)]
         host = choose_host(
             hosts,
@@ -134,6 +165,8 @@ def add(data, actor, wait):
             vcpus=vm["vcpus"],
             state="stopped",
             created_by=actor,
+            project_id=project["id"],
+            disk=disk,
             task=kinds.VM_CREATE.task,
             boot=vm["boot"],
         )
@@ -149,6 +182,7 @@ def add(data, actor, wait):
             "host": host["id"],
             "host_name": host["name"],
             "uuid": str(uuid.uuid4()),
+            "project": project["name"],
         }
         op_id = new_operation(conn, kinds.VM_CREATE, vm["id"], vm["id"], actor, input_data)
         vms_repo.set_task_op(conn, vm["id"], op_id)

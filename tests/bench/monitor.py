@@ -74,6 +74,7 @@ def build(folder):
                         vcpus=1,
                         state="stopped",
                         created_by="bench",
+                        project_id=1,  # the project default
                     )
     return app
 

@@ -32,7 +32,7 @@ with app.app_context():
             state = "error" if n < 20 else states[n % 2]
             vms_repo.insert(conn, vm_id=f"vm-{n:05d}", host_id=ids[n % hosts], image="base.qcow2",
                             mem=(512, 1024, 2048)[n % 3], vcpus=1 + n % 4, state=state,
-                            created_by="bench")
+                            created_by="bench", project_id=1)  # the project default
 """
 
 

@@ -94,6 +94,8 @@ def test_vm_lifecycle_with_real_overlay(ctx, host, image):
         "image": image,
         "mem": 128,
         "vcpus": 2,
+        "disk": 1,  # GiB: the test image's virtual size, rounded up
+        "project": "default",
         "state": "stopped",
         "task": None,
         "last_seen": vm["last_seen"],

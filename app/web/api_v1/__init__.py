@@ -6,11 +6,11 @@ from http import HTTPStatus
 import flask_smorest
 from flask_smorest.utils import prepare_response
 
-from . import auth, hosts, images, meta, operations, tokens, users, vms
+from . import auth, hosts, images, meta, operations, projects, tokens, users, vms
 from .problems import MEDIA_TYPE
 from .schemas import Problem
 
-RESOURCES = (meta, hosts, vms, images, operations, users, tokens)
+RESOURCES = (meta, hosts, vms, images, operations, projects, users, tokens)
 # Reachable without a token: the API's description is no secret (tools read it first).
 PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api_v1_meta.docs"}
 

@@ -152,6 +152,8 @@ class Vm(Schema):
     hostname = fields.String(allow_none=True)
     created_by = fields.String(allow_none=True)
     created_at = fields.String(allow_none=True)
+    project = fields.String(allow_none=True)
+    disk = fields.Integer(allow_none=True, metadata={"description": "GiB, the virtual size"})
 
 
 class VmCreate(Schema):
@@ -166,6 +168,9 @@ class VmCreate(Schema):
     hostname = fields.String(metadata={"description": "default: the id"})
     ssh_keys = fields.List(fields.String(), metadata={"description": "public keys"})
     user_data = fields.String(metadata={"description": "#cloud-config or a #! script"})
+    project = fields.String(
+        metadata={"description": "default: your only project (members) or default"}
+    )
 
 
 class VmStop(Schema):
@@ -278,6 +283,48 @@ class UserUpdate(Schema):
 
     role = fields.String(metadata={"enum": ["admin", "operator"]})
     password = fields.String(load_only=True, validate=PASSWORD_LENGTH)
+
+
+class Quota(Schema):
+    """A project's limits (null: none) or its usage, counted from its rows."""
+
+    vms = fields.Integer(allow_none=True)
+    vcpus = fields.Integer(allow_none=True)
+    mem = fields.Integer(allow_none=True, metadata={"description": "MiB"})
+    disk = fields.Integer(allow_none=True, metadata={"description": "GiB"})
+
+
+class Project(Schema):
+    """A project: its quotas, what it uses and its members."""
+
+    name = fields.String(required=True)
+    description = fields.String()
+    quota = fields.Nested(Quota)
+    usage = fields.Nested(Quota)
+    members = fields.List(fields.String())
+    created_at = fields.String(allow_none=True)
+
+
+class ProjectCreate(Schema):
+    """A new project."""
+
+    name = fields.String(required=True)
+    description = fields.String()
+    quota = fields.Dict()
+
+
+class ProjectUpdate(Schema):
+    """A project's new name, description or quotas (the keys given only)."""
+
+    name = fields.String()
+    description = fields.String()
+    quota = fields.Dict()
+
+
+class Member(Schema):
+    """A user to add to a project."""
+
+    user = fields.String(required=True)
 
 
 class Token(Schema):
