@@ -39,11 +39,22 @@ def init_web(app):
     from .live import bp as live_bp
     from .main import bp as main_bp
     from .operations import bp as operations_bp
+    from .projects import bp as projects_bp
     from .tokens import bp as tokens_bp
     from .users import bp as users_bp
     from .vms import bp as vms_bp
 
-    pages = (auth_bp, main_bp, hosts_bp, vms_bp, images_bp, operations_bp, users_bp, tokens_bp)
+    pages = (
+        auth_bp,
+        main_bp,
+        hosts_bp,
+        vms_bp,
+        images_bp,
+        operations_bp,
+        projects_bp,
+        users_bp,
+        tokens_bp,
+    )
     for blueprint in pages:
         app.register_blueprint(blueprint)
     app.register_blueprint(live_bp)

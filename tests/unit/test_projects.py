@@ -13,6 +13,7 @@ from app.migrations import MIGRATIONS
 from app.migrator import migrate
 from app.repositories import users as users_repo
 from tests.api_client import Api, assert_problem, make_token
+from tests.conftest import csrf_token
 
 
 @pytest.fixture
@@ -223,3 +224,38 @@ def test_only_admins_change_projects(app):
     oper = Api(app, make_token(app, "oper"))
     assert_problem(oper.post("/projects", {"name": "lab"}), 403)
     assert oper.get("/projects").status_code == 200
+
+
+def test_projects_pages(app, admin_client, operator_client, host, image):
+    token = csrf_token(admin_client, "/projects/")
+    answer = admin_client.post(
+        "/projects/",
+        data={"name": "lab", "description": "Course", "quota_vms": "2", "csrf_token": token},
+    )
+    assert answer.status_code == 302 and answer.headers["Location"] == "/projects/lab"
+    with app.app_context():
+        core.addVm({"id": "v1", "image": image, "mem": 64, "project": "lab"})
+    page = admin_client.get("/projects/lab").get_data(as_text=True)
+    assert "VMs: 1 of 2 (50%)" in page and "memory: 64 MiB used, no limit" in page
+    token = csrf_token(admin_client, "/projects/lab")
+    admin_client.post("/projects/lab/members", data={"user": "oper", "csrf_token": token})
+    assert 'data-member="oper"' in admin_client.get("/projects/lab").get_data(as_text=True)
+    changed = admin_client.post(
+        "/projects/lab", data={"name": "lab", "quota_vms": "0", "csrf_token": token}
+    )
+    assert changed.status_code == 302
+    page = admin_client.get("/projects/lab").get_data(as_text=True)
+    assert "over the quota: growth refused" in page
+    refused = admin_client.post("/projects/lab/remove", data={"csrf_token": token})
+    assert refused.status_code == 302
+    assert "still has 1 VM" in admin_client.get("/projects/lab").get_data(as_text=True)
+    # an operator sees projects but changes none
+    assert operator_client.get("/projects/").status_code == 200
+    token = csrf_token(operator_client, "/projects/")
+    assert (
+        operator_client.post("/projects/", data={"name": "x", "csrf_token": token}).status_code
+        == 403
+    )
+    assert (
+        operator_client.post("/projects/lab/remove", data={"csrf_token": token}).status_code == 403
+    )
