@@ -334,6 +334,19 @@ MIGRATIONS = [
     DROP TABLE users;
     ALTER TABLE users_new RENAME TO users;
     """,
+    # 17: each user's SSH public keys (Account > SSH keys), picked from when creating a VM.
+    """
+    CREATE TABLE user_keys (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (user_id, name),
+        UNIQUE (user_id, fingerprint)
+    );
+    """,
 ]
 
 

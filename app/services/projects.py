@@ -167,6 +167,18 @@ def remove_member(project, username, actor):
         audit(conn, actor, "project.member.remove", f"project:{project}", f"user {username}")
 
 
+def names_for(actor):
+    """The projects a user may make resources in, by name: a member's own, or every one
+    (the project default first) for admins and operators."""
+    conn = db()
+    user = users_repo.by_username(conn, actor)
+    if user is not None and user["role"] == "member":
+        ids = projects_repo.project_ids_of(conn, user["id"])
+        return [row["name"] for row in projects_repo.all_projects(conn, ids)]
+    names = [row["name"] for row in projects_repo.all_projects(conn)]
+    return sorted(names, key=lambda name: (name != DEFAULT_PROJECT, name))
+
+
 def for_new_resource(conn, requested, actor):
     """Inside the caller's transaction: the project a new resource goes into. Given a name, that
     project (a member only into their own); else the member's only project, or `default` for

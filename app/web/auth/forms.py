@@ -1,9 +1,11 @@
 """Forms of the auth blueprint."""
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, SubmitField
+from wtforms import PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ...cloudinit import SSH_KEY_MAX
+from ...services.user_keys import NAME_MAX
 from ..passwords import NEW_PASSWORD, SENT_PASSWORD
 
 
@@ -30,3 +32,20 @@ class LogoutForm(FlaskForm):
     """An empty form: logging out is a POST with a CSRF token."""
 
     submit = SubmitField("Log out")
+
+
+class KeyForm(FlaskForm):
+    """Keep an SSH public key under a name."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=NAME_MAX)])
+    public_key = TextAreaField(
+        "Public key",
+        validators=[DataRequired(), Length(max=SSH_KEY_MAX)],
+        render_kw={"rows": 3, "spellcheck": "false", "placeholder": "ssh-ed25519 AAAA… you@laptop"},
+        description="The contents of your .pub file (never the private key).",
+    )
+    submit = SubmitField("Add key")
+
+
+class RemoveKeyForm(FlaskForm):
+    """An empty form: forgetting a key is a POST with a CSRF token."""

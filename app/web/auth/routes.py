@@ -6,9 +6,9 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 
-from ...errors import InvalidInput
-from ...services import users
-from .forms import LoginForm, PasswordForm
+from ...errors import InvalidInput, NubeError
+from ...services import user_keys, users
+from .forms import KeyForm, LoginForm, PasswordForm, RemoveKeyForm
 
 bp = Blueprint("auth", __name__)
 
@@ -77,3 +77,38 @@ def password():
             flash("Password changed.", "success")
             return redirect(url_for("main.overview"))
     return render_template("auth/password.html", form=form)
+
+
+def _me():
+    """The logged-in user as the keys service takes it."""
+    return {"id": current_user.id, "username": current_user.username}
+
+
+@bp.route("/account/keys", methods=["GET", "POST"])
+@login_required
+def keys():
+    """One's own SSH public keys: list, add."""
+    form = KeyForm()
+    if form.validate_on_submit():
+        try:
+            name = user_keys.add(_me(), form.name.data.strip(), form.public_key.data)
+        except NubeError as error:
+            flash(str(error), "danger")
+        else:
+            flash(f"Key {name} added.", "success")
+            return redirect(url_for("auth.keys"))
+    return render_template("auth/keys.html", form=form, keys=user_keys.of_user(current_user.id))
+
+
+@bp.route("/account/keys/<int:key_id>/remove", methods=["POST"])
+@login_required
+def remove_key(key_id):
+    """Forget one of one's own keys."""
+    if RemoveKeyForm().validate_on_submit():
+        try:
+            user_keys.remove(_me(), key_id)
+        except NubeError as error:
+            flash(str(error), "danger")
+        else:
+            flash("Key removed.", "success")
+    return redirect(url_for("auth.keys"))

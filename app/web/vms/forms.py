@@ -5,6 +5,7 @@ from wtforms import (
     BooleanField,
     IntegerField,
     SelectField,
+    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
@@ -26,6 +27,13 @@ class VmForm(FlaskForm):
         description="Letters, digits, '_', '.', '-'. Also the libvirt domain name and the"
         " disk vms/NAME.qcow2.",
     )
+    # the service checks the choice (a member's own projects only); none: the default one
+    project = SelectField(
+        "Project",
+        validators=[Optional()],
+        validate_choice=False,
+        description="Its quotas must have room.",
+    )
     image = SelectField("Base image", validators=[DataRequired()])
     mem = IntegerField(
         "Memory (MiB)",
@@ -45,8 +53,13 @@ class VmForm(FlaskForm):
         validators=[Optional(), Length(max=253)],
         description="What the guest calls itself (cloud-init). Empty: the VM's name.",
     )
+    saved_keys = SelectMultipleField(
+        "Your SSH keys",
+        coerce=int,
+        description="Keys kept under Account > SSH keys (choose several with Ctrl or Shift).",
+    )
     ssh_keys = TextAreaField(
-        "SSH public keys",
+        "Other SSH public keys",
         validators=[Optional(), Length(max=SSH_KEYS_MAX * SSH_KEY_MAX)],
         render_kw={"rows": 3, "spellcheck": "false", "placeholder": "ssh-ed25519 AAAA… you@laptop"},
         description="One per line (the contents of ~/.ssh/id_ed25519.pub): they may log in as"

@@ -10,15 +10,27 @@ from flask import (
     request,
     url_for,
 )
+from flask_login import current_user
 
 from ...errors import NotFound, NubeError
 from ...placement import free_vcpus
-from ...services import boot_log, hosts, images, operations, vms
+from ...services import boot_log, hosts, images, operations, projects, user_keys, vms
 from ..helpers import Page, actor, flash_error, flash_operation
 from .forms import AUTOMATIC, ConfirmForm, MigrateForm, VmForm
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
-FORM_FIELDS = ("id", "image", "mem", "vcpus", "host", "start", "hostname", "ssh_keys", "user_data")
+FORM_FIELDS = (
+    "id",
+    "project",
+    "image",
+    "mem",
+    "vcpus",
+    "host",
+    "start",
+    "hostname",
+    "ssh_keys",
+    "user_data",
+)
 
 
 def _mib(value):
@@ -67,10 +79,17 @@ def new():
     ]
     if request.method == "GET" and request.args.get("host"):
         form.host.data = request.args["host"]
+    form.project.choices = projects.names_for(actor())
+    saved = user_keys.of_user(current_user.id)
+    form.saved_keys.choices = [
+        (key["id"], f"{key['name']} ({key['fingerprint']})") for key in saved
+    ]
     if image_names and form.validate_on_submit():
         data = {key: form[key].data for key in FORM_FIELDS}
         data["id"] = data["id"].strip()
         try:
+            chosen = user_keys.public_keys(current_user.id, form.saved_keys.data or [])
+            data["ssh_keys"] = "\n".join([*chosen, data["ssh_keys"] or ""])
             op_id = vms.add(data, actor(), wait=False)
         except NubeError as error:
             flash_error(error)
