@@ -204,3 +204,18 @@ def log_lines(conn, op_id, after=0, limit=None):
         sql += " LIMIT ?"
         params.append(limit)
     return conn.execute(sql, params).fetchall()
+
+
+METERED_KINDS = ("vm.create", "vm.start", "vm.stop", "vm.remove")
+
+
+def vm_power_records(conn, until):
+    """The succeeded VM creations, starts, stops and removals that finished before until,
+    oldest first: (kind, target_id, input, finished_at) — what metering replays."""
+    marks = ", ".join("?" for _ in METERED_KINDS)
+    return conn.execute(
+        "SELECT kind, target_id, input, finished_at FROM operations"
+        f" WHERE kind IN ({marks}) AND status = 'succeeded' AND finished_at IS NOT NULL"
+        " AND finished_at < ? ORDER BY finished_at, id",
+        (*METERED_KINDS, until),
+    ).fetchall()

@@ -10,6 +10,7 @@ from . import validate
 from .common import audit, db
 
 DEFAULT_PROJECT = "default"
+RESERVED_NAMES = ("usage", "usage.csv")  # the showback pages' addresses under /projects/
 QUOTAS = ("vms", "vcpus", "mem", "disk")
 # How each quota reads in a message and on a page: its label and unit.
 QUOTA_WORDS = {
@@ -47,6 +48,14 @@ def _check_description(data, default=""):
     if len(description) > DESCRIPTION_MAX or any(ch in description for ch in "\r\n"):
         raise InvalidInput(f"description must be one line of at most {DESCRIPTION_MAX} characters")
     return description
+
+
+def _check_name(name):
+    """A project's name: a display name, but none the showback pages use."""
+    validate.name(name, "project name")
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"project name {name!r} is reserved")
+    return name
 
 
 def as_dict(conn, row):
@@ -87,7 +96,7 @@ def add(data, actor):
     """Create a project; returns its name."""
     validate.require_dict(data, "project")
     validate.refuse_unknown(data, ADD_FIELDS, "project")
-    name = validate.name(validate.text(data, "name"), "project name")
+    name = _check_name(validate.text(data, "name"))
     description = _check_description(data)
     quota = _check_quota_input(data.get("quota"))
     conn = db()
@@ -109,7 +118,7 @@ def update(name, data, actor):
         row = _get(conn, name)
         new_name = name
         if data.get("name") not in (None, name):
-            new_name = validate.name(validate.text(data, "name"), "project name")
+            new_name = _check_name(validate.text(data, "name"))
             if name == DEFAULT_PROJECT:
                 raise Conflict("the project default cannot be renamed")
             if projects_repo.by_name(conn, new_name):

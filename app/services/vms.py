@@ -183,6 +183,8 @@ def add(data, actor, wait):
             "host_name": host["name"],
             "uuid": str(uuid.uuid4()),
             "project": project["name"],
+            "project_id": project["id"],  # showback follows the project through renames
+            "disk": disk,
         }
         op_id = new_operation(conn, kinds.VM_CREATE, vm["id"], vm["id"], actor, input_data)
         vms_repo.set_task_op(conn, vm["id"], op_id)

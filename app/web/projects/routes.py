@@ -1,10 +1,11 @@
 """Routes of the projects blueprint: list, show, create, change and remove projects, and
 their members."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from ...errors import NubeError
+from ...services import metering
 from ...services import projects as projects_service
 from ...services import users as users_service
 from ..helpers import actor, admin_required, flash_error
@@ -32,6 +33,24 @@ def index():
         projects=projects_service.all_projects(),
         form=form,
         words=projects_service.QUOTA_WORDS,
+    )
+
+
+@bp.route("/usage")
+def usage():
+    """Showback: what each project used per month (vCPU, memory and disk hours)."""
+    rows = metering.monthly()
+    top = max((row["vcpu_hours"] for row in rows), default=0)
+    return render_template("projects/usage.html", rows=rows, top=top)
+
+
+@bp.route("/usage.csv")
+def usage_csv():
+    """The showback table as CSV."""
+    return Response(
+        metering.as_csv(metering.monthly()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=nube-usage.csv"},
     )
 
 
