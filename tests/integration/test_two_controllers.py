@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -207,8 +208,60 @@ def test_two_controllers_share_the_work_and_recover_each_other(cluster):
     # one pass per interval, whichever consumer makes it: never two passes close together
     assert min(gaps) >= INTERVAL * 0.75, gaps
 
+    _quotas_hold_across_controllers(api, bases)
+
     op = api.act(c2.server.url, "DELETE", "/hosts/lab1")
     assert finished(api, c1.server.url, op)["status"] == "succeeded"
+
+
+def _create_at_once(api, bases, sizes):
+    """One VM creation per size, all at once from threads, alternating between controllers;
+    the answers in order."""
+    answers, start = [None] * len(sizes), threading.Barrier(len(sizes))
+
+    def create(n):
+        body = {"id": f"q{n}", "image": IMAGE, "mem": sizes[n], "project": "q", "host": "lab1"}
+        start.wait()
+        answers[n] = api.call(f"{bases[n % 2]}/api/v1/vms", "POST", body)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(len(sizes))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def _quotas_hold_across_controllers(api, bases):
+    """40 creations at once, half to each controller, into a project with room for 5 VMs
+    (then for 1,000 MiB of mixed sizes): exactly the room is taken, the rest are refused with
+    the quota's message, and the usage shown equals the rows."""
+    for quota, sizes in (({"vms": 5}, [16] * 40), ({"mem": 1000}, [64, 128, 256, 512] * 10)):
+        status, _ = api.call(f"{bases[0]}/api/v1/projects", "POST", {"name": "q", "quota": quota})
+        assert status == 201
+        answers = _create_at_once(api, bases, sizes)
+        made = [n for n, (status, _) in enumerate(answers) if status == 202]
+        for status, body in answers:
+            assert status == 202 or (
+                status == 409 and "project q's quota is reached" in body["detail"]
+            )
+        for n in made:
+            op_id = answers[n][1]["operation"]["id"]
+            assert finished(api, bases[0], op_id)["status"] == "succeeded"
+        project = api.call(f"{bases[1]}/api/v1/projects/q")[1]
+        rows = api.call(f"{bases[1]}/api/v1/vms?q=project%20%3D%20q&limit=100")[1]["items"]
+        assert sorted(vm["id"] for vm in rows) == sorted(f"q{n}" for n in made)
+        assert project["usage"]["vms"] == len(rows)
+        assert project["usage"]["mem"] == sum(vm["mem"] for vm in rows)
+        if "vms" in quota:
+            assert len(made) == 5
+        else:
+            assert project["usage"]["mem"] <= 1000
+            refused = min(sizes[n] for n in range(len(sizes)) if n not in made)
+            assert 1000 - project["usage"]["mem"] < refused
+        removes = [api.act(bases[n % 2], "DELETE", f"/vms/q{n}") for n in made]
+        assert all(finished(api, bases[0], o)["status"] == "succeeded" for o in removes)
+        assert api.call(f"{bases[0]}/api/v1/projects/q", "DELETE")[0] == 204
 
 
 def _samples(app, host_name):
