@@ -10,3 +10,12 @@ def vm_state(domain_state: str | None) -> str:
     if domain_state is None:
         return "error"
     return "running" if domain_state in ("running", "paused") else "stopped"
+
+
+# The states each kind may start from (its claim checks them in the same compare-and-swap that
+# takes the task; pages show an action's button in these states only).
+VM_STARTABLE = ("stopped", "error", "unknown")
+VM_STOPPABLE = ("running", "unknown", "error")
+VM_REMOVABLE = ("stopped", "running", "error", "unknown")
+VM_MIGRATABLE = ("running", "stopped")
+HOST_DRAINABLE = ("ready", "disabled", "maintenance", "error")

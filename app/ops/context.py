@@ -14,7 +14,7 @@ from ..repositories import operations as ops_repo
 class OperationContext:
     """The running operation as its work function sees it."""
 
-    def __init__(self, app, conn, row, time_limit):
+    def __init__(self, app, conn, row, time_limit, kind=None):
         self.app = app
         self.conn = conn
         self.id = row["id"]
@@ -27,6 +27,10 @@ class OperationContext:
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
         self._adapters = adapters(app)
+        # what the kind declares: its claim (the work takes its `each` part as it goes) and the
+        # facts its undo reads; the work records them with remember(), nothing else on ctx
+        self.claim = kind.claim if kind else None
+        self.undo_data = dict.fromkeys(kind.undo_needs if kind else (), False)
 
     @property
     def hypervisor(self):
@@ -47,6 +51,16 @@ class OperationContext:
     def adapters(self):
         """All adapters (for keys, known_hosts and the secret box)."""
         return self._adapters
+
+    def remember(self, fact, value=True):
+        """Record a fact the kind's undo needs (one it declares in its undo_needs)."""
+        if fact not in self.undo_data:
+            raise KeyError(f"{self.kind} declares no undo fact {fact!r}")
+        self.undo_data[fact] = value
+
+    def recalled(self, fact):
+        """A fact the work recorded for the undo (False when it never got that far)."""
+        return self.undo_data.get(fact, False)
 
     def with_connection(self, conn):
         """A copy of this context that uses another connection (for work in another thread)."""

@@ -1,15 +1,17 @@
 """Every kind of operation Nube runs, in one table that the runner reads.
 
-A kind names what it targets, the task its target shows while it runs (set by a
-compare-and-swap when the request writes the operation row; the runner releases every task an
-operation holds when it ends), the states a VM action may start from, its work, the undo that
-runs when it fails, is canceled or is interrupted, and its time limit. Work and undo take the
-operation's context; the undo also takes the status it ended with.
+A kind names what it targets; its claim (app/ops/claims.py): the table, the task its target
+shows while it runs, the states it may start from and any extra condition, taken by one
+compare-and-swap when app/ops/request.py writes the operation row (the runner releases every
+task an operation holds when it ends); its work; the undo that runs when it fails, is canceled
+or is interrupted, and the facts its work records for that undo (ctx.remember); and its time
+limit. Work and undo take the operation's context; the undo also takes the status it ended with.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import states
 from ..services import (
     controller_work,
     host_work,
@@ -18,6 +20,7 @@ from ..services import (
     recheck_work,
     vm_work,
 )
+from .claims import HOST_AND_VMS, NEW_ROW, ONE_ACTIVE, ROW, Claim
 
 
 @dataclass(frozen=True)
@@ -26,67 +29,95 @@ class Kind:
 
     name: str
     target_type: str
-    task: str | None
+    claim: Claim
     work: Callable
     undo: Callable | None = None
     time_limit: float = 600.0
     label: str = ""
-    from_states: tuple = ()
+    undo_needs: tuple = ()  # what the work may ctx.remember() for its undo
+
+    @property
+    def task(self):
+        """The task its target shows while it runs (None: a target with no task column)."""
+        return self.claim.task
+
+    @property
+    def from_states(self):
+        """The states it may start from (() means any)."""
+        return self.claim.from_states
 
 
-ANY_VM_STATE = ("stopped", "running", "error", "unknown")
+# a host removal's claim: the controller's destroy takes it of each host in turn
+REMOVE_HOST_AND_VMS = Claim(HOST_AND_VMS, "hosts", "removing", sets_state="removing")
 
 VM_CREATE = Kind(
-    "vm.create", "vm", "creating", vm_work.create_vm, vm_work.undo_create, 3600, "create VM"
+    "vm.create",
+    "vm",
+    Claim(NEW_ROW, "vms", "creating"),
+    vm_work.create_vm,
+    vm_work.undo_create,
+    3600,
+    "create VM",
+    undo_needs=("made_disk", "made_seed"),
 )
 VM_START = Kind(
     "vm.start",
     "vm",
-    "starting",
+    Claim(ROW, "vms", "starting", states.VM_STARTABLE),
     vm_work.start_vm,
     vm_work.recheck_state,
     300,
     "start VM",
-    ("stopped", "error", "unknown"),
 )
 VM_STOP = Kind(
     "vm.stop",
     "vm",
-    "stopping",
+    Claim(ROW, "vms", "stopping", states.VM_STOPPABLE),
     vm_work.stop_vm,
     vm_work.recheck_state,
     600,
     "stop VM",
-    ("running", "unknown", "error"),
 )
 VM_REMOVE = Kind(
     "vm.remove",
     "vm",
-    "removing",
+    Claim(ROW, "vms", "removing", states.VM_REMOVABLE),
     vm_work.remove_vm,
     vm_work.recheck_state,
     600,
     "remove VM",
-    ANY_VM_STATE,
 )
 VM_MIGRATE = Kind(
     "vm.migrate",
     "vm",
-    "migrating",
+    Claim(ROW, "vms", "migrating", states.VM_MIGRATABLE),
     migrate_work.migrate_vm,
     migrate_work.find_after_failed_migration,
     1800,
     "migrate VM",
-    ("running", "stopped"),
 )
-VM_RECHECK = Kind("vm.recheck", "vm", "checking", recheck_work.recheck_vm, None, 120, "re-check VM")
+VM_RECHECK = Kind(
+    "vm.recheck",
+    "vm",
+    Claim(ROW, "vms", "checking"),
+    recheck_work.recheck_vm,
+    None,
+    120,
+    "re-check VM",
+)
 HOST_ADD = Kind(
-    "host.add", "host", "adding", host_work.add_host, host_work.forget_failed_host, 1800, "add host"
+    "host.add",
+    "host",
+    Claim(NEW_ROW, "hosts", "adding"),
+    host_work.add_host,
+    host_work.forget_failed_host,
+    1800,
+    "add host",
 )
 HOST_PREPARE = Kind(
     "host.prepare",
     "host",
-    "preparing",
+    Claim(ROW, "hosts", "preparing"),
     host_work.reprepare_host,
     host_work.mark_prepare_failed,
     1800,
@@ -95,7 +126,7 @@ HOST_PREPARE = Kind(
 HOST_REMOVE = Kind(
     "host.remove",
     "host",
-    "removing",
+    REMOVE_HOST_AND_VMS,
     host_work.remove_host,
     host_work.keep_failed_removal,
     3600,
@@ -104,19 +135,34 @@ HOST_REMOVE = Kind(
 HOST_DRAIN = Kind(
     "host.drain",
     "host",
-    "draining",
+    # placement skips the host from the claim on; each VM is taken as its move begins
+    Claim(
+        ROW,
+        "hosts",
+        "draining",
+        states.HOST_DRAINABLE,
+        sets_state="maintenance",
+        each=Claim(ROW, "vms", "migrating"),
+    ),
     migrate_work.drain_host,
     migrate_work.end_drain,
     7200,
     "drain host",
 )
 HOST_RECHECK = Kind(
-    "host.recheck", "host", "checking", recheck_work.recheck_host, None, 120, "re-check host"
+    "host.recheck",
+    "host",
+    Claim(ROW, "hosts", "checking"),
+    recheck_work.recheck_host,
+    None,
+    120,
+    "re-check host",
 )
+# the controller has no row: one of its operations at a time
 CONTROLLER_INIT = Kind(
     "controller.init",
     "controller",
-    None,
+    Claim(ONE_ACTIVE),
     controller_work.init_controller,
     None,
     1800,
@@ -125,14 +171,22 @@ CONTROLLER_INIT = Kind(
 CONTROLLER_DESTROY = Kind(
     "controller.destroy",
     "controller",
-    None,
+    Claim(ONE_ACTIVE, each=REMOVE_HOST_AND_VMS),
     controller_work.destroy_controller,
     None,
     7200,
     "destroy IaaS",
 )
+# an image is a file, not a row: one build of a name at a time
 IMAGE_BUILD = Kind(
-    "image.build", "image", None, image_work.build_image, image_work.undo_build, 3600, "build image"
+    "image.build",
+    "image",
+    Claim(ONE_ACTIVE, busy_as="being built"),
+    image_work.build_image,
+    image_work.undo_build,
+    3600,
+    "build image",
+    undo_needs=("published",),
 )
 
 KINDS = {

@@ -56,7 +56,7 @@ def _interrupt(app, conn, row):
         )
     kind = kinds.KINDS.get(row["kind"])
     if kind and kind.undo:
-        ctx = OperationContext(app, conn, row, kind.time_limit)
+        ctx = OperationContext(app, conn, row, kind.time_limit, kind)
         try:
             kind.undo(ctx, "interrupted")
         except Exception as exc:  # the target stays for the operator to recover by hand

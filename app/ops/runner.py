@@ -86,7 +86,7 @@ def execute(op_id, app=None):
 def _run_claimed(app, conn, row):
     """Do the work of a claimed operation and record how it ended."""
     kind = kinds.get(row["kind"])
-    ctx = OperationContext(app, conn, row, kind.time_limit)
+    ctx = OperationContext(app, conn, row, kind.time_limit, kind)
     heartbeat = _Heartbeat(app.config["DATABASE"], row["id"])
     ctx.fenced = heartbeat.lost
     heartbeat.start()
@@ -135,7 +135,7 @@ def abandon(op_id, status, error, app=None):
         row = ops_repo.get(conn, op_id)
         kind = kinds.get(row["kind"])
         with app.app_context():
-            ctx = OperationContext(app, conn, row, kind.time_limit)
+            ctx = OperationContext(app, conn, row, kind.time_limit, kind)
             ctx.error(f"{status} before it started: {error}")
             _clean_up(ctx, kind, status)
         with transaction(conn):

@@ -12,12 +12,18 @@ class TaskColumns:
             raise ValueError(f"no task columns on {table}")
         self.table = table
 
-    def claim(self, conn, row_id, task, operation_id):
-        """Give the row a task if it has none; True when it was free."""
-        cur = conn.execute(
-            f"UPDATE {self.table} SET task = ?, task_op = ? WHERE id = ? AND task IS NULL",
-            (task, operation_id, row_id),
-        )
+    def claim(self, conn, row_id, task, operation_id, *, states=(), new_state=None):
+        """Give the row a task if it has none and (states given) its state is one of them, and
+        with new_state its new state, in one compare-and-swap; True when it was taken."""
+        assignments, params = "task = ?, task_op = ?", [task, operation_id]
+        if new_state is not None:
+            assignments += ", state = ?"
+            params.append(new_state)
+        where, params = "id = ? AND task IS NULL", [*params, row_id]
+        if states:
+            where += f" AND state IN ({', '.join('?' * len(states))})"
+            params.extend(states)
+        cur = conn.execute(f"UPDATE {self.table} SET {assignments} WHERE {where}", params)
         return cur.rowcount == 1
 
     def set_operation(self, conn, row_id, operation_id):

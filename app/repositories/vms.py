@@ -154,6 +154,20 @@ clear_task = _tasks.clear
 release_tasks = _tasks.release
 
 
+def claim_on_host(conn, host_id, task, operation_id):
+    """Give every free VM on a host this task for one operation; the first VM another
+    operation holds (id, task, task_op), or None when the operation holds them all."""
+    conn.execute(
+        "UPDATE vms SET task = ?, task_op = ? WHERE host_id = ? AND task IS NULL",
+        (task, operation_id, host_id),
+    )
+    return conn.execute(
+        "SELECT id, task, task_op FROM vms WHERE host_id = ?"
+        " AND (task_op IS NULL OR task_op <> ?) ORDER BY id LIMIT 1",
+        (host_id, operation_id),
+    ).fetchone()
+
+
 def set_state(conn, vm_id, state, seen=True):
     """Record a VM's power state (and when it was seen, when it came from the hypervisor)."""
     if seen:

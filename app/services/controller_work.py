@@ -3,9 +3,10 @@
 from concurrent.futures import ThreadPoolExecutor
 
 from ..db import connect, transaction
-from ..errors import Busy, NubeError, OperationFailed
+from ..errors import Busy, NotFound, NubeError, OperationFailed
+from ..ops.claims import Target, release_host_and_vms, take_each
 from ..repositories import hosts as hosts_repo
-from . import claims, export_work, host_work
+from . import export_work, host_work
 
 
 def init_controller(ctx):
@@ -25,12 +26,12 @@ def _remove_one_host(ctx, host_id):
     conn = connect(ctx.config["DATABASE"])
     try:
         try:
-            with transaction(conn):
+            with transaction(conn):  # the host removal's claim: host and VMs, all or nothing
                 row = hosts_repo.get(conn, host_id)
                 if row is None:  # removed by another operation since the list was read
                     return "another operation removed it meanwhile"
-                claims.claim_host_and_vms(conn, row, ctx.id)
-        except Busy as exc:
+                take_each(ctx, conn, Target("host", host_id, row["name"]))
+        except (Busy, NotFound) as exc:
             return str(exc)
         try:
             host_work.remove_host_now(ctx.with_connection(conn), host_id)
@@ -38,7 +39,7 @@ def _remove_one_host(ctx, host_id):
         except Exception as exc:  # any failure releases the host and its VMs, in error
             message = str(exc) if isinstance(exc, NubeError) else f"{type(exc).__name__}: {exc}"
             with transaction(conn):
-                claims.release_host_and_vms(conn, host_id, ctx.id, f"removal failed: {message}")
+                release_host_and_vms(conn, host_id, ctx.id, f"removal failed: {message}")
             return message
     finally:
         conn.close()

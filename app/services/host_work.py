@@ -3,9 +3,10 @@
 from ..addresses import uri_host
 from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
+from ..ops.claims import release_host_and_vms
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims, export_work, host_secrets, migrate_work, validate
+from . import export_work, host_secrets, migrate_work, validate
 from .vm_work import force_remove_vm
 
 
@@ -206,7 +207,7 @@ def remove_host(ctx):
     stops the removal), undo the preparation, then forget the host."""
     host = _host(ctx)
     if ctx.input.get("drain"):
-        result = migrate_work.drain(ctx, host, claim=False)  # the removal holds their tasks
+        result = migrate_work.drain(ctx, host)  # the removal's claim holds their tasks
         if result["stayed"]:
             stayed = "; ".join(f"{s['id']}: {s['reason']}" for s in result["stayed"])
             raise OperationFailed(
@@ -219,4 +220,4 @@ def remove_host(ctx):
 
 def keep_failed_removal(ctx, status):
     """A host that could not be removed stays registered, in error, with its VMs released."""
-    claims.release_host_and_vms(ctx.conn, int(ctx.target_id), ctx.id, f"removal {status}")
+    release_host_and_vms(ctx.conn, int(ctx.target_id), ctx.id, f"removal {status}")

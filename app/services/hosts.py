@@ -9,11 +9,12 @@ from ..extensions import adapters
 from ..numbers import is_digits
 from ..ops import kinds
 from ..ops.launch import launch
+from ..ops.request import record, request
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import claims, host_secrets, validate
-from .common import audit, busy_message, db, new_operation
+from . import host_secrets, validate
+from .common import audit, busy_message, db
 
 ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network", "data_address")
 UPDATE_FIELDS = (
@@ -189,8 +190,7 @@ def add(data, actor, wait):
             task=kinds.HOST_ADD.task,
         )
         safe_input = {k: v for k, v in host.items() if k != "password"}
-        op_id = new_operation(conn, kinds.HOST_ADD, host_id, host["name"], actor, safe_input)
-        hosts_repo.set_task_op(conn, host_id, op_id)
+        op_id = record(conn, kinds.HOST_ADD, {**host, "id": host_id}, actor, safe_input)
     return launch(op_id, wait)
 
 
@@ -227,7 +227,6 @@ def _store_password(conn, row, user, address, password):
 
 # States an operator sets: maintenance is ready with no new VMs (placement skips it).
 OPERATOR_STATES = ("ready", "disabled", "maintenance")
-DRAINABLE = OPERATOR_STATES + ("error",)
 
 # The fields updateHost takes as they are, each with its check.
 PLAIN_FIELDS = {
@@ -328,38 +327,21 @@ def _start_reprepare(conn, row, new_values, actor):
         )
     # a host Nube never prepared is only re-checked at its new address, never prepared now
     input_data = {"change": new_values, "prepare": bool(row["prepared"])}
-    op_id = new_operation(conn, kinds.HOST_PREPARE, row["id"], row["name"], actor, input_data)
-    if not hosts_repo.claim_task(conn, row["id"], kinds.HOST_PREPARE.task, op_id):
-        raise Busy(busy_message("host", row["name"], row["task"], row["task_op"]), row["task_op"])
-    return op_id
+    return record(conn, kinds.HOST_PREPARE, row, actor, input_data)
 
 
 def remove(host_ref, actor, wait, drain=False):
     """Remove a host: its VMs first (deleted, or with drain moved to other hosts), then
     host_remove.yaml, then the row. Returns op id."""
-    conn = db()
     row = get(host_ref)
     drain = validate.boolean({"drain": drain}, "drain", False)
-    with transaction(conn):
-        op_id = new_operation(
-            conn, kinds.HOST_REMOVE, row["id"], row["name"], actor, {"drain": drain}
-        )
-        claims.claim_host_and_vms(conn, row, op_id)
-    return launch(op_id, wait)
+    return request(kinds.HOST_REMOVE, row, actor, {"drain": drain}, wait)
 
 
 def drain(host_ref, actor, wait):
     """Put a host in maintenance and move its VMs to other hosts (operation host.drain);
     returns the operation id."""
-    conn = db()
-    row = get(host_ref)
-    if row["state"] not in DRAINABLE:
-        raise Conflict(f"host {row['name']} is {row['state']}: cannot drain it")
-    with transaction(conn):
-        op_id = new_operation(conn, kinds.HOST_DRAIN, row["id"], row["name"], actor)
-        claims.claim_host(conn, row, kinds.HOST_DRAIN.task, op_id)
-        hosts_repo.update(conn, row["id"], state="maintenance")  # placement skips it now
-    return launch(op_id, wait)
+    return request(kinds.HOST_DRAIN, get(host_ref), actor, None, wait)
 
 
 def controller_address():

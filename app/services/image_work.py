@@ -57,7 +57,7 @@ def _publish(ctx, out, name):
     """Link the finished image into images/ as uploads are: checked, 0644, no overwrite."""
     check_upload(ctx.storage.qemu_img.info(out))  # the same gate an uploaded image passes
     ctx.storage.publish_image(out, name)
-    ctx.published = True
+    ctx.remember("published")
 
 
 def _remove(ctx, folder, quiet=False):
@@ -79,7 +79,7 @@ def undo_build(ctx, status):
     goes; an image only if this run published it (after a dead worker nobody can say, and a
     published image is whole, so it stays)."""
     _remove(ctx, build_folder(ctx))
-    if getattr(ctx, "published", False):
+    if ctx.recalled("published"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(ctx.storage.images_dir / ctx.target_id)
         images_repo.delete(ctx.conn, ctx.target_id)

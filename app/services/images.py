@@ -7,15 +7,15 @@ from flask import current_app
 from ..adapters.qemu_img import check_upload_name
 from ..adapters.storage import check_image_name
 from ..db import transaction
-from ..errors import Busy, Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput
 from ..extensions import adapters
 from ..ops import kinds
 from ..ops.launch import launch
+from ..ops.request import record
 from ..repositories import images as images_repo
-from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
 from . import validate
-from .common import audit, busy_message, db, new_operation
+from .common import audit, db
 from .image_spec import BUILD_SUFFIX, DEFAULT_RELEASE, DEFAULT_SIZE, check_spec
 from .image_spec import parse_size as parse_size  # re-exported: the CLI, forms and tests
 
@@ -122,13 +122,11 @@ def request_build(data, actor):
     storage = adapters().storage
     conn = db()
     with transaction(conn):  # check and insert under one write lock: one build per name
-        active = ops_repo.active_for(conn, "image", name)
-        if active:
-            raise Busy(busy_message("image", name, "being built", active[0]["id"]), active[0]["id"])
         storage.image_path(name)  # inside images/
+        op_id = record(conn, kinds.IMAGE_BUILD, name, actor, spec)  # Busy while one is active
         if os.path.lexists(storage.images_dir / name):
             raise Conflict(f"image {name} already exists")
-        return new_operation(conn, kinds.IMAGE_BUILD, name, name, actor, spec)
+        return op_id
 
 
 def build(data, actor, wait):

@@ -5,11 +5,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..db import connect, transaction
 from ..errors import InvalidInput, NotFound, NubeError
+from ..ops.claims import Target, take_each
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from ..states import vm_state
-from . import claims, definition
+from . import definition
 from .vm_work import vm_and_host
 
 
@@ -102,12 +103,14 @@ def drain_host(ctx):
     """Move every VM off the host, each where placement puts it (running ones live): what
     fits nowhere, or fails to move, stays and is listed with the reason."""
     host = dict(hosts_repo.get(ctx.conn, int(ctx.target_id)))
-    return drain(ctx, host, claim=True)
+    return drain(ctx, host)
 
 
-def drain(ctx, host, claim):
+def drain(ctx, host):
     """Empty a host, DRAIN_PARALLEL VMs at a time; {"moved": [ids], "stayed": [{"id",
-    "reason"}]}. claim: take each VM's task for this operation (a removal holds them)."""
+    "reason"}]}. Each VM is taken as its move begins when the kind's claim says so (a drain's
+    does; a removal holds them all already)."""
+    claim = ctx.claim is not None and ctx.claim.each is not None
     vms = [dict(v) for v in vms_repo.on_host(ctx.conn, host["id"])]
     for vm in vms:  # each VM's history shows the drain, whether it moved or stayed
         ctx.touch("vm", vm["id"])
@@ -164,7 +167,7 @@ def _move_one(ctx, host, vm, dst, claim):
     try:
         mine.check()
         if claim:
-            claims.claim_vm(conn, vm["id"], "migrating", ctx.id)  # Busy: it stays, saying why
+            take_each(mine, conn, Target("vm", vm["id"], vm["id"]))  # Busy: it stays, saying why
         try:
             move_vm(mine, vm, host, dst)
             return None

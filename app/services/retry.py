@@ -3,14 +3,14 @@ its target and record what the hypervisor really says (not the recovery of dead 
 
 import json
 
-from ..db import transaction
-from ..errors import Busy, InvalidInput
+from ..errors import InvalidInput
 from ..ops import kinds
-from ..ops.launch import launch
+from ..ops.claims import Target
+from ..ops.request import request
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from . import hosts, operations, vms
-from .common import busy_message, db, new_operation
+from .common import db
 
 RECOVERABLE = ("failed", "interrupted", "canceled")
 
@@ -94,18 +94,7 @@ def recheck(op_id, actor):
     op = operations.get(op_id)
     if "recheck" not in actions(op):
         raise InvalidInput(f"operation {op_id}'s target no longer exists: nothing to re-check")
-    conn = db()
     kind = RECHECKS[op["target_type"]]
-    with transaction(conn):
-        new_id = new_operation(
-            conn, kind, op["target_id"], op["target_name"], actor, {"after": op["id"]}
-        )
-        repo = vms_repo if op["target_type"] == "vm" else hosts_repo
-        target = op["target_id"] if op["target_type"] == "vm" else int(op["target_id"])
-        if not repo.claim_task(conn, target, kind.task, new_id):
-            row = repo.get(conn, target)
-            raise Busy(
-                busy_message(op["target_type"], op["target_name"], row["task"], row["task_op"]),
-                row["task_op"],
-            )
-    return launch(new_id, wait=False)
+    target_id = op["target_id"] if op["target_type"] == "vm" else int(op["target_id"])
+    target = Target(op["target_type"], target_id, op["target_name"])
+    return request(kind, target, actor, {"after": op["id"]})

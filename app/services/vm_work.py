@@ -44,7 +44,7 @@ def _write_seed(ctx, vm, host):
         vm.get("mac"),
     )
     ctx.storage.write_seed(vm["id"], make_seed_iso(files))
-    ctx.made_seed = True
+    ctx.remember("made_seed")
     keys = len(boot["ssh_keys"])
     ctx.log(
         f"cloud-init seed ready: vms/{vm['id']}{SEED_SUFFIX} (hostname {boot['hostname']}, "
@@ -64,7 +64,7 @@ def create_vm(ctx):
     if ctx.hypervisor.domain_state(host, vm["id"]) is not None:
         raise InvalidInput(f"host {host['name']} already has a domain named {vm['id']}")
     path = ctx.storage.create_disk(vm["id"], vm["image"], log=ctx.log)
-    ctx.made_disk = True
+    ctx.remember("made_disk")
     ctx.log(f"disk ready: {path} ({ctx.config['DISK_MODE']} of {vm['image']})")
     ctx.progress(1, steps)
     ctx.check()
@@ -104,7 +104,7 @@ def undo_create(ctx, status):
         pass
     except Exception as exc:  # the host may be gone; the disk and row still go
         ctx.error(f"could not undefine {vm['id']} on {host['name']}: {exc}")
-    ours = getattr(ctx, "made_disk", False) or getattr(ctx, "made_seed", False)
+    ours = ctx.recalled("made_disk") or ctx.recalled("made_seed")
     if ours or status == "interrupted":
         for name in ctx.storage.delete_vm_files(vm["id"]):
             ctx.log(f"deleted vms/{name}")

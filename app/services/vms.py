@@ -9,16 +9,17 @@ from .. import cloudinit
 from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
 from ..domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
-from ..errors import Busy, Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import adapters
 from ..numbers import disk_gib
-from ..ops import kinds
+from ..ops import claims, kinds
 from ..ops.launch import launch
+from ..ops.request import record, request
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import claims, projects, validate
-from .common import busy_message, db, new_operation
+from . import projects, validate
+from .common import db
 
 ADD_FIELDS = (
     "id",
@@ -186,8 +187,7 @@ def add(data, actor, wait):
             "project_id": project["id"],  # showback follows the project through renames
             "disk": disk,
         }
-        op_id = new_operation(conn, kinds.VM_CREATE, vm["id"], vm["id"], actor, input_data)
-        vms_repo.set_task_op(conn, vm["id"], op_id)
+        op_id = record(conn, kinds.VM_CREATE, vm, actor, input_data)
     return launch(op_id, wait)
 
 
@@ -202,25 +202,10 @@ ACTIONS = {
 MIGRATE_STATES = kinds.VM_MIGRATE.from_states
 
 
-def _check_can(row, kind):
-    """Refuse an action on a VM that is busy, or in a state the kind does not start from."""
-    if row["task"]:
-        raise Busy(busy_message("VM", row["id"], row["task"], row["task_op"]), row["task_op"])
-    if row["state"] not in kind.from_states:
-        verb = kind.name.split(".")[1]
-        raise Conflict(f"VM {row['id']} is {row['state']}: cannot {verb} it")
-
-
 def act(kind, vm_id, actor, wait, force=False):
-    """Start, stop or remove a VM (compare-and-swap on its task); returns the operation id."""
-    conn = db()
-    row = get(vm_id)
-    _check_can(row, kind)
-    with transaction(conn):
-        input_data = {"force": True} if force else {}
-        op_id = new_operation(conn, kind, row["id"], row["id"], actor, input_data)
-        claims.claim_vm(conn, row["id"], kind.task, op_id)
-    return launch(op_id, wait)
+    """Start, stop or remove a VM (its kind's claim: task free, state allowed); returns the
+    operation id."""
+    return request(kind, get(vm_id), actor, {"force": True} if force else {}, wait)
 
 
 def start(vm_id, actor, wait):
@@ -254,7 +239,7 @@ def migrate(vm_id, host, actor, wait):
     or where placement puts it, never its own; returns the operation id."""
     conn = db()
     row = get(vm_id)
-    _check_can(row, kinds.VM_MIGRATE)
+    claims.check(kinds.VM_MIGRATE, row)  # busy or not movable: said before placement
     requested = None if host in (None, "") else str(host).strip()
     if requested in (str(row["host"]), row["host_name"]):
         raise Conflict(f"VM {row['id']} is already on host {row['host_name']}")
@@ -278,6 +263,5 @@ def migrate(vm_id, host, actor, wait):
             "to": target["id"],
             "to_name": target["name"],
         }
-        op_id = new_operation(conn, kinds.VM_MIGRATE, row["id"], row["id"], actor, moves)
-        claims.claim_vm(conn, row["id"], kinds.VM_MIGRATE.task, op_id)
+        op_id = record(conn, kinds.VM_MIGRATE, row, actor, moves)
     return launch(op_id, wait)
