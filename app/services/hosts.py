@@ -360,8 +360,3 @@ def drain(host_ref, actor, wait):
         claims.claim_host(conn, row, kinds.HOST_DRAIN.task, op_id)
         hosts_repo.update(conn, row["id"], state="maintenance")  # placement skips it now
     return launch(op_id, wait)
-
-
-def controller_address():
-    """The address hosts use to reach the controller's NFS export."""
-    return current_app.config["CONTROLLER_ADDRESS"]
