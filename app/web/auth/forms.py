@@ -24,9 +24,3 @@ class PasswordForm(FlaskForm):
         "Repeat new password", validators=[DataRequired(), EqualTo("new", "Passwords differ")]
     )
     submit = SubmitField("Change password")
-
-
-class LogoutForm(FlaskForm):
-    """An empty form: logging out is a POST with a CSRF token."""
-
-    submit = SubmitField("Log out")
