@@ -122,12 +122,6 @@ def describe_key(key):
     }
 
 
-def cloud_init_fingerprint(key):
-    """The fingerprint cloud-init prints in its authorized-keys table (sha256, hex pairs)."""
-    digest = hashlib.sha256(base64.b64decode(key.split()[1])).hexdigest()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
 def check_user_data(value):
     """User data: empty, a `#cloud-config` YAML mapping, or a `#!` script; at most 64 KiB."""
     if value is None:

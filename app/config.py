@@ -1,6 +1,7 @@
 """Settings: defaults, `NUBE_<KEY>` environment overrides, and validation at start-up."""
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -64,9 +65,11 @@ CHOICES = {
     "EXPORT": ("nfs", "none"),
     "NFS_SERVER": ("kernel", "ganesha"),
     "PLACEMENT": ("striping", "packing"),
-    "PROVISIONER": ("ansible", "recording"),
     "VIRT_TYPE": ("auto", "kvm", "qemu"),
 }
+
+# A provisioner class outside Nube, as `package.module:Class`.
+PROVISIONER_CLASS = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
 TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
@@ -126,6 +129,15 @@ def _queue(value):
     raise ConfigError(f"QUEUE must be sqlite, immediate or a redis:// URL, not {shown}")
 
 
+def _provisioner(value):
+    """PROVISIONER: ansible, recording (the unit tests' fake) or a class as `module:Class`."""
+    if value in ("ansible", "recording") or PROVISIONER_CLASS.fullmatch(str(value)):
+        return value
+    raise ConfigError(
+        f"PROVISIONER must be ansible, recording or a class as module:Class, not {value!r}"
+    )
+
+
 def _controller_address(value):
     """CONTROLLER_ADDRESS reaches the hosts' fstab and mount command lines: allow-listed."""
     try:
@@ -152,6 +164,7 @@ def _cluster_key(value):
 # Settings with a check of their own beyond their type.
 TEXT_CHECKS = {
     "QUEUE": _queue,
+    "PROVISIONER": _provisioner,
     "CONTROLLER_ADDRESS": _controller_address,
     "CLUSTER_KEY": _cluster_key,
 }

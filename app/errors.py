@@ -19,6 +19,10 @@ class QuotaExceeded(Conflict):
     """A project's quota leaves no room for what was asked; nothing was changed."""
 
 
+class Forbidden(NubeError, PermissionError):
+    """The caller's role may not do this at all (a resource of another project is NotFound)."""
+
+
 class NotFound(NubeError, LookupError):
     """The host, VM, image, user or operation does not exist."""
 

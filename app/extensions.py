@@ -10,7 +10,7 @@ from flask import current_app
 from .adapters.image_builder import ImageBuilder
 from .adapters.known_hosts import KnownHosts
 from .adapters.migration import Migrator
-from .adapters.provisioner import RecordingProvisioner
+from .adapters.provisioner import provisioner_class
 from .adapters.secrets import SecretBox
 
 _key_lock = threading.Lock()
@@ -75,8 +75,8 @@ class Adapters:
         choice = app.config["PROVISIONER"]
         if not isinstance(choice, str):
             return choice
-        if choice == "recording":
-            return RecordingProvisioner()
+        if choice != "ansible":
+            return provisioner_class(choice)()
         from .adapters.ansible import AnsibleProvisioner
 
         return AnsibleProvisioner(

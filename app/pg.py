@@ -197,22 +197,10 @@ class Connection:
         with self._conn.cursor() as cursor:
             cursor.executemany(placeholders(sql), [[_param(p) for p in row] for row in rows])
 
-    def executescript(self, script):
-        """Run several statements (no parameters), as sqlite3's executescript does."""
-        self._conn.execute(script)
-
     def begin_write(self):
         """Start a write section: a transaction holding Nube's write lock until it ends."""
         self._conn.execute("BEGIN")
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITE_LOCK])
-
-    def commit(self):
-        """End the open transaction, keeping its changes."""
-        self._conn.execute("COMMIT")
-
-    def rollback(self):
-        """End the open transaction, dropping its changes (a no-op outside one)."""
-        self._conn.execute("ROLLBACK")
 
     def close(self):
         """Give the connection back to the pool (once)."""

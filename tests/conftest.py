@@ -14,7 +14,6 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.adapters.provisioner import RecordingProvisioner
 from app.db import ensure_schema, get_db
 from app.repositories import users as users_repo
 from tests import pg_server
@@ -23,6 +22,7 @@ from tests.factories import (
     gen_image,
     make_image,  # noqa: F401  other tiers import it from here
 )
+from tests.fixtures.provisioners import RecordingProvisioner
 from tests.lab import lab
 
 ADMIN_PASSWORD = "admin-password-1"

@@ -1,6 +1,8 @@
 """Test data builders in the style of CTFd's gen_* helpers: each makes one thing through the
 real core API (or storage) with sensible defaults, and returns what the API returns."""
 
+import base64
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -62,6 +64,12 @@ def make_ssh_key(folder, comment="owner@nube-test"):
         ["ssh-keygen", "-l", "-f", f"{path}.pub"], check=True, capture_output=True, text=True
     )
     return path.with_suffix(".pub").read_text().strip(), listed.stdout.split()[1]
+
+
+def cloud_init_fingerprint(key):
+    """The fingerprint cloud-init prints in its authorized-keys table (sha256, hex pairs)."""
+    digest = hashlib.sha256(base64.b64decode(key.split()[1])).hexdigest()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 def gen_operation(conn, kind, target, name=None, requested_by="admin", worker=None):

@@ -25,7 +25,7 @@ import pytest
 from app import core, create_app
 from app.adapters import image_builder
 from app.adapters.commands import CommandRunner
-from app.services.images import parse_size
+from app.services.image_spec import parse_size
 
 DEFAULT_RELEASE = "bookworm"
 DEFAULT_SIZE = "4G"

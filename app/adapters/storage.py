@@ -335,14 +335,6 @@ class Storage(VmFiles):
         log(f"created {final}")
         return final
 
-    def delete_disk(self, vm_id) -> bool:
-        """Remove a VM's disk; True if a file was removed."""
-        return self._unlink_vm_file(f"{check_vm_id(vm_id)}.qcow2")
-
-    def disk_exists(self, vm_id) -> bool:
-        """True if the VM has a disk file."""
-        return self.disk_path(vm_id).is_file()
-
     def disk_backing(self, vm_id, image) -> list[tuple[str, str]]:
         """The backing chain of a VM's disk relative to the repository, read from its header
         afresh and checked against the VM's image: [("images/<image>", format)] for an
@@ -355,10 +347,3 @@ class Storage(VmFiles):
         except QemuImgError as e:
             raise OperationFailed(f"disk vms/{vm_id}.qcow2 is not a readable qcow2: {e}") from None
         return backing_of(info, vm_id, image, lambda: self.checked_base_format(image))
-
-    def disk_info(self, vm_id) -> dict:
-        """qemu-img info (JSON, as a dict) of a VM's disk."""
-        path = self.disk_path(vm_id)
-        if not path.is_file():
-            raise NotFound(f"no disk for VM {vm_id}")
-        return self.qemu_img.info(path)

@@ -22,14 +22,6 @@ def clear_drift(conn, host_id, keep):
     conn.executemany("DELETE FROM drift WHERE id = ?", [(i,) for i in stale])
 
 
-def all_drift(conn):
-    """Every drift finding with its host's name, newest first."""
-    return conn.execute(
-        "SELECT d.id, d.host_id, h.name AS host_name, d.kind, d.name, d.detected_at, d.last_seen"
-        " FROM drift d JOIN hosts h ON h.id = d.host_id ORDER BY d.detected_at DESC"
-    ).fetchall()
-
-
 def add_sample(conn, host_id, free_mem, vm_count, running):
     """Append a capacity sample and trim the host's oldest beyond SAMPLES_KEPT."""
     conn.execute(

@@ -42,15 +42,28 @@ SORT_COLUMNS = {
 NULLABLE = {"v.last_seen"}  # never read by the monitor yet
 
 
-def _where(query):
-    """A WHERE clause and its parameters from a filter expression."""
+def in_projects(column, project_ids):
+    """SQL keeping only rows of these projects (None: no restriction; empty: no row), and its
+    parameters: a viewer's restriction, ANDed outside any filter so no filter can widen it."""
+    if project_ids is None:
+        return "", []
+    if not project_ids:
+        return "1 = 0", []
+    return f"{column} IN ({', '.join('?' for _ in project_ids)})", list(project_ids)
+
+
+def _where(query, project_ids=None):
+    """A WHERE clause and its parameters from a filter expression, within the projects."""
     sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
-    return (f" WHERE {sql}" if sql else ""), params
+    scope, scope_params = in_projects("v.project_id", project_ids)
+    parts = [part for part in (scope, f"({sql})" if sql else "") if part]
+    return (f" WHERE {' AND '.join(parts)}" if parts else ""), [*scope_params, *params]
 
 
-def search(conn, query="", sort="id", descending=False, limit=None, offset=0):
-    """VMs matching a filter expression, in order; all of them when limit is None."""
-    where, params = _where(query)
+def search(conn, query="", sort="id", descending=False, limit=None, offset=0, project_ids=None):
+    """VMs matching a filter expression (within project_ids, when given), in order; all of
+    them when limit is None."""
+    where, params = _where(query, project_ids)
     column = SORT_COLUMNS.get(sort, "v.id")
     order = nulls_order(descending, column in NULLABLE)
     sql = f"{_SELECT}{where} ORDER BY {column} {order}, v.id"
@@ -60,11 +73,11 @@ def search(conn, query="", sort="id", descending=False, limit=None, offset=0):
     return conn.execute(sql, params).fetchall()
 
 
-def count(conn, query=""):
-    """How many VMs match a filter expression."""
-    if not query.strip():
+def count(conn, query="", project_ids=None):
+    """How many VMs match a filter expression (within project_ids, when given)."""
+    if not query.strip() and project_ids is None:
         return conn.execute("SELECT COUNT(*) FROM vms").fetchone()[0]
-    where, params = _where(query)
+    where, params = _where(query, project_ids)
     sql = (
         "SELECT COUNT(*) FROM vms v JOIN hosts h ON h.id = v.host_id"
         f" LEFT JOIN projects p ON p.id = v.project_id{where}"
@@ -191,16 +204,22 @@ def delete(conn, vm_id):
     conn.execute("DELETE FROM vms WHERE id = ?", (vm_id,))
 
 
-def state_counts(conn):
-    """{state: count} over all VMs."""
-    return dict(conn.execute("SELECT state, COUNT(*) FROM vms GROUP BY state").fetchall())
+def state_counts(conn, project_ids=None):
+    """{state: count} over all VMs (of these projects, when given)."""
+    scope, params = in_projects("project_id", project_ids)
+    where = f" WHERE {scope}" if scope else ""
+    sql = f"SELECT state, COUNT(*) FROM vms{where} GROUP BY state"
+    return dict(conn.execute(sql, params).fetchall())
 
 
-def live_states(conn, ids):
-    """The columns live pages follow, for the VMs among ids."""
+def live_states(conn, ids, project_ids=None):
+    """The columns live pages follow, for the VMs among ids (of these projects, when given)."""
     marks = ", ".join("?" for _ in ids)
+    scope, params = in_projects("project_id", project_ids)
+    also = f" AND {scope}" if scope else ""
     return conn.execute(
-        f"SELECT id, state, task, task_op, last_seen FROM vms WHERE id IN ({marks})", list(ids)
+        f"SELECT id, state, task, task_op, last_seen FROM vms WHERE id IN ({marks}){also}",
+        [*ids, *params],
     ).fetchall()
 
 

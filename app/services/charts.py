@@ -50,14 +50,6 @@ def operation_progress(status, done, total, cancel_requested=False):
     return {"percent": percent, "note": note}
 
 
-def host_usage(host):
-    """A host's memory and vCPU bars."""
-    return {
-        "mem": usage(host.get("mem_allocated"), host.get("mem")),
-        "cpu": usage(host.get("vcpus_allocated"), host.get("cpus")),
-    }
-
-
 def _seconds(stamp):
     """Seconds since the epoch of a stored ISO time."""
     return datetime.fromisoformat(stamp).timestamp()

@@ -342,8 +342,3 @@ def drain(host_ref, actor, wait):
     """Put a host in maintenance and move its VMs to other hosts (operation host.drain);
     returns the operation id."""
     return request(kinds.HOST_DRAIN, get(host_ref), actor, None, wait)
-
-
-def controller_address():
-    """The address hosts use to reach the controller's NFS export."""
-    return current_app.config["CONTROLLER_ADDRESS"]

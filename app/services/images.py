@@ -17,7 +17,6 @@ from ..repositories import vms as vms_repo
 from . import validate
 from .common import audit, db
 from .image_spec import BUILD_SUFFIX, DEFAULT_RELEASE, DEFAULT_SIZE, check_spec
-from .image_spec import parse_size as parse_size  # re-exported: the CLI, forms and tests
 
 BUILD_FIELDS = ("name", "release", "size")
 RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an image

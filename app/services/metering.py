@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from ..db import stamp
 from ..repositories import operations as ops_repo
 from ..repositories import projects as projects_repo
+from . import access
 from .common import db
 
 FIELDS = ("month", "project", "vcpu_hours", "mem_gib_hours", "disk_gib_hours")
@@ -113,15 +114,16 @@ def replay(records, until, names=None):
     ]
 
 
-def monthly(projects=None, until=None):
-    """What each project used per month up to until (default: now); only the named projects
-    when projects is given (a member's own)."""
+def monthly(until=None):
+    """What each project the viewer sees used per month, up to until (default: now)."""
     until = until or datetime.now(UTC)
     conn = db()
     names = {row["id"]: row["name"] for row in projects_repo.all_projects(conn)}
     rows = replay(ops_repo.vm_power_records(conn, stamp(until)), until, names)
-    if projects is not None:
-        rows = [row for row in rows if row["project"] in set(projects)]
+    visible = access.visible_projects()
+    if visible is not None:
+        mine = {names[project_id] for project_id in visible}
+        rows = [row for row in rows if row["project"] in mine]
     return rows
 
 

@@ -175,11 +175,6 @@ def _apply_domains(conn, host_id, vms, domains, started):
     monitor_repo.clear_drift(conn, host_id, found)
 
 
-def drift():
-    """Every drift finding, for the overview page."""
-    return [dict(row) for row in monitor_repo.all_drift(db())]
-
-
 def samples(host_id):
     """A host's capacity samples, oldest first."""
     return [dict(row) for row in monitor_repo.samples(db(), host_id)]

@@ -6,7 +6,7 @@ from ..db import transaction
 from ..errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from ..repositories import projects as projects_repo
 from ..repositories import users as users_repo
-from . import validate
+from . import access, validate
 from .common import audit, db
 
 DEFAULT_PROJECT = "default"
@@ -59,23 +59,27 @@ def _check_name(name):
 
 
 def as_dict(conn, row):
-    """A project with its quotas, usage and members, as callers see it."""
+    """A project with its quotas, usage and members (members see no other user), as callers
+    see it."""
+    seen_users = access.current().may("users") or access.current().role == access.OPERATOR
     return {
         "name": row["name"],
         "description": row["description"],
         "quota": {key: row[projects_repo.QUOTA_COLUMNS[key]] for key in QUOTAS},
         "usage": projects_repo.usage(conn, row["id"]),
-        "members": [m["username"] for m in projects_repo.members(conn, row["id"])],
+        "members": [m["username"] for m in projects_repo.members(conn, row["id"])]
+        if seen_users
+        else [],
         "created_at": row["created_at"],
     }
 
 
 def _get(conn, name):
-    """A project row by name; NotFound otherwise."""
+    """A project row by name that the viewer sees; NotFound otherwise."""
     if not isinstance(name, str):
         raise InvalidInput(f"project must be a name, not {name!r}")
     row = projects_repo.by_name(conn, name)
-    if row is None:
+    if row is None or not access.current().sees(row["id"]):
         raise NotFound(f"project {name} not found")
     return row
 
@@ -86,14 +90,16 @@ def get(name):
     return as_dict(conn, _get(conn, name))
 
 
-def all_projects(project_ids=None):
-    """Every project (or those with these ids), with usage and members."""
+def all_projects():
+    """Every project the viewer sees, with usage and members."""
     conn = db()
-    return [as_dict(conn, row) for row in projects_repo.all_projects(conn, project_ids)]
+    rows = projects_repo.all_projects(conn, access.visible_projects())
+    return [as_dict(conn, row) for row in rows]
 
 
 def add(data, actor):
     """Create a project; returns its name."""
+    access.require("projects.manage")
     validate.require_dict(data, "project")
     validate.refuse_unknown(data, ADD_FIELDS, "project")
     name = _check_name(validate.text(data, "name"))
@@ -111,6 +117,7 @@ def add(data, actor):
 def update(name, data, actor):
     """Rename a project, change its description or quotas (given keys only). A quota lowered
     below usage deletes nothing: it refuses growth until usage is back under it."""
+    access.require("projects.manage")
     validate.require_dict(data, "project")
     validate.refuse_unknown(data, UPDATE_FIELDS, "project")
     conn = db()
@@ -133,6 +140,7 @@ def update(name, data, actor):
 
 def remove(name, actor):
     """Remove an empty project; one that still has resources is refused."""
+    access.require("projects.manage")
     conn = db()
     with transaction(conn):
         row = _get(conn, name)
@@ -157,6 +165,7 @@ def _user_row(conn, username):
 
 def add_member(project, username, actor):
     """Make a user a member of a project (a no-op when they are one already)."""
+    access.require("projects.manage")
     conn = db()
     with transaction(conn):
         row = _get(conn, project)
@@ -167,6 +176,7 @@ def add_member(project, username, actor):
 
 def remove_member(project, username, actor):
     """End a user's membership of a project."""
+    access.require("projects.manage")
     conn = db()
     with transaction(conn):
         row = _get(conn, project)
@@ -176,37 +186,32 @@ def remove_member(project, username, actor):
         audit(conn, actor, "project.member.remove", f"project:{project}", f"user {username}")
 
 
-def names_for(actor):
-    """The projects a user may make resources in, by name: a member's own, or every one
+def names_for():
+    """The projects the viewer may make resources in, by name: a member's own, or every one
     (the project default first) for admins and operators."""
-    conn = db()
-    user = users_repo.by_username(conn, actor)
-    if user is not None and user["role"] == "member":
-        ids = projects_repo.project_ids_of(conn, user["id"])
-        return [row["name"] for row in projects_repo.all_projects(conn, ids)]
-    names = [row["name"] for row in projects_repo.all_projects(conn)]
+    rows = projects_repo.all_projects(db(), access.visible_projects())
+    names = [row["name"] for row in rows]
     return sorted(names, key=lambda name: (name != DEFAULT_PROJECT, name))
 
 
-def for_new_resource(conn, requested, actor):
-    """Inside the caller's transaction: the project a new resource goes into. Given a name, that
-    project (a member only into their own); else the member's only project, or `default` for
-    admins, operators and the system."""
-    user = users_repo.by_username(conn, actor) if isinstance(actor, str) else None
-    member_of = projects_repo.project_ids_of(conn, user["id"]) if user else []
+def for_new_resource(conn, requested):
+    """Inside the caller's transaction: the project a new resource goes into. Given a name,
+    that project (one the viewer sees); else a member's only project, or `default` for admins,
+    operators and the system."""
+    viewer = access.current()
     if requested not in (None, ""):
         row = projects_repo.by_name(conn, requested) if isinstance(requested, str) else None
-        if row is None or (user and user["role"] == "member" and row["id"] not in member_of):
+        if row is None or not viewer.sees(row["id"]):
             raise NotFound(f"project {requested} not found")
         return row
-    if user and user["role"] == "member":
-        if len(member_of) != 1:
-            names = [r["name"] for r in projects_repo.all_projects(conn, member_of)]
-            raise InvalidInput(
-                "project is required: you are a member of " + (", ".join(names) or "no project")
-            )
-        return projects_repo.get(conn, member_of[0])
-    return projects_repo.by_name(conn, DEFAULT_PROJECT)
+    if viewer.project_ids is None:
+        return projects_repo.by_name(conn, DEFAULT_PROJECT)
+    if len(viewer.project_ids) != 1:
+        names = [r["name"] for r in projects_repo.all_projects(conn, viewer.project_ids)]
+        raise InvalidInput(
+            "project is required: you are a member of " + (", ".join(names) or "no project")
+        )
+    return projects_repo.get(conn, viewer.project_ids[0])
 
 
 def check_room(conn, project, need, what="this VM"):

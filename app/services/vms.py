@@ -18,7 +18,7 @@ from ..ops.request import record, request
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import projects, validate
+from . import access, projects, validate
 from .common import db
 
 ADD_FIELDS = (
@@ -74,27 +74,28 @@ def first_boot(vm_id):
 
 
 def get(vm_id):
-    """A VM by id; NotFound otherwise."""
+    """A VM by id that the viewer may see; NotFound otherwise (another project's too)."""
     if not isinstance(vm_id, str):
         raise InvalidInput(f"VM id must be text, not {vm_id!r}")
     row = vms_repo.get(db(), vm_id)
-    if row is None:
+    if row is None or not access.current().sees(row["project_id"]):
         raise NotFound(f"VM {vm_id} not found")
     return row
 
 
 def search(query="", sort="id", descending=False, limit=None, offset=0):
-    """VMs matching a filter expression (all, or one page)."""
+    """VMs the viewer may see matching a filter expression (all, or one page)."""
     if query is None:
         query = ""
     if not isinstance(query, str):
         raise InvalidInput("query must be text")
-    return [detail(r) for r in vms_repo.search(db(), query, sort, descending, limit, offset)]
+    rows = vms_repo.search(db(), query, sort, descending, limit, offset, access.visible_projects())
+    return [detail(r) for r in rows]
 
 
 def count(query=""):
-    """How many VMs match a filter expression."""
-    return vms_repo.count(db(), query or "")
+    """How many VMs the viewer may see match a filter expression."""
+    return vms_repo.count(db(), query or "", access.visible_projects())
 
 
 def _check_new(data):
@@ -128,6 +129,8 @@ def _check_new(data):
 def add(data, actor, wait):
     """Place a new VM on a host and start creating it; returns the operation id."""
     vm = _check_new(data)
+    if vm["host"] is not None:
+        access.require("vms.place")
     # NotFound / InvalidInput before any write; the worker checks the image again at use
     adapters().storage.checked_base_format(vm["image"])
     disk = disk_gib(adapters().storage.image_info(vm["image"]).virtual_size)
@@ -144,7 +147,7 @@ def add(data, actor, wait):
                 f"vms/{leftovers[0]} already exists in the repository (left by an earlier VM "
                 f"{vm['id']}?): remove it or choose another name"
             )
-        project = projects.for_new_resource(conn, vm.pop("project"), actor)
+        project = projects.for_new_resource(conn, vm.pop("project"))
         need = {"vms": 1, "vcpus": vm["vcpus"], "mem": vm["mem"], "disk": disk}
         projects.check_room(conn, project, need)
         hosts = [dict(h) for h in hosts_repo.search(conn)]
@@ -237,6 +240,7 @@ def guest(vm_id):
 def migrate(vm_id, host, actor, wait):
     """Move a VM to another host, live when it runs: to the host asked for (an id or a name),
     or where placement puts it, never its own; returns the operation id."""
+    access.require("vms.place")
     conn = db()
     row = get(vm_id)
     claims.check(kinds.VM_MIGRATE, row)  # busy or not movable: said before placement

@@ -3,7 +3,7 @@
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 
-from ..errors import NotFound
+from ..errors import Forbidden, NotFound
 from .api_v1 import auth as api_auth
 from .api_v1 import problems
 
@@ -12,13 +12,12 @@ def init_app(app):
     """Register the error handlers."""
 
     @app.errorhandler(403)
-    def forbidden(_error):
-        """A page the user's role may not see."""
+    @app.errorhandler(Forbidden)
+    def forbidden(error):
+        """A page the user's role may not see, or an action it may not take."""
+        message = str(error) if isinstance(error, Forbidden) else "Your role does not allow this."
         return render_template(
-            "errors/error.html",
-            code=403,
-            title="Forbidden",
-            message="Your role does not allow this page.",
+            "errors/error.html", code=403, title="Forbidden", message=message
         ), 403
 
     @app.errorhandler(404)

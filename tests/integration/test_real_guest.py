@@ -12,9 +12,9 @@ import threading
 
 import pytest
 
-from app import cloudinit, core
+from app import core
 from app.db import get_db
-from tests.factories import make_ssh_key
+from tests.factories import cloud_init_fingerprint, make_ssh_key
 from tests.images import built_image
 from tests.integration.conftest import lab_controller
 from tests.wait import join_all, wait_for
@@ -116,7 +116,7 @@ def test_a_real_guest_boots_configured_and_shuts_down_through_its_agent(controll
     )
     log = core.consoleLog("guest1", lines=5000)
     assert MARKER in log
-    assert cloudinit.cloud_init_fingerprint(owner_key) in log  # cloud-init's authorized keys
+    assert cloud_init_fingerprint(owner_key) in log  # cloud-init's authorized keys
     assert "Authorized keys from /home/debian/.ssh/authorized_keys for user debian" in log
 
     # the guest agent answers with the hostname it was given

@@ -136,9 +136,7 @@ def test_vm_lifecycle(app, admin_api, host, image):
 def test_a_busy_vm_is_409_with_its_operation(app, admin_api, host, image):
     gen_vm(app, image)
     with app.app_context():
-        conn = get_db()
-        vms_repo.claim_task(conn, "vm1", "starting", 7)
-        conn.commit()
+        vms_repo.claim_task(get_db(), "vm1", "starting", 7)  # autocommit: no transaction open
     body = assert_problem(admin_api.post("/vms/vm1/start"), 409, "busy: VM vm1 is starting")
     assert body["operation_id"] == 7
 

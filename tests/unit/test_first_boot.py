@@ -67,7 +67,6 @@ def test_keys_are_checked_and_fingerprinted(ssh_key):
         "fingerprint": fingerprint,
         "comment": "me@laptop",
     }
-    assert len(cloudinit.cloud_init_fingerprint(key).split(":")) == 32
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from app.db import connect
 from app.errors import Busy, InvalidInput, OperationCanceled, OperationFailed
 from app.ops.runner import abandon, execute
 from app.repositories import operations as ops_repo
-from app.services import images
+from app.services import image_spec, images
 from tests.conftest import csrf_token
 from tests.html import page
 from tests.images import debian_image  # noqa: F401  (the session fixture)
@@ -169,9 +169,9 @@ def test_bad_input_changes_nothing(app, fake, data, message):
 
 
 def test_sizes_and_names():
-    assert images.parse_size("4G") == 4 * GIB
-    assert images.parse_size("2048m") == 2 * GIB
-    assert images.parse_size(str(3 * GIB)) == images.parse_size(3 * GIB) == 3 * GIB
+    assert image_spec.parse_size("4G") == 4 * GIB
+    assert image_spec.parse_size("2048m") == 2 * GIB
+    assert image_spec.parse_size(str(3 * GIB)) == image_spec.parse_size(3 * GIB) == 3 * GIB
     assert images._check_build({"name": "debian12"}) == {
         "name": "debian12.qcow2",
         "release": "bookworm",

@@ -6,7 +6,15 @@ from flask import jsonify
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ...errors import Busy, Conflict, InvalidInput, NotFound, NubeError, TokenRefused
+from ...errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    NubeError,
+    TokenRefused,
+)
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -48,6 +56,8 @@ def from_nube_error(error):
         return problem(409, str(error))
     if isinstance(error, NotFound):
         return problem(404, str(error))
+    if isinstance(error, Forbidden):
+        return problem(403, str(error))
     if isinstance(error, InvalidInput):
         return problem(422, str(error))
     return problem(503, str(error))  # a host or the hypervisor did not answer

@@ -28,12 +28,6 @@ class PasswordForm(FlaskForm):
     submit = SubmitField("Change password")
 
 
-class LogoutForm(FlaskForm):
-    """An empty form: logging out is a POST with a CSRF token."""
-
-    submit = SubmitField("Log out")
-
-
 class KeyForm(FlaskForm):
     """Keep an SSH public key under a name."""
 

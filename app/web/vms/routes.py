@@ -79,7 +79,7 @@ def new():
     ]
     if request.method == "GET" and request.args.get("host"):
         form.host.data = request.args["host"]
-    form.project.choices = projects.names_for(actor())
+    form.project.choices = projects.names_for()
     saved = user_keys.of_user(current_user.id)
     form.saved_keys.choices = [
         (key["id"], f"{key['name']} ({key['fingerprint']})") for key in saved
