@@ -347,6 +347,16 @@ MIGRATIONS = [
         UNIQUE (user_id, fingerprint)
     );
     """,
+    # 18: the project an operation is about (a VM's), so that a member sees their projects'
+    # operations and no other; operations on hosts, images and the controller have none.
+    """
+    ALTER TABLE operations ADD COLUMN project_id INTEGER;
+    UPDATE operations SET project_id = (SELECT v.project_id FROM vms v
+        WHERE v.id = operations.target_id) WHERE target_type = 'vm';
+    UPDATE operations SET project_id = (SELECT id FROM projects WHERE name = 'default')
+        WHERE target_type = 'vm' AND project_id IS NULL;
+    CREATE INDEX operations_project ON operations (project_id, id);
+    """,
 ]
 
 

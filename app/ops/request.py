@@ -4,6 +4,7 @@ launches it. A refused claim rolls the transaction back: no row, no audit record
 
 from ..db import get_db, transaction
 from ..repositories import operations as ops_repo
+from ..repositories import vms as vms_repo
 from ..services.common import audit
 from . import claims, kinds
 from .claims import Target
@@ -35,6 +36,7 @@ def record(conn, kind, target, actor, input_data=None):
         target_name=target.name,
         requested_by=actor,
         input_data=input_data,
+        project_id=vms_repo.project_of(conn, target.id) if target.type == "vm" else None,
     )
     audit(conn, actor, kind.name, f"{target.type}:{target.name}", f"operation {op_id}")
     claims.take(conn, kind.claim, target, op_id, kind.name)

@@ -4,11 +4,12 @@ import json
 
 from ..db import now
 from ..filter_language import Column, compile_filter
+from .vms import in_projects
 
 COLUMNS = (
     "id, kind, target_type, target_id, target_name, status, requested_by, input, result, error,"
     " worker, heartbeat, cancel_requested, progress_done, progress_total, created_at,"
-    " started_at, finished_at"
+    " started_at, finished_at, project_id"
 )
 
 FILTER_COLUMNS = {
@@ -27,11 +28,15 @@ SEARCH_COLUMNS = ("kind", "target_name", "status", "requested_by")
 ACTIVE = ("pending", "running")
 
 
-def insert(conn, *, kind, target_type, target_id, target_name, requested_by, input_data):
-    """Write a pending operation row; returns its id."""
+def insert(
+    conn, *, kind, target_type, target_id, target_name, requested_by, input_data, project_id=None
+):
+    """Write a pending operation row (about a project's resource, when project_id is given);
+    returns its id."""
     cur = conn.execute(
         "INSERT INTO operations (kind, target_type, target_id, target_name, status,"
-        " requested_by, input, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING id",
+        " requested_by, input, created_at, project_id)"
+        " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id",
         (
             kind,
             target_type,
@@ -40,6 +45,7 @@ def insert(conn, *, kind, target_type, target_id, target_name, requested_by, inp
             requested_by,
             json.dumps(input_data or {}, sort_keys=True),
             now(),
+            project_id,
         ),
     )
     return cur.fetchone()[0]
@@ -140,10 +146,22 @@ def active_for(conn, target_type, target_id):
     ).fetchall()
 
 
-def page(conn, query="", limit=50, offset=0):
-    """(rows, total) of operations matching a filter, newest first."""
-    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
-    where = f" WHERE {sql}" if sql else ""
+def _where(conditions):
+    """A WHERE clause from (sql, params) pairs, empty ones left out; and its parameters."""
+    parts = [(sql, params) for sql, params in conditions if sql]
+    where = " AND ".join(f"({sql})" for sql, _ in parts)
+    return (f" WHERE {where}" if where else ""), [p for _, params in parts for p in params]
+
+
+def page(conn, query="", limit=50, offset=0, project_ids=None):
+    """(rows, total) of operations matching a filter (within project_ids, when given), newest
+    first."""
+    where, params = _where(
+        [
+            in_projects("project_id", project_ids),
+            compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS),
+        ]
+    )
     total = conn.execute(f"SELECT COUNT(*) FROM operations{where}", params).fetchone()[0]
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM operations{where} ORDER BY id DESC LIMIT ? OFFSET ?",
@@ -152,28 +170,34 @@ def page(conn, query="", limit=50, offset=0):
     return rows, total
 
 
-def recent(conn, limit=10):
-    """The newest operations."""
+def recent(conn, limit=10, project_ids=None):
+    """The newest operations (within project_ids, when given)."""
+    where, params = _where([in_projects("project_id", project_ids)])
     return conn.execute(
-        f"SELECT {COLUMNS} FROM operations ORDER BY id DESC LIMIT ?", (limit,)
+        f"SELECT {COLUMNS} FROM operations{where} ORDER BY id DESC LIMIT ?", [*params, limit]
     ).fetchall()
 
 
-def after(conn, op_id, limit):
-    """The newest operations with an id above op_id (those created since), at most limit."""
+def after(conn, op_id, limit, project_ids=None):
+    """The newest operations with an id above op_id (those created since), at most limit
+    (within project_ids, when given)."""
+    where, params = _where([("id > ?", [op_id]), in_projects("project_id", project_ids)])
     return conn.execute(
-        f"SELECT {COLUMNS} FROM operations WHERE id > ? ORDER BY id DESC LIMIT ?",
-        (op_id, limit),
+        f"SELECT {COLUMNS} FROM operations{where} ORDER BY id DESC LIMIT ?", [*params, limit]
     ).fetchall()
 
 
-def for_target(conn, target_type, target_id, limit=20):
-    """The newest operations on one target: its own and those that touched it."""
+def for_target(conn, target_type, target_id, limit=20, project_ids=None):
+    """The newest operations on one target: its own and those that touched it (within
+    project_ids, when given: a member sees no drain or host removal that moved their VM)."""
+    target = (
+        "target_type = ? AND target_id = ? OR id IN (SELECT operation_id FROM operation_targets"
+        " WHERE target_type = ? AND target_id = ?)",
+        [target_type, str(target_id), target_type, str(target_id)],
+    )
+    where, params = _where([target, in_projects("project_id", project_ids)])
     return conn.execute(
-        f"SELECT {COLUMNS} FROM operations WHERE (target_type = ? AND target_id = ?)"
-        " OR id IN (SELECT operation_id FROM operation_targets"
-        " WHERE target_type = ? AND target_id = ?) ORDER BY id DESC LIMIT ?",
-        (target_type, str(target_id), target_type, str(target_id), limit),
+        f"SELECT {COLUMNS} FROM operations{where} ORDER BY id DESC LIMIT ?", [*params, limit]
     ).fetchall()
 
 

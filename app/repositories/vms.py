@@ -231,3 +231,9 @@ def without_disk_size(conn):
 def set_disk_size(conn, vm_id, disk):
     """Record a VM disk's virtual size in GiB."""
     conn.execute("UPDATE vms SET disk = ? WHERE id = ?", (disk, vm_id))
+
+
+def project_of(conn, vm_id):
+    """The id of a VM's project, or None for no such VM."""
+    row = conn.execute("SELECT project_id FROM vms WHERE id = ?", (vm_id,)).fetchone()
+    return None if row is None else row[0]

@@ -13,7 +13,9 @@ from ..extensions import adapters
 from ..repositories import audit as audit_repo
 from ..repositories import console as console_repo
 from ..repositories import hosts as hosts_repo
+from ..repositories import users as users_repo
 from ..repositories import vms as vms_repo
+from . import access
 from .common import audit, db
 
 TOKEN_BYTES = 32  # 256 bits, URL-safe base64: 43 characters
@@ -57,7 +59,8 @@ def mint(vm_id, user_id, username):
     """A new console link for a running VM, valid CONSOLE_TOKEN_TTL seconds and once."""
     conn = db()
     vm = vms_repo.get(conn, vm_id) if isinstance(vm_id, str) else None
-    if vm is None:
+    holder = access.of_user(conn, users_repo.get(conn, user_id))  # whom the link is for
+    if vm is None or not holder.sees(vm["project_id"]):
         raise NotFound(f"VM {vm_id} not found")
     if vm["state"] != "running":
         raise InvalidInput(f"VM {vm['id']} is {vm['state']}: only a running VM has a console")
@@ -118,6 +121,9 @@ def redeem(token, session_user_id, remote_addr=None):
     vm = vms_repo.get(conn, vm_id)
     if vm is None:
         raise refuse("the VM no longer exists")
+    holder = access.of_user(conn, users_repo.get(conn, row["user_id"]))
+    if not holder.sees(vm["project_id"]):  # their membership ended since the link was made
+        raise refuse("the console token's user no longer sees this VM")
     host = hosts_repo.get(conn, vm["host"])
     display = adapters().hypervisor.vnc_display(dict(host), vm_id)
     if display is None:

@@ -13,7 +13,7 @@ from ..ops.request import record, request
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import host_secrets, validate
+from . import access, host_secrets, validate
 from .common import audit, busy_message, db
 
 ADD_FIELDS = ("address", "user", "password", "name", "prepare", "share", "network", "data_address")
@@ -83,6 +83,7 @@ def _key_refused(row) -> bool:
 
 def get(host_ref):
     """A host by id (int or digits) or name; NotFound otherwise."""
+    access.require("hosts")
     conn = db()
     row = None
     if isinstance(host_ref, int) or is_digits(str(host_ref).strip()):
@@ -98,6 +99,7 @@ def get(host_ref):
 
 def search(query="", sort="name", descending=False, limit=None, offset=0):
     """Hosts matching a filter expression (all, or one page)."""
+    access.require("hosts")
     if query is None:
         query = ""
     if not isinstance(query, str):
@@ -109,6 +111,7 @@ def search(query="", sort="name", descending=False, limit=None, offset=0):
 
 def count(query=""):
     """How many hosts match a filter expression."""
+    access.require("hosts")
     return hosts_repo.count(db(), query or "")
 
 
@@ -167,6 +170,7 @@ def _data_address(data, address):
 
 def add(data, actor, wait):
     """Register a host and start preparing it (host_add.yaml) or checking it; returns op id."""
+    access.require("hosts")
     host = _check_new(data)
     conn = db()
     box = adapters().secrets
@@ -196,6 +200,7 @@ def add(data, actor, wait):
 
 def update(host_ref, data, actor, wait):
     """Change a host's fields; address/share changes re-run host_add.yaml. Returns op id or None."""
+    access.require("hosts")
     validate.require_dict(data, "data")
     validate.refuse_unknown(data, UPDATE_FIELDS, "host")
     conn = db()
@@ -295,6 +300,7 @@ def _refuse_clashes(conn, row, name, address):
 def accept_host_key(host_ref, fingerprint, actor):
     """Record the SSH key a host offers now (reinstalled at the same address), when it has the
     fingerprint the admin confirmed; returns the new key text."""
+    access.require("hosts")
     fingerprint = validate.text({"fingerprint": fingerprint}, "fingerprint")
     if not validate.FINGERPRINT_RE.fullmatch(fingerprint):
         raise InvalidInput("fingerprint must look like SHA256:<43 characters of base64>")
@@ -333,6 +339,7 @@ def _start_reprepare(conn, row, new_values, actor):
 def remove(host_ref, actor, wait, drain=False):
     """Remove a host: its VMs first (deleted, or with drain moved to other hosts), then
     host_remove.yaml, then the row. Returns op id."""
+    access.require("hosts")
     row = get(host_ref)
     drain = validate.boolean({"drain": drain}, "drain", False)
     return request(kinds.HOST_REMOVE, row, actor, {"drain": drain}, wait)
@@ -341,4 +348,5 @@ def remove(host_ref, actor, wait, drain=False):
 def drain(host_ref, actor, wait):
     """Put a host in maintenance and move its VMs to other hosts (operation host.drain);
     returns the operation id."""
+    access.require("hosts")
     return request(kinds.HOST_DRAIN, get(host_ref), actor, None, wait)

@@ -14,7 +14,7 @@ from ..ops.launch import launch
 from ..ops.request import record
 from ..repositories import images as images_repo
 from ..repositories import vms as vms_repo
-from . import validate
+from . import access, validate
 from .common import audit, db
 from .image_spec import BUILD_SUFFIX, DEFAULT_RELEASE, DEFAULT_SIZE, check_spec
 
@@ -55,6 +55,7 @@ def choices():
 
 def upload(name, stream, description, actor):
     """Stream an uploaded image into the repository (size-limited); returns its info."""
+    access.require("images.manage")
     check_image_name(name)
     if name in RESERVED_NAMES:
         raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
@@ -78,6 +79,7 @@ def upload(name, stream, description, actor):
 
 def delete(name, actor):
     """Delete an image no VM uses."""
+    access.require("images.manage")
     check_image_name(name)
     conn = db()
     users = vms_repo.using_image(conn, name)
@@ -116,6 +118,7 @@ def _check_build(data):
 def request_build(data, actor):
     """Validate a build and write its pending operation (refused while images/NAME exists or
     another build of it is active); returns the operation id."""
+    access.require("images.manage")
     spec = _check_build(data)
     name = spec["name"]
     storage = adapters().storage
@@ -131,4 +134,5 @@ def request_build(data, actor):
 def build(data, actor, wait):
     """Build a Debian image into images/NAME.qcow2 (operation image.build); returns the
     operation id."""
+    access.require("images.manage")
     return launch(request_build(data, actor), wait)

@@ -12,7 +12,7 @@ from ..numbers import parse_id
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import charts
+from . import access, charts
 from . import overview as overview_service
 from .common import db
 
@@ -93,7 +93,7 @@ def displayed(record):
 
 def vms(ids):
     """{id: {state, task, task_op, last_seen, text}} for the VMs that exist among ids."""
-    rows = vms_repo.live_states(db(), ids) if ids else []
+    rows = vms_repo.live_states(db(), ids, access.visible_projects()) if ids else []
     return {row["id"]: displayed({key: row[key] for key in VM_KEYS}) for row in rows}
 
 
@@ -101,7 +101,7 @@ def hosts(ids):
     """{id: {state, task, cpus, mem, mem_allocated, vcpus_allocated, free_mem, vm_count,
     last_seen, text, bars}} for the hosts that exist among ids (keys are strings, as JSON has
     them)."""
-    rows = hosts_repo.live_states(db(), ids) if ids else []
+    rows = hosts_repo.live_states(db(), ids) if ids and access.current().may("hosts") else []
     return {str(row["id"]): displayed({key: row[key] for key in HOST_KEYS}) for row in rows}
 
 
@@ -128,10 +128,11 @@ def overview(recent=10, since=None):
     summary = overview_service.summary(recent)
     operations = {op["id"]: _operation(op) for op in summary["recent_operations"]}
     status_filter = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
-    active, _total = ops_repo.page(db(), status_filter, ACTIVE_LIMIT, 0)
+    visible = access.visible_projects()
+    active, _total = ops_repo.page(db(), status_filter, ACTIVE_LIMIT, 0, visible)
     operations.update((row["id"], _operation(row)) for row in active)
     if since is not None:
-        newer = ops_repo.after(db(), since, SINCE_LIMIT)
+        newer = ops_repo.after(db(), since, SINCE_LIMIT, visible)
         operations.update((row["id"], _operation(row)) for row in newer)
     totals = summary["totals"]
     return {

@@ -3,6 +3,7 @@
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ops.runner import abandon
 from ..repositories import operations as ops_repo
+from . import access
 from .common import audit, db
 
 TERMINAL = ("succeeded", "failed", "canceled", "interrupted")
@@ -15,30 +16,32 @@ def get(op_id):
     except (TypeError, ValueError):
         raise InvalidInput(f"operation id must be a number, not {op_id!r}") from None
     row = ops_repo.get(db(), op_id)
-    if row is None:
+    viewer = access.current()
+    if row is None or (viewer.project_ids is not None and not viewer.sees(row["project_id"])):
         raise NotFound(f"operation {op_id} not found")
     return dict(row)
 
 
 def page(query="", limit=50, offset=0):
-    """(operations, total) matching a filter, newest first."""
-    rows, total = ops_repo.page(db(), query or "", limit, offset)
+    """(operations the viewer may see, total) matching a filter, newest first."""
+    rows, total = ops_repo.page(db(), query or "", limit, offset, access.visible_projects())
     return [dict(r) for r in rows], total
 
 
 def recent(limit=10):
-    """The newest operations."""
-    return [dict(r) for r in ops_repo.recent(db(), limit)]
+    """The newest operations the viewer may see."""
+    return [dict(r) for r in ops_repo.recent(db(), limit, access.visible_projects())]
 
 
 def for_target(target_type, target_id, limit=20):
-    """The newest operations on one host or VM."""
-    return [dict(r) for r in ops_repo.for_target(db(), target_type, target_id, limit)]
+    """The newest operations on one host or VM that the viewer may see."""
+    rows = ops_repo.for_target(db(), target_type, target_id, limit, access.visible_projects())
+    return [dict(r) for r in rows]
 
 
 def log(op_id, after=0, limit=None):
-    """An operation's log lines after a line id."""
-    return [dict(r) for r in ops_repo.log_lines(db(), int(op_id), after, limit)]
+    """An operation's log lines after a line id (of one the viewer may see)."""
+    return [dict(r) for r in ops_repo.log_lines(db(), get(op_id)["id"], after, limit)]
 
 
 def cancel(op_id, actor):

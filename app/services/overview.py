@@ -4,6 +4,7 @@ from ..ops import kinds
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from . import access
 from .common import db
 
 # Every state, in the order the page lists them (a state with no rows shows 0).
@@ -41,9 +42,11 @@ def _latest_failed(conn, kind):
 def summary(recent=10):
     """Everything the overview page shows, read from the database only."""
     conn = db()
-    hosts = hosts_repo.search(conn)
-    host_counts = hosts_repo.state_counts(conn)
-    vm_counts = vms_repo.state_counts(conn)
+    viewer = access.current()
+    cluster = viewer.may("hosts")  # a member sees their projects' VMs, nothing of the hosts
+    hosts = hosts_repo.search(conn) if cluster else []
+    host_counts = hosts_repo.state_counts(conn) if cluster else {}
+    vm_counts = vms_repo.state_counts(conn, viewer.project_ids)
     mem = sum(h["mem"] or 0 for h in hosts)
     mem_allocated = sum(h["mem_allocated"] or 0 for h in hosts)
     totals = {
@@ -55,7 +58,7 @@ def summary(recent=10):
         "mem_allocated": mem_allocated,
         "mem_percent": round(100 * mem_allocated / mem) if mem else 0,
     }
-    warnings = [op for kind in CONTROLLER_KINDS if (op := _latest_failed(conn, kind))]
+    warnings = [op for kind in CONTROLLER_KINDS if cluster and (op := _latest_failed(conn, kind))]
     troubled = [
         {"id": h["id"], "name": h["name"], "state": h["state"], "error": h["error"]}
         for h in hosts
@@ -65,7 +68,7 @@ def summary(recent=10):
         "hosts_by_state": _by_state(host_counts, HOST_STATES),
         "vms_by_state": _by_state(vm_counts, VM_STATES),
         "totals": totals,
-        "recent_operations": [dict(r) for r in ops_repo.recent(conn, recent)],
+        "recent_operations": [dict(r) for r in ops_repo.recent(conn, recent, viewer.project_ids)],
         "failed_controller_operations": warnings,
         "troubled_hosts": troubled,
     }

@@ -9,7 +9,7 @@ from ..ops.claims import Target
 from ..ops.request import request
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import hosts, operations, vms
+from . import access, hosts, operations, vms
 from .common import db
 
 RECOVERABLE = ("failed", "interrupted", "canceled")
@@ -49,8 +49,8 @@ RECHECKS = {"vm": kinds.VM_RECHECK, "host": kinds.HOST_RECHECK}
 
 
 def actions(op):
-    """Which recover actions an operation offers: a subset of ('retry', 'recheck')."""
-    if op["status"] not in RECOVERABLE:
+    """Which recover actions an operation offers the viewer: a subset of ('retry', 'recheck')."""
+    if op["status"] not in RECOVERABLE or not access.current().may("operations.retry"):
         return ()
     offered = []
     if _retryable(op):
@@ -83,6 +83,7 @@ def _target_exists(op):
 
 def retry(op_id, actor):
     """Start the same action again; returns the new operation id."""
+    access.require("operations.retry")
     op = operations.get(op_id)
     if "retry" not in actions(op):
         raise InvalidInput(f"operation {op_id} ({op['kind']}, {op['status']}) cannot be retried")
@@ -91,6 +92,7 @@ def retry(op_id, actor):
 
 def recheck(op_id, actor):
     """Read the target's real state from its hypervisor and record it; returns the operation id."""
+    access.require("operations.retry")
     op = operations.get(op_id)
     if "recheck" not in actions(op):
         raise InvalidInput(f"operation {op_id}'s target no longer exists: nothing to re-check")

@@ -17,9 +17,10 @@ from ..numbers import parse_id
 from ..repositories import audit as audit_repo
 from ..repositories import tokens as tokens_repo
 from ..repositories import users as users_repo
+from . import access
 from .common import audit, db, remote_addr
 
-ROLES = ("admin", "operator")
+ROLES = ("admin", "operator", "member")
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 # The longest password any path accepts: the login form sends at most this many characters,
@@ -69,7 +70,7 @@ def _check_password(password):
 def _check_role(role):
     """Refuse unknown roles."""
     if role not in ROLES:
-        raise InvalidInput(f"role must be admin or operator, not {role!r}")
+        raise InvalidInput(f"role must be admin, operator or member, not {role!r}")
     return role
 
 
@@ -127,6 +128,7 @@ def get(user_id):
 
 def all_users():
     """Every user."""
+    access.require("users")
     return [User(row) for row in users_repo.all_users(db())]
 
 
@@ -137,6 +139,7 @@ def count():
 
 def create(username, password, role, actor):
     """Add a user with a hashed password."""
+    access.require("users")
     if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
         raise InvalidInput("user name must be letters, digits, '_', '.', '@' or '-' (at most 64)")
     _check_password(password)
@@ -283,6 +286,7 @@ def _revoked(count):
 def reset_password(user_id, new, actor):
     """Set another user's password (admins): their sessions end and API tokens are revoked.
     Never one's own: that is Change password, which asks for the current one."""
+    access.require("users")
     user = get(user_id)
     password_hash = _new_hash_for(user, new, actor)
     conn = db()
@@ -307,6 +311,7 @@ def _reset_password(conn, user, password_hash, actor):
 
 def set_role(user_id, role, actor):
     """Change a user's role, keeping at least one admin."""
+    access.require("users")
     _check_role(role)
     conn = db()
     with transaction(conn):
@@ -324,6 +329,7 @@ def _set_role(conn, user, role, actor):
 def update(user_id, data, actor):
     """Change a user's role and/or password (admins) in one transaction: a refused change
     (either part) changes nothing."""
+    access.require("users")
     if not data:
         raise InvalidInput("give a role, a password or both")
     if "role" in data:
@@ -342,6 +348,7 @@ def update(user_id, data, actor):
 
 def delete(user_id, actor_user):
     """Remove a user; nobody removes themselves, and one admin always stays."""
+    access.require("users")
     conn = db()
     with transaction(conn):
         user = get(user_id)

@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 from .. import formats
 from ..errors import Busy
 from ..numbers import is_digits
-from ..services import charts, live, vms
+from ..services import access, charts, live, vms
 
 # Status colours, defined once (Bootstrap contextual names).
 STATUS_COLOURS = {
@@ -159,6 +159,7 @@ def init_app(app):
     app.add_template_filter(formats.human_bytes, "bytes")
     app.add_template_filter(formats.when, "when")
     app.jinja_env.globals.update(
+        can=lambda permission: access.current().may(permission),
         STATUS_COLOURS=STATUS_COLOURS,
         VM_ACTIONS=vms.ACTIONS,
         VM_MIGRATE_STATES=vms.MIGRATE_STATES,

@@ -174,7 +174,7 @@ def test_a_queue_that_is_down_fails_the_operation_and_frees_the_vm(app, host, im
 
     monkeypatch.setattr(queue_of(app), "enqueue", queue_down)
     with (
-        app.test_request_context(),
+        app.app_context(),  # as the system: no request, no viewer to refuse
         pytest.raises(core.OperationFailed, match="could not be queued"),
     ):
         vms.add({"id": "q1", "image": image, "mem": 64}, "admin", wait=False)

@@ -99,7 +99,7 @@ def test_cancel_ends_a_running_operation(app):
     assert provisioner.entered.wait(10)
     [row] = op_rows(app)
     assert row["status"] == "running"
-    with app.test_request_context():
+    with app.app_context():
         operations.cancel(row["id"], "admin")
     join_all([worker], timeout=10, message="the canceled host add")
     [row] = op_rows(app)

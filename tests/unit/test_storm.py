@@ -115,7 +115,7 @@ def test_a_burst_of_creates_spreads_evenly_over_the_hosts(app, image):
     barrier = threading.Barrier(20)
 
     def create(n):
-        with app.test_request_context():
+        with app.app_context():
             barrier.wait(timeout=30)
             vms.add({"id": f"burst{n}", "image": image, "mem": 16}, "test", wait=False)
 

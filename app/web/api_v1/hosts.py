@@ -2,12 +2,20 @@
 
 from flask import jsonify, make_response
 
-from ...services import hosts
+from ...services import access, hosts
 from ..helpers import actor
 from .common import accepted, blueprint, sorted_page
 from .schemas import Accepted, Host, HostCreate, HostRemoveArgs, HostUpdate, ListArgs, page_of
 
 bp = blueprint("hosts", __name__, "/hosts", "Hypervisor hosts")
+
+
+@bp.before_request
+def hosts_are_for_operators():
+    """Members see no host: every route here is forbidden to them."""
+    access.require("hosts")
+
+
 HostPage = page_of(Host, "HostPage")
 
 

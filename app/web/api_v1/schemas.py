@@ -265,7 +265,7 @@ class User(Schema):
 
     id = fields.Integer(required=True)
     username = fields.String(required=True)
-    role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
+    role = fields.String(required=True, metadata={"enum": ["admin", "operator", "member"]})
     created_at = fields.String(allow_none=True)
     last_login = fields.String(allow_none=True)
 
@@ -275,13 +275,13 @@ class UserCreate(Schema):
 
     username = fields.String(required=True)
     password = fields.String(required=True, load_only=True, validate=PASSWORD_LENGTH)
-    role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
+    role = fields.String(required=True, metadata={"enum": ["admin", "operator", "member"]})
 
 
 class UserUpdate(Schema):
     """A user's new role or password."""
 
-    role = fields.String(metadata={"enum": ["admin", "operator"]})
+    role = fields.String(metadata={"enum": ["admin", "operator", "member"]})
     password = fields.String(load_only=True, validate=PASSWORD_LENGTH)
 
 

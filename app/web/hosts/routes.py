@@ -3,12 +3,18 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from ...errors import NubeError
-from ...services import charts, hosts, operations, vms
+from ...services import access, charts, hosts, operations, vms
 from ...services.retry import FORM_AGAIN_FIELDS
 from ..helpers import Page, actor, admin_required, flash_error, flash_operation
 from .forms import AcceptKeyForm, ConfirmForm, DrainForm, HostEditForm, HostForm
 
 bp = Blueprint("hosts", __name__, url_prefix="/hosts")
+
+
+@bp.before_request
+def hosts_are_for_operators():
+    """Members see no host: every page here is forbidden to them."""
+    access.require("hosts")
 
 
 @bp.route("/")

@@ -14,7 +14,7 @@ from flask_login import current_user
 
 from ...errors import NotFound, NubeError
 from ...placement import free_vcpus
-from ...services import boot_log, hosts, images, operations, projects, user_keys, vms
+from ...services import access, boot_log, hosts, images, operations, projects, user_keys, vms
 from ..helpers import Page, actor, flash_error, flash_operation
 from .forms import AUTOMATIC, ConfirmForm, MigrateForm, VmForm
 
@@ -61,7 +61,7 @@ def index():
         rows = vms.search(page.query, page.sort, page.descending, page.per_page, page.offset)
     except NubeError as error:
         page.error = str(error)
-    no_hosts = not rows and not page.query and hosts.count() == 0
+    no_hosts = not rows and not page.query and can_place() and hosts.count() == 0
     return render_template("vms/index.html", vms=rows, page=page, no_hosts=no_hosts)
 
 
@@ -70,7 +70,7 @@ def new():
     """Create a VM on a host Nube picks, or on the one asked for."""
     form = VmForm()
     image_names, newest_image = images.choices()
-    host_rows = hosts.search()
+    host_rows = hosts.search() if can_place() else []  # a member lets placement choose
     form.image.choices = [(name, name) for name in image_names]
     if request.method == "GET":
         form.image.data = newest_image
@@ -85,7 +85,7 @@ def new():
         (key["id"], f"{key['name']} ({key['fingerprint']})") for key in saved
     ]
     if image_names and form.validate_on_submit():
-        data = {key: form[key].data for key in FORM_FIELDS}
+        data = {key: form[key].data for key in FORM_FIELDS if key in form}
         data["id"] = data["id"].strip()
         try:
             chosen = user_keys.public_keys(current_user.id, form.saved_keys.data or [])
@@ -96,8 +96,13 @@ def new():
         else:
             flash_operation(f"Creating VM {data['id']}.", op_id)
             return redirect(url_for("operations.show", op_id=op_id))
+    if not can_place():
+        del form.host
     return render_template(
-        "vms/new.html", form=form, has_images=bool(image_names), has_hosts=bool(host_rows)
+        "vms/new.html",
+        form=form,
+        has_images=bool(image_names),
+        has_hosts=bool(host_rows) or not can_place(),
     )
 
 
@@ -111,8 +116,13 @@ def show(vm_id):
         boot=vms.first_boot(vm["id"]),
         operations=operations.for_target("vm", vm["id"]),
         confirm=ConfirmForm(),
-        migrate=_migrate_form(vm),
+        migrate=_migrate_form(vm) if can_place() else None,
     )
+
+
+def can_place():
+    """Whether the viewer chooses hosts and moves VMs (not a project's member)."""
+    return access.current().may("vms.place")
 
 
 def _migrate_form(vm):
