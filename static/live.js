@@ -15,8 +15,11 @@
   const MAX_INTERVAL_MS = 30000;
   const MAX_IDS = Number(root.dataset.maxIds || 200);
   const SCOPES = "[data-vm-id], [data-host-id], [data-live]";
-  const ACTIVE = ["pending", "running"];
-  const colours = JSON.parse(root.dataset.colours || "{}");
+  // state words' colours and labels, and the active statuses: app/states, served by base.html's body
+  const served = JSON.parse(document.body.dataset.nubeStates || "{}");
+  const ACTIVE = served.active || [];
+  const colours = served.colours || {};
+  const labels = served.labels || {};
   const operationsUrl = root.dataset.operationsUrl || "/operations/";
   // The newest operation the page showed when it loaded: every later one is shown as it comes,
   // even one that started and ended between two polls.
@@ -62,7 +65,7 @@
     const badge = element.classList.contains("badge") ? element : element.querySelector(".badge");
     const text = status || "-";
     setClass(badge, `badge text-bg-${colours[status] || "light"} status-${text}`);
-    setText(badge, text);
+    setText(badge, labels[status] || text);
   }
 
   function spinner() {
@@ -197,7 +200,7 @@
     scope.dataset.gone = "1";
     scope.classList.add("opacity-50");
     for (const element of within(scope, '[data-field][data-format="badge"]')) {
-      setBadge(element, "removed");
+      setBadge(element, served.gone);
     }
     for (const element of within(scope, "[data-actions], [data-field][data-format='task']")) {
       element.replaceChildren();

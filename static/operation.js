@@ -8,7 +8,10 @@
     return;
   }
   const logUrl = root.dataset.logUrl;
-  const colours = JSON.parse(root.dataset.colours || "{}");
+  // state words' colours and labels: app/states, served by base.html's body
+  const served = JSON.parse(document.body.dataset.nubeStates || "{}");
+  const colours = served.colours || {};
+  const labels = served.labels || {};
   const log = document.getElementById("op-log");
   const statusBox = document.getElementById("op-status");
   const progress = document.getElementById("op-progress");
@@ -57,11 +60,11 @@
 
   function showStatus(status) {
     const badge = statusBox ? statusBox.querySelector(".badge") : null;
-    if (!badge || badge.textContent === status) {
+    if (!badge || badge.textContent === (labels[status] || status)) {
       return;
     }
     badge.className = `badge text-bg-${colours[status] || "light"} status-${status}`;
-    badge.textContent = status;
+    badge.textContent = labels[status] || status;
   }
 
   function showProgress(data) {

@@ -6,6 +6,7 @@ progress bars and inline SVG, so no picture needs JavaScript.
 
 from datetime import datetime
 
+from .. import states
 from . import monitor
 
 # Usage bar colours (Bootstrap names), by the first threshold the percentage exceeds.
@@ -37,13 +38,13 @@ def operation_progress(status, done, total, cancel_requested=False):
     """An operation's progress bar: the percent of its tasks done (100 when it counts none;
     where it stopped when it ended) and the note under the bar, which says what it waits for."""
     done, total = done or 0, total or 0
-    active = status in ("pending", "running")
+    active = status in states.OPERATION_ACTIVE
     if total:
         percent, note = min(100, round(100 * done / total)), f"{done} of {total} tasks"
     else:
         percent, note = (
             100,
-            {"pending": "waiting for a worker", "running": "working"}.get(status, ""),
+            states.OPERATION_WAITING.get(status, ""),
         )
     if active and cancel_requested:
         note = f"{note}, canceling" if total else "canceling"

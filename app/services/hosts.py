@@ -2,6 +2,7 @@
 
 from flask import current_app
 
+from .. import states
 from ..db import transaction
 from ..domain_xml import domain_type
 from ..errors import Busy, Conflict, HostKeyChanged, InvalidInput, NotFound
@@ -28,7 +29,7 @@ UPDATE_FIELDS = (
     "data_address",
 )
 SORT_COLUMNS = hosts_repo.SORT_COLUMNS
-SHARES = ("nfs", "bind")
+SHARES = states.SHARE.values
 PUBLIC_KEYS = (
     "id",
     "name",
@@ -226,7 +227,7 @@ def _store_password(conn, row, user, address, password):
 
 
 # States an operator sets: maintenance is ready with no new VMs (placement skips it).
-OPERATOR_STATES = ("ready", "disabled", "maintenance")
+OPERATOR_STATES = states.HOST_OPERATOR_SETTABLE
 
 # The fields updateHost takes as they are, each with its check.
 PLAIN_FIELDS = {

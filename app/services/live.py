@@ -4,7 +4,7 @@ Each answer is small on purpose: pages poll every few seconds, so these read onl
 that change (state, task, capacity, freshness), by primary key, with `?` placeholders.
 """
 
-from .. import formats
+from .. import formats, states
 from ..adapters.storage import check_vm_id
 from ..db import now
 from ..errors import InvalidInput
@@ -17,7 +17,7 @@ from . import overview as overview_service
 from .common import db
 
 MAX_IDS = 200  # ids one poll may ask about
-ACTIVE_STATUSES = ("pending", "running")
+ACTIVE_STATUSES = states.OPERATION_ACTIVE
 OPERATION_KEYS = (
     "id",
     "kind",

@@ -11,6 +11,7 @@ from flask import current_app
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import states
 from ..db import stamp, transaction
 from ..errors import Conflict, InvalidInput, NotFound
 from ..numbers import parse_id
@@ -19,7 +20,7 @@ from ..repositories import tokens as tokens_repo
 from ..repositories import users as users_repo
 from .common import audit, db, remote_addr
 
-ROLES = ("admin", "operator")
+ROLES = states.ROLE.values
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
 # The longest password any path accepts: the login form sends at most this many characters,

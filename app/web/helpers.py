@@ -9,33 +9,13 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
 
-from .. import formats
+from .. import formats, states
 from ..errors import Busy
 from ..numbers import is_digits
 from ..services import charts, live, vms
 
-# Status colours, defined once (Bootstrap contextual names).
-STATUS_COLOURS = {
-    "running": "success",
-    "ready": "success",
-    "succeeded": "success",
-    "stopped": "secondary",
-    "disabled": "secondary",
-    "maintenance": "info",
-    "canceled": "secondary",
-    "pending": "info",
-    "preparing": "info",
-    "removing": "warning",
-    "unknown": "warning",
-    "unreachable": "warning",
-    "interrupted": "warning",
-    "error": "danger",
-    "failed": "danger",
-    # API tokens
-    "active": "success",
-    "expired": "warning",
-    "revoked": "secondary",
-}
+# The badge colours of every state word (app/states, where they are defined).
+STATUS_COLOURS = states.COLOURS
 
 
 def admin_required(view):
@@ -149,10 +129,9 @@ def init_app(app):
 
     @app.template_filter("status_badge")
     def status_badge(status):
-        """A coloured badge for a state or status."""
-        colour = STATUS_COLOURS.get(status or "", "light")
+        """A coloured badge for a state or status (its colour and label from app/states)."""
         return Markup('<span class="badge text-bg-{} status-{}">{}</span>').format(
-            colour, escape(status or "-"), escape(status or "-")
+            states.colour(status), escape(status or "-"), escape(states.label(status))
         )
 
     app.add_template_filter(formats.mib, "mib")
@@ -160,6 +139,7 @@ def init_app(app):
     app.add_template_filter(formats.when, "when")
     app.jinja_env.globals.update(
         STATUS_COLOURS=STATUS_COLOURS,
+        states=states,
         VM_ACTIONS=vms.ACTIONS,
         VM_MIGRATE_STATES=vms.MIGRATE_STATES,
         LIVE_MAX_IDS=live.MAX_IDS,

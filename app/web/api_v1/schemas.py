@@ -4,14 +4,17 @@ services, so the API and the dashboard answer with the same messages."""
 
 from marshmallow import Schema, fields, validate
 
+from ... import states
 from ...domain_xml import MEM_MIN, VCPUS_MAX, VCPUS_MIN
 from ...services.users import MIN_PASSWORD, PASSWORD_MAX, PASSWORD_RULE
 
 MAX_PER_PAGE = 200
 
-HOST_STATES = ("preparing", "ready", "error", "unreachable", "disabled", "maintenance", "removing")
-OPERATOR_STATES = ("ready", "disabled", "maintenance")
-VM_STATES = ("stopped", "running", "paused", "unknown", "error")
+HOST_STATES = states.HOST.values
+OPERATOR_STATES = states.HOST_OPERATOR_SETTABLE
+VM_STATES = states.VM.values
+SHARES = list(states.SHARE.values)
+ROLES = list(states.ROLE.values)
 # the users service's rule and message, as the dashboard's forms check it
 PASSWORD_LENGTH = validate.Length(
     min=MIN_PASSWORD, max=PASSWORD_MAX, error=f"password must be {PASSWORD_RULE}"
@@ -80,7 +83,7 @@ class Host(Schema):
     )
     user = fields.String(required=True)
     state = fields.String(required=True, metadata={"enum": list(HOST_STATES)})
-    share = fields.String(required=True, metadata={"enum": ["nfs", "bind"]})
+    share = fields.String(required=True, metadata={"enum": SHARES})
     network = fields.String(required=True)
     cpus = fields.Integer(allow_none=True)
     mem = fields.Integer(allow_none=True, metadata={"description": "MiB"})
@@ -110,7 +113,7 @@ class HostCreate(Schema):
     password = fields.String(load_only=True, metadata={"description": "the user's sudo password"})
     name = fields.String(metadata={"description": "default: the address"})
     prepare = fields.Boolean(load_default=True)
-    share = fields.String(metadata={"enum": ["nfs", "bind"]})
+    share = fields.String(metadata={"enum": SHARES})
     network = fields.String(metadata={"description": "a libvirt network, bridge:NAME or none"})
     data_address = fields.String(metadata={"description": DATA_ADDRESS})
 
@@ -124,7 +127,7 @@ class HostUpdate(Schema):
     network = fields.String()
     state = fields.String(metadata={"enum": list(OPERATOR_STATES)})
     address = fields.String(metadata={"description": "only while the host has no VMs"})
-    share = fields.String(metadata={"enum": ["nfs", "bind"]})
+    share = fields.String(metadata={"enum": SHARES})
     data_address = fields.String(
         metadata={"description": DATA_ADDRESS + "; a migration under way keeps the old one"}
     )
@@ -260,7 +263,7 @@ class User(Schema):
 
     id = fields.Integer(required=True)
     username = fields.String(required=True)
-    role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
+    role = fields.String(required=True, metadata={"enum": ROLES})
     created_at = fields.String(allow_none=True)
     last_login = fields.String(allow_none=True)
 
@@ -270,13 +273,13 @@ class UserCreate(Schema):
 
     username = fields.String(required=True)
     password = fields.String(required=True, load_only=True, validate=PASSWORD_LENGTH)
-    role = fields.String(required=True, metadata={"enum": ["admin", "operator"]})
+    role = fields.String(required=True, metadata={"enum": ROLES})
 
 
 class UserUpdate(Schema):
     """A user's new role or password."""
 
-    role = fields.String(metadata={"enum": ["admin", "operator"]})
+    role = fields.String(metadata={"enum": ROLES})
     password = fields.String(load_only=True, validate=PASSWORD_LENGTH)
 
 
@@ -288,7 +291,7 @@ class Token(Schema):
     user_id = fields.Integer(required=True)
     username = fields.String(required=True)
     prefix = fields.String(required=True, metadata={"description": "the token's first characters"})
-    state = fields.String(required=True, metadata={"enum": ["active", "expired", "revoked"]})
+    state = fields.String(required=True, metadata={"enum": list(states.TOKEN.values)})
     created_at = fields.String(allow_none=True)
     expires_at = fields.String(allow_none=True)
     last_used_at = fields.String(allow_none=True)

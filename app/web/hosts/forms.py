@@ -5,10 +5,9 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField, Submi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-SHARES = [
-    SelectChoice("nfs", "NFS (the controller's export)"),
-    SelectChoice("bind", "Bind mount (same machine)"),
-]
+from ... import states
+
+SHARES = [SelectChoice(value, label) for value, label in states.SHARE.choices()]
 
 DATA_ADDRESS_HELP = (
     "Where live migrations reach the host (QEMU listens there only): an address on a network"
@@ -33,7 +32,7 @@ class HostForm(FlaskForm):
         validators=[Optional(), Length(max=256)],
         description="Used to install the controller's SSH key; stored encrypted, never shown.",
     )
-    share = SelectField("Repository mount", choices=SHARES, default="nfs")
+    share = SelectField("Repository mount", choices=SHARES, default=states.NFS)
     network = StringField(
         "VM network",
         default="default",
@@ -74,7 +73,7 @@ class HostEditForm(FlaskForm):
         validators=[Optional(), Length(max=253)],
         description=DATA_ADDRESS_HELP,
     )
-    state = SelectField("State", choices=["ready", "disabled", "maintenance"])
+    state = SelectField("State", choices=list(states.HOST_OPERATOR_SETTABLE))
     submit = SubmitField("Save")
 
 

@@ -4,6 +4,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ... import states
 from ...services.users import ROLES
 from ..passwords import NEW_PASSWORD
 
@@ -14,7 +15,7 @@ class UserForm(FlaskForm):
     """Add a user."""
 
     username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    role = SelectField("Role", choices=ROLE_CHOICES, default="operator")
+    role = SelectField("Role", choices=ROLE_CHOICES, default=states.OPERATOR)
     password = PasswordField("Password", validators=[DataRequired(), NEW_PASSWORD])
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ")]
