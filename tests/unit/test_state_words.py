@@ -273,3 +273,15 @@ def test_templates_and_scripts_name_only_known_states():
         if (words := unknown_words(path.read_text()))
     }
     assert not found
+
+
+def test_the_apis_enums_are_the_modules_words(app):
+    """The API lists the states Nube records (no 'paused': a paused domain's VM is running)."""
+    schemas = app.test_client().get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert schemas["Vm"]["properties"]["state"]["enum"] == list(states.VM)
+    assert schemas["Host"]["properties"]["state"]["enum"] == list(states.HOST)
+    assert schemas["HostUpdate"]["properties"]["state"]["enum"] == list(
+        states.HOST_OPERATOR_SETTABLE
+    )
+    assert schemas["Host"]["properties"]["share"]["enum"] == list(states.SHARE)
+    assert schemas["User"]["properties"]["role"]["enum"] == list(states.ROLE)
