@@ -18,7 +18,6 @@
   const progressText = progress
     ? progress.parentElement.querySelector('[data-slot="progress"]')
     : null;
-  const ACTIVE = ["pending", "running"];
   const live = document.getElementById("op-live");
   const errorBox = document.getElementById("op-error");
   const cancelForm = document.getElementById("cancel-form");
@@ -76,7 +75,7 @@
     }
     const shown = data.progress; // {percent, text}, as the server computed it
     let name = "progress-bar";
-    if (!ACTIVE.includes(data.status)) {
+    if (data.done) {
       name += ` bg-${colours[data.status] || "secondary"}`;
     } else if (!data.progress_total) {
       name += " progress-bar-striped progress-bar-animated";

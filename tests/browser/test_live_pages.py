@@ -72,6 +72,8 @@ def test_an_operation_page_follows_progress_and_log(page, nube):
         expect(page.locator("#op-status .badge")).to_have_text("failed", timeout=POLL_TIMEOUT)
         expect(page.locator("#op-error")).to_have_text("disk too small")
         expect(text).to_have_text("3 of 4 tasks")  # where it stopped
+        # coloured by its status, as the server renders an ended one
+        expect(bar.locator(".progress-bar")).to_have_class(re.compile(r"^progress-bar bg-\w+$"))
         expect(page.locator("#op-finished")).not_to_have_text("-")
     assert "TASK [debootstrap]" in log.inner_text()
     assert errors == []
