@@ -178,7 +178,7 @@
         setTask(element, record);
       } else {
         // as the server formats it; a field it does not format reads as it is ("-" for none)
-        const value = key in (record.text || {}) ? record.text[key] : record[key];
+        const value = key in (record.display || {}) ? record.display[key] : record[key];
         setText(element, value === null || value === undefined ? "-" : String(value));
       }
     }
@@ -229,9 +229,8 @@
   function fillOperation(item, op) {
     const status = op.status;
     const active = ACTIVE.includes(status);
-    const total = Number(op.progress_total || 0);
-    const shown = op.progress || { percent: 100, note: "" }; // as the server computed it
-    const percent = Number(shown.percent);
+    const shown = op.progress; // {percent, text}, as the server computed it
+    const percent = shown.percent;
     const link = item.querySelector('[data-slot="link"]');
     if (link) {
       link.href = `${operationsUrl}${Number(op.id)}`;
@@ -243,7 +242,7 @@
     let name = "progress-bar";
     if (!active) {
       name += ` bg-${colours[status] || "secondary"}`;
-    } else if (!total) {
+    } else if (!op.progress_total) {
       name += " progress-bar-striped progress-bar-animated";
     }
     const bar = item.querySelector(".progress-bar");
@@ -255,7 +254,7 @@
     if (progress) {
       progress.setAttribute("aria-valuenow", String(percent));
     }
-    setText(item.querySelector('[data-slot="progress"]'), shown.note);
+    setText(item.querySelector('[data-slot="progress"]'), shown.text);
   }
 
   function fillRow(row, op) {
@@ -266,8 +265,8 @@
     setText(row.querySelector('[data-slot="kind"]'), op.kind || "");
     setText(row.querySelector('[data-slot="target"]'), op.target_name || "-");
     setText(row.querySelector('[data-slot="target_type"]'), op.target_type || "");
-    setText(row.querySelector('[data-slot="requested_by"]'), op.text.requested_by);
-    setText(row.querySelector('[data-slot="created"]'), op.text.created);
+    setText(row.querySelector('[data-slot="requested_by"]'), op.display.requested_by);
+    setText(row.querySelector('[data-slot="created"]'), op.display.created_at);
   }
 
   // The recent-operations table's row of op: the server's, or one cloned for an operation
@@ -317,8 +316,8 @@
       if (row) {
         setBadge(row, op.status);
         if (row.cells.length > 7) {
-          setText(row.cells[4], op.text.progress);
-          setText(row.cells[7], op.text.duration);
+          setText(row.cells[4], op.progress.text);
+          setText(row.cells[7], op.display.duration);
         }
       }
       if (!list || !template) {

@@ -225,6 +225,17 @@ class LogLine(Schema):
     message = fields.String(required=True)
 
 
+class Progress(Schema):
+    """How far an operation is, as the dashboard shows it."""
+
+    percent = fields.Integer(
+        required=True, metadata={"description": "of its tasks done; 100 when it counts none"}
+    )
+    text = fields.String(
+        required=True, metadata={"description": "e.g. 3 of 7 tasks, waiting for a worker"}
+    )
+
+
 class Operation(Schema):
     """An operation: what, on what, by whom, how it went, and its log after a line id."""
 
@@ -244,6 +255,7 @@ class Operation(Schema):
     heartbeat = fields.String(allow_none=True, metadata={"description": "its worker's last beat"})
     progress_done = fields.Integer(allow_none=True)
     progress_total = fields.Integer(allow_none=True)
+    progress = fields.Nested(Progress)
     created_at = fields.String(allow_none=True)
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
