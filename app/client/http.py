@@ -66,8 +66,10 @@ def _problem_detail(problem, fallback):
         for field, messages in errors.items():
             if isinstance(messages, list):
                 messages = ", ".join(str(message) for message in messages)
-            said.append(f"{field}: {messages}")
-        detail = f"{detail} ({'; '.join(said)})"
+            if str(messages) not in detail:  # the API's detail already says most of them
+                said.append(f"{field}: {messages}")
+        if said:
+            detail = f"{detail} ({'; '.join(said)})"
     return detail
 
 

@@ -9,6 +9,7 @@ from ..adapters.storage import check_image_name
 from ..db import transaction
 from ..errors import Busy, Conflict, InvalidInput
 from ..extensions import adapters
+from ..limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE
 from ..ops import kinds
 from ..ops.launch import launch
 from ..repositories import images as images_repo
@@ -54,8 +55,20 @@ def choices():
     return [info.name for info in found], newest.name if newest else None
 
 
+def _description(value):
+    """An upload's description, stripped: text of at most IMAGE_DESCRIPTION_MAX characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("description must be text")
+    if len(value.strip()) > IMAGE_DESCRIPTION_MAX:
+        raise InvalidInput(IMAGE_DESCRIPTION_MESSAGE)
+    return value.strip()
+
+
 def upload(name, stream, description, actor):
     """Stream an uploaded image into the repository (size-limited); returns its info."""
+    description = _description(description)
     check_image_name(name)
     if name in RESERVED_NAMES:
         raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
@@ -72,7 +85,7 @@ def upload(name, stream, description, actor):
     else:
         info = storage.save_upload(name, stream, limit)
     conn = db()
-    images_repo.upsert(conn, name, (description or "").strip()[:500], actor)
+    images_repo.upsert(conn, name, description, actor)
     audit(conn, actor, "image.upload", f"image:{name}", f"{info.format}, {info.actual_size} bytes")
     return info
 

@@ -53,6 +53,15 @@ def from_nube_error(error):
     return problem(503, str(error))  # a host or the hypervisor did not answer
 
 
+def _said(errors):
+    """Every message of a webargs error tree, in order (the same words the services use)."""
+    if isinstance(errors, dict):
+        return [message for value in errors.values() for message in _said(value)]
+    if isinstance(errors, list | tuple):
+        return [message for value in errors for message in _said(value)]
+    return [str(errors)]
+
+
 def from_http_exception(error):
     """An HTTP error (webargs' schema errors among them) as problem details."""
     if isinstance(error, CSRFError):
@@ -64,8 +73,9 @@ def from_http_exception(error):
         # a body field is well-formed JSON that is wrong
         if set(messages) - {"json"}:
             found = {key: value for where in messages.values() for key, value in where.items()}
-            return problem(400, "bad query argument", errors=found)
-        return problem(422, "the request body is not valid", errors=messages["json"])
+            return problem(400, f"bad query argument: {'; '.join(_said(found))}", errors=found)
+        said = "; ".join(_said(messages["json"]))
+        return problem(422, f"the request body is not valid: {said}", errors=messages["json"])
     detail = data.get("message") or error.description or HTTPStatus(error.code).phrase
     return problem(error.code or 500, detail)
 
