@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 from ...errors import Busy, Conflict, InvalidInput, NotFound, NubeError, TokenRefused
 
 MEDIA_TYPE = "application/problem+json"
+# a body over the request limit (an image over MAX_UPLOAD_MB): the page says the same
+TOO_LARGE = "The upload is larger than this controller accepts."
 
 
 def problem(status, detail, headers=None, **extra):
@@ -76,6 +78,8 @@ def from_http_exception(error):
             return problem(400, f"bad query argument: {'; '.join(_said(found))}", errors=found)
         said = "; ".join(_said(messages["json"]))
         return problem(422, f"the request body is not valid: {said}", errors=messages["json"])
+    if error.code == 413:
+        return problem(413, TOO_LARGE)
     detail = data.get("message") or error.description or HTTPStatus(error.code).phrase
     return problem(error.code or 500, detail)
 
