@@ -17,7 +17,7 @@ from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
 from . import validate
 from .common import audit, busy_message, db, new_operation
-from .image_spec import BUILD_SUFFIX, DEFAULT_RELEASE, DEFAULT_SIZE, check_spec
+from .image_spec import DEFAULT_RELEASE, DEFAULT_SIZE, build_file_name, check_spec
 from .image_spec import parse_size as parse_size  # re-exported: the CLI, forms and tests
 
 BUILD_FIELDS = ("name", "release", "size")
@@ -118,9 +118,7 @@ def _check_build(data):
     """Validate buildImage input; returns the image's file name, release and size in bytes."""
     validate.require_dict(data, "image")
     validate.refuse_unknown(data, BUILD_FIELDS, "image")
-    name = validate.text(data, "name")
-    if not name.endswith(BUILD_SUFFIX):
-        name += BUILD_SUFFIX  # images are files: debian12 is built as images/debian12.qcow2
+    name = build_file_name(validate.text(data, "name"))
     release = validate.text(data, "release", required=False, default=DEFAULT_RELEASE)
     size = data.get("size")
     size = DEFAULT_SIZE if size is None or size == "" else size

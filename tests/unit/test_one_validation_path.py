@@ -282,3 +282,25 @@ def test_the_openapi_document_shows_the_limits(app, admin_api):
     vm = spec["components"]["schemas"]["VmCreate"]["properties"]
     assert (vm["mem"]["minimum"], vm["mem"]["maximum"]) == (limits.MEM.minimum, limits.MEM.maximum)
     assert vm["id"]["pattern"] == f"^{limits.NAME_PATTERN}$"
+
+
+BUILD_REFUSALS = [
+    {"name": "bad name"},
+    {"name": "n" * (limits.IMAGE_NAME_MAX + 1)},
+    {"release": "Bad!"},
+    {"size": "1G"},
+    {"size": "lots"},
+    {"size": "9" * 21},
+]
+
+
+@pytest.mark.parametrize("bad", BUILD_REFUSALS, ids=lambda bad: next(iter(bad)))
+def test_a_bad_image_build_is_refused_alike_by_the_form_the_api_and_core(app, admin_client, bad):
+    spec = {"name": "deb", "release": "bookworm", "size": "4G", **bad}
+    with app.app_context():
+        message = service_message(lambda: core.buildImage(spec))
+    form = {f"build-{key}": value for key, value in spec.items()}
+    said_by(message, page_messages(form_post(admin_client, "/images/build", form)))
+    said_by(message, api_messages(api_call(admin_client, "POST", "/images/build", spec)))
+    with app.app_context():
+        assert get_db().execute("SELECT COUNT(*) FROM operations").fetchone()[0] == 0

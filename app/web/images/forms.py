@@ -3,11 +3,11 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
 from ...adapters.storage import check_image_name
-from ...limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE, IMAGE_NAME_MAX
-from ...services.image_spec import check_release, parse_size
+from ...limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE
+from ...services.image_spec import build_file_name, check_release, parse_size
 from ...services.images import DEFAULT_RELEASE, DEFAULT_SIZE
 from ..rules import Checked, at_most
 
@@ -37,7 +37,7 @@ class BuildForm(FlaskForm):
 
     name = StringField(
         "Name",
-        validators=[DataRequired(), Length(max=IMAGE_NAME_MAX)],
+        validators=[DataRequired(), Checked(build_file_name)],
         description="Written as images/NAME.qcow2.",
     )
     release = StringField(
