@@ -186,6 +186,11 @@ def test_an_api_upload_may_be_larger_than_a_form(app, admin_api):
     assert (images_dir(app) / "big.raw").stat().st_size == len(body)
 
 
+def test_other_api_routes_keep_the_small_body_limit(app, admin_api):
+    response = admin_api.post("/vms", {"id": "vm1", "user_data": "x" * (2 * 1024 * 1024)})
+    assert_problem(response, 413, "larger than this controller accepts")
+
+
 def test_an_api_upload_over_the_request_limit_is_413(small_app):  # noqa: F811
     api = Api(small_app, make_token(small_app, "admin"))
     response = put_image(api, "huge.raw", b"\0" * (3 * 1024 * 1024))
