@@ -16,7 +16,6 @@ from ..limits import (
     PASSWORD_MAX,
     PASSWORD_MESSAGE,
     PASSWORD_MIN,
-    PASSWORD_RULE,  # noqa: F401 (the forms' and schemas' word for it)
     USERNAME_MESSAGE,
     USERNAME_RE,
 )
@@ -27,7 +26,6 @@ from ..repositories import users as users_repo
 from .common import audit, db, remote_addr
 
 ROLES = ("admin", "operator")
-MIN_PASSWORD = PASSWORD_MIN
 RATE_WINDOW = 300.0
 # An account (from any address) or an address (on any account) is throttled after this many
 # times LOGIN_RATE_LIMIT failures, except where the account logged in from that address
@@ -63,7 +61,7 @@ class User(UserMixin):
 
 def _check_password(password):
     """Refuse passwords too short to be worth hashing, or longer than a login can send."""
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= PASSWORD_MAX:
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise InvalidInput(PASSWORD_MESSAGE)
     return password
 
