@@ -230,3 +230,35 @@ def op_show(session):
     data = {**operation, "log": lines}
     session.show(data, lambda out: _print_operation(operation, lines, out))
     return 0
+
+
+# --- Actions only the dashboard had until issue 25 (branch craft-api): retry and re-check an
+# operation, accept a host's new key, upload an image.
+
+
+def op_retry(session):
+    """nube op retry N: start a failed or interrupted operation's action again."""
+    return _act(session, "POST", f"/operations/{session.args.id}/retry", {})
+
+
+def op_recheck(session):
+    """nube op recheck N: record the real state of a failed operation's target."""
+    return _act(session, "POST", f"/operations/{session.args.id}/recheck", {})
+
+
+def host_accept_key(session):
+    """nube host accept-key HOST FINGERPRINT (admins): the host's new SSH key, once confirmed."""
+    args = session.args
+    body = {"fingerprint": args.fingerprint}
+    return _act(session, "POST", f"/hosts/{_part(args.host)}/accept-key", body)
+
+
+def image_upload(session):
+    """nube image upload NAME FILE [--description TEXT]: the file streamed as it is."""
+    args = session.args
+    api = session.api()
+    params = {"description": args.description}
+    with inputs.binary_file(args.file) as (handle, size):
+        image = api.upload(f"/images/{_part(args.name)}", handle, size, params) or {}
+    session.show(image, lambda out: output.record(image, out))
+    return 0

@@ -70,7 +70,7 @@ def _list_options(parser):
 
 
 def _host_commands(subparsers, common):
-    """host list | add | remove."""
+    """host list | add | remove; returns the group, for more commands."""
     hosts = _group(subparsers, "host", "hosts")
     _list_options(_command(hosts, "list", commands.host_list, "list hosts", common))
     add = _command(hosts, "add", commands.host_add, "add and prepare a host", common, wait=True)
@@ -86,6 +86,7 @@ def _host_commands(subparsers, common):
     remove = _command(hosts, "remove", commands.host_remove, "remove a host", common, wait=True)
     remove.add_argument("host", metavar="HOST", help="id or name")
     remove.add_argument("--drain", action="store_true", help="move its VMs away first")
+    return hosts
 
 
 def _vm_commands(subparsers, common):
@@ -117,11 +118,44 @@ def _vm_commands(subparsers, common):
 
 
 def _op_commands(subparsers, common):
-    """op show N [--follow]."""
+    """op show N [--follow]; returns the group, for more commands."""
     ops = _group(subparsers, "op", "operations")
     show = _command(ops, "show", commands.op_show, "show an operation and its log", common)
     show.add_argument("id", type=positive, metavar="N")
     show.add_argument("--follow", action="store_true", help="follow it to its end")
+    return ops
+
+
+# --- Actions only the dashboard had until issue 25 (branch craft-api): op retry | recheck,
+# host accept-key, image upload. The image group belongs with the other image commands.
+
+
+def _recover_commands(ops, common):
+    """op retry N | op recheck N."""
+    for name, handler, help_text in (
+        ("retry", commands.op_retry, "start a failed operation's action again"),
+        ("recheck", commands.op_recheck, "record the real state of a failed operation's target"),
+    ):
+        action = _command(ops, name, handler, help_text, common, wait=True)
+        action.add_argument("id", type=positive, metavar="N")
+
+
+def _accept_key_command(hosts, common):
+    """host accept-key HOST FINGERPRINT."""
+    help_text = "accept the new SSH key of a reinstalled host (admins)"
+    accept = _command(hosts, "accept-key", commands.host_accept_key, help_text, common)
+    accept.add_argument("host", metavar="HOST", help="id or name")
+    accept.add_argument(
+        "fingerprint", metavar="FINGERPRINT", help="SHA256:..., read on the host itself"
+    )
+
+
+def _image_upload_command(images, common):
+    """image upload NAME FILE."""
+    upload = _command(images, "upload", commands.image_upload, "upload a base image", common)
+    upload.add_argument("name", metavar="NAME", help="its file name in images/ (with extension)")
+    upload.add_argument("file", metavar="FILE", help="a qcow2 or raw disk image")
+    upload.add_argument("--description", help="what it is")
 
 
 def build_parser():
@@ -134,7 +168,11 @@ def build_parser():
     login = _command(subparsers, "login", commands.login, "check a token and save it", common)
     login.add_argument("controller", metavar="URL", help="e.g. https://nube.example.org")
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
-    _host_commands(subparsers, common)
+    hosts = _host_commands(subparsers, common)
     _vm_commands(subparsers, common)
-    _op_commands(subparsers, common)
+    ops = _op_commands(subparsers, common)
+    # actions only the dashboard had until issue 25 (craft-api)
+    _recover_commands(ops, common)
+    _accept_key_command(hosts, common)
+    _image_upload_command(_group(subparsers, "image", "base images"), common)
     return parser

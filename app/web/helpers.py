@@ -46,6 +46,14 @@ def actor():
     return current_user.username
 
 
+def flash_form_errors(form):
+    """Flash what is wrong with a form that is not shown again: each field's messages."""
+    for field, messages in form.errors.items():
+        label = form[field].label.text if field in form else field
+        for message in messages:
+            flash(f"{label}: {message}", "danger")
+
+
 def flash_error(error):
     """Flash a Nube error, linking the operation that holds a busy target."""
     if isinstance(error, Busy) and error.operation_id:

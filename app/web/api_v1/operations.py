@@ -1,6 +1,8 @@
-"""/api/v1/operations: list operations, follow one's status and log, cancel one."""
+"""/api/v1/operations: list operations, follow one's status and log, cancel, retry or
+re-check one."""
 
 from ...services import operation_view, operations
+from ...services import retry as retry_service
 from ..helpers import actor
 from .common import Window, accepted, blueprint, filtered, operation_url
 from .schemas import Accepted, ListArgs, Operation, OperationArgs, page_of
@@ -38,3 +40,17 @@ def cancel(op_id):
     """Ask a pending or running operation to stop."""
     operations.cancel(op_id, actor())
     return accepted(op_id)
+
+
+@bp.route("/<int:op_id>/retry", methods=["POST"])
+@bp.response(202, Accepted)
+def retry(op_id):
+    """Start a failed or interrupted operation's action again: the new operation."""
+    return accepted(retry_service.retry(op_id, actor()))
+
+
+@bp.route("/<int:op_id>/recheck", methods=["POST"])
+@bp.response(202, Accepted)
+def recheck(op_id):
+    """Read a failed operation's target's real state from its hypervisor and record it."""
+    return accepted(retry_service.recheck(op_id, actor()))

@@ -4,13 +4,14 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from ...limits import USERNAME_MAX
 from ..passwords import NEW_PASSWORD, SENT_PASSWORD
 
 
 class LoginForm(FlaskForm):
     """User name and password."""
 
-    username = StringField("User", validators=[DataRequired(), Length(max=64)])
+    username = StringField("User", validators=[DataRequired(), Length(max=USERNAME_MAX)])
     password = PasswordField("Password", validators=[DataRequired(), SENT_PASSWORD])
     submit = SubmitField("Log in")
 
