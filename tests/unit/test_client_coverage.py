@@ -88,7 +88,10 @@ def test_every_api_route_has_a_command_or_a_reason(app):
     assert not table & left_out
     assert all(reason.strip() for reason in routes.LEFT_OUT.values())
     served_routes = api_routes(app)
-    assert sorted(served_routes - table - left_out) == [], "routes no command calls"
+    assert sorted(served_routes - table - left_out) == [], (
+        "routes no command calls: add a command and its line in app/client/routes.py's "
+        "COMMANDS (or the reason in LEFT_OUT)"
+    )
     assert sorted((table | left_out) - served_routes) == [], "the table names no such route"
     assert len(table) == len(routes.COMMANDS)  # no two commands call the same route
 
