@@ -10,6 +10,7 @@ import ipaddress
 import re
 
 from .errors import InvalidInput
+from .limits import NAME_PATTERN
 
 HOSTNAME_RE = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
@@ -20,7 +21,7 @@ IPV4_RE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}")
 IPV6_RE = re.compile(r"[0-9A-Fa-f:.]{2,45}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}")
 # A host's name (also its inventory name and a URL part): letters, digits, '_', '.', '-'.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+NAME_RE = re.compile(NAME_PATTERN)
 # A last label the resolver reads as a number ('127.1', '0x7f.1', '0x0a000005', '017700000001'):
 # inet_aton spellings of an IP address, which would give one machine several names.
 NUMERIC_LABEL_RE = re.compile(r"(?i)[0-9]+|0x[0-9a-f]*")

@@ -10,10 +10,8 @@ import struct
 import yaml
 
 from .errors import InvalidInput
+from .limits import HOSTNAME_MAX, SSH_KEY_MAX, SSH_KEYS_MAX, USER_DATA_MAX
 
-USER_DATA_MAX = 64 * 1024  # bytes, as UTF-8
-SSH_KEYS_MAX = 32
-SSH_KEY_MAX = 16 * 1024  # an RSA 16384-bit key is about 2.8 KiB of base64
 SSH_KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -41,7 +39,7 @@ def check_hostname(value):
         raise InvalidInput(f"hostname must be text, not {value!r:.40}")
     name = value.strip().lower()
     labels = name.split(".")
-    if not name or len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+    if not name or len(name) > HOSTNAME_MAX or not all(_LABEL.fullmatch(label) for label in labels):
         raise InvalidInput(
             f"invalid hostname {value!r:.80}: use labels of letters, digits and '-' "
             "(at most 63 each, not starting or ending with '-'), joined by '.'"

@@ -9,10 +9,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from app.adapters.storage import check_vm_id
 from app.errors import InvalidInput, OperationFailed
+from app.limits import MEM, VCPUS
 
 TEMPLATE = "vm.xml.j2"
-MEM_MIN, MEM_MAX = 16, 4_194_304  # MiB
-VCPUS_MIN, VCPUS_MAX = 1, 256
+MEM_MIN, MEM_MAX = MEM.minimum, MEM.maximum  # MiB
+VCPUS_MIN, VCPUS_MAX = VCPUS.minimum, VCPUS.maximum
 NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 BRIDGE_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # Linux interface names: at most 15 bytes
 DISK_PATH_MAX = 4096

@@ -1,12 +1,13 @@
 """Choose a host for a new VM: filter out hosts that cannot take it, then rank the rest."""
 
+from app import states
 from app.errors import InvalidInput, NotFound
 from app.numbers import is_digits
 
 POLICIES = ("striping", "packing")
 # Host tasks that change what the host is (its address, mount, or existence): a VM placed now
 # could end up on the old machine while its row points at the new one.
-CHANGING_TASKS = ("adding", "preparing", "removing")
+CHANGING_TASKS = states.HOST_CHANGING_TASKS
 
 
 def choose_host(

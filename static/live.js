@@ -15,8 +15,11 @@
   const MAX_INTERVAL_MS = 30000;
   const MAX_IDS = Number(root.dataset.maxIds || 200);
   const SCOPES = "[data-vm-id], [data-host-id], [data-live]";
-  const ACTIVE = ["pending", "running"];
-  const colours = JSON.parse(root.dataset.colours || "{}");
+  // state words' colours and labels, and the active statuses: app/states, served by base.html's body
+  const served = JSON.parse(document.body.dataset.nubeStates || "{}");
+  const ACTIVE = served.active || [];
+  const colours = served.colours || {};
+  const labels = served.labels || {};
   const operationsUrl = root.dataset.operationsUrl || "/operations/";
   // The newest operation the page showed when it loaded: every later one is shown as it comes,
   // even one that started and ended between two polls.
@@ -62,7 +65,7 @@
     const badge = element.classList.contains("badge") ? element : element.querySelector(".badge");
     const text = status || "-";
     setClass(badge, `badge text-bg-${colours[status] || "light"} status-${text}`);
-    setText(badge, text);
+    setText(badge, labels[status] || text);
   }
 
   function spinner() {
@@ -175,7 +178,7 @@
         setTask(element, record);
       } else {
         // as the server formats it; a field it does not format reads as it is ("-" for none)
-        const value = key in (record.text || {}) ? record.text[key] : record[key];
+        const value = key in (record.display || {}) ? record.display[key] : record[key];
         setText(element, value === null || value === undefined ? "-" : String(value));
       }
     }
@@ -197,7 +200,7 @@
     scope.dataset.gone = "1";
     scope.classList.add("opacity-50");
     for (const element of within(scope, '[data-field][data-format="badge"]')) {
-      setBadge(element, "removed");
+      setBadge(element, served.gone);
     }
     for (const element of within(scope, "[data-actions], [data-field][data-format='task']")) {
       element.replaceChildren();
@@ -226,9 +229,8 @@
   function fillOperation(item, op) {
     const status = op.status;
     const active = ACTIVE.includes(status);
-    const total = Number(op.progress_total || 0);
-    const shown = op.progress || { percent: 100, note: "" }; // as the server computed it
-    const percent = Number(shown.percent);
+    const shown = op.progress; // {percent, text}, as the server computed it
+    const percent = shown.percent;
     const link = item.querySelector('[data-slot="link"]');
     if (link) {
       link.href = `${operationsUrl}${Number(op.id)}`;
@@ -240,7 +242,7 @@
     let name = "progress-bar";
     if (!active) {
       name += ` bg-${colours[status] || "secondary"}`;
-    } else if (!total) {
+    } else if (!op.progress_total) {
       name += " progress-bar-striped progress-bar-animated";
     }
     const bar = item.querySelector(".progress-bar");
@@ -252,7 +254,7 @@
     if (progress) {
       progress.setAttribute("aria-valuenow", String(percent));
     }
-    setText(item.querySelector('[data-slot="progress"]'), shown.note);
+    setText(item.querySelector('[data-slot="progress"]'), shown.text);
   }
 
   function fillRow(row, op) {
@@ -263,8 +265,8 @@
     setText(row.querySelector('[data-slot="kind"]'), op.kind || "");
     setText(row.querySelector('[data-slot="target"]'), op.target_name || "-");
     setText(row.querySelector('[data-slot="target_type"]'), op.target_type || "");
-    setText(row.querySelector('[data-slot="requested_by"]'), op.text.requested_by);
-    setText(row.querySelector('[data-slot="created"]'), op.text.created);
+    setText(row.querySelector('[data-slot="requested_by"]'), op.display.requested_by);
+    setText(row.querySelector('[data-slot="created"]'), op.display.created_at);
   }
 
   // The recent-operations table's row of op: the server's, or one cloned for an operation
@@ -314,8 +316,8 @@
       if (row) {
         setBadge(row, op.status);
         if (row.cells.length > 7) {
-          setText(row.cells[4], op.text.progress);
-          setText(row.cells[7], op.text.duration);
+          setText(row.cells[4], op.progress.text);
+          setText(row.cells[7], op.display.duration);
         }
       }
       if (!list || !template) {

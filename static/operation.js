@@ -1,5 +1,7 @@
 // Follows a running operation on its page: polls log.json about once a second, appends new
 // log lines as text, updates the status badge and progress bar, and stops at a terminal status.
+// log.json carries the API's operation fields (its progress as {percent, text} and the times as
+// the page shows them, both from the server): this script only places them.
 (() => {
   "use strict";
 
@@ -8,11 +10,17 @@
     return;
   }
   const logUrl = root.dataset.logUrl;
-  const colours = JSON.parse(root.dataset.colours || "{}");
+  // state words' colours and labels: app/states, served by base.html's body
+  const served = JSON.parse(document.body.dataset.nubeStates || "{}");
+  const colours = served.colours || {};
+  const labels = served.labels || {};
   const log = document.getElementById("op-log");
   const statusBox = document.getElementById("op-status");
   const progress = document.getElementById("op-progress");
   const bar = progress ? progress.querySelector(".progress-bar") : null;
+  const progressText = progress
+    ? progress.parentElement.querySelector('[data-slot="progress"]')
+    : null;
   const live = document.getElementById("op-live");
   const errorBox = document.getElementById("op-error");
   const cancelForm = document.getElementById("cancel-form");
@@ -57,32 +65,32 @@
 
   function showStatus(status) {
     const badge = statusBox ? statusBox.querySelector(".badge") : null;
-    if (!badge || badge.textContent === status) {
+    if (!badge || badge.textContent === (labels[status] || status)) {
       return;
     }
     badge.className = `badge text-bg-${colours[status] || "light"} status-${status}`;
-    badge.textContent = status;
+    badge.textContent = labels[status] || status;
   }
 
   function showProgress(data) {
     if (!bar) {
       return;
     }
-    const total = Number(data.progress_total || 0);
-    const finished = data.done;
-    let percent = 100;
-    bar.textContent = "";
-    if (total > 0) {
-      const doneSteps = Number(data.progress_done || 0);
-      percent = Math.min(100, Math.round((100 * doneSteps) / total));
-      bar.textContent = `${doneSteps}/${total}`;
+    const shown = data.progress; // {percent, text}, as the server computed it
+    let name = "progress-bar";
+    if (data.done) {
+      name += ` bg-${colours[data.status] || "secondary"}`;
+    } else if (!data.progress_total) {
+      name += " progress-bar-striped progress-bar-animated";
     }
-    const indeterminate = total === 0 && !finished;
-    bar.classList.toggle("progress-bar-striped", indeterminate);
-    bar.classList.toggle("progress-bar-animated", indeterminate);
-    bar.classList.toggle("bg-secondary", total === 0 && finished);
-    bar.style.width = `${percent}%`;
-    progress.setAttribute("aria-valuenow", String(percent));
+    if (bar.className !== name) {
+      bar.className = name;
+    }
+    bar.style.width = `${shown.percent}%`;
+    progress.setAttribute("aria-valuenow", String(shown.percent));
+    if (progressText && progressText.textContent !== shown.text) {
+      progressText.textContent = shown.text;
+    }
   }
 
   function showFinished(data) {
@@ -96,9 +104,9 @@
       errorBox.textContent = data.error;
       errorBox.classList.remove("d-none");
     }
-    setText("op-started", data.started_text);
-    setText("op-finished", data.finished_text);
-    setText("op-duration", data.duration_text);
+    setText("op-started", data.display.started_at);
+    setText("op-finished", data.display.finished_at);
+    setText("op-duration", data.display.duration);
   }
 
   async function poll() {
@@ -125,11 +133,11 @@
       return;
     }
     delay = INTERVAL_MS;
-    appendLines(data.lines || []);
+    appendLines(data.log || []);
     showStatus(data.status);
     showProgress(data);
     if (data.started_at) {
-      setText("op-started", data.started_text);
+      setText("op-started", data.display.started_at);
     }
     if (data.done) {
       showFinished(data);

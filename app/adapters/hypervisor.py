@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import libvirt
 
+from app import states
 from app.adapters.hypervisor_calls import HostAndGuestCalls
 from app.addresses import check_address, check_ip, check_user, uri_host
 from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError, SlowCall
@@ -30,13 +31,10 @@ _URI_FIELDS = ("id", "name", "address", "user")  # never the password a host row
 # A dead connection: these codes, or any error of the RPC layer (VIR_ERR_SYSTEM_ERROR included:
 # "Cannot recv data"...). A VIR_ERR_SYSTEM_ERROR from elsewhere is a local failure on a live host.
 _DEAD = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC}
+# libvirt's domain states in the adapter's words (app/states.LIBVIRT_DOMAIN, the one table)
 _STATES = {
-    libvirt.VIR_DOMAIN_RUNNING: "running",
-    libvirt.VIR_DOMAIN_BLOCKED: "running",
-    libvirt.VIR_DOMAIN_SHUTDOWN: "running",  # still up while the guest shuts down
-    libvirt.VIR_DOMAIN_PAUSED: "paused",
-    libvirt.VIR_DOMAIN_PMSUSPENDED: "paused",
-    libvirt.VIR_DOMAIN_SHUTOFF: "stopped",
+    getattr(libvirt, f"VIR_DOMAIN_{name.upper()}"): word
+    for name, word in states.LIBVIRT_DOMAIN.items()
 }
 _DOMAIN_STATS = (
     libvirt.VIR_DOMAIN_STATS_STATE
@@ -158,7 +156,7 @@ class Hypervisor(HostAndGuestCalls):
             found = {}
             for dom, values in stats:
                 name = dom.name()
-                state = _STATES.get(values.get("state.state"), "other")
+                state = _STATES.get(values.get("state.state"), states.DOMAIN_OTHER)
                 # balloon/vcpu stats exist for running QEMU domains; 0 means "not reported"
                 mem = values.get("balloon.maximum", 0) // 1024
                 found[name] = DomainInfo(name, state, mem, values.get("vcpu.maximum", 0))
@@ -169,7 +167,9 @@ class Hypervisor(HostAndGuestCalls):
     def domain_state(self, host, name) -> str | None:
         """The state of one domain, or None when it does not exist."""
         try:
-            return self._run(host, lambda c: _STATES.get(c.lookupByName(name).state()[0], "other"))
+            return self._run(
+                host, lambda c: _STATES.get(c.lookupByName(name).state()[0], states.DOMAIN_OTHER)
+            )
         except NotFound:
             return None
 

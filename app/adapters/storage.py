@@ -21,8 +21,9 @@ from app.adapters.qemu_img import (
 )
 from app.adapters.vm_files import PARTIAL_SUFFIX, VmFiles, check_vm_id, publish_mode
 from app.errors import InvalidInput, NotFound, OperationFailed
+from app.limits import IMAGE_NAME_MAX
 
-IMAGE_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$"
+IMAGE_NAME_RE = rf"^[A-Za-z0-9][A-Za-z0-9_.+-]{{0,{IMAGE_NAME_MAX - 1}}}$"
 DISK_MODES = ("overlay", "copy")
 
 _IMAGE_NAME = re.compile(IMAGE_NAME_RE)

@@ -9,8 +9,9 @@ import stat
 from pathlib import Path
 
 from app.errors import InvalidInput, OperationFailed
+from app.limits import NAME_PATTERN
 
-VM_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+VM_ID_RE = f"^{NAME_PATTERN}$"
 PARTIAL_SUFFIX = ".part"
 SEED_SUFFIX = "-seed.iso"
 CONSOLE_LOG_SUFFIX = ".console.log"

@@ -3,6 +3,7 @@
 from urllib.parse import quote
 
 from . import config, follow, inputs, output
+from .errors import UsageError
 from .http import ApiClient, check_token, check_url
 
 HOST_COLUMNS = [
@@ -39,6 +40,41 @@ OPERATION_KEYS = [
     "error",
     "result",
 ]
+IMAGE_COLUMNS = [
+    ("name", "NAME"),
+    ("format", "FORMAT"),
+    ("virtual_size", "SIZE"),
+    ("actual_size", "ON DISK"),
+    ("vms", "VMS"),
+    ("uploaded_by", "BY"),
+    ("description", "DESCRIPTION"),
+]
+OPERATION_COLUMNS = [
+    ("id", "ID"),
+    ("kind", "KIND"),
+    ("target_name", "TARGET"),
+    ("status", "STATUS"),
+    ("requested_by", "BY"),
+    ("created_at", "CREATED"),
+    ("finished_at", "FINISHED"),
+]
+USER_COLUMNS = [
+    ("id", "ID"),
+    ("username", "USERNAME"),
+    ("role", "ROLE"),
+    ("created_at", "CREATED"),
+    ("last_login", "LAST LOGIN"),
+]
+TOKEN_COLUMNS = [
+    ("id", "ID"),
+    ("name", "NAME"),
+    ("username", "USER"),
+    ("prefix", "PREFIX"),
+    ("state", "STATE"),
+    ("expires_at", "EXPIRES"),
+    ("last_used_at", "LAST USED"),
+]
+HOST_FIELDS = ("name", "user", "address", "state", "share", "network", "data_address")
 PER_PAGE = 200  # the most the API gives at once: fewest requests for a whole list
 
 
@@ -84,11 +120,11 @@ def every_page(api, path, params):
         page += 1
 
 
-def _list(session, path, columns):
-    """A list: every page, or only --page N; a table or JSON."""
+def _list(session, path, columns, shown=None):
+    """A list: every page, or only --page N; a table or JSON (rows made readable by shown)."""
     args = session.args
     api = session.api()
-    params = {"q": args.query or None, "per_page": args.per_page}
+    params = {"q": getattr(args, "query", None) or None, "per_page": args.per_page}
     if args.page:
         answer = api.request("GET", path, params={**params, "page": args.page}) or {}
         items = answer.get("items") or []
@@ -97,7 +133,22 @@ def _list(session, path, columns):
         )
     else:
         items = every_page(api, path, {**params, "per_page": args.per_page or PER_PAGE})
-    session.show(items, lambda out: output.table(items, columns, out))
+    rows = [shown(item) for item in items] if shown else items
+    session.show(items, lambda out: output.table(rows, columns, out))
+    return 0
+
+
+def _show(session, path, shown=None):
+    """One object: its fields, or JSON (the fields made readable by shown)."""
+    item = session.api().request("GET", path) or {}
+    session.show(item, lambda out: output.record(shown(item) if shown else item, out))
+    return 0
+
+
+def _gone(session, path, said):
+    """A removal the API answers with 204: says what went (JSON: {})."""
+    session.api().request("DELETE", path)
+    session.show({}, lambda out: out.write(said + "\n"))
     return 0
 
 
@@ -160,6 +211,30 @@ def host_add(session):
     return _act(session, "POST", "/hosts", body)
 
 
+def host_show(session):
+    """nube host show HOST"""
+    return _show(session, f"/hosts/{_part(session.args.host)}")
+
+
+def host_update(session):
+    """nube host update HOST [--name N] [--state S] [...]: a new sudo password only when asked."""
+    args = session.args
+    body = {key: getattr(args, key) for key in HOST_FIELDS if getattr(args, key) is not None}
+    if not body and not (args.password or args.password_stdin):
+        raise UsageError("nothing to change: give --name, --state or another field")
+    session.api()  # a missing URL or token is said before the password is asked for
+    if args.password or args.password_stdin:
+        body["password"] = inputs.secret(
+            f"new sudo password of host {args.host}: ", from_stdin=args.password_stdin
+        )
+    return _act(session, "PATCH", f"/hosts/{_part(args.host)}", body)
+
+
+def host_drain(session):
+    """nube host drain HOST"""
+    return _act(session, "POST", f"/hosts/{_part(session.args.host)}/drain", {})
+
+
 def host_remove(session):
     """nube host remove HOST [--drain]"""
     drain = "?drain=true" if session.args.drain else ""
@@ -205,6 +280,24 @@ def vm_stop(session):
     return _act(session, "POST", f"/vms/{_part(session.args.vm)}/stop", body)
 
 
+def vm_migrate(session):
+    """nube vm migrate VM [--host H]: placement picks the host when none is named."""
+    body = {"host": session.args.host} if session.args.host is not None else {}
+    return _act(session, "POST", f"/vms/{_part(session.args.vm)}/migrate", body)
+
+
+def vm_boot_log(session):
+    """nube vm boot-log VM [--lines N]"""
+    params = {"lines": session.args.lines}
+    path = f"/vms/{_part(session.args.vm)}/boot-log"
+    answer = session.api().request("GET", path, params=params) or {}
+    text = str(answer.get("text") or "").rstrip("\n")
+    if not text and not session.as_json:
+        session.say(f"the boot log of {session.args.vm} is empty")
+    session.show(answer, lambda out: out.write(f"{text}\n" if text else ""))
+    return 0
+
+
 def vm_remove(session):
     """nube vm remove VM"""
     return _act(session, "DELETE", f"/vms/{_part(session.args.vm)}")
@@ -229,4 +322,99 @@ def op_show(session):
     operation, lines = follow.read_whole_log(session.api(), op_id)
     data = {**operation, "log": lines}
     session.show(data, lambda out: _print_operation(operation, lines, out))
+    return 0
+
+
+def op_list(session):
+    """nube op list [-q FILTER]"""
+    return _list(session, "/operations", OPERATION_COLUMNS)
+
+
+def op_cancel(session):
+    """nube op cancel N"""
+    return _act(session, "POST", f"/operations/{session.args.id}/cancel", {})
+
+
+def _sized(image):
+    """An image with its sizes in binary units."""
+    sizes = {key: output.size(image.get(key)) for key in ("virtual_size", "actual_size")}
+    return {**image, **sizes}
+
+
+def image_list(session):
+    """nube image list"""
+    return _list(session, "/images", IMAGE_COLUMNS, shown=_sized)
+
+
+def image_show(session):
+    """nube image show NAME"""
+    return _show(session, f"/images/{_part(session.args.name)}", shown=_sized)
+
+
+def image_build(session):
+    """nube image build NAME [--release R] [--size S]"""
+    args = session.args
+    body = {"name": args.name}
+    body.update({key: getattr(args, key) for key in ("release", "size") if getattr(args, key)})
+    return _act(session, "POST", "/images/build", body)
+
+
+def image_remove(session):
+    """nube image remove NAME"""
+    name = session.args.name
+    return _gone(session, f"/images/{_part(name)}", f"image {name} removed")
+
+
+def user_list(session):
+    """nube user list"""
+    return _list(session, "/users", USER_COLUMNS)
+
+
+def user_show(session):
+    """nube user show ID"""
+    return _show(session, f"/users/{session.args.id}")
+
+
+def user_remove(session):
+    """nube user remove ID"""
+    user_id = session.args.id
+    return _gone(session, f"/users/{user_id}", f"user {user_id} removed, and their tokens")
+
+
+def token_list(session):
+    """nube token list [-q FILTER]"""
+    return _list(session, "/tokens", TOKEN_COLUMNS)
+
+
+def token_revoke(session):
+    """nube token revoke ID"""
+    token_id = session.args.id
+    return _gone(session, f"/tokens/{token_id}", f"token {token_id} revoked")
+
+
+def op_retry(session):
+    """nube op retry N: start a failed or interrupted operation's action again."""
+    return _act(session, "POST", f"/operations/{session.args.id}/retry", {})
+
+
+def op_recheck(session):
+    """nube op recheck N: record the real state of a failed operation's target."""
+    return _act(session, "POST", f"/operations/{session.args.id}/recheck", {})
+
+
+def host_accept_key(session):
+    """nube host accept-key HOST FINGERPRINT (admins): the host's new SSH key, once confirmed."""
+    args = session.args
+    body = {"fingerprint": args.fingerprint}
+    return _act(session, "POST", f"/hosts/{_part(args.host)}/accept-key", body)
+
+
+def image_upload(session):
+    """nube image upload NAME FILE [--description TEXT]: the file streamed as it is."""
+    args = session.args
+    api = session.api()
+    params = {"description": args.description}
+    with inputs.binary_file(args.file) as (handle, size):
+        image = api.upload(f"/images/{_part(args.name)}", handle, size, params) or {}
+    session.show(image, lambda out: output.record(image, out))
     return 0

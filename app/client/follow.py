@@ -2,9 +2,10 @@
 
 import time
 
+from .. import states
 from .errors import UNREACHABLE, ApiError
 
-FINISHED = frozenset({"succeeded", "failed", "canceled", "interrupted"})
+FINISHED = frozenset(states.OPERATION_TERMINAL)
 FIRST_DELAY = 1.0  # seconds between polls while lines come
 LONGEST_DELAY = 4.0  # while nothing comes, the delay grows by BACKOFF up to this
 BACKOFF = 1.5

@@ -66,8 +66,10 @@ def _problem_detail(problem, fallback):
         for field, messages in errors.items():
             if isinstance(messages, list):
                 messages = ", ".join(str(message) for message in messages)
-            said.append(f"{field}: {messages}")
-        detail = f"{detail} ({'; '.join(said)})"
+            if str(messages) not in detail:  # the API's detail already says most of them
+                said.append(f"{field}: {messages}")
+        if said:
+            detail = f"{detail} ({'; '.join(said)})"
     return detail
 
 
@@ -109,22 +111,50 @@ class ApiClient:
     def __repr__(self):
         return f"ApiClient({self.url!r})"
 
-    def request(self, method, path, body=None, params=None):
-        """Send one request to API_PREFIX + path; its JSON answer (None when empty), or ApiError."""
+    def _url(self, path, params):
+        """API_PREFIX + path on the controller, with the query arguments that have a value."""
         url = f"{self.url}{API_PREFIX}{path}"
         query = {key: value for key, value in (params or {}).items() if value is not None}
         if query:
             url += "?" + urllib.parse.urlencode(query)
-        headers = {
+        return url
+
+    def _headers(self):
+        """The headers of every request."""
+        return {
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
             "Authorization": f"Bearer {self._token}",
         }
+
+    def request(self, method, path, body=None, params=None):
+        """Send one request to API_PREFIX + path; its JSON answer (None when empty), or ApiError."""
+        headers = self._headers()
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        return self._send(
+            urllib.request.Request(
+                self._url(path, params), data=data, headers=headers, method=method
+            )
+        )
+
+    def upload(self, path, handle, size, params=None):
+        """PUT a file of size bytes as the request body, streamed from its open handle."""
+        headers = {
+            **self._headers(),
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size),
+        }
+        return self._send(
+            urllib.request.Request(
+                self._url(path, params), data=handle, headers=headers, method="PUT"
+            )
+        )
+
+    def _send(self, request):
+        """Send a prepared request; its JSON answer (None when empty), or ApiError."""
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 raw = response.read()

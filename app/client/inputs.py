@@ -1,6 +1,8 @@
 """What a command reads besides its arguments: secrets (a prompt or stdin, never argv) and files."""
 
+import contextlib
 import getpass
+import os
 import sys
 
 from .errors import UsageError
@@ -53,3 +55,15 @@ def ssh_keys(paths):
             raise UsageError(f"{path} holds no public key")
         keys.extend(found)
     return keys
+
+
+@contextlib.contextmanager
+def binary_file(path):
+    """A file opened to be sent as it is, and its size: (handle, bytes)."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed below, after the request)
+        size = os.fstat(handle.fileno()).st_size
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    with handle:
+        yield handle, size

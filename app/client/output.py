@@ -88,6 +88,17 @@ def _field(value, indent):
     return cell(value)
 
 
+def size(value):
+    """A number of bytes in binary units (1.5 GiB); anything else as it is."""
+    if not _is_number(value):
+        return value
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def log_line(line):
     """One operation log line as text: its time, its level when not info, its message."""
     if not isinstance(line, dict):

@@ -2,9 +2,12 @@
 
 import argparse
 
-from . import commands
+from . import commands, routes
 
-DESCRIPTION = "Nube's command-line client: hosts, VMs and operations through the HTTP API."
+DESCRIPTION = (
+    "Nube's command-line client: hosts, VMs, images, operations, users and tokens through the "
+    "HTTP API."
+)
 EPILOG = (
     "exit codes: 0 done, 1 the followed operation did not succeed, 2 usage, 3 input refused, "
     "4 not authenticated or not allowed, 5 not found, 6 conflict (busy, wrong state, name "
@@ -45,15 +48,17 @@ def _global_options(parser, top):
 
 
 def _group(subparsers, name, help_text):
-    """A command group (host, vm, op) whose sub-command is required."""
+    """A command group (host, vm, image, op, user, token) whose sub-command is required."""
     group = subparsers.add_parser(name, help=help_text, description=help_text)
     inner = group.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
     return inner
 
 
 def _command(subparsers, name, handler, help_text, common, wait=False):
-    """A sub-command that runs handler, with the global options (and --wait for actions)."""
+    """A sub-command that runs handler, with the global options (and --wait for actions); its
+    help ends with the API route it calls."""
     parser = subparsers.add_parser(name, help=help_text, description=help_text, parents=[common])
+    parser.epilog = routes.describe(parser.prog.removeprefix("nube ")) or None
     parser.set_defaults(handler=handler)
     if wait:
         parser.add_argument(
@@ -62,34 +67,63 @@ def _command(subparsers, name, handler, help_text, common, wait=False):
     return parser
 
 
-def _list_options(parser):
-    """-q FILTER, --page N, --per-page K."""
-    parser.add_argument("-q", "--query", metavar="FILTER", help="e.g. 'state = running'")
+def _list_options(parser, query=True):
+    """-q FILTER (lists that filter), --page N, --per-page K."""
+    if query:
+        parser.add_argument("-q", "--query", metavar="FILTER", help="e.g. 'state = running'")
     parser.add_argument("--page", type=positive, help="only this page (default: every page)")
     parser.add_argument("--per-page", type=positive, metavar="K", help="rows a page (1 to 200)")
 
 
+def _host_options(parser, adding):
+    """The host's fields host add and host update both take."""
+    parser.add_argument("--name", help="default: the address" if adding else "a new name")
+    parser.add_argument("--share", help="how the host mounts the repository (nfs, bind)")
+    parser.add_argument("--network", help="the libvirt network or bridge of its VMs, or none")
+    parser.add_argument(
+        "--data-address",
+        help="where live migrations reach it" + (" (default: the address)" if adding else ""),
+    )
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="read the sudo password from stdin"
+    )
+
+
 def _host_commands(subparsers, common):
-    """host list | add | remove."""
+    """host list | show | add | update | drain | remove | accept-key; returns the group."""
     hosts = _group(subparsers, "host", "hosts")
     _list_options(_command(hosts, "list", commands.host_list, "list hosts", common))
+    show = _command(hosts, "show", commands.host_show, "show one host", common)
+    show.add_argument("host", metavar="HOST", help="id or name")
     add = _command(hosts, "add", commands.host_add, "add and prepare a host", common, wait=True)
     add.add_argument("address", metavar="ADDRESS")
     add.add_argument("--user", required=True, help="a sudo user on the host")
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the sudo password from stdin"
+    _host_options(add, adding=True)
+    update = _command(
+        hosts, "update", commands.host_update, "change a host (a new address or share "
+        "prepares it again)", common, wait=True,
+    )  # fmt: skip
+    update.add_argument("host", metavar="HOST", help="id or name")
+    update.add_argument("--user", help="a sudo user on the host")
+    update.add_argument("--address", help="only while the host has no VMs")
+    update.add_argument("--state", help="ready, disabled or maintenance (placement skips those)")
+    update.add_argument(
+        "--password", action="store_true", help="ask for a new sudo password at a prompt"
     )
-    add.add_argument("--name", help="default: the address")
-    add.add_argument("--share", help="how the host mounts the repository (nfs, bind)")
-    add.add_argument("--network", help="the libvirt network or bridge of its VMs, or none")
-    add.add_argument("--data-address", help="where live migrations reach it (default: the address)")
+    _host_options(update, adding=False)
+    drain = _command(
+        hosts, "drain", commands.host_drain, "put a host in maintenance and move its VMs away",
+        common, wait=True,
+    )  # fmt: skip
+    drain.add_argument("host", metavar="HOST", help="id or name")
     remove = _command(hosts, "remove", commands.host_remove, "remove a host", common, wait=True)
     remove.add_argument("host", metavar="HOST", help="id or name")
     remove.add_argument("--drain", action="store_true", help="move its VMs away first")
+    return hosts
 
 
 def _vm_commands(subparsers, common):
-    """vm list | show | create | start | stop | remove."""
+    """vm list | show | create | start | stop | migrate | boot-log | remove."""
     vms = _group(subparsers, "vm", "virtual machines")
     _list_options(_command(vms, "list", commands.vm_list, "list VMs", common))
     _command(vms, "show", commands.vm_show, "show one VM", common).add_argument("vm", metavar="VM")
@@ -114,14 +148,86 @@ def _vm_commands(subparsers, common):
         action.add_argument("vm", metavar="VM")
         if name == "stop":
             action.add_argument("--force", action="store_true", help="power off at once")
+    migrate = _command(
+        vms, "migrate", commands.vm_migrate, "move a VM to another host, live when it runs",
+        common, wait=True,
+    )  # fmt: skip
+    migrate.add_argument("vm", metavar="VM")
+    migrate.add_argument(
+        "--host", "--to", metavar="H", help="id or name (default: placement picks)"
+    )
+    boot_log = _command(vms, "boot-log", commands.vm_boot_log, "a VM's boot log's tail", common)
+    boot_log.add_argument("vm", metavar="VM")
+    boot_log.add_argument("--lines", type=positive, metavar="N", help="how many (default: 200)")
 
 
 def _op_commands(subparsers, common):
-    """op show N [--follow]."""
+    """op list | show N [--follow] | cancel N | retry N | recheck N."""
     ops = _group(subparsers, "op", "operations")
+    _list_options(_command(ops, "list", commands.op_list, "list operations, newest first", common))
     show = _command(ops, "show", commands.op_show, "show an operation and its log", common)
     show.add_argument("id", type=positive, metavar="N")
     show.add_argument("--follow", action="store_true", help="follow it to its end")
+    cancel = _command(
+        ops, "cancel", commands.op_cancel, "ask a pending or running operation to stop "
+        "(then: nube op show N --follow)", common,
+    )  # fmt: skip
+    cancel.add_argument("id", type=positive, metavar="N")
+    for name, handler, help_text in (
+        ("retry", commands.op_retry, "start a failed operation's action again"),
+        ("recheck", commands.op_recheck, "record the real state of a failed operation's target"),
+    ):
+        action = _command(ops, name, handler, help_text, common, wait=True)
+        action.add_argument("id", type=positive, metavar="N")
+
+
+def _accept_key_command(hosts, common):
+    """host accept-key HOST FINGERPRINT."""
+    help_text = "accept the new SSH key of a reinstalled host (admins)"
+    accept = _command(hosts, "accept-key", commands.host_accept_key, help_text, common)
+    accept.add_argument("host", metavar="HOST", help="id or name")
+    accept.add_argument(
+        "fingerprint", metavar="FINGERPRINT", help="SHA256:..., read on the host itself"
+    )
+
+
+def _image_commands(subparsers, common):
+    """image list | show | build | remove | upload."""
+    images = _group(subparsers, "image", "base images")
+    _list_options(_command(images, "list", commands.image_list, "list images", common), False)
+    show = _command(images, "show", commands.image_show, "show one image", common)
+    show.add_argument("name", metavar="NAME")
+    build = _command(
+        images, "build", commands.image_build, "build a Debian image with cloud-init",
+        common, wait=True,
+    )  # fmt: skip
+    build.add_argument("name", metavar="NAME", help="built as images/NAME.qcow2")
+    build.add_argument("--release", help="a Debian code name (default: bookworm)")
+    build.add_argument("--size", help="the disk's size, e.g. 4G (default: 4G)")
+    remove = _command(images, "remove", commands.image_remove, "remove an unused image", common)
+    remove.add_argument("name", metavar="NAME")
+    upload = _command(images, "upload", commands.image_upload, "upload a base image", common)
+    upload.add_argument("name", metavar="NAME", help="its file name in images/ (with extension)")
+    upload.add_argument("file", metavar="FILE", help="a qcow2 or raw disk image")
+    upload.add_argument("--description", help="what it is")
+
+
+def _account_commands(subparsers, common):
+    """user list | show | remove; token list | revoke (users and tokens are made on the
+    dashboard: the API refuses to let a token make either)."""
+    users = _group(subparsers, "user", "user accounts (admins)")
+    _list_options(_command(users, "list", commands.user_list, "list users", common), False)
+    for name, handler, help_text in (
+        ("show", commands.user_show, "show one user"),
+        ("remove", commands.user_remove, "remove a user and their tokens"),
+    ):
+        _command(users, name, handler, help_text, common).add_argument(
+            "id", type=positive, metavar="ID"
+        )
+    tokens = _group(subparsers, "token", "API tokens (admins see everyone's)")
+    _list_options(_command(tokens, "list", commands.token_list, "list API tokens", common))
+    revoke = _command(tokens, "revoke", commands.token_revoke, "revoke a token at once", common)
+    revoke.add_argument("id", type=positive, metavar="ID")
 
 
 def build_parser():
@@ -134,7 +240,10 @@ def build_parser():
     login = _command(subparsers, "login", commands.login, "check a token and save it", common)
     login.add_argument("controller", metavar="URL", help="e.g. https://nube.example.org")
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
-    _host_commands(subparsers, common)
+    hosts = _host_commands(subparsers, common)
     _vm_commands(subparsers, common)
+    _accept_key_command(hosts, common)
+    _image_commands(subparsers, common)
     _op_commands(subparsers, common)
+    _account_commands(subparsers, common)
     return parser

@@ -2,6 +2,7 @@
 
 import json
 
+from .. import states
 from ..db import now
 from ..filter_language import Column, compile_filter
 from .vms import in_projects
@@ -25,7 +26,8 @@ FILTER_COLUMNS = {
 # where a bare word in the filter looks (a search box's words: names, states)
 SEARCH_COLUMNS = ("kind", "target_name", "status", "requested_by")
 
-ACTIVE = ("pending", "running")
+ACTIVE = states.OPERATION_ACTIVE
+_ACTIVE_IN, _ACTIVE_PARAMS = states.sql_in(ACTIVE)
 
 
 def insert(
@@ -36,12 +38,13 @@ def insert(
     cur = conn.execute(
         "INSERT INTO operations (kind, target_type, target_id, target_name, status,"
         " requested_by, input, created_at, project_id)"
-        " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             kind,
             target_type,
             target_id,
             target_name,
+            states.PENDING,
             requested_by,
             json.dumps(input_data or {}, sort_keys=True),
             now(),
@@ -60,9 +63,9 @@ def claim(conn, op_id, worker):
     """Compare-and-swap pending → running; True when this worker got it."""
     stamp = now()
     cur = conn.execute(
-        "UPDATE operations SET status = 'running', worker = ?, started_at = ?, heartbeat = ?"
-        " WHERE id = ? AND status = 'pending'",
-        (worker, stamp, stamp, op_id),
+        "UPDATE operations SET status = ?, worker = ?, started_at = ?, heartbeat = ?"
+        " WHERE id = ? AND status = ?",
+        (states.RUNNING, worker, stamp, stamp, op_id, states.PENDING),
     )
     return cur.rowcount == 1
 
@@ -71,7 +74,8 @@ def beat(conn, op_id):
     """Refresh a running operation's heartbeat; False once it is no longer running (another
     controller's recovery judged it stale and interrupted it)."""
     cur = conn.execute(
-        "UPDATE operations SET heartbeat = ? WHERE id = ? AND status = 'running'", (now(), op_id)
+        "UPDATE operations SET heartbeat = ? WHERE id = ? AND status = ?",
+        (now(), op_id, states.RUNNING),
     )
     return cur.rowcount == 1
 
@@ -79,9 +83,8 @@ def beat(conn, op_id):
 def finish_pending(conn, op_id, status, error):
     """Compare-and-swap pending → a terminal status, for an operation that never started."""
     cur = conn.execute(
-        "UPDATE operations SET status = ?, error = ?, finished_at = ?"
-        " WHERE id = ? AND status = 'pending'",
-        (status, error, now(), op_id),
+        "UPDATE operations SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = ?",
+        (status, error, now(), op_id, states.PENDING),
     )
     return cur.rowcount == 1
 
@@ -90,8 +93,9 @@ def finish(conn, op_id, status, error=None, result=None):
     """Move an operation to a terminal status (only from pending or running)."""
     cur = conn.execute(
         "UPDATE operations SET status = ?, error = ?, result = ?, finished_at = ?"
-        " WHERE id = ? AND status IN ('pending', 'running')",
-        (status, error, None if result is None else json.dumps(result), now(), op_id),
+        f" WHERE id = ? AND status IN {_ACTIVE_IN}",
+        (status, error, None if result is None else json.dumps(result), now(), op_id)
+        + _ACTIVE_PARAMS,
     )
     return cur.rowcount == 1
 
@@ -99,9 +103,9 @@ def finish(conn, op_id, status, error=None, result=None):
 def interrupt(conn, op_id, heartbeat_seen, error):
     """Compare-and-swap running → interrupted, only if the heartbeat is still the one seen."""
     cur = conn.execute(
-        "UPDATE operations SET status = 'interrupted', error = ?, finished_at = ?"
-        " WHERE id = ? AND status = 'running' AND heartbeat IS NOT DISTINCT FROM ?",
-        (error, now(), op_id, heartbeat_seen),
+        "UPDATE operations SET status = ?, error = ?, finished_at = ?"
+        " WHERE id = ? AND status = ? AND heartbeat IS NOT DISTINCT FROM ?",
+        (states.INTERRUPTED, error, now(), op_id, states.RUNNING, heartbeat_seen),
     )
     return cur.rowcount == 1
 
@@ -117,8 +121,8 @@ def set_progress(conn, op_id, done, total):
 def request_cancel(conn, op_id):
     """Flag an active operation for cancellation; True when it was active."""
     cur = conn.execute(
-        "UPDATE operations SET cancel_requested = 1 WHERE id = ? AND status IN ('pending', 'running')",
-        (op_id,),
+        f"UPDATE operations SET cancel_requested = 1 WHERE id = ? AND status IN {_ACTIVE_IN}",
+        (op_id, *_ACTIVE_PARAMS),
     )
     return cur.rowcount == 1
 
@@ -131,7 +135,9 @@ def cancel_requested(conn, op_id):
 
 def running_stale(conn, workers_alive, stale_before):
     """Running rows whose worker is not alive here, or whose heartbeat is older than a time."""
-    rows = conn.execute(f"SELECT {COLUMNS} FROM operations WHERE status = 'running'").fetchall()
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM operations WHERE status = ?", (states.RUNNING,)
+    ).fetchall()
     return [
         r for r in rows if not workers_alive(r["worker"]) or (r["heartbeat"] or "") < stale_before
     ]
@@ -141,8 +147,8 @@ def active_for(conn, target_type, target_id):
     """The active operations on a target, oldest first."""
     return conn.execute(
         f"SELECT {COLUMNS} FROM operations WHERE target_type = ? AND target_id = ?"
-        " AND status IN ('pending', 'running') ORDER BY id",
-        (target_type, str(target_id)),
+        f" AND status IN {_ACTIVE_IN} ORDER BY id",
+        (target_type, str(target_id), *_ACTIVE_PARAMS),
     ).fetchall()
 
 
@@ -239,7 +245,7 @@ def vm_power_records(conn, until):
     marks = ", ".join("?" for _ in METERED_KINDS)
     return conn.execute(
         "SELECT kind, target_id, input, finished_at FROM operations"
-        f" WHERE kind IN ({marks}) AND status = 'succeeded' AND finished_at IS NOT NULL"
+        f" WHERE kind IN ({marks}) AND status = ? AND finished_at IS NOT NULL"
         " AND finished_at < ? ORDER BY finished_at, id",
-        (*METERED_KINDS, until),
+        (*METERED_KINDS, states.SUCCEEDED, until),
     ).fetchall()

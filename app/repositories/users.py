@@ -1,5 +1,6 @@
 """SQL for the users table."""
 
+from .. import states
 from ..db import now
 
 COLUMNS = "id, username, password_hash, role, created_at, last_login"
@@ -85,15 +86,17 @@ def reserve_login_attempt(conn, username, remote_addr, ts):
     """Count an attempt before its password is checked (so parallel guesses count); its id."""
     cur = conn.execute(
         "INSERT INTO login_attempts (username, remote_addr, ts, outcome)"
-        " VALUES (?, ?, ?, 'pending') RETURNING id",
-        (username, remote_addr, ts),
+        " VALUES (?, ?, ?, ?) RETURNING id",
+        (username, remote_addr, ts, states.LOGIN_PENDING),
     )
     return cur.fetchone()[0]
 
 
 def fail_login_attempt(conn, attempt_id):
     """A reserved attempt whose password was wrong: it stays counted."""
-    conn.execute("UPDATE login_attempts SET outcome = 'failed' WHERE id = ?", (attempt_id,))
+    conn.execute(
+        "UPDATE login_attempts SET outcome = ? WHERE id = ?", (states.LOGIN_FAILED, attempt_id)
+    )
 
 
 def clear_login_attempts(conn, attempt_id, username, remote_addr):

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from flask import g, has_request_context
 from flask_login import current_user
 
+from .. import states
 from ..errors import Forbidden
 from ..repositories import projects as projects_repo
 from ..repositories import users as users_repo
 from .common import db
 
-ADMIN, OPERATOR, MEMBER = "admin", "operator", "member"
-ROLES = (ADMIN, OPERATOR, MEMBER)
+ADMIN, OPERATOR, MEMBER = states.ADMIN, states.OPERATOR, states.MEMBER
 
 # What each role may do beyond using its projects' VMs: a permission and its roles.
 PERMISSIONS = {

@@ -4,17 +4,20 @@ and what is new since a reader's last look."""
 from .. import serial_text
 from ..errors import InvalidInput
 from ..extensions import adapters
+from ..limits import BOOT_LOG_LINES
 from ..numbers import is_digits
 from . import vms
 
-LINES_MAX = 10_000
+LINES_MAX = BOOT_LOG_LINES.maximum
 FOLLOW_CHUNK = 64 * 1024  # bytes a live page takes per poll
 
 
 def tail(vm_id, lines=200):
     """The last lines of a VM's boot log as text (empty before its first start)."""
-    if isinstance(lines, bool) or not isinstance(lines, int) or not 1 <= lines <= LINES_MAX:
-        raise InvalidInput(f"lines must be a whole number from 1 to {LINES_MAX}, not {lines!r:.40}")
+    if isinstance(lines, bool) or not isinstance(lines, int):
+        raise InvalidInput(f"lines must be a whole number, not {lines!r:.40}")
+    if message := BOOT_LOG_LINES.message_for(lines):
+        raise InvalidInput(message)
     vm = vms.get(vm_id)
     data, start, _size = adapters().storage.read_console(vm["id"])
     shown = serial_text.clean(data)

@@ -6,6 +6,7 @@ progress bars and inline SVG, so no picture needs JavaScript.
 
 from datetime import datetime
 
+from .. import states
 from . import monitor
 
 # Usage bar colours (Bootstrap names), by the first threshold the percentage exceeds.
@@ -33,21 +34,21 @@ def usage(used, total):
     }
 
 
-def operation_progress(status, done, total, cancel_requested=False):
-    """An operation's progress bar: the percent of its tasks done (100 when it counts none;
-    where it stopped when it ended) and the note under the bar, which says what it waits for."""
-    done, total = done or 0, total or 0
-    active = status in ("pending", "running")
+def operation_progress(op):
+    """An operation's progress as every page, poll and the API show it: the percent of its
+    tasks done (100 when it counts none; where it stopped when it ended) and the text that says
+    how far it is or what it waits for. op is a row or dict with status, progress_done,
+    progress_total and cancel_requested."""
+    op = dict(op)  # a database row or a dict, with or without every key
+    done, total = op.get("progress_done") or 0, op.get("progress_total") or 0
+    status = op.get("status")
     if total:
-        percent, note = min(100, round(100 * done / total)), f"{done} of {total} tasks"
+        percent, text = min(100, round(100 * done / total)), f"{done} of {total} tasks"
     else:
-        percent, note = (
-            100,
-            {"pending": "waiting for a worker", "running": "working"}.get(status, ""),
-        )
-    if active and cancel_requested:
-        note = f"{note}, canceling" if total else "canceling"
-    return {"percent": percent, "note": note}
+        percent, text = 100, states.OPERATION_WAITING.get(status, "")
+    if status in states.OPERATION_ACTIVE and op.get("cancel_requested"):
+        text = f"{text}, canceling" if total else "canceling"
+    return {"percent": percent, "text": text}
 
 
 def _seconds(stamp):

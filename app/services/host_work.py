@@ -1,5 +1,6 @@
 """What host operations do once a worker runs them."""
 
+from .. import states
 from ..addresses import uri_host
 from ..db import now, transaction
 from ..errors import NotFound, NubeError, OperationFailed
@@ -173,7 +174,7 @@ def _checked_change(change):
     if "address" in change:
         checked["address"] = validate.address(change["address"])
     if "share" in change:
-        checked["share"] = validate.choice(change["share"], ("nfs", "bind"), "share")
+        checked["share"] = validate.choice(change["share"], states.SHARE.values, "share")
     return checked
 
 

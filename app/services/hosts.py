@@ -2,6 +2,7 @@
 
 from flask import current_app
 
+from .. import states
 from ..db import transaction
 from ..domain_xml import domain_type
 from ..errors import Busy, Conflict, HostKeyChanged, InvalidInput, NotFound
@@ -28,7 +29,7 @@ UPDATE_FIELDS = (
     "data_address",
 )
 SORT_COLUMNS = hosts_repo.SORT_COLUMNS
-SHARES = ("nfs", "bind")
+SHARES = states.SHARE.values
 PUBLIC_KEYS = (
     "id",
     "name",
@@ -140,15 +141,13 @@ def _check_new(data):
     host = {
         "address": validate.address(validate.text(data, "address")),
         "user": validate.user(validate.text(data, "user")),
-        "password": data.get("password") or None,
+        "password": validate.host_password(data),
         "prepare": prepare,
         "share": _share(data.get("share") or default_share()),
         "network": validate.network(
             validate.text(data, "network", required=False, default="default")
         ),
     }
-    if host["password"] is not None and not isinstance(host["password"], str):
-        raise InvalidInput("password must be text")
     if prepare and not host["password"]:
         raise InvalidInput("password is required to prepare a host (sudo password of user)")
     host["name"] = validate.name(
@@ -231,7 +230,7 @@ def _store_password(conn, row, user, address, password):
 
 
 # States an operator sets: maintenance is ready with no new VMs (placement skips it).
-OPERATOR_STATES = ("ready", "disabled", "maintenance")
+OPERATOR_STATES = states.HOST_OPERATOR_SETTABLE
 
 # The fields updateHost takes as they are, each with its check.
 PLAIN_FIELDS = {
@@ -249,9 +248,7 @@ def _check_update(row, data):
     }
     if "state" in data:
         changes["state"] = _state_change(row, validate.text(data, "state"))
-    password = data.get("password") or None
-    if password is not None and not isinstance(password, str):
-        raise InvalidInput("password must be text")
+    password = validate.host_password(data)
     reprepare = _reprepare_changes(row, data)
     if "data_address" in data:
         changes.update(_data_address_change(row, data, reprepare.get("address", row["address"])))
@@ -301,9 +298,7 @@ def accept_host_key(host_ref, fingerprint, actor):
     """Record the SSH key a host offers now (reinstalled at the same address), when it has the
     fingerprint the admin confirmed; returns the new key text."""
     access.require("hosts")
-    fingerprint = validate.text({"fingerprint": fingerprint}, "fingerprint")
-    if not validate.FINGERPRINT_RE.fullmatch(fingerprint):
-        raise InvalidInput("fingerprint must look like SHA256:<43 characters of base64>")
+    fingerprint = validate.fingerprint(fingerprint)
     row = get(host_ref)
     conn = db()
     key = adapters().provisioner.accept_host_key(row["address"], fingerprint)

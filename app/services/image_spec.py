@@ -45,6 +45,14 @@ def check_release(release):
     return release
 
 
+def build_file_name(name):
+    """The file a build of this name writes: images are files, so debian12 is built as
+    images/debian12.qcow2; checked as an image name."""
+    if not name.endswith(BUILD_SUFFIX):
+        name += BUILD_SUFFIX
+    return check_image_name(name)
+
+
 def check_spec(spec):
     """A build's stored spec ({name, release, size}) checked as on input; the same dict."""
     if not isinstance(spec, dict):

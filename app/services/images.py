@@ -9,6 +9,7 @@ from ..adapters.storage import check_image_name
 from ..db import transaction
 from ..errors import Conflict, InvalidInput
 from ..extensions import adapters
+from ..limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE
 from ..ops import kinds
 from ..ops.launch import launch
 from ..ops.request import record
@@ -16,7 +17,7 @@ from ..repositories import images as images_repo
 from ..repositories import vms as vms_repo
 from . import access, validate
 from .common import audit, db
-from .image_spec import BUILD_SUFFIX, DEFAULT_RELEASE, DEFAULT_SIZE, check_spec
+from .image_spec import DEFAULT_RELEASE, DEFAULT_SIZE, build_file_name, check_spec
 
 BUILD_FIELDS = ("name", "release", "size")
 RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an image
@@ -53,9 +54,21 @@ def choices():
     return [info.name for info in found], newest.name if newest else None
 
 
+def _description(value):
+    """An upload's description, stripped: text of at most IMAGE_DESCRIPTION_MAX characters."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput("description must be text")
+    if len(value.strip()) > IMAGE_DESCRIPTION_MAX:
+        raise InvalidInput(IMAGE_DESCRIPTION_MESSAGE)
+    return value.strip()
+
+
 def upload(name, stream, description, actor):
     """Stream an uploaded image into the repository (size-limited); returns its info."""
     access.require("images.manage")
+    description = _description(description)
     check_image_name(name)
     if name in RESERVED_NAMES:
         raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
@@ -72,7 +85,7 @@ def upload(name, stream, description, actor):
     else:
         info = storage.save_upload(name, stream, limit)
     conn = db()
-    images_repo.upsert(conn, name, (description or "").strip()[:500], actor)
+    images_repo.upsert(conn, name, description, actor)
     audit(conn, actor, "image.upload", f"image:{name}", f"{info.format}, {info.actual_size} bytes")
     return info
 
@@ -106,9 +119,7 @@ def _check_build(data):
     """Validate buildImage input; returns the image's file name, release and size in bytes."""
     validate.require_dict(data, "image")
     validate.refuse_unknown(data, BUILD_FIELDS, "image")
-    name = validate.text(data, "name")
-    if not name.endswith(BUILD_SUFFIX):
-        name += BUILD_SUFFIX  # images are files: debian12 is built as images/debian12.qcow2
+    name = build_file_name(validate.text(data, "name"))
     release = validate.text(data, "release", required=False, default=DEFAULT_RELEASE)
     size = data.get("size")
     size = DEFAULT_SIZE if size is None or size == "" else size

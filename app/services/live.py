@@ -1,10 +1,13 @@
 """What the dashboard's live polling reads: a few columns of the rows a page shows.
 
 Each answer is small on purpose: pages poll every few seconds, so these read only the columns
-that change (state, task, capacity, freshness), by primary key, with `?` placeholders.
+that change (state, task, capacity, freshness), by primary key, with `?` placeholders. A record
+carries those fields under the /api/v1 objects' names and in their forms (a VM's, a host's, an
+operation's, the last through operation_view.public), plus what only the page needs: `display`
+(each formatted field as the page shows it) and `bars` (usage bars).
 """
 
-from .. import formats
+from .. import formats, states
 from ..adapters.storage import check_vm_id
 from ..db import now
 from ..errors import InvalidInput
@@ -12,18 +15,19 @@ from ..numbers import parse_id
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import access, charts
+from . import access, charts, operation_view
 from . import overview as overview_service
 from .common import db
 
 MAX_IDS = 200  # ids one poll may ask about
-ACTIVE_STATUSES = ("pending", "running")
+ACTIVE_STATUSES = states.OPERATION_ACTIVE
 OPERATION_KEYS = (
     "id",
     "kind",
     "status",
     "progress_done",
     "progress_total",
+    "progress",
     "target_name",
     "target_type",
     "requested_by",
@@ -78,10 +82,12 @@ BARS = {"mem_allocated": ("mem", formats.mib), "vcpus_allocated": ("cpus", forma
 
 
 def displayed(record):
-    """A polled record with `text` (each formatted field as the page shows it; the others
+    """A polled record with `display` (each formatted field as the page shows it; the others
     read as they are) and `bars` (each usage bar's percent, width, colour and the text of its
     used and total amounts)."""
-    record["text"] = {key: fmt(record[key]) for key, fmt in FIELD_FORMATS.items() if key in record}
+    record["display"] = {
+        key: fmt(record[key]) for key, fmt in FIELD_FORMATS.items() if key in record
+    }
     record["bars"] = {}
     for used_key, (total_key, fmt) in BARS.items():
         if used_key in record and total_key in record:
@@ -92,33 +98,30 @@ def displayed(record):
 
 
 def vms(ids):
-    """{id: {state, task, task_op, last_seen, text}} for the VMs that exist among ids."""
+    """{id: {state, task, task_op, last_seen, display, bars}} for the VMs that exist among ids."""
     rows = vms_repo.live_states(db(), ids, access.visible_projects()) if ids else []
     return {row["id"]: displayed({key: row[key] for key in VM_KEYS}) for row in rows}
 
 
 def hosts(ids):
     """{id: {state, task, cpus, mem, mem_allocated, vcpus_allocated, free_mem, vm_count,
-    last_seen, text, bars}} for the hosts that exist among ids (keys are strings, as JSON has
+    last_seen, display, bars}} for the hosts that exist among ids (keys are strings, as JSON has
     them)."""
     rows = hosts_repo.live_states(db(), ids) if ids and access.current().may("hosts") else []
     return {str(row["id"]): displayed({key: row[key] for key in HOST_KEYS}) for row in rows}
 
 
 def _operation(row):
-    """The few fields of an operation the overview follows, with its progress bar."""
-    operation = {key: row[key] for key in OPERATION_KEYS}
-    operation["progress"] = charts.operation_progress(
-        row["status"], row["progress_done"], row["progress_total"], row["cancel_requested"]
-    )
-    total = row["progress_total"]
-    operation["text"] = {  # a new row of the overview's table reads as the server's rows do
-        "progress": f"{row['progress_done'] or 0}/{total}" if total else "-",
-        "requested_by": row["requested_by"] or "-",
-        "created": formats.when(row["created_at"]),
-        "duration": formats.duration(row["started_at"], row["finished_at"]),
+    """The few fields of an operation the overview follows, as the API shows them (its progress
+    among them), with the text a new row of the overview's table reads as the server's rows do."""
+    op = operation_view.public(row)
+    record = {key: op[key] for key in OPERATION_KEYS}
+    record["display"] = {
+        "requested_by": op["requested_by"] or "-",
+        "created_at": formats.when(op["created_at"]),
+        "duration": formats.duration(op["started_at"], op["finished_at"]),
     }
-    return operation
+    return record
 
 
 def overview(recent=10, since=None):

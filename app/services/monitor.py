@@ -5,6 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
+from .. import states
 from ..db import connect, now, transaction
 from ..errors import NubeError
 from ..extensions import adapters
@@ -19,7 +20,7 @@ from .common import db
 log = logging.getLogger(__name__)
 
 # Hosts in these states are polled; preparing/removing ones belong to their operation.
-POLLED_STATES = ("ready", "unreachable", "disabled", "error", "maintenance")
+POLLED_STATES = states.HOST_POLLED
 MAX_PARALLEL = 32
 
 

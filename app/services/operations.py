@@ -1,12 +1,13 @@
 """Operation use cases for pages: list, show with log, cancel."""
 
+from .. import states
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ops.runner import abandon
 from ..repositories import operations as ops_repo
 from . import access
 from .common import audit, db
 
-TERMINAL = ("succeeded", "failed", "canceled", "interrupted")
+TERMINAL = states.OPERATION_TERMINAL
 
 
 def get(op_id):

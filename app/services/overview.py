@@ -1,5 +1,6 @@
 """The overview page's figures: hosts and VMs by state, cluster totals, recent and failed work."""
 
+from .. import states
 from ..ops import kinds
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
@@ -8,20 +9,12 @@ from . import access
 from .common import db
 
 # Every state, in the order the page lists them (a state with no rows shows 0).
-HOST_STATES = (
-    "ready",
-    "maintenance",
-    "preparing",
-    "disabled",
-    "removing",
-    "unreachable",
-    "error",
-)
-VM_STATES = ("running", "stopped", "unknown", "error")
+HOST_STATES = states.HOST.values
+VM_STATES = states.VM.values
 # Controller work whose failure the operator must see: the repository or export may be broken.
 CONTROLLER_KINDS = (kinds.CONTROLLER_INIT.name, kinds.CONTROLLER_DESTROY.name)
-WARN_STATUSES = ("failed", "interrupted")
-TROUBLED_HOST_STATES = ("error", "unreachable")
+WARN_STATUSES = states.OPERATION_WARNING
+TROUBLED_HOST_STATES = states.HOST_TROUBLED
 
 
 def _by_state(counts, states):

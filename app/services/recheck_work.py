@@ -1,5 +1,6 @@
 """What re-check operations do: ask the hypervisor and record the answer."""
 
+from .. import states
 from ..db import now
 from ..errors import NubeError
 from ..repositories import hosts as hosts_repo
@@ -30,6 +31,6 @@ def recheck_host(ctx):
         raise
     ctx.log(f"{host['name']} answers: {info.cpus} CPUs, {info.mem} MiB ({info.free_mem} free)")
     changes = {"cpus": info.cpus, "mem": info.mem, "free_mem": info.free_mem, "last_seen": now()}
-    if host["state"] in ("error", "unreachable"):
+    if host["state"] in states.HOST_TROUBLED:
         changes.update(state="ready", error=None)
     hosts_repo.update(ctx.conn, host["id"], **changes)

@@ -3,6 +3,7 @@ its target and record what the hypervisor really says (not the recovery of dead 
 
 import json
 
+from .. import states
 from ..errors import InvalidInput
 from ..ops import kinds
 from ..ops.claims import Target
@@ -12,7 +13,7 @@ from ..repositories import vms as vms_repo
 from . import access, hosts, operations, vms
 from .common import db
 
-RECOVERABLE = ("failed", "interrupted", "canceled")
+RECOVERABLE = states.OPERATION_UNSUCCESSFUL
 
 
 def _input(op):

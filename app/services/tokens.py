@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from ..db import stamp, transaction
 from ..errors import Conflict, InvalidInput, NotFound, TokenRefused
+from ..limits import TOKEN_NAME_MAX, TOKEN_NAME_MESSAGE
 from ..numbers import parse_id
 from ..repositories import tokens as tokens_repo
 from ..repositories import users as users_repo
@@ -21,7 +22,7 @@ RAW_BYTES = 32  # secrets.token_urlsafe(32): 43 characters of base64url
 RAW_LENGTH = len(RAW_PREFIX) + 43
 RAW_RE = re.compile(r"nube_[A-Za-z0-9_-]{43}")
 PREFIX_LENGTH = 12  # what the pages show: enough to tell tokens apart, far too little to guess
-NAME_MAX = 64
+NAME_MAX = TOKEN_NAME_MAX
 MAX_YEARS = 5
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 USE_TOUCH = timedelta(minutes=1)  # how often a token's last use is written
@@ -56,7 +57,7 @@ def _check_name(name):
     if not name:
         raise InvalidInput("the token needs a name")
     if len(name) > NAME_MAX:
-        raise InvalidInput(f"the token's name must be at most {NAME_MAX} characters")
+        raise InvalidInput(TOKEN_NAME_MESSAGE)
     if not name.isprintable():
         raise InvalidInput("the token's name must be printable (no tabs, newlines or controls)")
     return name

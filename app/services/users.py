@@ -2,7 +2,6 @@
 
 import hashlib
 import ipaddress
-import re
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
@@ -11,8 +10,16 @@ from flask import current_app
 from flask_login import UserMixin
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .. import states
 from ..db import stamp, transaction
 from ..errors import Conflict, InvalidInput, NotFound
+from ..limits import (
+    PASSWORD_MAX,
+    PASSWORD_MESSAGE,
+    PASSWORD_MIN,
+    USERNAME_MESSAGE,
+    USERNAME_RE,
+)
 from ..numbers import parse_id
 from ..repositories import audit as audit_repo
 from ..repositories import tokens as tokens_repo
@@ -20,13 +27,7 @@ from ..repositories import users as users_repo
 from . import access
 from .common import audit, db, remote_addr
 
-ROLES = ("admin", "operator", "member")
-USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-MIN_PASSWORD = 8
-# The longest password any path accepts: the login form sends at most this many characters,
-# so a longer one set elsewhere could never be used. Every form and API schema shares it.
-PASSWORD_MAX = 256
-PASSWORD_RULE = f"{MIN_PASSWORD} to {PASSWORD_MAX} characters long"
+ROLES = states.ROLE.values
 RATE_WINDOW = 300.0
 # An account (from any address) or an address (on any account) is throttled after this many
 # times LOGIN_RATE_LIMIT failures, except where the account logged in from that address
@@ -62,8 +63,8 @@ class User(UserMixin):
 
 def _check_password(password):
     """Refuse passwords too short to be worth hashing, or longer than a login can send."""
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= PASSWORD_MAX:
-        raise InvalidInput(f"password must be {PASSWORD_RULE}")
+    if not isinstance(password, str) or not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise InvalidInput(PASSWORD_MESSAGE)
     return password
 
 
@@ -141,7 +142,7 @@ def create(username, password, role, actor):
     """Add a user with a hashed password."""
     access.require("users")
     if not isinstance(username, str) or not USERNAME_RE.fullmatch(username):
-        raise InvalidInput("user name must be letters, digits, '_', '.', '@' or '-' (at most 64)")
+        raise InvalidInput(USERNAME_MESSAGE)
     _check_password(password)
     _check_role(role)
     conn = db()

@@ -5,10 +5,15 @@ import re
 from .. import addresses
 from ..config import bool_word
 from ..errors import InvalidInput
+from ..limits import (
+    FINGERPRINT_MESSAGE,
+    FINGERPRINT_RE,
+    HOST_PASSWORD_MAX,
+    HOST_PASSWORD_MESSAGE,
+)
 from ..numbers import MAX_DIGITS, is_digits, parse_id
 
 NETWORK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 
 def require_dict(value, what):
@@ -61,6 +66,25 @@ def integer(data, key, *, required=True, default=None, minimum=None, maximum=Non
     return value
 
 
+def within(data, bounds, *, required=True, default=None):
+    """A whole-number field within its app.limits Bounds, refused with their message."""
+    value = integer(data, bounds.field, required=required, default=default)
+    message = None if value is None else bounds.message_for(value)
+    if message:
+        raise InvalidInput(message)
+    return value
+
+
+def host_password(data):
+    """A host's sudo password: None when absent, else text of at most HOST_PASSWORD_MAX."""
+    password = data.get("password") or None
+    if password is not None and not isinstance(password, str):
+        raise InvalidInput("password must be text")
+    if password is not None and len(password) > HOST_PASSWORD_MAX:
+        raise InvalidInput(HOST_PASSWORD_MESSAGE)
+    return password
+
+
 def boolean(data, key, default):
     """A boolean field; words like 'yes'/'no' accepted."""
     value = data.get(key, default)
@@ -104,6 +128,14 @@ def choice(value, choices, what):
     """One of a fixed set of words."""
     if not isinstance(value, str) or value not in choices:
         raise InvalidInput(f"{what} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def fingerprint(value):
+    """A host key's fingerprint as ssh-keygen -l prints it (SHA256:...), stripped."""
+    value = text({"fingerprint": value}, "fingerprint")
+    if not FINGERPRINT_RE.fullmatch(value):
+        raise InvalidInput(FINGERPRINT_MESSAGE)
     return value
 
 

@@ -8,9 +8,9 @@ from flask import current_app
 from .. import cloudinit
 from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
-from ..domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import adapters
+from ..limits import MEM, VCPUS
 from ..numbers import disk_gib
 from ..ops import claims, kinds
 from ..ops.launch import launch
@@ -105,10 +105,8 @@ def _check_new(data):
     vm = {
         "id": check_vm_id(validate.text(data, "id")),
         "image": check_image_name(validate.text(data, "image")),
-        "mem": validate.integer(data, "mem", minimum=MEM_MIN, maximum=MEM_MAX),
-        "vcpus": validate.integer(
-            data, "vcpus", required=False, default=1, minimum=VCPUS_MIN, maximum=VCPUS_MAX
-        ),
+        "mem": validate.within(data, MEM),
+        "vcpus": validate.within(data, VCPUS, required=False, default=1),
         "host": data.get("host") if data.get("host") not in ("", None) else None,
         "start": validate.boolean(data, "start", False),  # create and start in one operation
         "project": validate.text(data, "project", required=False),

@@ -48,7 +48,7 @@ def init_app(app):
             "errors/error.html",
             code=413,
             title="Too large",
-            message="The upload is larger than this controller accepts.",
+            message=problems.TOO_LARGE,
         ), 413
 
     @app.errorhandler(405)

@@ -9,33 +9,13 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
 
-from .. import formats
+from .. import formats, states
 from ..errors import Busy
 from ..numbers import is_digits
 from ..services import access, charts, live, vms
 
-# Status colours, defined once (Bootstrap contextual names).
-STATUS_COLOURS = {
-    "running": "success",
-    "ready": "success",
-    "succeeded": "success",
-    "stopped": "secondary",
-    "disabled": "secondary",
-    "maintenance": "info",
-    "canceled": "secondary",
-    "pending": "info",
-    "preparing": "info",
-    "removing": "warning",
-    "unknown": "warning",
-    "unreachable": "warning",
-    "interrupted": "warning",
-    "error": "danger",
-    "failed": "danger",
-    # API tokens
-    "active": "success",
-    "expired": "warning",
-    "revoked": "secondary",
-}
+# The badge colours of every state word (app/states, where they are defined).
+STATUS_COLOURS = states.COLOURS
 
 
 def admin_required(view):
@@ -64,6 +44,14 @@ def same_site_page(url):
 def actor():
     """Who is acting: the logged-in user's name."""
     return current_user.username
+
+
+def flash_form_errors(form):
+    """Flash what is wrong with a form that is not shown again: each field's messages."""
+    for field, messages in form.errors.items():
+        label = form[field].label.text if field in form else field
+        for message in messages:
+            flash(f"{label}: {message}", "danger")
 
 
 def flash_error(error):
@@ -149,10 +137,9 @@ def init_app(app):
 
     @app.template_filter("status_badge")
     def status_badge(status):
-        """A coloured badge for a state or status."""
-        colour = STATUS_COLOURS.get(status or "", "light")
+        """A coloured badge for a state or status (its colour and label from app/states)."""
         return Markup('<span class="badge text-bg-{} status-{}">{}</span>').format(
-            colour, escape(status or "-"), escape(status or "-")
+            states.colour(status), escape(status or "-"), escape(states.label(status))
         )
 
     app.add_template_filter(formats.mib, "mib")
@@ -161,6 +148,7 @@ def init_app(app):
     app.jinja_env.globals.update(
         can=lambda permission: access.current().may(permission),
         STATUS_COLOURS=STATUS_COLOURS,
+        states=states,
         VM_ACTIONS=vms.ACTIONS,
         VM_MIGRATE_STATES=vms.MIGRATE_STATES,
         LIVE_MAX_IDS=live.MAX_IDS,

@@ -1,7 +1,8 @@
 """Uploads written straight into the repository: no copy of a many-GB image through /tmp.
 
-Only a logged-in user's image upload may send a large body and stream into images/; every
-other request is limited to SMALL_BODY before anything (the CSRF check included) parses it.
+Only a logged-in user's image upload, or the API's (whose body its view alone reads, after
+the token was checked), may send a large body and stream into images/; every other request
+is limited to SMALL_BODY before anything (the CSRF check included) parses it.
 """
 
 import contextlib
@@ -13,10 +14,14 @@ from flask_login import current_user
 from ..extensions import adapters
 
 SMALL_BODY = 1024 * 1024  # forms other than the upload never come near this
+API_UPLOAD = "api_v1_images.upload"
 
 
 def upload_allowed():
-    """Whether this request is a logged-in user's image upload (the one large body we take)."""
+    """Whether this request is an image upload: a logged-in user's page, or the API's (whose
+    token is checked before its view reads the body)."""
+    if request.endpoint == API_UPLOAD:
+        return True
     return request.endpoint == "images.upload" and current_user.is_authenticated
 
 

@@ -162,14 +162,20 @@ def test_overcommitted_host_shows_a_red_bar(app, admin_client, host_id, image):
 @pytest.mark.parametrize(
     ("status", "done", "total", "cancel", "expected"),
     [
-        ("pending", 0, 0, False, {"percent": 100, "note": "waiting for a worker"}),
-        ("running", 0, 0, False, {"percent": 100, "note": "working"}),  # a build, a host add
-        ("running", 0, 0, True, {"percent": 100, "note": "canceling"}),
-        ("running", 2, 8, True, {"percent": 25, "note": "2 of 8 tasks, canceling"}),
-        ("canceled", 2, 8, True, {"percent": 25, "note": "2 of 8 tasks"}),  # where it stopped
-        ("failed", 3, 4, False, {"percent": 75, "note": "3 of 4 tasks"}),
-        ("failed", 0, 0, False, {"percent": 100, "note": ""}),
+        ("pending", 0, 0, False, {"percent": 100, "text": "waiting for a worker"}),
+        ("running", 0, 0, False, {"percent": 100, "text": "working"}),  # a build, a host add
+        ("running", 0, 0, True, {"percent": 100, "text": "canceling"}),
+        ("running", 2, 8, True, {"percent": 25, "text": "2 of 8 tasks, canceling"}),
+        ("canceled", 2, 8, True, {"percent": 25, "text": "2 of 8 tasks"}),  # where it stopped
+        ("failed", 3, 4, False, {"percent": 75, "text": "3 of 4 tasks"}),
+        ("failed", 0, 0, False, {"percent": 100, "text": ""}),
     ],
 )
 def test_progress_words_say_what_an_operation_waits_for(status, done, total, cancel, expected):
-    assert charts.operation_progress(status, done, total, cancel) == expected
+    op = {
+        "status": status,
+        "progress_done": done,
+        "progress_total": total,
+        "cancel_requested": int(cancel),  # as the database has it
+    }
+    assert charts.operation_progress(op) == expected

@@ -64,7 +64,7 @@ def test_vm_states_follow_actions(app, admin_client, cluster):
         "task_op": None,
         "last_seen": last_seen,
         # each field as the page shows it, formatted by the server's own template filters
-        "text": {"last_seen": when(last_seen)},
+        "display": {"last_seen": when(last_seen)},
         "bars": {},
     }
     assert data["ts"]
@@ -102,7 +102,7 @@ def test_hosts_capacity_and_state(app, admin_client, cluster):
     assert mem_bar["percent"] == round(100 * 96 / host["mem"])
     assert (mem_bar["used_text"], mem_bar["total_text"]) == ("96 MiB", mib(host["mem"]))
     assert host["bars"]["vcpus_allocated"]["used_text"] == "3"
-    assert host["text"]["mem"] == mib(host["mem"])
+    assert host["display"]["mem"] == mib(host["mem"])
     assert "free_mem" in host and "last_seen" in host
     with app.app_context():
         core.updateHost(cluster, {"state": "disabled"})
@@ -129,10 +129,10 @@ def test_overview_counts_totals_and_operations(app, admin_client, cluster):
         "target_name",
         "target_type",
         "requested_by",
-        "text",
+        "display",
     }
-    assert set(data["operations"][0]["text"]) == {"progress", "requested_by", "created", "duration"}
-    assert data["operations"][0]["progress"] == {"percent": 100, "note": "3 of 3 tasks"}
+    assert set(data["operations"][0]["display"]) == {"requested_by", "created_at", "duration"}
+    assert data["operations"][0]["progress"] == {"percent": 100, "text": "3 of 3 tasks"}
     with app.app_context():
         core.startVm("vm1")
     data = _json(admin_client, "/live/overview")
@@ -151,8 +151,7 @@ def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_cl
             core.stopVm("vm2", force=True)
     data = _json(admin_client, "/live/overview")
     running = [op for op in data["operations"] if op["id"] == op_id]
-    text = running[0].pop("text")
-    assert (text["progress"], text["requested_by"]) == ("3/7", "admin")
+    assert running[0].pop("display")["requested_by"] == "admin"
     assert running == [
         {
             "id": op_id,
@@ -161,7 +160,7 @@ def test_overview_follows_a_running_playbook_beyond_the_recent_ten(app, admin_cl
             "progress_done": 3,
             "progress_total": 7,
             # the page's script copies these: it computes and rounds nothing itself
-            "progress": {"percent": 43, "note": "3 of 7 tasks"},
+            "progress": {"percent": 43, "text": "3 of 7 tasks"},
             "target_name": "h1",
             "target_type": "host",
             "requested_by": "admin",
@@ -180,13 +179,13 @@ def test_overview_page_and_live_record_show_the_same_progress(app, admin_client,
         ]
         ops_repo.set_progress(conn, op_ids[0], 1, 8)  # 12.5 %: rounded half to even, once
     records = {op["id"]: op for op in _json(admin_client, "/live/overview")["operations"]}
-    assert records[op_ids[0]]["progress"] == {"percent": 12, "note": "1 of 8 tasks"}
-    assert records[op_ids[1]]["progress"] == {"percent": 100, "note": "waiting for a worker"}
+    assert records[op_ids[0]]["progress"] == {"percent": 12, "text": "1 of 8 tasks"}
+    assert records[op_ids[1]]["progress"] == {"percent": 100, "text": "waiting for a worker"}
     shown = html_page(admin_client.get("/")).by_id("live-operations")
     for op_id in op_ids:
         item = shown.one("li", data_op_id=str(op_id))
         progress = records[op_id]["progress"]
-        assert item.one("div", data_slot="progress").text == progress["note"]
+        assert item.one("div", data_slot="progress").text == progress["text"]
         assert item.one("div", class_="progress")["aria-valuenow"] == str(progress["percent"])
 
 
@@ -241,8 +240,10 @@ def _live_root(page):
     return match.group(0)
 
 
-def _colours(tag):
-    return json.loads(html.unescape(re.search(r"data-colours='([^']*)'", tag).group(1)))
+def _colours(page):
+    """The colour table base.html serves the scripts (app/states)."""
+    found = re.search(r"<body data-nube-states='([^']*)'>", page)
+    return json.loads(html.unescape(found.group(1)))["colours"]
 
 
 @pytest.mark.parametrize(
@@ -263,7 +264,7 @@ def test_pages_carry_live_hooks(admin_client, cluster, path, urls):
     tag = _live_root(page)
     for url in urls:
         assert url in tag
-    assert _colours(tag) == STATUS_COLOURS  # colours rendered once, from helpers
+    assert _colours(page) == STATUS_COLOURS  # colours served once, from app/states
     assert '<script src="/static/live.js">' in page
     assert 'data-field="' in page
 
@@ -318,6 +319,7 @@ def test_the_overview_answers_every_operation_since_the_page_loaded(app, admin_c
     answer = _json(admin_client, f"/live/overview?since={since}")["operations"]
     newer = [op for op in answer if op["id"] > since]
     assert len(newer) == 12 and all(op["status"] == "succeeded" for op in newer)
-    assert newer[0]["text"]["created"][:2] == "20" and newer[0]["text"]["duration"] != "-"
+    shown = newer[0]["display"]
+    assert shown["created_at"][:2] == "20" and shown["duration"] != "-"
     without = _json(admin_client, "/live/overview")["operations"]
     assert len([op for op in without if op["id"] > since]) == 10  # only the recent ten

@@ -536,7 +536,7 @@ def test_a_huge_after_on_an_operation_log_is_bounded(app, admin_client, image):
     with app.app_context():
         core.addVm({"id": "vm1", "image": image, "mem": 64})
     response = admin_client.get("/operations/1/log.json?after=" + "1" + "0" * 30)
-    assert response.status_code == 200 and response.get_json()["lines"] == []
+    assert response.status_code == 200 and response.get_json()["log"] == []
 
 
 # 9. IPv6 hosts -------------------------------------------------------------------------------

@@ -164,19 +164,20 @@ def test_log_json_lines_after_an_id(app, admin_client, pending_op):
     assert data["status"] == "pending"
     assert data["done"] is False and data["more"] is False  # the server says if more wait
     # times as the page shows them, formatted by the server (the script formats nothing)
-    assert (data["started_text"], data["finished_text"], data["duration_text"]) == ("-",) * 3
-    assert [line["message"] for line in data["lines"]] == ["queued", "waiting for a worker"]
-    assert set(data["lines"][0]) >= {"id", "ts", "level", "message"}
-    first = data["lines"][0]["id"]
+    shown = data["display"]
+    assert (shown["started_at"], shown["finished_at"], shown["duration"]) == ("-",) * 3
+    assert [line["message"] for line in data["log"]] == ["queued", "waiting for a worker"]
+    assert set(data["log"][0]) >= {"id", "ts", "level", "message"}
+    first = data["log"][0]["id"]
     data = admin_client.get(
         f"/operations/{pending_op}/log.json", query_string={"after": first}
     ).get_json()
-    assert [line["message"] for line in data["lines"]] == ["waiting for a worker"]
-    last = data["lines"][-1]["id"]
+    assert [line["message"] for line in data["log"]] == ["waiting for a worker"]
+    last = data["log"][-1]["id"]
     data = admin_client.get(
         f"/operations/{pending_op}/log.json", query_string={"after": last}
     ).get_json()
-    assert data["lines"] == []
+    assert data["log"] == []
     with app.app_context():
         conn = get_db()
         ops_repo.append_log(conn, pending_op, "started")
@@ -184,8 +185,9 @@ def test_log_json_lines_after_an_id(app, admin_client, pending_op):
     data = admin_client.get(
         f"/operations/{pending_op}/log.json", query_string={"after": last}
     ).get_json()
-    assert [line["message"] for line in data["lines"]] == ["started"]
+    assert [line["message"] for line in data["log"]] == ["started"]
     assert (data["progress_done"], data["progress_total"]) == (1, 3)
+    assert data["progress"] == {"percent": 33, "text": "1 of 3 tasks"}  # as the page shows it
 
 
 def test_log_json_done_for_a_finished_one(admin_client, host_op):
@@ -195,14 +197,14 @@ def test_log_json_done_for_a_finished_one(admin_client, host_op):
     data = response.get_json()
     assert data["status"] == "succeeded"
     assert data["done"] is True
-    assert data["lines"]
+    assert data["log"]
 
 
 def test_log_json_bad_after_reads_from_the_start(admin_client, pending_op):
     data = admin_client.get(
         f"/operations/{pending_op}/log.json", query_string={"after": "x"}
     ).get_json()
-    assert len(data["lines"]) == 2
+    assert len(data["log"]) == 2
 
 
 def test_log_json_needs_login(app, pending_op):

@@ -151,7 +151,7 @@ def test_admin_resets_a_password(app, admin_client):
 def test_reset_password_too_short_refused(app, admin_client):
     oper_id = _user_id(app, "oper")
     response = _post(admin_client, f"/users/{oper_id}/password", password="short", confirm="short")
-    assert page(response).alert("New password: must be 8 to 256 characters long", "danger")
+    assert page(response).alert("New password: password must be 8 to 256 characters long", "danger")
     assert login(app.test_client(), "oper", OPERATOR_PASSWORD).status_code == 302
 
 
@@ -159,7 +159,7 @@ def test_the_forms_refuse_a_password_no_login_could_send(app, admin_client):
     long = "p" * 257
     oper_id = _user_id(app, "oper")
     response = _post(admin_client, f"/users/{oper_id}/password", password=long, confirm=long)
-    assert page(response).alert("New password: must be 8 to 256 characters long", "danger")
+    assert page(response).alert("New password: password must be 8 to 256 characters long", "danger")
     response = _post(
         admin_client, "/users/", username="eve", role="operator", password=long, confirm=long
     )

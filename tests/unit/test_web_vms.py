@@ -166,7 +166,7 @@ def test_create_refusals_stay_on_the_form(app, admin_client, host, image):
         page="/vms/new",
     )
     assert response.status_code == 200
-    assert page(response).alert("invalid VM id", "danger")
+    assert "invalid VM id" in " ".join(page(response).field_errors())
     assert not list(app.extensions["nube"].storage.vms_dir.glob("*evil*"))
 
 

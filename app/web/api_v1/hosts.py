@@ -1,11 +1,23 @@
-"""/api/v1/hosts: list, add, show, update, drain and remove hosts."""
+"""/api/v1/hosts: list, add, show, update, drain and remove hosts; accept a reinstalled
+host's new SSH key."""
 
 from flask import jsonify, make_response
 
+from ...errors import Conflict, HostKeyChanged
 from ...services import access, hosts
 from ..helpers import actor
+from .auth import admin_only
 from .common import accepted, blueprint, sorted_page
-from .schemas import Accepted, Host, HostCreate, HostRemoveArgs, HostUpdate, ListArgs, page_of
+from .schemas import (
+    Accepted,
+    Host,
+    HostCreate,
+    HostKeyAccept,
+    HostRemoveArgs,
+    HostUpdate,
+    ListArgs,
+    page_of,
+)
 
 bp = blueprint("hosts", __name__, "/hosts", "Hypervisor hosts")
 
@@ -69,3 +81,18 @@ def drain(host_ref):
 def remove(args, host_ref):
     """Remove a host: its VMs first (removed, or moved away with drain=true)."""
     return accepted(hosts.remove(host_ref, actor(), wait=False, drain=args["drain"]))
+
+
+@bp.route("/<host_ref>/accept-key", methods=["POST"])
+@admin_only
+@bp.arguments(HostKeyAccept)
+@bp.response(200, Host)
+def accept_key(data, host_ref):
+    """Admins: record the SSH key a reinstalled host offers now, when it has the fingerprint
+    read on the host itself (409 when it has not)."""
+    row = hosts.get(host_ref)
+    try:
+        hosts.accept_host_key(row["id"], data["fingerprint"], actor())
+    except HostKeyChanged as error:
+        raise Conflict(str(error)) from None  # the host answered: not a 503
+    return hosts.detail(hosts.get(row["id"]))

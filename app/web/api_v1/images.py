@@ -1,5 +1,6 @@
-"""/api/v1/images: list, show, build and delete base images."""
+"""/api/v1/images: list, show, upload, build and delete base images."""
 
+from flask import request
 from werkzeug.routing import BaseConverter
 
 from ...adapters.storage import IMAGE_NAME_RE
@@ -7,7 +8,7 @@ from ...errors import NotFound
 from ...services import images
 from ..helpers import actor
 from .common import Window, accepted, blueprint
-from .schemas import Accepted, Image, ImageBuild, PageArgs, page_of
+from .schemas import Accepted, Image, ImageBuild, ImageUploadArgs, PageArgs, page_of
 
 bp = blueprint("images", __name__, "/images", "Base images in the repository")
 ImagePage = page_of(Image, "ImagePage")
@@ -34,14 +35,37 @@ def index(args):
     return Window(args).slice(images.search())
 
 
-@bp.route("/<image:name>")
-@bp.response(200, Image)
-def show(name):
-    """One image, with who uploaded it and how many VMs use it."""
+def _image(name):
+    """One image as the list shows it."""
     for image in images.search():
         if image["name"] == name:
             return image
     raise NotFound(f"image {name} not found")
+
+
+@bp.route("/<image:name>")
+@bp.response(200, Image)
+def show(name):
+    """One image, with who uploaded it and how many VMs use it."""
+    return _image(name)
+
+
+UPLOAD_BODY = {
+    "required": True,
+    "description": "the image file (qcow2 or raw), at most MAX_UPLOAD_MB",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+@bp.route("/<image:name>", methods=["PUT"])
+@bp.arguments(ImageUploadArgs, location="query")
+@bp.doc(requestBody=UPLOAD_BODY)
+@bp.response(201, Image)
+def upload(args, name):
+    """Upload an image: the request body, streamed into images/NAME and checked as the
+    dashboard's upload is (never replaces an image)."""
+    images.upload(name, request.stream, args["description"], actor())
+    return _image(name)
 
 
 @bp.route("/build", methods=["POST"])

@@ -1,32 +1,19 @@
-"""/api/v1/operations: list operations, follow one's status and log, cancel one."""
+"""/api/v1/operations: list operations, follow one's status and log, cancel, retry or
+re-check one."""
 
-import json
-
-from ...services import operations
+from ...services import operation_view, operations
+from ...services import retry as retry_service
 from ..helpers import actor
 from .common import Window, accepted, blueprint, filtered, operation_url
 from .schemas import Accepted, ListArgs, Operation, OperationArgs, page_of
 
 bp = blueprint("operations", __name__, "/operations", "Long actions, their status and logs")
 OperationPage = page_of(Operation, "OperationPage")
-LOG_BATCH = 500  # lines one answer carries at most; `more` says when to ask again at once
-
-
-def _loads(text):
-    """A JSON column's value (None stays None)."""
-    return None if text is None else json.loads(text)
 
 
 def _public(row):
-    """An operation as the API shows it."""
-    op = dict(row)
-    op.update(
-        url=operation_url(op["id"]),
-        input=_loads(op["input"]),
-        result=_loads(op["result"]),
-        cancel_requested=bool(op["cancel_requested"]),
-    )
-    return op
+    """An operation as the API shows it: its fields and its address."""
+    return {**operation_view.public(row), "url": operation_url(row["id"])}
 
 
 @bp.route("")
@@ -44,13 +31,7 @@ def index(args):
 @bp.response(200, Operation)
 def show(args, op_id):
     """An operation and its log lines after a line id (follow with the last id seen)."""
-    # status first, lines second: once a terminal status is read, every line is written
-    op = _public(operations.get(op_id))
-    lines = operations.log(op_id, args["after"], LOG_BATCH)
-    op["log"] = [{key: line[key] for key in ("id", "ts", "level", "message")} for line in lines]
-    op["more"] = len(lines) == LOG_BATCH
-    op["done"] = op["status"] in operations.TERMINAL and not op["more"]
-    return op
+    return {**operation_view.follow(op_id, args["after"]), "url": operation_url(op_id)}
 
 
 @bp.route("/<int:op_id>/cancel", methods=["POST"])
@@ -59,3 +40,17 @@ def cancel(op_id):
     """Ask a pending or running operation to stop."""
     operations.cancel(op_id, actor())
     return accepted(op_id)
+
+
+@bp.route("/<int:op_id>/retry", methods=["POST"])
+@bp.response(202, Accepted)
+def retry(op_id):
+    """Start a failed or interrupted operation's action again: the new operation."""
+    return accepted(retry_service.retry(op_id, actor()))
+
+
+@bp.route("/<int:op_id>/recheck", methods=["POST"])
+@bp.response(202, Accepted)
+def recheck(op_id):
+    """Read a failed operation's target's real state from its hypervisor and record it."""
+    return accepted(retry_service.recheck(op_id, actor()))

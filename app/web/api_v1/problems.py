@@ -17,6 +17,8 @@ from ...errors import (
 )
 
 MEDIA_TYPE = "application/problem+json"
+# a body over the request limit (an image over MAX_UPLOAD_MB): the page says the same
+TOO_LARGE = "The upload is larger than this controller accepts."
 
 
 def problem(status, detail, headers=None, **extra):
@@ -63,6 +65,15 @@ def from_nube_error(error):
     return problem(503, str(error))  # a host or the hypervisor did not answer
 
 
+def _said(errors):
+    """Every message of a webargs error tree, in order (the same words the services use)."""
+    if isinstance(errors, dict):
+        return [message for value in errors.values() for message in _said(value)]
+    if isinstance(errors, list | tuple):
+        return [message for value in errors for message in _said(value)]
+    return [str(errors)]
+
+
 def from_http_exception(error):
     """An HTTP error (webargs' schema errors among them) as problem details."""
     if isinstance(error, CSRFError):
@@ -74,8 +85,11 @@ def from_http_exception(error):
         # a body field is well-formed JSON that is wrong
         if set(messages) - {"json"}:
             found = {key: value for where in messages.values() for key, value in where.items()}
-            return problem(400, "bad query argument", errors=found)
-        return problem(422, "the request body is not valid", errors=messages["json"])
+            return problem(400, f"bad query argument: {'; '.join(_said(found))}", errors=found)
+        said = "; ".join(_said(messages["json"]))
+        return problem(422, f"the request body is not valid: {said}", errors=messages["json"])
+    if error.code == 413:
+        return problem(413, TOO_LARGE)
     detail = data.get("message") or error.description or HTTPStatus(error.code).phrase
     return problem(error.code or 500, detail)
 

@@ -1,21 +1,50 @@
 """The API's request and response schemas (marshmallow): they validate bodies and query
-arguments and are the OpenAPI document's components. Ranges and formats are checked by the
-services, so the API and the dashboard answer with the same messages."""
+arguments and are the OpenAPI document's components. Their bounds and patterns come from
+app.limits with the services' messages; formats the services check (addresses, keys, user
+data) are left to them, so the API and the dashboard answer with the same messages."""
 
 from marshmallow import Schema, fields, validate
 
-from ...domain_xml import MEM_MIN, VCPUS_MAX, VCPUS_MIN
-from ...services.users import MIN_PASSWORD, PASSWORD_MAX, PASSWORD_RULE
+from ... import states
+from ...limits import (
+    BOOT_LOG_LINES,
+    FINGERPRINT_RE,
+    HOST_PASSWORD_MAX,
+    HOST_PASSWORD_MESSAGE,
+    IMAGE_DESCRIPTION_MAX,
+    IMAGE_DESCRIPTION_MESSAGE,
+    MEM,
+    NAME_PATTERN,
+    PASSWORD_MAX,
+    PASSWORD_MESSAGE,
+    PASSWORD_MIN,
+    USERNAME_MESSAGE,
+    USERNAME_RE,
+    VCPUS,
+)
 
 MAX_PER_PAGE = 200
 
-HOST_STATES = ("preparing", "ready", "error", "unreachable", "disabled", "maintenance", "removing")
-OPERATOR_STATES = ("ready", "disabled", "maintenance")
-VM_STATES = ("stopped", "running", "paused", "unknown", "error")
+HOST_STATES = states.HOST.values
+OPERATOR_STATES = states.HOST_OPERATOR_SETTABLE
+VM_STATES = states.VM.values
+SHARES = list(states.SHARE.values)
+ROLES = list(states.ROLE.values)
 # the users service's rule and message, as the dashboard's forms check it
-PASSWORD_LENGTH = validate.Length(
-    min=MIN_PASSWORD, max=PASSWORD_MAX, error=f"password must be {PASSWORD_RULE}"
-)
+PASSWORD_LENGTH = validate.Length(min=PASSWORD_MIN, max=PASSWORD_MAX, error=PASSWORD_MESSAGE)
+HOST_PASSWORD = validate.Length(max=HOST_PASSWORD_MAX, error=HOST_PASSWORD_MESSAGE)
+USERNAME = validate.Regexp(USERNAME_RE, error=USERNAME_MESSAGE)
+NAME = {"pattern": f"^{NAME_PATTERN}$"}  # documented; the services check it, with the value
+
+
+def within(bounds):
+    """A number field's validators: below and above its app.limits Bounds, with their messages."""
+    return [
+        validate.Range(min=bounds.minimum, error=bounds.too_small),
+        validate.Range(max=bounds.maximum, error=bounds.too_large),
+    ]
+
+
 ID_OR_NAME = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
 
 
@@ -80,7 +109,7 @@ class Host(Schema):
     )
     user = fields.String(required=True)
     state = fields.String(required=True, metadata={"enum": list(HOST_STATES)})
-    share = fields.String(required=True, metadata={"enum": ["nfs", "bind"]})
+    share = fields.String(required=True, metadata={"enum": SHARES})
     network = fields.String(required=True)
     cpus = fields.Integer(allow_none=True)
     mem = fields.Integer(allow_none=True, metadata={"description": "MiB"})
@@ -107,10 +136,12 @@ class HostCreate(Schema):
 
     address = fields.String(required=True)
     user = fields.String(required=True)
-    password = fields.String(load_only=True, metadata={"description": "the user's sudo password"})
-    name = fields.String(metadata={"description": "default: the address"})
+    password = fields.String(
+        load_only=True, validate=HOST_PASSWORD, metadata={"description": "the user's sudo password"}
+    )
+    name = fields.String(metadata={**NAME, "description": "default: the address"})
     prepare = fields.Boolean(load_default=True)
-    share = fields.String(metadata={"enum": ["nfs", "bind"]})
+    share = fields.String(metadata={"enum": SHARES})
     network = fields.String(metadata={"description": "a libvirt network, bridge:NAME or none"})
     data_address = fields.String(metadata={"description": DATA_ADDRESS})
 
@@ -118,13 +149,13 @@ class HostCreate(Schema):
 class HostUpdate(Schema):
     """updateHost's input: every field optional."""
 
-    name = fields.String()
+    name = fields.String(metadata=NAME)
     user = fields.String()
-    password = fields.String(load_only=True)
+    password = fields.String(load_only=True, validate=HOST_PASSWORD)
     network = fields.String()
     state = fields.String(metadata={"enum": list(OPERATOR_STATES)})
     address = fields.String(metadata={"description": "only while the host has no VMs"})
-    share = fields.String(metadata={"enum": ["nfs", "bind"]})
+    share = fields.String(metadata={"enum": SHARES})
     data_address = fields.String(
         metadata={"description": DATA_ADDRESS + "; a migration under way keeps the old one"}
     )
@@ -159,10 +190,10 @@ class Vm(Schema):
 class VmCreate(Schema):
     """addVm's input."""
 
-    id = fields.String(required=True, metadata={"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"})
+    id = fields.String(required=True, metadata=NAME)
     image = fields.String(required=True, metadata={"description": "a file name in images/"})
-    mem = fields.Integer(required=True, metadata={"minimum": MEM_MIN, "description": "MiB"})
-    vcpus = fields.Integer(metadata={"minimum": VCPUS_MIN, "maximum": VCPUS_MAX})
+    mem = fields.Integer(required=True, validate=within(MEM), metadata={"description": "MiB"})
+    vcpus = fields.Integer(validate=within(VCPUS))
     host = fields.Raw(metadata={**ID_OR_NAME, "description": "default: placement"})
     start = fields.Boolean(load_default=False)
     hostname = fields.String(metadata={"description": "default: the id"})
@@ -188,7 +219,7 @@ class VmMigrate(Schema):
 class BootLogArgs(Schema):
     """How much of the boot log to read."""
 
-    lines = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
+    lines = fields.Integer(load_default=200, validate=within(BOOT_LOG_LINES))
 
 
 class BootLog(Schema):
@@ -227,6 +258,17 @@ class LogLine(Schema):
     message = fields.String(required=True)
 
 
+class Progress(Schema):
+    """How far an operation is, as the dashboard shows it."""
+
+    percent = fields.Integer(
+        required=True, metadata={"description": "of its tasks done; 100 when it counts none"}
+    )
+    text = fields.String(
+        required=True, metadata={"description": "e.g. 3 of 7 tasks, waiting for a worker"}
+    )
+
+
 class Operation(Schema):
     """An operation: what, on what, by whom, how it went, and its log after a line id."""
 
@@ -246,6 +288,7 @@ class Operation(Schema):
     heartbeat = fields.String(allow_none=True, metadata={"description": "its worker's last beat"})
     progress_done = fields.Integer(allow_none=True)
     progress_total = fields.Integer(allow_none=True)
+    progress = fields.Nested(Progress)
     created_at = fields.String(allow_none=True)
     started_at = fields.String(allow_none=True)
     finished_at = fields.String(allow_none=True)
@@ -265,7 +308,7 @@ class User(Schema):
 
     id = fields.Integer(required=True)
     username = fields.String(required=True)
-    role = fields.String(required=True, metadata={"enum": ["admin", "operator", "member"]})
+    role = fields.String(required=True, metadata={"enum": ROLES})
     created_at = fields.String(allow_none=True)
     last_login = fields.String(allow_none=True)
 
@@ -273,15 +316,15 @@ class User(Schema):
 class UserCreate(Schema):
     """A new user."""
 
-    username = fields.String(required=True)
+    username = fields.String(required=True, validate=USERNAME)
     password = fields.String(required=True, load_only=True, validate=PASSWORD_LENGTH)
-    role = fields.String(required=True, metadata={"enum": ["admin", "operator", "member"]})
+    role = fields.String(required=True, metadata={"enum": ROLES})
 
 
 class UserUpdate(Schema):
     """A user's new role or password."""
 
-    role = fields.String(metadata={"enum": ["admin", "operator", "member"]})
+    role = fields.String(metadata={"enum": ROLES})
     password = fields.String(load_only=True, validate=PASSWORD_LENGTH)
 
 
@@ -335,7 +378,7 @@ class Token(Schema):
     user_id = fields.Integer(required=True)
     username = fields.String(required=True)
     prefix = fields.String(required=True, metadata={"description": "the token's first characters"})
-    state = fields.String(required=True, metadata={"enum": ["active", "expired", "revoked"]})
+    state = fields.String(required=True, metadata={"enum": list(states.TOKEN.values)})
     created_at = fields.String(allow_none=True)
     expires_at = fields.String(allow_none=True)
     last_used_at = fields.String(allow_none=True)
@@ -364,3 +407,24 @@ class PageArgs(Schema):
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     per_page = fields.Integer(validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+
+class HostKeyAccept(Schema):
+    """The fingerprint of the key a reinstalled host offers now, read on the host itself."""
+
+    fingerprint = fields.String(
+        required=True,
+        metadata={
+            "pattern": f"^{FINGERPRINT_RE.pattern}$",
+            "description": "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host",
+        },
+    )
+
+
+class ImageUploadArgs(Schema):
+    """Query arguments of an image upload (the file itself is the request body)."""
+
+    description = fields.String(
+        load_default="",
+        validate=validate.Length(max=IMAGE_DESCRIPTION_MAX, error=IMAGE_DESCRIPTION_MESSAGE),
+    )

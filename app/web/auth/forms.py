@@ -5,6 +5,7 @@ from wtforms import PasswordField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from ...cloudinit import SSH_KEY_MAX
+from ...limits import USERNAME_MAX
 from ...services.user_keys import NAME_MAX
 from ..passwords import NEW_PASSWORD, SENT_PASSWORD
 
@@ -12,7 +13,7 @@ from ..passwords import NEW_PASSWORD, SENT_PASSWORD
 class LoginForm(FlaskForm):
     """User name and password."""
 
-    username = StringField("User", validators=[DataRequired(), Length(max=64)])
+    username = StringField("User", validators=[DataRequired(), Length(max=USERNAME_MAX)])
     password = PasswordField("Password", validators=[DataRequired(), SENT_PASSWORD])
     submit = SubmitField("Log in")
 

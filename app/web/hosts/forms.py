@@ -3,12 +3,22 @@
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
-SHARES = [
-    SelectChoice("nfs", "NFS (the controller's export)"),
-    SelectChoice("bind", "Bind mount (same machine)"),
-]
+from ... import states
+from ...limits import HOST_PASSWORD_MAX, HOST_PASSWORD_MESSAGE
+from ...services import validate
+from ..rules import Checked, at_most
+
+SHARES = [SelectChoice(value, label) for value, label in states.SHARE.choices()]
+
+# the hosts service's own checks and bounds (app.limits), with its messages
+ADDRESS = Checked(validate.address)
+HOST_NAME = Checked(lambda value: validate.name(value, "host name"))
+USER = Checked(validate.user)
+HOST_PASSWORD = at_most(HOST_PASSWORD_MAX, HOST_PASSWORD_MESSAGE)
+NETWORK = Checked(validate.network)
+FINGERPRINT = Checked(validate.fingerprint)
 
 DATA_ADDRESS_HELP = (
     "Where live migrations reach the host (QEMU listens there only): an address on a network"
@@ -21,28 +31,28 @@ class HostForm(FlaskForm):
 
     address = StringField(
         "Address",
-        validators=[DataRequired(), Length(max=253)],
+        validators=[DataRequired(), ADDRESS],
         description="IP address or DNS name the controller reaches by SSH.",
     )
     name = StringField(
-        "Name", validators=[Optional(), Length(max=63)], description="Defaults to the address."
+        "Name", validators=[Optional(), HOST_NAME], description="Defaults to the address."
     )
-    user = StringField("Sudo user", validators=[DataRequired(), Length(max=32)])
+    user = StringField("Sudo user", validators=[DataRequired(), USER])
     password = PasswordField(
         "Sudo password",
-        validators=[Optional(), Length(max=256)],
+        validators=[Optional(), HOST_PASSWORD],
         description="Used to install the controller's SSH key; stored encrypted, never shown.",
     )
-    share = SelectField("Repository mount", choices=SHARES, default="nfs")
+    share = SelectField("Repository mount", choices=SHARES, default=states.NFS)
     network = StringField(
         "VM network",
         default="default",
-        validators=[Length(max=70)],
+        validators=[NETWORK],
         description="libvirt network name, bridge:NAME, or none.",
     )
     data_address = StringField(
         "Data address",
-        validators=[Optional(), Length(max=253)],
+        validators=[Optional(), ADDRESS],
         description=DATA_ADDRESS_HELP,
     )
     prepare = BooleanField("Prepare the host with host_add.yaml", default=True)
@@ -52,17 +62,17 @@ class HostForm(FlaskForm):
 class HostEditForm(FlaskForm):
     """Change a host's fields."""
 
-    name = StringField("Name", validators=[DataRequired(), Length(max=63)])
-    user = StringField("Sudo user", validators=[DataRequired(), Length(max=32)])
+    name = StringField("Name", validators=[DataRequired(), HOST_NAME])
+    user = StringField("Sudo user", validators=[DataRequired(), USER])
     password = PasswordField(
         "New sudo password",
-        validators=[Optional(), Length(max=256)],
+        validators=[Optional(), HOST_PASSWORD],
         description="Leave empty to keep the stored one; required with a new address.",
     )
-    network = StringField("VM network", validators=[DataRequired(), Length(max=70)])
+    network = StringField("VM network", validators=[DataRequired(), NETWORK])
     address = StringField(
         "Address",
-        validators=[DataRequired(), Length(max=253)],
+        validators=[DataRequired(), ADDRESS],
         description=(
             "Changing it (or the mount) re-runs host_add.yaml; only on a host without VMs. A new"
             " address needs the sudo password of the machine there."
@@ -71,10 +81,10 @@ class HostEditForm(FlaskForm):
     share = SelectField("Repository mount", choices=SHARES)
     data_address = StringField(
         "Data address",
-        validators=[Optional(), Length(max=253)],
+        validators=[Optional(), ADDRESS],
         description=DATA_ADDRESS_HELP,
     )
-    state = SelectField("State", choices=["ready", "disabled", "maintenance"])
+    state = SelectField("State", choices=list(states.HOST_OPERATOR_SETTABLE))
     submit = SubmitField("Save")
 
 
@@ -91,7 +101,7 @@ class AcceptKeyForm(FlaskForm):
 
     fingerprint = StringField(
         "Fingerprint of the host's new key",
-        validators=[DataRequired(), Length(max=80)],
+        validators=[DataRequired(), FINGERPRINT],
         description="Read it on the host itself (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).",
     )
     submit = SubmitField("Accept the new key")

@@ -5,7 +5,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from ...errors import NubeError
 from ...services import access, charts, hosts, operations, vms
 from ...services.retry import FORM_AGAIN_FIELDS
-from ..helpers import Page, actor, admin_required, flash_error, flash_operation
+from ..helpers import (
+    Page,
+    actor,
+    admin_required,
+    flash_error,
+    flash_form_errors,
+    flash_operation,
+)
 from .forms import AcceptKeyForm, ConfirmForm, DrainForm, HostEditForm, HostForm
 
 bp = Blueprint("hosts", __name__, url_prefix="/hosts")
@@ -93,7 +100,7 @@ def accept_key(host_id):
         else:
             flash(f"New SSH host key of {host['name']} accepted.", "success")
     else:
-        flash("Give the fingerprint of the host's new key.", "warning")
+        flash_form_errors(form)  # the hosts service's own check and message
     return redirect(url_for("hosts.show", host_id=host_id))
 
 

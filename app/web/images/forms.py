@@ -3,9 +3,13 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
+from ...adapters.storage import check_image_name
+from ...limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE
+from ...services.image_spec import build_file_name, check_release, parse_size
 from ...services.images import DEFAULT_RELEASE, DEFAULT_SIZE
+from ..rules import Checked, at_most
 
 
 class UploadForm(FlaskForm):
@@ -14,10 +18,13 @@ class UploadForm(FlaskForm):
     file = FileField("Image file (qcow2 or raw)", validators=[FileRequired()])
     name = StringField(
         "Name",
-        validators=[Optional(), Length(max=128)],
+        validators=[Optional(), Checked(check_image_name)],
         description="Defaults to the file's name; keep the extension.",
     )
-    description = StringField("Description", validators=[Optional(), Length(max=500)])
+    description = StringField(
+        "Description",
+        validators=[Optional(), at_most(IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE)],
+    )
     submit = SubmitField("Upload")
 
 
@@ -30,18 +37,18 @@ class BuildForm(FlaskForm):
 
     name = StringField(
         "Name",
-        validators=[DataRequired(), Length(max=128)],
+        validators=[DataRequired(), Checked(build_file_name)],
         description="Written as images/NAME.qcow2.",
     )
     release = StringField(
         "Debian release",
         default=DEFAULT_RELEASE,
-        validators=[DataRequired(), Length(max=31)],
+        validators=[DataRequired(), Checked(check_release)],
     )
     size = StringField(
         "Disk size",
         default=DEFAULT_SIZE,
-        validators=[DataRequired(), Length(max=20)],
+        validators=[DataRequired(), Checked(parse_size)],
         description="Like 4G or 2048M (2G to 64G).",
     )
     submit = SubmitField("Build image")

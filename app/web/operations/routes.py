@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 
 from ... import formats
 from ...errors import InvalidInput, NubeError
-from ...services import operations
+from ...services import operation_view, operations
 from ...services import retry as retry_service
 from ..helpers import MAX_ROW_ID, Page, actor, bounded_arg, flash_error
 from . import display
@@ -14,8 +14,21 @@ bp = Blueprint("operations", __name__, url_prefix="/operations")
 bp.add_app_template_filter(display.duration, "duration")
 bp.add_app_template_filter(display.pretty_json, "pretty_json")
 
-# Lines one log.json answer carries at most; the page asks again at once for the rest.
-LOG_BATCH = 500
+# The API operation's fields log.json carries (the page follows these, in the API's shapes).
+LOG_JSON_KEYS = (
+    "id",
+    "status",
+    "progress_done",
+    "progress_total",
+    "progress",
+    "cancel_requested",
+    "error",
+    "started_at",
+    "finished_at",
+    "log",
+    "more",
+    "done",
+)
 
 
 @bp.route("/")
@@ -48,27 +61,18 @@ def show(op_id):
 
 @bp.route("/<int:op_id>/log.json")
 def log_json(op_id):
-    """Status, progress and the log lines after a line id, for the page's live log."""
+    """The operation's status, progress and log lines after a line id, as the API's operation
+    object names them, plus the times as the page shows them (`display`)."""
     after = bounded_arg("after", 0, 0, MAX_ROW_ID)
-    # Status first, lines second: once a terminal status is read, every line is already written.
-    op = operations.get(op_id)
-    lines = operations.log(op_id, after, LOG_BATCH)
-    done = op["status"] in operations.TERMINAL and len(lines) < LOG_BATCH
-    return jsonify(
-        status=op["status"],
-        progress_done=op["progress_done"],
-        progress_total=op["progress_total"],
-        error=op["error"],
-        started_at=op["started_at"],
-        finished_at=op["finished_at"],
-        # as the page shows them (the template's own filters), so the script formats nothing
-        started_text=formats.when(op["started_at"]) if op["started_at"] else "-",
-        finished_text=formats.when(op["finished_at"]) if op["finished_at"] else "-",
-        duration_text=display.duration(op),
-        lines=[{key: line[key] for key in ("id", "ts", "level", "message")} for line in lines],
-        more=len(lines) == LOG_BATCH,  # a full batch: more lines are waiting
-        done=done,
-    )
+    op = operation_view.follow(op_id, after)
+    answer = {key: op[key] for key in LOG_JSON_KEYS}
+    # as the page shows them (the template's own filters), so the script formats nothing
+    answer["display"] = {
+        "started_at": formats.when(op["started_at"]) if op["started_at"] else "-",
+        "finished_at": formats.when(op["finished_at"]) if op["finished_at"] else "-",
+        "duration": display.duration(op),
+    }
+    return jsonify(answer)
 
 
 @bp.route("/<int:op_id>/cancel", methods=["POST"])

@@ -12,10 +12,11 @@ from wtforms import (
     SubmitField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Optional
 
-from ...services.tokens import NAME_MAX
+from ...limits import TOKEN_NAME_MAX, TOKEN_NAME_MESSAGE
 from ..passwords import SENT_PASSWORD
+from ..rules import at_most
 
 NEVER = "never"
 EXPIRY_CHOICES = [
@@ -31,7 +32,7 @@ class TokenForm(FlaskForm):
 
     name = StringField(
         "Name",
-        validators=[DataRequired(), Length(max=NAME_MAX)],
+        validators=[DataRequired(), at_most(TOKEN_NAME_MAX, TOKEN_NAME_MESSAGE)],
         description="What it is for, e.g. the machine or script that uses it.",
         render_kw={"autocomplete": "off"},
     )

@@ -2,8 +2,10 @@
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Regexp
 
+from ... import states
+from ...limits import USERNAME_MESSAGE, USERNAME_RE
 from ...services.users import ROLES
 from ..passwords import NEW_PASSWORD
 
@@ -13,8 +15,10 @@ ROLE_CHOICES = list(ROLES)  # plain values: tuples are deprecated in WTForms 3.3
 class UserForm(FlaskForm):
     """Add a user."""
 
-    username = StringField("User name", validators=[DataRequired(), Length(max=64)])
-    role = SelectField("Role", choices=ROLE_CHOICES, default="operator")
+    username = StringField(
+        "User name", validators=[DataRequired(), Regexp(USERNAME_RE, message=USERNAME_MESSAGE)]
+    )
+    role = SelectField("Role", choices=ROLE_CHOICES, default=states.OPERATOR)
     password = PasswordField("Password", validators=[DataRequired(), NEW_PASSWORD])
     confirm = PasswordField(
         "Repeat password", validators=[DataRequired(), EqualTo("password", "Passwords differ")]

@@ -6,18 +6,10 @@ from flask_login import current_user
 from ...errors import InvalidInput, NubeError
 from ...services import audit as audit_service
 from ...services import users as users_service
-from ..helpers import Page, actor, admin_required, flash_error
+from ..helpers import Page, actor, admin_required, flash_error, flash_form_errors
 from .forms import RemoveForm, ResetPasswordForm, RoleForm, UserForm
 
 bp = Blueprint("users", __name__, url_prefix="/users")
-
-
-def _flash_form_errors(form):
-    """Flash what is wrong with a form that is not shown again."""
-    for field, messages in form.errors.items():
-        label = form[field].label.text if field in form else field
-        for message in messages:
-            flash(f"{label}: {message}", "danger")
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -46,7 +38,7 @@ def set_role(user_id):
     """Change a user's role (one admin always stays)."""
     form = RoleForm()
     if not form.validate_on_submit():
-        _flash_form_errors(form)
+        flash_form_errors(form)
         return redirect(url_for("users.index"))
     try:
         users_service.set_role(user_id, form.role.data, actor())
@@ -65,7 +57,7 @@ def reset_password(user_id):
     """Set another user's password."""
     form = ResetPasswordForm()
     if not form.validate_on_submit():
-        _flash_form_errors(form)
+        flash_form_errors(form)
         return redirect(url_for("users.index"))
     try:
         users_service.reset_password(user_id, form.password.data, actor())

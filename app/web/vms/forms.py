@@ -10,10 +10,12 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Optional
 
-from ...cloudinit import SSH_KEY_MAX, SSH_KEYS_MAX, USER_DATA_MAX
-from ...domain_xml import MEM_MAX, MEM_MIN, VCPUS_MAX, VCPUS_MIN
+from ... import cloudinit
+from ...adapters.vm_files import check_vm_id
+from ...limits import MEM, VCPUS
+from ..rules import Checked, within
 
 AUTOMATIC = ""
 
@@ -23,7 +25,7 @@ class VmForm(FlaskForm):
 
     id = StringField(
         "Name",
-        validators=[DataRequired(), Length(max=63)],
+        validators=[DataRequired(), Checked(check_vm_id)],
         description="Letters, digits, '_', '.', '-'. Also the libvirt domain name and the"
         " disk vms/NAME.qcow2.",
     )
@@ -38,11 +40,9 @@ class VmForm(FlaskForm):
     mem = IntegerField(
         "Memory (MiB)",
         default=512,
-        validators=[DataRequired(), NumberRange(min=MEM_MIN, max=MEM_MAX)],
+        validators=[InputRequired(), *within(MEM)],
     )
-    vcpus = IntegerField(
-        "vCPUs", default=1, validators=[DataRequired(), NumberRange(min=VCPUS_MIN, max=VCPUS_MAX)]
-    )
+    vcpus = IntegerField("vCPUs", default=1, validators=[InputRequired(), *within(VCPUS)])
     host = SelectField(
         "Host",
         default=AUTOMATIC,
@@ -50,7 +50,7 @@ class VmForm(FlaskForm):
     )
     hostname = StringField(
         "Hostname",
-        validators=[Optional(), Length(max=253)],
+        validators=[Optional(), Checked(cloudinit.check_hostname)],
         description="What the guest calls itself (cloud-init). Empty: the VM's name.",
     )
     saved_keys = SelectMultipleField(
@@ -60,14 +60,14 @@ class VmForm(FlaskForm):
     )
     ssh_keys = TextAreaField(
         "Other SSH public keys",
-        validators=[Optional(), Length(max=SSH_KEYS_MAX * SSH_KEY_MAX)],
+        validators=[Optional(), Checked(cloudinit.check_ssh_keys, strip=False)],
         render_kw={"rows": 3, "spellcheck": "false", "placeholder": "ssh-ed25519 AAAA… you@laptop"},
         description="One per line (the contents of ~/.ssh/id_ed25519.pub): they may log in as"
         " the image's default user (debian on Nube's Debian images).",
     )
     user_data = TextAreaField(
         "User data",
-        validators=[Optional(), Length(max=USER_DATA_MAX)],
+        validators=[Optional(), Checked(cloudinit.check_user_data, strip=False)],
         render_kw={"rows": 5, "spellcheck": "false", "class": "font-monospace"},
         description="Optional: a #cloud-config document or a #! script, run at first boot"
         " (at most 64 KiB).",
