@@ -74,6 +74,16 @@ TOKEN_COLUMNS = [
     ("expires_at", "EXPIRES"),
     ("last_used_at", "LAST USED"),
 ]
+PROJECT_COLUMNS = [
+    ("name", "NAME"),
+    ("vms", "VMS"),
+    ("vcpus", "VCPUS"),
+    ("mem", "MEM MiB"),
+    ("disk", "DISK GiB"),
+    ("members", "MEMBERS"),
+    ("description", "DESCRIPTION"),
+]
+QUOTA_KEYS = ("vms", "vcpus", "mem", "disk")
 HOST_FIELDS = ("name", "user", "address", "state", "share", "network", "data_address")
 PER_PAGE = 200  # the most the API gives at once: fewest requests for a whole list
 
@@ -257,7 +267,7 @@ def vm_create(session):
     """nube vm create ID --image I --mem MiB [...]: keys and user data read from files."""
     args = session.args
     body = {"id": args.id, "image": args.image, "mem": args.mem}
-    for key in ("vcpus", "host", "hostname"):
+    for key in ("vcpus", "host", "hostname", "project"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     if args.ssh_key:
@@ -418,3 +428,68 @@ def image_upload(session):
         image = api.upload(f"/images/{_part(args.name)}", handle, size, params) or {}
     session.show(image, lambda out: output.record(image, out))
     return 0
+
+
+def _used_of(project):
+    """A project's list row: each quota as 'used/limit' ('used/-' without a limit)."""
+    quota, usage = project.get("quota") or {}, project.get("usage") or {}
+    row = {**project, "members": ", ".join(project.get("members") or [])}
+    for key in QUOTA_KEYS:
+        limit = quota.get(key)
+        row[key] = f"{usage.get(key, 0)}/{'-' if limit is None else limit}"
+    return row
+
+
+def _project_body(args):
+    """The fields project create and update send: what was given, quotas under quota."""
+    body = {key: getattr(args, key) for key in ("description",) if getattr(args, key) is not None}
+    quota = {key: getattr(args, f"quota_{key}") for key in QUOTA_KEYS}
+    quota = {key: value for key, value in quota.items() if value is not None}
+    if quota:
+        body["quota"] = quota
+    return body
+
+
+def project_list(session):
+    """nube project list: every project one sees, each quota as used/limit."""
+    return _list(session, "/projects", PROJECT_COLUMNS, shown=_used_of)
+
+
+def project_show(session):
+    """nube project show NAME"""
+    return _show(session, f"/projects/{_part(session.args.name)}")
+
+
+def project_create(session):
+    """nube project create NAME [--description D] [--vms N] [--vcpus N] [--mem MiB] [--disk GiB]"""
+    body = {"name": session.args.name, **_project_body(session.args)}
+    return _act(session, "POST", "/projects", body)
+
+
+def project_update(session):
+    """nube project update NAME [--rename NEW] [--description D] [--vms N] [...]"""
+    args = session.args
+    body = _project_body(args)
+    if args.rename is not None:
+        body["name"] = args.rename
+    if not body:
+        raise UsageError("nothing to change: give --rename, --description or a quota")
+    return _act(session, "PATCH", f"/projects/{_part(args.name)}", body)
+
+
+def project_remove(session):
+    """nube project remove NAME (refused while it has resources)"""
+    name = session.args.name
+    return _gone(session, f"/projects/{_part(name)}", f"project {name} removed")
+
+
+def project_add_member(session):
+    """nube project add-member NAME USER"""
+    args = session.args
+    return _act(session, "POST", f"/projects/{_part(args.name)}/members", {"user": args.user})
+
+
+def project_remove_member(session):
+    """nube project remove-member NAME USER (their VMs stay in the project)"""
+    args = session.args
+    return _act(session, "DELETE", f"/projects/{_part(args.name)}/members/{_part(args.user)}")

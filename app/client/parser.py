@@ -139,6 +139,7 @@ def _vm_commands(subparsers, common):
     )
     create.add_argument("--user-data", metavar="FILE", help="cloud-init user data ('-': stdin)")
     create.add_argument("--start", action="store_true", help="start it once created")
+    create.add_argument("--project", help="default: your only project")
     for name, handler, help_text in (
         ("start", commands.vm_start, "start a VM"),
         ("stop", commands.vm_stop, "stop a VM"),
@@ -212,6 +213,51 @@ def _image_commands(subparsers, common):
     upload.add_argument("--description", help="what it is")
 
 
+def _quota_options(parser, creating):
+    """A project's description and quotas (create and update)."""
+    parser.add_argument("--description", help="what the project is for")
+    unlimited = " (default: no limit)" if creating else ""
+    for key, unit in (("vms", "VMs"), ("vcpus", "vCPUs"), ("mem", "MiB"), ("disk", "GiB")):
+        parser.add_argument(
+            f"--{key}",
+            dest=f"quota_{key}",
+            type=int,
+            metavar="N",
+            help=f"quota in {unit}{unlimited}",
+        )
+
+
+def _project_commands(subparsers, common):
+    """project list | show | create | update | remove | add-member | remove-member."""
+    projects = _group(subparsers, "project", "projects, their quotas and members")
+    _list_options(_command(projects, "list", commands.project_list, "list projects", common), False)
+    show = _command(projects, "show", commands.project_show, "show one project", common)
+    show.add_argument("name", metavar="NAME")
+    create = _command(
+        projects, "create", commands.project_create, "create a project (admins)", common
+    )
+    create.add_argument("name", metavar="NAME")
+    _quota_options(create, creating=True)
+    update = _command(
+        projects, "update", commands.project_update,
+        "rename a project, or change its description or quotas (admins)", common,
+    )  # fmt: skip
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("--rename", metavar="NEW", help="a new name")
+    _quota_options(update, creating=False)
+    remove = _command(
+        projects, "remove", commands.project_remove, "remove an empty project (admins)", common
+    )
+    remove.add_argument("name", metavar="NAME")
+    for name, handler, help_text in (
+        ("add-member", commands.project_add_member, "make a user a member (admins)"),
+        ("remove-member", commands.project_remove_member, "end a membership (admins)"),
+    ):
+        member = _command(projects, name, handler, help_text, common)
+        member.add_argument("name", metavar="NAME")
+        member.add_argument("user", metavar="USER")
+
+
 def _account_commands(subparsers, common):
     """user list | show | remove; token list | revoke (users and tokens are made on the
     dashboard: the API refuses to let a token make either)."""
@@ -245,5 +291,6 @@ def build_parser():
     _accept_key_command(hosts, common)
     _image_commands(subparsers, common)
     _op_commands(subparsers, common)
+    _project_commands(subparsers, common)
     _account_commands(subparsers, common)
     return parser

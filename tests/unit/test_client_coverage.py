@@ -52,6 +52,13 @@ SAMPLES = {
     "op cancel": ["op", "cancel", "12"],
     "op retry": ["op", "retry", "12"],
     "op recheck": ["op", "recheck", "12"],
+    "project list": ["project", "list"],
+    "project show": ["project", "show", "lab"],
+    "project create": ["project", "create", "lab", "--vms", "5", "--mem", "4096"],
+    "project update": ["project", "update", "lab", "--rename", "lab2"],
+    "project remove": ["project", "remove", "lab"],
+    "project add-member": ["project", "add-member", "lab", "ana"],
+    "project remove-member": ["project", "remove-member", "lab", "ana"],
     "user list": ["user", "list"],
     "user show": ["user", "show", "2"],
     "user remove": ["user", "remove", "2"],
@@ -303,3 +310,21 @@ def test_sizes_are_printed_in_binary_units():
     assert [output.size(v) for v in (512, 1536, 3 << 30, None, "x")] == [
         "512 B", "1.5 KiB", "3.0 GiB", None, "x",
     ]  # fmt: skip
+
+
+# --- projects ----------------------------------------------------------------------------
+
+
+def test_project_commands_create_change_and_list_projects(nube, logged_in, app):
+    made = nube("-o", "json", "project", "create", "lab", "--vms", "5", "--mem", "4096")
+    assert made.code == 0, made.err
+    assert made.json()["quota"]["vms"] == 5
+    assert nube("project", "add-member", "lab", "admin").code == 0
+    listed = nube("project", "list")
+    assert listed.code == 0 and "lab" in listed.out and "0/5" in listed.out
+    assert nube("project", "update", "lab").code == 2  # nothing to change
+    renamed = nube("-o", "json", "project", "update", "lab", "--rename", "lab2", "--vcpus", "8")
+    assert renamed.json()["name"] == "lab2" and renamed.json()["quota"]["vcpus"] == 8
+    assert nube("project", "show", "lab").code == 5
+    assert nube("project", "remove", "lab2").code == 0
+    assert "lab2" not in nube("project", "list").out
