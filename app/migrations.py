@@ -348,13 +348,15 @@ MIGRATIONS = [
     );
     """,
     # 18: the project an operation is about (a VM's), so that a member sees their projects'
-    # operations and no other; operations on hosts, images and the controller have none.
+    # operations and no other; operations on hosts, images and the controller have none. Past
+    # operations go to the project of the VM they were about only when that VM exists and is
+    # not younger than them: a removed VM's history, or an earlier VM's of the same name, stays
+    # with the operators and admins.
     """
     ALTER TABLE operations ADD COLUMN project_id INTEGER;
     UPDATE operations SET project_id = (SELECT v.project_id FROM vms v
-        WHERE v.id = operations.target_id) WHERE target_type = 'vm';
-    UPDATE operations SET project_id = (SELECT id FROM projects WHERE name = 'default')
-        WHERE target_type = 'vm' AND project_id IS NULL;
+        WHERE v.id = operations.target_id AND v.created_at <= operations.created_at)
+        WHERE target_type = 'vm';
     CREATE INDEX operations_project ON operations (project_id, id);
     """,
 ]

@@ -3,8 +3,10 @@ compare-and-swap that checks the task is free and the state allowed) in one tran
 launches it. A refused claim rolls the transaction back: no row, no audit record, no task."""
 
 from ..db import get_db, transaction
+from ..errors import NotFound
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from ..services import access
 from ..services.common import audit
 from . import claims, kinds
 from .claims import Target
@@ -28,6 +30,10 @@ def record(conn, kind, target, actor, input_data=None):
     when the claim is refused: the caller's transaction then keeps nothing."""
     kind = kinds.get(kind) if isinstance(kind, str) else kind
     target = target_of(kind, target)
+    project_id = vms_repo.project_of(conn, target.id) if target.type == "vm" else None
+    if project_id is not None and not access.current().sees(project_id):
+        # the VM the caller saw was replaced, under its name, by another project's meanwhile
+        raise NotFound(f"VM {target.name} not found")
     op_id = ops_repo.insert(
         conn,
         kind=kind.name,
@@ -36,7 +42,7 @@ def record(conn, kind, target, actor, input_data=None):
         target_name=target.name,
         requested_by=actor,
         input_data=input_data,
-        project_id=vms_repo.project_of(conn, target.id) if target.type == "vm" else None,
+        project_id=project_id,
     )
     audit(conn, actor, kind.name, f"{target.type}:{target.name}", f"operation {op_id}")
     claims.take(conn, kind.claim, target, op_id, kind.name)

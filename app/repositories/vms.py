@@ -100,9 +100,11 @@ def using_image(conn, image):
     return [r[0] for r in conn.execute("SELECT id FROM vms WHERE image = ? ORDER BY id", (image,))]
 
 
-def image_usage(conn):
-    """{image: number of VMs using it}."""
-    return dict(conn.execute("SELECT image, COUNT(*) FROM vms GROUP BY image").fetchall())
+def image_usage(conn, project_ids=None):
+    """{image: number of VMs using it} (of these projects' VMs, when given)."""
+    where, params = in_projects("project_id", project_ids)
+    sql = "SELECT image, COUNT(*) FROM vms" + (f" WHERE {where}" if where else "")
+    return dict(conn.execute(sql + " GROUP BY image", params).fetchall())
 
 
 def insert(

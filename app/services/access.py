@@ -35,6 +35,7 @@ PERMISSIONS = {
     "images.manage": (ADMIN, OPERATOR),  # upload, build and remove images
     "vms.place": (ADMIN, OPERATOR),  # choose a VM's host, migrate VMs, see placement
     "operations.retry": (ADMIN, OPERATOR),  # retry or re-check a failed operation
+    "operations.cancel_any": (ADMIN, OPERATOR),  # cancel others' (a member: their own only)
     "controller": (ADMIN, OPERATOR),  # initialise or destroy the IaaS
     "projects.manage": (ADMIN,),
     "users": (ADMIN,),
@@ -46,6 +47,7 @@ DOING = {
     "images.manage": "upload, build or remove images",
     "vms.place": "choose hosts or move VMs",
     "operations.retry": "retry or re-check operations",
+    "operations.cancel_any": "cancel operations others asked for",
     "controller": "initialise or destroy the IaaS",
     "projects.manage": "manage projects",
     "users": "manage users",

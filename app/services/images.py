@@ -24,10 +24,12 @@ RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an 
 
 
 def search():
-    """Every image file in the repository, with its record and how many VMs use it."""
+    """Every image file in the repository, with its record and how many VMs use it (of the
+    viewer's projects; a member is not told who uploaded it)."""
     conn = db()
     records = images_repo.all_records(conn)
-    usage = vms_repo.image_usage(conn)
+    usage = vms_repo.image_usage(conn, access.visible_projects())
+    names_uploaders = access.current().may("hosts")  # members are not told of other users
     result = []
     for info in adapters().storage.list_images():
         record = records.get(info.name)
@@ -39,7 +41,7 @@ def search():
                 "actual_size": info.actual_size,
                 "mtime": info.mtime,
                 "description": record["description"] if record else "",
-                "uploaded_by": record["uploaded_by"] if record else None,
+                "uploaded_by": record["uploaded_by"] if record and names_uploaders else None,
                 "vms": usage.get(info.name, 0),
             }
         )

@@ -15,7 +15,7 @@ from ..numbers import parse_id
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import access, charts, operation_view
+from . import access, charts, operation_view, redaction
 from . import overview as overview_service
 from .common import db
 
@@ -131,12 +131,12 @@ def overview(recent=10, since=None):
     summary = overview_service.summary(recent)
     operations = {op["id"]: _operation(op) for op in summary["recent_operations"]}
     status_filter = "status IN ({})".format(", ".join(f"'{s}'" for s in ACTIVE_STATUSES))
-    visible = access.visible_projects()
+    visible, shown = access.visible_projects(), redaction.for_viewer()
     active, _total = ops_repo.page(db(), status_filter, ACTIVE_LIMIT, 0, visible)
-    operations.update((row["id"], _operation(row)) for row in active)
+    operations.update((row["id"], _operation(shown.operation(row))) for row in active)
     if since is not None:
         newer = ops_repo.after(db(), since, SINCE_LIMIT, visible)
-        operations.update((row["id"], _operation(row)) for row in newer)
+        operations.update((row["id"], _operation(shown.operation(row))) for row in newer)
     totals = summary["totals"]
     return {
         "hosts_by_state": summary["hosts_by_state"],

@@ -60,13 +60,25 @@ def _month_slices(start, end):
         start = piece_end
 
 
+def _project_name(data, names):
+    """The name a creation's hours are shown under: its project's of today; a removed
+    project's old name marked removed (a new project of that name does not inherit its
+    hours); default for creations from before projects."""
+    project_id = data.get("project_id")
+    if project_id is None:
+        return DEFAULT_PROJECT
+    if project_id in names:
+        return names[project_id]
+    return f"{data.get('project') or project_id} (removed)"
+
+
 def _created(record, names):
     """A VM's replay state from its creation's record; names maps project ids to their
     names now (a renamed project keeps its history)."""
     data = json.loads(record["input"] or "{}")
     born = _parse(record["finished_at"])
     return _Vm(
-        project=names.get(data.get("project_id")) or data.get("project") or DEFAULT_PROJECT,
+        project=_project_name(data, names),
         vcpus=int(data.get("vcpus") or 1),
         mem=int(data.get("mem") or 0),
         disk=int(data.get("disk") or 0),

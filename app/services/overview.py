@@ -5,7 +5,7 @@ from ..ops import kinds
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from . import access
+from . import access, redaction
 from .common import db
 
 # Every state, in the order the page lists them (a state with no rows shows 0).
@@ -36,6 +36,7 @@ def summary(recent=10):
     """Everything the overview page shows, read from the database only."""
     conn = db()
     viewer = access.current()
+    shown = redaction.for_viewer()
     cluster = viewer.may("hosts")  # a member sees their projects' VMs, nothing of the hosts
     hosts = hosts_repo.search(conn) if cluster else []
     host_counts = hosts_repo.state_counts(conn) if cluster else {}
@@ -61,7 +62,9 @@ def summary(recent=10):
         "hosts_by_state": _by_state(host_counts, HOST_STATES),
         "vms_by_state": _by_state(vm_counts, VM_STATES),
         "totals": totals,
-        "recent_operations": [dict(r) for r in ops_repo.recent(conn, recent, viewer.project_ids)],
+        "recent_operations": [
+            shown.operation(r) for r in ops_repo.recent(conn, recent, viewer.project_ids)
+        ],
         "failed_controller_operations": warnings,
         "troubled_hosts": troubled,
     }

@@ -84,6 +84,17 @@ def _get(conn, name):
     return row
 
 
+def name_of(project_id):
+    """The name of today of a project by id (what a retried creation goes into; None for none,
+    as a creation from before projects has); InvalidInput when it was removed meanwhile."""
+    if project_id is None:
+        return None
+    row = projects_repo.get(db(), project_id)
+    if row is None:
+        raise InvalidInput("its project no longer exists: create the VM again in another one")
+    return row["name"]
+
+
 def get(name):
     """One project, with usage and members."""
     conn = db()

@@ -10,7 +10,7 @@ from ..ops.claims import Target
 from ..ops.request import request
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import access, hosts, operations, vms
+from . import access, hosts, operations, projects, vms
 from .common import db
 
 RECOVERABLE = states.OPERATION_UNSUCCESSFUL
@@ -22,11 +22,13 @@ def _input(op):
 
 
 def _retry_vm_create(op, actor):
-    """Create the VM again from the stored input (on the same host)."""
+    """Create the VM again from the stored input (on the same host, in the same project under
+    its name of today, whose quotas it must fit again)."""
     stored = _input(op)
     keys = ("id", "image", "mem", "vcpus", "start", "hostname", "ssh_keys")
     data = {key: stored[key] for key in keys if key in stored}
     data["host"] = stored.get("host")
+    data["project"] = projects.name_of(op["project_id"] or stored.get("project_id"))
     return vms.add(data, actor, wait=False)
 
 
@@ -84,8 +86,8 @@ def _target_exists(op):
 
 def retry(op_id, actor):
     """Start the same action again; returns the new operation id."""
+    op = operations.get(op_id)  # another project's is not found, before the role is refused
     access.require("operations.retry")
-    op = operations.get(op_id)
     if "retry" not in actions(op):
         raise InvalidInput(f"operation {op_id} ({op['kind']}, {op['status']}) cannot be retried")
     return RETRIES[op["kind"]](op, actor)
@@ -93,8 +95,8 @@ def retry(op_id, actor):
 
 def recheck(op_id, actor):
     """Read the target's real state from its hypervisor and record it; returns the operation id."""
-    access.require("operations.retry")
     op = operations.get(op_id)
+    access.require("operations.retry")
     if "recheck" not in actions(op):
         raise InvalidInput(f"operation {op_id}'s target no longer exists: nothing to re-check")
     kind = RECHECKS[op["target_type"]]

@@ -18,7 +18,7 @@ from ..ops.request import record, request
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import access, projects, validate
+from . import access, projects, redaction, validate
 from .common import db
 
 ADD_FIELDS = (
@@ -59,7 +59,7 @@ def detail(row):
     vm = public(row)
     vm.update(
         task_op=row["task_op"],
-        created_by=row["created_by"],
+        created_by=redaction.for_viewer().user(row["created_by"]),
         created_at=row["created_at"],
         hostname=row["hostname"],
     )
@@ -124,6 +124,28 @@ def _check_new(data):
     return vm
 
 
+def _place(conn, vm, config):
+    """The host a new VM goes to. Placement's refusal names every host's room: a viewer who
+    may not see hosts gets it without them."""
+    try:
+        return choose_host(
+            [dict(h) for h in hosts_repo.search(conn)],
+            vm["mem"],
+            vcpus=vm["vcpus"],
+            policy=config["PLACEMENT"],
+            overcommit=config["MEM_OVERCOMMIT"],
+            cpu_overcommit=config["CPU_OVERCOMMIT"],
+            requested=vm["host"],
+        )
+    except InvalidInput as refusal:
+        if access.current().may("hosts"):
+            raise
+        size = f"{vm['mem']} MiB and {vm['vcpus']} vCPU{'s' if vm['vcpus'] != 1 else ''}"
+        raise InvalidInput(
+            f"no host has room for a VM of {size} now: try a smaller one, or ask an operator"
+        ) from refusal
+
+
 def add(data, actor, wait):
     """Place a new VM on a host and start creating it; returns the operation id."""
     vm = _check_new(data)
@@ -148,16 +170,7 @@ def add(data, actor, wait):
         project = projects.for_new_resource(conn, vm.pop("project"))
         need = {"vms": 1, "vcpus": vm["vcpus"], "mem": vm["mem"], "disk": disk}
         projects.check_room(conn, project, need)
-        hosts = [dict(h) for h in hosts_repo.search(conn)]
-        host = choose_host(
-            hosts,
-            vm["mem"],
-            vcpus=vm["vcpus"],
-            policy=config["PLACEMENT"],
-            overcommit=config["MEM_OVERCOMMIT"],
-            cpu_overcommit=config["CPU_OVERCOMMIT"],
-            requested=vm["host"],
-        )
+        host = _place(conn, vm, config)
         vms_repo.insert(
             conn,
             vm_id=vm["id"],
@@ -224,6 +237,11 @@ def remove(vm_id, actor, wait):
     return act(kinds.VM_REMOVE, vm_id, actor, wait)
 
 
+def said_to_viewer(error):
+    """An error's message as this viewer may read it (no host address for a member)."""
+    return redaction.for_viewer().text(str(error))
+
+
 def guest(vm_id):
     """What a running VM's guest agent reports ({os, kernel, hostname, addresses}), or None
     when the VM is not running or has no agent answering."""
@@ -238,9 +256,9 @@ def guest(vm_id):
 def migrate(vm_id, host, actor, wait):
     """Move a VM to another host, live when it runs: to the host asked for (an id or a name),
     or where placement puts it, never its own; returns the operation id."""
+    row = get(vm_id)  # another project's VM is not found, before the role is refused
     access.require("vms.place")
     conn = db()
-    row = get(vm_id)
     claims.check(kinds.VM_MIGRATE, row)  # busy or not movable: said before placement
     requested = None if host in (None, "") else str(host).strip()
     if requested in (str(row["host"]), row["host_name"]):

@@ -12,17 +12,23 @@ from flask import Request, request
 from flask_login import current_user
 
 from ..extensions import adapters
+from ..services import access
 
 SMALL_BODY = 1024 * 1024  # forms other than the upload never come near this
 API_UPLOAD = "api_v1_images.upload"
 
 
 def upload_allowed():
-    """Whether this request is an image upload: a logged-in user's page, or the API's (whose
-    token is checked before its view reads the body)."""
+    """Whether this request is an image upload: the page's, by a user whose role manages
+    images (a member's body is refused before it is read: it never fills the repository), or
+    the API's (whose token and role are checked before its view reads the body)."""
     if request.endpoint == API_UPLOAD:
         return True
-    return request.endpoint == "images.upload" and current_user.is_authenticated
+    return (
+        request.endpoint == "images.upload"
+        and current_user.is_authenticated
+        and access.current().may("images.manage")
+    )
 
 
 class RepositoryRequest(Request):

@@ -53,7 +53,7 @@ def run_once(workers, database=None):
             if k.startswith("NUBE_") and k != "NUBE_INSTANCE_PATH"
         }
         app = create_app({**settings, "INSTANCE_PATH": env["NUBE_INSTANCE_PATH"]})
-        with app.test_request_context():
+        with app.app_context():  # as the system
             for n in range(HOSTS):
                 (folder / "nodes" / f"10.9.0.{n + 1}.xml").write_text(NODE_XML)
                 hosts.add(

@@ -153,7 +153,7 @@ def nube(app, env, count):
     watch.start()
     try:
         started = time.perf_counter()
-        with app.test_request_context():
+        with app.app_context():  # as the system
             for n in range(count):
                 vms.add(
                     {"id": f"storm{n}", "image": IMAGE, "mem": MEM, "start": True},

@@ -2,11 +2,15 @@
 beta, finds it listed nowhere, gets 404 everywhere (never 403), no console link, no log, no
 guest facts, no operation, no count and no filter that reaches it."""
 
+import io
+
 import pytest
 
 from app import core
-from app.db import get_db
-from app.services import users
+from app.db import get_db, transaction
+from app.ops import kinds
+from app.ops.request import record
+from app.services import retry, users
 from tests.api_client import Api, assert_problem, make_token
 from tests.conftest import csrf_token, login
 
@@ -229,3 +233,98 @@ def test_a_console_link_is_only_made_for_the_members_vm(member, app, world):
     token = csrf_token(member, "/vms/mine7")
     refused = member.post("/vms/secret9/console", data={"csrf_token": token})
     assert refused.status_code == 404
+
+
+def test_a_member_reads_their_operations_without_host_addresses_or_paths(
+    member, member_api, admin_client, app, world
+):
+    repository = str(app.config["REPOSITORY"])
+    with app.app_context():
+        [create] = get_db().execute(
+            "SELECT id FROM operations WHERE target_name = 'mine7' AND kind = 'vm.create'"
+        ).fetchall()
+    op_id = create["id"]
+    operator_view = admin_client.get(f"/operations/{op_id}/log.json").get_data(as_text=True)
+    assert "127.0.0.1" in operator_view and repository in operator_view  # written for operators
+    for text in (
+        member.get(f"/operations/{op_id}/log.json").get_data(as_text=True),
+        page(member, f"/operations/{op_id}"),
+        member_api.get(f"/operations/{op_id}").get_data(as_text=True),
+    ):
+        assert "placing mine7 on host h1 ((host address))" in text
+        assert "127.0.0.1" not in text and repository not in text
+    assert member_api.get(f"/operations/{op_id}").get_json()["worker"] is None
+
+
+def test_a_member_refused_for_room_learns_nothing_of_the_hosts(member_api, app, world):
+    with app.app_context():
+        get_db().execute("UPDATE hosts SET state = 'maintenance'")
+    refused = member_api.post("/vms", {"id": "huge", "image": "base.raw", "mem": 600})
+    body = assert_problem(refused, 422, "no host has room for a VM of 600 MiB and 1 vCPU now")
+    assert "h1" not in body["detail"] and "maintenance" not in body["detail"]
+
+
+def test_a_members_image_upload_is_refused_before_its_body_is_read(member, app, world):
+    token = csrf_token(member, "/vms/mine7")
+    body = {"csrf_token": token, "file": (io.BytesIO(b"x" * 2_000_000), "big.raw")}
+    answer = member.post("/images/upload", data=body, content_type="multipart/form-data")
+    assert answer.status_code == 413
+    images = app.extensions["nube"].storage.root / "images"
+    assert sorted(p.name for p in images.iterdir()) == ["base.raw"]
+
+
+def test_members_and_operators_see_their_projects_page(member, operator_client, world):
+    html = page(member, "/projects/alpha")
+    assert "VMs: 1 of 5" in html and 'name="user"' not in html  # no member form, no accounts
+    assert "VMs: 1 of 5" in page(operator_client, "/projects/beta")
+
+
+def test_retrying_a_failed_creation_keeps_its_project(app, world, monkeypatch):
+    hypervisor = app.extensions["nube"].hypervisor
+    real_define = hypervisor.define
+    monkeypatch.setattr(
+        hypervisor, "define", lambda h, x: (_ for _ in ()).throw(core.HostUnreachable("down"))
+    )
+    with app.app_context():
+        with pytest.raises(core.OperationFailed):
+            core.addVm({"id": "again", "image": "base.raw", "mem": 64, "project": "beta"})
+        [failed] = get_db().execute(
+            "SELECT id FROM operations WHERE target_name = 'again' AND kind = 'vm.create'"
+        ).fetchall()
+        monkeypatch.setattr(hypervisor, "define", real_define)
+        retry.retry(failed["id"], "admin")
+        [vm] = [vm for vm in core.listVms() if vm["id"] == "again"]
+        assert vm["project"] == "beta"
+        [beta] = [p for p in core.listProjects() if p["name"] == "beta"]
+        assert beta["usage"]["vms"] == 2
+
+
+def test_a_claim_on_a_vm_another_project_took_the_name_of_is_not_found(app, world):
+    with app.app_context(), core.acting_as(MEMBER):
+        conn = get_db()
+        row = conn.execute("SELECT * FROM vms WHERE id = 'secret9'").fetchone()
+        before = conn.execute("SELECT COUNT(*) FROM operations").fetchone()[0]
+        with pytest.raises(core.NotFound, match="VM secret9 not found"), transaction(conn):
+            record(conn, kinds.VM_START, row, MEMBER)
+        assert conn.execute("SELECT COUNT(*) FROM operations").fetchone()[0] == before
+
+
+def test_a_member_sees_no_other_users_name(member_api, member, world):
+    for op in member_api.get("/operations").get_json()["items"]:
+        assert op["requested_by"] == "another user"  # the system ("api") made mine7
+    assert member_api.get("/vms/mine7").get_json().get("created_by") in (None, "another user")
+    assert "another user" in page(member, "/vms/mine7")
+    images = member_api.get("/images").get_json()["items"]
+    assert [(image["vms"], image["uploaded_by"]) for image in images] == [(1, None)]
+
+
+def test_a_member_cancels_only_what_they_asked_for(member_api, app, world):
+    with app.app_context():
+        [create] = get_db().execute(
+            "SELECT id FROM operations WHERE target_name = 'mine7' AND kind = 'vm.create'"
+        ).fetchall()
+    refused = member_api.post(f"/operations/{create['id']}/cancel")
+    assert_problem(refused, 403, "members cannot cancel operations others asked for")
+    assert_problem(member_api.post("/vms/secret9/migrate", {}), 404)
+    assert_problem(member_api.post("/vms/mine7/migrate", {}), 403, "members cannot")
+    assert_problem(member_api.post(f"/operations/{world['beta_ops'][0]}/retry"), 404)

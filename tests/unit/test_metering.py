@@ -26,6 +26,7 @@ def test_replay_splits_at_month_ends_and_counts_running_and_existing_time():
             "web",
             "2026-01-31T22:00:00Z",
             project="lab",
+            project_id=3,
             vcpus=2,
             mem=2048,
             disk=10,
@@ -39,7 +40,7 @@ def test_replay_splits_at_month_ends_and_counts_running_and_existing_time():
         record("vm.start", "ghost", "2026-02-01T00:00:00Z"),  # created before records: skipped
     ]
     until = datetime(2026, 2, 1, 6, tzinfo=UTC)
-    assert metering.replay(records, until) == [
+    assert metering.replay(records, until, {3: "lab"}) == [
         {
             "month": "2026-01",
             "project": "lab",
@@ -80,6 +81,15 @@ def test_a_renamed_project_keeps_its_history():
     ]
     rows = metering.replay(records, datetime(2026, 3, 1, 1, tzinfo=UTC), {7: "new"})
     assert [row["project"] for row in rows] == ["new"]
+
+
+def test_a_removed_projects_hours_do_not_pass_to_a_new_project_of_its_name():
+    records = [
+        record("vm.create", "v", "2026-03-01T00:00:00Z", project="lab", project_id=7, disk=1)
+    ]
+    # lab (id 7) was removed; a new lab (id 9) has none of its hours
+    rows = metering.replay(records, datetime(2026, 3, 1, 1, tzinfo=UTC), {9: "lab"})
+    assert [row["project"] for row in rows] == ["lab (removed)"]
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def _stop(consumer):
 @pytest.mark.slow  # a real huey consumer whose every worker sleeps in a playbook
 def test_recovery_and_polling_go_on_while_every_worker_is_busy(busy_env, tmp_path):
     app, env = busy_env
-    with app.test_request_context():
+    with app.app_context():  # as the system
         hosts.add(
             {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h"}, "t", True
         )

@@ -52,7 +52,18 @@ def test_existing_vms_move_into_default_by_migration(tmp_path):
         "INSERT INTO users (username, password_hash, role, created_at)"
         " VALUES ('ann', 'x', 'operator', '2026-01-01T00:00:00Z')"
     )
+    # old's own start, an earlier VM old's create (same name, before old existed) and a
+    # removed VM's create: only the first becomes visible to default's members
+    for target, created in (("old", "2026-02-01"), ("old", "2025-12-01"), ("gone", "2026-02-01")):
+        conn.execute(
+            "INSERT INTO operations (kind, target_type, target_id, target_name, status,"
+            " created_at) VALUES ('vm.start', 'vm', ?, ?, 'succeeded', ?)",
+            (target, target, created + "T00:00:00Z"),
+        )
     assert migrate(conn) == len(MIGRATIONS)
+    projects_of_ops = conn.execute("SELECT project_id FROM operations ORDER BY id").fetchall()
+    default_id = conn.execute("SELECT id FROM projects WHERE name = 'default'").fetchone()[0]
+    assert [row[0] for row in projects_of_ops] == [default_id, None, None]
     row = conn.execute(
         "SELECT p.name, v.disk FROM vms v JOIN projects p ON p.id = v.project_id"
     ).fetchone()

@@ -32,7 +32,7 @@ def stop_consumer(consumer):
 
 def test_enqueued_operations_run_once_each(queued_app):
     app, env = queued_app
-    with app.test_request_context():
+    with app.app_context():  # as the system
         hosts.add(
             {"address": "127.0.0.1", "user": "root", "prepare": False, "name": "h"}, "t", wait=True
         )

@@ -65,7 +65,7 @@ def _redis(app):
 
 def _add_host(app, address="127.0.0.1", name="h"):
     """A ready host on libvirt's test driver, added in this process."""
-    with app.test_request_context():
+    with app.app_context():  # as the system
         hosts.add({"address": address, "user": "root", "prepare": False, "name": name}, "t", True)
 
 
@@ -95,7 +95,7 @@ def test_two_consumers_claim_each_operation_once(queued_app):
     _add_host(app)
     consumers = [Consumer(env, workers=2) for _ in range(2)]
     try:
-        with app.test_request_context():
+        with app.app_context():  # as the system
             ids = [
                 vms.add({"id": f"r{n}", "image": "base.raw", "mem": 16}, "t", wait=False)
                 for n in range(16)
@@ -176,7 +176,7 @@ def test_a_consumer_killed_mid_operation_is_recovered_by_the_others_monitor(queu
     sleepy = Consumer(env, workers=1, entry="tests.fixtures.sleepy_worker.huey")
     monitor = None
     try:
-        with app.test_request_context():
+        with app.app_context():  # as the system
             op_id = hosts.add(
                 {"address": "127.0.0.9", "user": "nube", "password": "pw"}, "t", False
             )

@@ -70,9 +70,10 @@ def show(name):
             flash(f"Project {new_name} saved.", "success")
             return redirect(url_for("projects.show", name=new_name))
     members = MemberForm()
-    members.user.choices = [
-        u.username for u in users_service.all_users() if u.username not in project["members"]
-    ]
+    if _is_admin():  # only admins add members, and only they see every account
+        members.user.choices = [
+            u.username for u in users_service.all_users() if u.username not in project["members"]
+        ]
     return render_template(
         "projects/show.html",
         project=project,

@@ -169,7 +169,7 @@ def guest_json(vm_id):
     except NotFound:
         raise
     except NubeError as error:
-        return jsonify(guest=None, error=str(error))
+        return jsonify(guest=None, error=vms.said_to_viewer(error))
 
 
 def _act(vm_id, action, message):
