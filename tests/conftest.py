@@ -184,6 +184,13 @@ def login(client, username, password, next_=None):
     )
 
 
+def row(app, sql, *params):
+    """One row of a query, as a dict."""
+    with app.app_context():
+        found = get_db().execute(sql, params).fetchone()
+        return dict(found) if found else None
+
+
 @pytest.fixture
 def admin_client(app):
     """A client logged in as an admin."""

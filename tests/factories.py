@@ -30,6 +30,12 @@ def gen_host(app, **fields):
         return core.addHost({**HOST_DEFAULTS, **fields})
 
 
+def gen_prepared_host(app, **fields):
+    """A ready host on the test driver, prepared through the recording provisioner with its
+    sudo password stored: the host dict core.addHost returns."""
+    return gen_host(app, **{"password": "sudo-pw", "prepare": True, **fields})
+
+
 def gen_image(app, name="base.raw", **options):
     """A small base image made with qemu-img in the repository; returns its name."""
     make_image(app.extensions["nube"].storage.images_dir / name, **options)

@@ -9,6 +9,7 @@ import pytest
 from app import core
 from app.db import get_db
 from app.repositories import vms as vms_repo
+from tests.conftest import row
 from tests.factories import gen_image
 
 
@@ -325,3 +326,36 @@ def test_add_host_failing_after_preparation_undoes_it(ctx, provisioner, monkeypa
         core.addHost({"address": "127.0.0.1", "user": "nube", "password": "pw"})
     assert [run.playbook for run in provisioner.runs] == ["host_add.yaml", "host_remove.yaml"]
     assert core.listHosts() == []
+
+
+def test_a_failed_create_never_removes_a_domain_it_did_not_make(app, host, image):
+    hypervisor = app.extensions["nube"].hypervisor
+    with app.app_context():
+        host_row = dict(get_db().execute("SELECT * FROM hosts").fetchone())
+        hypervisor.define(
+            host_row,
+            "<domain type='test'><name>foreign</name>"
+            "<memory>65536</memory><os><type>hvm</type></os></domain>",
+        )
+        with pytest.raises(core.OperationFailed, match="already has a domain named foreign"):
+            core.addVm({"id": "foreign", "image": image, "mem": 64})
+        assert hypervisor.domain_state(host_row, "foreign") == "stopped"  # still there
+        assert core.listVms() == []
+        hypervisor.undefine(host_row, "foreign")
+
+
+def test_destroy_releases_a_host_whose_removal_crashed(app, host, image, monkeypatch):
+    provisioner = app.extensions["nube"].provisioner
+
+    def broken(address):
+        raise OSError("known_hosts is read-only")
+
+    monkeypatch.setattr(provisioner, "forget_host_key", broken)
+    with app.app_context():
+        core.addVm({"id": "d1", "image": image, "mem": 64})
+        with pytest.raises(core.OperationFailed, match="could not be removed"):
+            core.destroy()
+        [kept] = core.listHosts()
+        assert kept["state"] == "error"
+    assert row(app, "SELECT COUNT(*) AS n FROM hosts WHERE task IS NOT NULL")["n"] == 0
+    assert row(app, "SELECT COUNT(*) AS n FROM vms WHERE task IS NOT NULL")["n"] == 0

@@ -12,11 +12,7 @@ from app.db import get_db
 from app.ops.runner import execute
 from app.repositories import hosts as hosts_repo
 from tests.factories import gen_host
-
-
-def _host(app, **fields):
-    """A prepared host on the test driver, with its sudo password stored."""
-    return gen_host(app, **{"password": "sudo-pw", "prepare": True, **fields})
+from tests.factories import gen_prepared_host as _host
 
 
 def _sql(app, statement, params=()):

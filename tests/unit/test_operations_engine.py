@@ -1,5 +1,6 @@
 """The operations engine: one task per target, cancel, crash recovery, real ansible-runner."""
 
+import logging
 import os
 import secrets
 import signal
@@ -16,8 +17,14 @@ import pytest
 from app import core
 from app.adapters.ansible import AnsibleProvisioner, count_tasks
 from app.db import connect, get_db
+from app.errors import OperationCanceled
+from app.ops.context import OperationContext
+from app.ops.kinds import KINDS
+from app.ops.queue import queue_of
 from app.ops.recovery import recover
-from app.services import operations
+from app.repositories import operations as ops_repo
+from app.services import operations, vms
+from tests.conftest import row
 from tests.fixtures.provisioners import BlockingProvisioner
 from tests.wait import join_all, wait_for
 
@@ -254,3 +261,89 @@ def test_a_refused_password_is_named_as_such_not_as_unreachable(kind, message, e
     )
     failed = SimpleNamespace(status="failed", rc=4)
     assert _failure_message("host_add.yaml", failed, events).startswith(expected)
+
+
+def test_recovery_leaves_a_worker_that_beat_again(app):
+    with app.app_context():
+        conn = get_db()
+        op_id = ops_repo.insert(
+            conn,
+            kind="vm.start",
+            target_type="vm",
+            target_id="x",
+            target_name="x",
+            requested_by="t",
+            input_data={},
+        )
+        ops_repo.claim(conn, op_id, "elsewhere:1")
+        seen = ops_repo.get(conn, op_id)["heartbeat"]
+        ops_repo.beat(conn, op_id)  # the worker was only slow
+        assert not ops_repo.interrupt(conn, op_id, seen, "gone")
+        assert ops_repo.get(conn, op_id)["status"] == "running"
+
+
+def test_other_threads_logging_stays_out_of_an_operations_log(app, host, image, monkeypatch):
+    hypervisor = app.extensions["nube"].hypervisor
+    real_start = hypervisor.start
+
+    def start_while_another_thread_logs(host_row, name):
+        other = threading.Thread(
+            target=logging.getLogger("app.elsewhere").warning, args=("a line from another thread",)
+        )
+        other.start()
+        other.join(10)
+        logging.getLogger("app.vm").warning("a line from the operation's own thread")
+        return real_start(host_row, name)
+
+    monkeypatch.setattr(hypervisor, "start", start_while_another_thread_logs)
+    with app.app_context():
+        core.addVm({"id": "l1", "image": image, "mem": 64})
+        core.startVm("l1")
+        messages = [
+            r[0]
+            for r in get_db().execute(
+                "SELECT message FROM operation_log l JOIN operations o ON o.id = l.operation_id"
+                " WHERE o.kind = 'vm.start'"
+            )
+        ]
+    assert "a line from the operation's own thread" in messages
+    assert "a line from another thread" not in messages
+
+
+def test_a_queue_that_is_down_fails_the_operation_and_frees_the_vm(app, host, image, monkeypatch):
+    def queue_down(op_id):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(queue_of(app), "enqueue", queue_down)
+    with (
+        app.app_context(),  # as the system: no request, no viewer to refuse
+        pytest.raises(core.OperationFailed, match="could not be queued"),
+    ):
+        vms.add({"id": "q1", "image": image, "mem": 64}, "admin", wait=False)
+    op = row(app, "SELECT status, error FROM operations WHERE kind = 'vm.create'")
+    assert op["status"] == "failed" and "redis is down" in op["error"]
+    with app.app_context():
+        assert core.listVms() == []  # the reserved row is gone again
+
+
+def test_a_worker_whose_operation_was_interrupted_elsewhere_stops(app, host):
+    """Fencing: another controller's recovery interrupted the row; the next beat says so and
+    the worker stops at its next check, leaving the undo to the controller that interrupted."""
+    with app.app_context():
+        conn = get_db()
+        op_id = ops_repo.insert(
+            conn, kind="host.add", target_type="host", target_id="1", target_name="h1",
+            requested_by="t", input_data={},
+        )  # fmt: skip
+        assert ops_repo.claim(conn, op_id, "elsewhere:1")
+        assert ops_repo.beat(conn, op_id)
+        row = ops_repo.get(conn, op_id)
+        assert ops_repo.interrupt(conn, op_id, row["heartbeat"], "judged stale")
+        assert not ops_repo.beat(conn, op_id)
+        ctx = OperationContext(app, conn, row, KINDS["host.add"].time_limit)
+        ctx.fenced = threading.Event()
+        ctx.check()  # not fenced yet
+        ctx.fenced.set()
+        assert ctx.should_stop()
+        with pytest.raises(OperationCanceled, match="another controller's recovery"):
+            ctx.check()

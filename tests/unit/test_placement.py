@@ -2,8 +2,12 @@
 
 import pytest
 
+from app import core
+from app.db import get_db
 from app.errors import InvalidInput, NotFound
 from app.placement import choose_host
+from app.repositories import hosts as hosts_repo
+from tests.factories import gen_prepared_host as _host
 
 
 def host(id, name=None, *, state="ready", mem=4096, alloc=0, vms=0):
@@ -146,3 +150,18 @@ def test_vcpus_are_limited_by_the_cpu_overcommit():
     assert choose_host([small], 512, vcpus=64)["id"] == 1  # no limit without an overcommit
     with pytest.raises(InvalidInput, match="vCPU overcommit must be above 0"):
         choose_host([roomy], 512, cpu_overcommit=0)
+
+
+# Issue 9, finding 7: the placement race with a queued host change.
+
+
+def test_a_host_whose_change_is_queued_receives_no_vm(app, image):
+    host = _host(app)
+    with app.app_context():
+        conn = get_db()
+        assert hosts_repo.claim_task(conn, host["id"], "preparing", 99)
+        with pytest.raises(InvalidInput, match="host is preparing"):
+            core.addVm({"id": "vm1", "image": image, "mem": 64})
+        assert core.listVms() == []
+        hosts_repo.clear_task(conn, host["id"], 99)
+        assert core.addVm({"id": "vm1", "image": image, "mem": 64})["host"] == host["id"]

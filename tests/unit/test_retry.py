@@ -5,7 +5,7 @@ import pytest
 from app import core
 from app.db import get_db
 from app.services import retry
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, row
 
 
 def newest_operation(app, kind):
@@ -102,3 +102,25 @@ def test_nothing_to_retry_on_a_success(app, host, admin_client):
     admin_client.post(f"/operations/{done['id']}/retry", data={"csrf_token": token})
     page = admin_client.get(f"/operations/{done['id']}").get_data(as_text=True)
     assert "cannot be retried" in page
+
+
+def test_retry_a_failed_stop(app, host, image, admin_client, monkeypatch):
+    hypervisor = app.extensions["nube"].hypervisor
+    with app.app_context():
+        core.addVm({"id": "s1", "image": image, "mem": 64})
+        core.startVm("s1")
+        real = hypervisor.force_off
+        monkeypatch.setattr(
+            hypervisor,
+            "force_off",
+            lambda h, n: (_ for _ in ()).throw(core.HostUnreachable("no answer")),
+        )
+        with pytest.raises(core.OperationFailed):
+            core.stopVm("s1", force=True)
+        monkeypatch.setattr(hypervisor, "force_off", real)
+    failed = row(app, "SELECT id FROM operations WHERE kind = 'vm.stop' ORDER BY id DESC")["id"]
+    token = csrf_token(admin_client, f"/operations/{failed}")
+    response = admin_client.post(f"/operations/{failed}/retry", data={"csrf_token": token})
+    assert response.status_code == 302
+    with app.app_context():
+        assert core.listVms()[0]["state"] == "stopped"

@@ -14,6 +14,7 @@ from app.extensions import adapters
 from app.repositories import hosts as hosts_repo
 from app.repositories import vms as vms_repo
 from app.services import migrate_work, monitor, operations, retry
+from app.services.monitor import HostReading
 from app.states import vm_state
 from tests.factories import gen_host, gen_vm
 
@@ -129,3 +130,15 @@ def test_a_move_records_a_paused_domain_on_its_new_host_running(ctx, paused, hos
     dst = dict(hosts_repo.get(get_db(), host["id"]))
     migrate_work._record_move(work, dict(vms_repo.get(get_db(), paused)), dst)
     assert state_of(paused) == "running" and logged == ["vm1 is on h1 now (paused)"]
+
+
+def test_monitor_keeps_a_state_recorded_after_its_reading_began(app, host, image):
+    with app.app_context():
+        core.addVm({"id": "m1", "image": image, "mem": 64})
+        core.startVm("m1")  # recorded now, after the stale reading below began
+        conn = get_db()
+        host_row = dict(conn.execute("SELECT * FROM hosts").fetchone())
+        vm_rows = conn.execute("SELECT id, task, last_seen FROM vms").fetchall()
+        monitor._apply_domains(conn, host_row["id"], vm_rows, {}, "2000-01-01T00:00:00Z")
+        assert core.listVms()[0]["state"] == "running"
+        assert HostReading(host_row).started == ""

@@ -5,11 +5,15 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+from app import core
 from app.adapters.storage import Storage, check_image_name, check_vm_id
 from app.errors import InvalidInput, NotFound, OperationFailed
+from tests.factories import gen_prepared_host as _host
+from tests.factories import make_image
 
 MiB = 1 << 20
 BAD_NAMES = ["../x", "/etc/passwd", "a/b", "a\x00b", "a b", ".hidden", "..", "", "ok\n", None, 3]
@@ -302,3 +306,92 @@ def test_broken_qemu_img_is_an_operation_failure_not_a_bad_image(store, base):
     with pytest.raises(OperationFailed, match="cannot run"):
         broken.create_disk("web1", base)
     assert os.listdir(store.vms_dir) == []
+
+
+# Issue 9, finding 3: base images are checked at use.
+
+
+@pytest.mark.parametrize("disk_mode", ["overlay", "copy"])
+def test_an_image_with_a_backing_file_never_backs_a_vm(app, tmp_path, disk_mode):
+    storage = app.extensions["nube"].storage
+    storage.disk_mode = disk_mode
+    secret = make_image(tmp_path / "controller-secret.raw", size="1M")
+    evil = storage.images_dir / "evil.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(secret), str(evil)],
+        check=True,
+    )
+    _host(app)
+    with app.app_context(), pytest.raises(InvalidInput, match="backing file"):
+        core.addVm({"id": "vm1", "image": "evil.qcow2", "mem": 64})
+    with app.app_context():
+        assert core.listVms() == []
+    assert list(storage.vms_dir.iterdir()) == []
+
+
+def test_an_image_swapped_after_placement_is_caught_by_the_worker(app, tmp_path, image):
+    """The worker reads the image afresh: a file replaced after the request was checked."""
+    storage = app.extensions["nube"].storage
+    storage.image_info(image)  # cached as a good raw image
+    secret = make_image(tmp_path / "secret.raw", size="1M")
+    path = storage.images_dir / image
+    stat = path.stat()
+    path.unlink()
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(secret), str(path)],
+        check=True,
+    )
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with pytest.raises(InvalidInput, match="backing file"):
+        storage.create_disk("vm1", image)
+    assert list(storage.vms_dir.iterdir()) == []
+
+
+# Found by the second review.
+
+
+def test_a_temp_disk_swapped_for_a_symlink_changes_no_controller_file(app, image, tmp_path):
+    """A host that swaps the disk in the making for a symlink gets no chmod or chown through it
+    (the disk is made in the controller's own staging folder, set through O_NOFOLLOW)."""
+    storage = app.extensions["nube"].storage
+    victim = tmp_path / "shadow"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    real_run = storage.qemu_img.run
+
+    def run_then_swap(args, log=None):
+        out = real_run(args, log)
+        if args[0] not in ("create", "convert"):
+            return out
+        made = Path(args[-1])
+        assert made.parent.name == ".staging" and made.parent.parent == storage.root
+        made.unlink()
+        made.symlink_to(victim)
+        return out
+
+    storage.qemu_img.run = run_then_swap
+    with pytest.raises(OSError):
+        storage.create_disk("vm1", image)
+    assert victim.stat().st_mode & 0o777 == 0o600
+    assert list(storage.vms_dir.iterdir()) == []
+
+
+# Issue 9, finding 6: upload and disk temp files never stay.
+
+
+def test_an_old_leftover_is_swept(app):
+    storage = app.extensions["nube"].storage
+    old = storage.images_dir / ".upload-0123456789abcdef.part"
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 3 * 86400,) * 2)
+    fresh = storage.images_dir / ".upload-fedcba9876543210.part"
+    fresh.write_bytes(b"x")
+    storage._staging()
+    disk = storage.root / ".staging" / "vm1.0123abcd.part"
+    disk.write_bytes(b"x")
+    os.utime(disk, (time.time() - 3 * 86400,) * 2)
+    assert sorted(storage.sweep_partials()) == [
+        ".upload-0123456789abcdef.part",
+        "vm1.0123abcd.part",
+    ]
+    assert fresh.exists() and not old.exists() and not disk.exists()

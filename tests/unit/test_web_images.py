@@ -276,3 +276,66 @@ def test_upload_takes_a_bootable_raw_and_a_qcow2_named_img(app, admin_client, tm
     upload(admin_client, qcow2_bytes(tmp_path), "cloud.img")
     assert flashed(admin_client, "Image cloud.img uploaded (qcow2).", "success")
     assert files_in(images_dir(app)) == ["cloud.img", "disk.raw"]
+
+
+# Issue 9, finding 6: upload temp files never stay.
+
+
+def _leftovers(app):
+    return [p.name for p in app.extensions["nube"].storage.images_dir.iterdir()]
+
+
+def test_several_parts_under_one_field_leave_nothing(app, admin_client):
+    token = csrf_token(admin_client, "/images/")
+    admin_client.post(
+        "/images/upload",
+        content_type="multipart/form-data",
+        data={
+            "csrf_token": token,
+            "name": "x.raw",
+            "file": [(io.BytesIO(b"a" * 4096), "a.raw"), (io.BytesIO(b"b" * 4096), "b.raw")],
+        },
+    )
+    assert [n for n in _leftovers(app) if n.startswith(".")] == []
+
+
+def test_a_body_cut_short_leaves_nothing(app, admin_client):
+    token = csrf_token(admin_client, "/images/")
+    boundary = "nubeboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n{token}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.raw"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    body = head + b"z" * 200_000  # the client stops sending here
+    response = admin_client.post(
+        "/images/upload",
+        input_stream=io.BytesIO(body),
+        content_type=f"multipart/form-data; boundary={boundary}",
+        content_length=len(body) + 1_000_000,
+    )
+    assert response.status_code in (400, 413)
+    assert [n for n in _leftovers(app) if n.startswith(".")] == []
+
+
+def test_anonymous_uploads_never_reach_the_repository(app, monkeypatch):
+    images = app.extensions["nube"].storage.images_dir
+
+    def not_for_anonymous():
+        raise AssertionError("an anonymous request streamed into the repository")
+
+    monkeypatch.setattr(app.extensions["nube"].storage, "upload_target", not_for_anonymous)
+    client = app.test_client()
+    response = client.post(
+        "/login",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b"x" * 4096), "big.qcow2")},
+    )
+    assert response.status_code in (400, 413)
+    assert list(images.iterdir()) == []
+    big = client.post(
+        "/hosts/new",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(b"x" * (2 * 1024 * 1024)), "big.qcow2")},
+    )
+    assert big.status_code == 413  # only the upload form takes a large body
