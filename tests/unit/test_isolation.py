@@ -240,9 +240,11 @@ def test_a_member_reads_their_operations_without_host_addresses_or_paths(
 ):
     repository = str(app.config["REPOSITORY"])
     with app.app_context():
-        [create] = get_db().execute(
-            "SELECT id FROM operations WHERE target_name = 'mine7' AND kind = 'vm.create'"
-        ).fetchall()
+        [create] = (
+            get_db()
+            .execute("SELECT id FROM operations WHERE target_name = 'mine7' AND kind = 'vm.create'")
+            .fetchall()
+        )
     op_id = create["id"]
     operator_view = admin_client.get(f"/operations/{op_id}/log.json").get_data(as_text=True)
     assert "127.0.0.1" in operator_view and repository in operator_view  # written for operators
@@ -288,9 +290,11 @@ def test_retrying_a_failed_creation_keeps_its_project(app, world, monkeypatch):
     with app.app_context():
         with pytest.raises(core.OperationFailed):
             core.addVm({"id": "again", "image": "base.raw", "mem": 64, "project": "beta"})
-        [failed] = get_db().execute(
-            "SELECT id FROM operations WHERE target_name = 'again' AND kind = 'vm.create'"
-        ).fetchall()
+        [failed] = (
+            get_db()
+            .execute("SELECT id FROM operations WHERE target_name = 'again' AND kind = 'vm.create'")
+            .fetchall()
+        )
         monkeypatch.setattr(hypervisor, "define", real_define)
         retry.retry(failed["id"], "admin")
         [vm] = [vm for vm in core.listVms() if vm["id"] == "again"]
@@ -320,9 +324,11 @@ def test_a_member_sees_no_other_users_name(member_api, member, world):
 
 def test_a_member_cancels_only_what_they_asked_for(member_api, app, world):
     with app.app_context():
-        [create] = get_db().execute(
-            "SELECT id FROM operations WHERE target_name = 'mine7' AND kind = 'vm.create'"
-        ).fetchall()
+        [create] = (
+            get_db()
+            .execute("SELECT id FROM operations WHERE target_name = 'mine7' AND kind = 'vm.create'")
+            .fetchall()
+        )
     refused = member_api.post(f"/operations/{create['id']}/cancel")
     assert_problem(refused, 403, "members cannot cancel operations others asked for")
     assert_problem(member_api.post("/vms/secret9/migrate", {}), 404)
