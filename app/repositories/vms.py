@@ -100,9 +100,12 @@ def using_image(conn, image):
     return [r[0] for r in conn.execute("SELECT id FROM vms WHERE image = ? ORDER BY id", (image,))]
 
 
-def image_usage(conn):
-    """{image: number of VMs using it}."""
-    return dict(conn.execute("SELECT image, COUNT(*) FROM vms GROUP BY image").fetchall())
+def image_usage(conn, project_ids=None):
+    """{image: number of VMs using it} (VMs of these projects, when given)."""
+    scope, params = in_projects("project_id", project_ids)
+    where = f" WHERE {scope}" if scope else ""
+    sql = f"SELECT image, COUNT(*) FROM vms{where} GROUP BY image"
+    return dict(conn.execute(sql, params).fetchall())
 
 
 def insert(

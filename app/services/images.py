@@ -24,10 +24,11 @@ RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an 
 
 
 def search():
-    """Every image file in the repository, with its record and how many VMs use it."""
+    """Every image file in the repository, with its record and how many VMs the viewer sees
+    use it."""
     conn = db()
     records = images_repo.all_records(conn)
-    usage = vms_repo.image_usage(conn)
+    usage = vms_repo.image_usage(conn, access.visible_projects())
     result = []
     for info in adapters().storage.list_images():
         record = records.get(info.name)

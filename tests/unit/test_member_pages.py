@@ -1,10 +1,12 @@
 """A member's pages: a project's page opens for its members and for operators (it listed the
 users, which only admins may, so it answered 403); what a member sees leaves out, on the
 overview, every card about the hosts or the cluster's capacity (which they may not see, so
-they read as zero, with links to forbidden pages), and on the projects pages, memberships
-(they see no other user, so would read as none)."""
+they read as zero, with links to forbidden pages), on the projects pages, memberships
+(they see no other user, so would read as none), and on the images page, the forms that
+manage images (refused to them) and the VMs of other projects in its counts."""
 
 from app import core
+from tests.api_client import Api, make_token
 from tests.conftest import login
 from tests.factories import gen_user, gen_vm
 
@@ -54,3 +56,19 @@ def test_an_operator_opens_a_projects_page(app, operator_client):
         core.addProject({"name": "lab"})
     page = operator_client.get("/projects/lab")
     assert page.status_code == 200 and 'id="member-form"' not in page.get_data(as_text=True)
+
+
+def test_a_member_sees_images_counting_their_vms_only_and_no_managing_forms(
+    app, admin_client, host, image
+):
+    member = _member_of_lab(app)
+    gen_vm(app, image, "v1", project="lab")
+    gen_vm(app, image, "other")  # in default: not stu's
+    forms = ('id="upload-form"', 'id="build-form"', "/delete")
+    page = member.get("/images/").get_data(as_text=True)
+    assert f'image+%3D+%22{image}%22">1</a>' in page  # the link to those VMs: stu's one
+    assert [form for form in forms if form in page] == []
+    assert Api(app, make_token(app, "stu")).get(f"/images/{image}").get_json()["vms"] == 1
+    page = admin_client.get("/images/").get_data(as_text=True)
+    assert [form for form in forms if form not in page] == []
+    assert Api(app, make_token(app, "admin")).get(f"/images/{image}").get_json()["vms"] == 2
