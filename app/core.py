@@ -6,6 +6,7 @@ Every call that touches a host runs its operation in this process and waits; a f
 `OperationFailed` carrying the operation's log.
 """
 
+import contextlib
 import functools
 import json
 import os
@@ -16,7 +17,7 @@ from flask import current_app, has_app_context
 from .db import close_db, drop_database, ensure_schema
 from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
 from .numbers import is_digits
-from .services import boot_log, controller, hosts, images, operations, projects, vms
+from .services import access, boot_log, controller, hosts, images, operations, projects, vms
 
 __all__ = [
     "Busy",
@@ -46,6 +47,7 @@ __all__ = [
     "removeProject",
     "addMember",
     "removeMember",
+    "acting_as",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")
@@ -78,18 +80,34 @@ def _in_app(function):
     return wrapper
 
 
+def _actor():
+    """Who the operations and the audit log name: the user acted as, else NUBE_ACTOR."""
+    return access.current().name or ACTOR
+
+
+@contextlib.contextmanager
+def acting_as(username):
+    """Make the calls inside act as a user, who sees only what that user may (a member: their
+    projects'; another project's VM is not found) and is named on operations and in the audit
+    log. Without it the API runs as the system, which sees everything."""
+    with contextlib.ExitStack() as stack:
+        if not has_app_context():
+            stack.enter_context(_default_app().app_context())
+        yield stack.enter_context(access.acting_as(username))
+
+
 @_in_app
 def init():
     """Initialise the controller: database, repository folders, iaas_init.yaml."""
     ensure_schema(current_app.config["DATABASE"])
-    controller.init(ACTOR, wait=True)
+    controller.init(_actor(), wait=True)
 
 
 @_in_app
 def destroy(purge=False):
     """Remove every VM and host, then run iaas_destroy.yaml; purge also drops images and the DB."""
 
-    controller.destroy(ACTOR, wait=True, purge=purge)
+    controller.destroy(_actor(), wait=True, purge=purge)
     if purge:
         close_db()
         drop_database(current_app.config["DATABASE"])
@@ -99,7 +117,7 @@ def destroy(purge=False):
 def addHost(host):
     """Register (and by default prepare) a host; returns it as listHosts shows it."""
 
-    op_id = hosts.add(host, ACTOR, wait=True)
+    op_id = hosts.add(host, _actor(), wait=True)
     return _host_of_operation(op_id)
 
 
@@ -121,7 +139,7 @@ def removeHost(hostId, drain=False):
     """Remove a host: its VMs forced off and removed (or, with drain=True, moved to other
     hosts first; a VM that cannot move stops the removal), host_remove.yaml, then the record."""
 
-    hosts.remove(_host_ref(hostId), ACTOR, wait=True, drain=drain)
+    hosts.remove(_host_ref(hostId), _actor(), wait=True, drain=drain)
 
 
 @_in_app
@@ -129,7 +147,7 @@ def updateHost(hostId, data):
     """Change a host's fields; returns the host."""
 
     ref = _host_ref(hostId)
-    hosts.update(ref, data, ACTOR, wait=True)
+    hosts.update(ref, data, _actor(), wait=True)
     return hosts.public(hosts.get(ref))
 
 
@@ -148,7 +166,7 @@ def addVm(vm):
     vm may carry hostname, ssh_keys and user_data for its first boot, and project (default:
     the project default), whose quotas it must fit. Returns it."""
 
-    vms.add(vm, ACTOR, wait=True)
+    vms.add(vm, _actor(), wait=True)
     return vms.public(vms.get(vm["id"]))
 
 
@@ -156,7 +174,7 @@ def addVm(vm):
 def startVm(vmId):
     """Start a VM."""
 
-    vms.start(vmId, ACTOR, wait=True)
+    vms.start(vmId, _actor(), wait=True)
 
 
 @_in_app
@@ -164,14 +182,14 @@ def stopVm(vmId, force=False):
     """Stop a VM: shut down through its guest agent (or ACPI without one), forced off after
     STOP_TIMEOUT (or at once with force=True)."""
 
-    vms.stop(vmId, ACTOR, wait=True, force=force)
+    vms.stop(vmId, _actor(), wait=True, force=force)
 
 
 @_in_app
 def removeVm(vmId):
     """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted."""
 
-    vms.remove(vmId, ACTOR, wait=True)
+    vms.remove(vmId, _actor(), wait=True)
 
 
 @_in_app
@@ -186,7 +204,7 @@ def buildImage(data):
     """Build a Debian guest image into images/<name>.qcow2 (keys name, release="bookworm",
     size="4G"); returns the image: name, format, virtual_size, actual_size."""
 
-    op_id = images.build(data, ACTOR, wait=True)
+    op_id = images.build(data, _actor(), wait=True)
     return images.info(operations.get(op_id)["target_id"])
 
 
@@ -202,7 +220,7 @@ def migrateVm(vmId, hostId=None):
     """Move a VM to another host (live when it runs; its disk stays in the shared repository):
     to hostId, or where placement puts it. Returns the VM on its new host."""
 
-    vms.migrate(vmId, hostId, ACTOR, wait=True)
+    vms.migrate(vmId, hostId, _actor(), wait=True)
     return vms.public(vms.get(vmId))
 
 
@@ -211,7 +229,7 @@ def drainHost(hostId):
     """Put a host in maintenance and move its VMs to other hosts (running ones live).
     Returns {"moved": [ids], "stayed": [{"id", "reason"}]}."""
 
-    op_id = hosts.drain(_host_ref(hostId), ACTOR, wait=True)
+    op_id = hosts.drain(_host_ref(hostId), _actor(), wait=True)
     return json.loads(operations.get(op_id)["result"] or "{}")
 
 
@@ -220,7 +238,7 @@ def addProject(project):
     """Create a project: {"name", "description"?, "quota"?: {"vms", "vcpus", "mem" (MiB),
     "disk" (GiB)}} (a missing or None limit: none). Returns the project."""
 
-    return projects.get(projects.add(project, ACTOR))
+    return projects.get(projects.add(project, _actor()))
 
 
 @_in_app
@@ -235,25 +253,25 @@ def updateProject(name, changes):
     """Rename a project, or change its description or quotas (only the keys given; a quota
     below usage refuses growth and removes nothing). Returns the project."""
 
-    return projects.get(projects.update(name, changes, ACTOR))
+    return projects.get(projects.update(name, changes, _actor()))
 
 
 @_in_app
 def removeProject(name):
     """Remove a project that has no resources left."""
 
-    projects.remove(name, ACTOR)
+    projects.remove(name, _actor())
 
 
 @_in_app
 def addMember(project, user):
     """Make a user a member of a project."""
 
-    projects.add_member(project, user, ACTOR)
+    projects.add_member(project, user, _actor())
 
 
 @_in_app
 def removeMember(project, user):
     """End a user's membership of a project."""
 
-    projects.remove_member(project, user, ACTOR)
+    projects.remove_member(project, user, _actor())

@@ -14,7 +14,7 @@ from ..errors import NubeError, OperationCanceled
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
-from ..services import shared_keys
+from ..services import access, shared_keys
 from . import kinds
 from .context import LogHandler, OperationContext
 
@@ -76,7 +76,8 @@ def execute(op_id, app=None):
     try:
         if not ops_repo.claim(conn, op_id, worker_name()):
             return ops_repo.get(conn, op_id)  # already taken, finished or canceled: run once
-        with app.app_context():
+        # the work runs as the system: the requester's rights were checked when it was asked for
+        with app.app_context(), access.as_system():
             shared_keys.sync_known_hosts(app, conn)  # host keys another controller recorded
             return _run_claimed(app, conn, ops_repo.get(conn, op_id))
     finally:

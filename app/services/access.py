@@ -9,17 +9,20 @@ anything or the audit log. A resource of a project one cannot see is "not found"
 "forbidden"; what a role may not do at all is forbidden, with the reason.
 
 Inside a request the viewer is the logged-in user (session or API token); outside one (the
-Python API, the CLI, the workers) it is the system, which sees everything. A request with no
-user, or one whose account is gone, sees nothing.
+Python API, the CLI, the workers) it is the system, which sees everything, unless the caller
+acts as a user (core.acting_as). A request with no user, or one whose account is gone, sees
+nothing.
 """
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from flask import g, has_request_context
 from flask_login import current_user
 
 from .. import states
-from ..errors import Forbidden
+from ..errors import Forbidden, NotFound
 from ..repositories import projects as projects_repo
 from ..repositories import users as users_repo
 from .common import db
@@ -69,6 +72,8 @@ class Viewer:
 
 SYSTEM = Viewer(None, "system", None)
 NOBODY = Viewer(None, "nobody", ())
+# The user the Python API acts as in this thread or task (None: the request's user or the system).
+_acting = ContextVar("nube_acting_viewer", default=None)
 
 
 def of_user(conn, user):
@@ -82,7 +87,10 @@ def of_user(conn, user):
 
 
 def current():
-    """The viewer of this request (once per request), or the system outside requests."""
+    """The viewer the caller acts as, else this request's (read once per request), else the
+    system outside requests."""
+    if (acting := _acting.get()) is not None:
+        return acting
     if not has_request_context():
         return SYSTEM
     viewer = g.get("nube_viewer")
@@ -107,3 +115,27 @@ def require(permission, viewer=None):
 def visible_projects(viewer=None):
     """The project ids a viewer sees, for a repository's restriction (None: all)."""
     return (viewer or current()).project_ids
+
+
+@contextmanager
+def acting_as(username):
+    """Inside: every service sees and may do what this user may (not found: NotFound)."""
+    conn = db()
+    user = users_repo.by_username(conn, username) if isinstance(username, str) else None
+    if user is None:
+        raise NotFound(f"user {username} not found")
+    token = _acting.set(of_user(conn, user))
+    try:
+        yield _acting.get()
+    finally:
+        _acting.reset(token)
+
+
+@contextmanager
+def as_system():
+    """Inside: the system's view (an operation's work, whoever asked for it)."""
+    token = _acting.set(SYSTEM)
+    try:
+        yield SYSTEM
+    finally:
+        _acting.reset(token)

@@ -21,8 +21,10 @@ BIN = Path(sys.executable).parent
 IMAGE = "base.qcow2"
 ADMIN = ("admin", "admin-cli-password")
 STEP_TIMEOUT = 900  # seconds: adding a host runs host_add.yaml for real
-# A token for the admin, through the tokens service in the controller's own settings.
+MEMBER = ("ana", "member-cli-password")
+# A user's token (argv[1]), through the tokens service in the controller's own settings.
 CREATE_TOKEN = """
+import sys
 from app import create_app
 from app.db import get_db
 from app.repositories import users as users_repo
@@ -30,7 +32,7 @@ from app.services import tokens, users
 
 app = create_app()
 with app.app_context():
-    user = users.get(users_repo.by_username(get_db(), "admin")["id"])
+    user = users.get(users_repo.by_username(get_db(), sys.argv[1])["id"])
     print(tokens.create(user, "integration", None, "test")[1])
 """
 REMOVE_HOSTS = "from app import core\nfor h in core.listHosts(): core.removeHost(h['id'])"
@@ -66,7 +68,11 @@ def controller(lab_hosts):
     flask = [str(BIN / "flask"), "--app", "wsgi"]
     run(env, *flask, "nube", "init")
     run(env, *flask, "user", "create", ADMIN[0], "--role", "admin", stdin=ADMIN[1] + "\n")
-    token = run(env, sys.executable, "-c", CREATE_TOKEN).strip().splitlines()[-1]
+    run(env, *flask, "user", "create", MEMBER[0], "--role", "member", stdin=MEMBER[1] + "\n")
+    token, member_token = (
+        run(env, sys.executable, "-c", CREATE_TOKEN, name).strip().splitlines()[-1]
+        for name in (ADMIN[0], MEMBER[0])
+    )
     image = make_image(top / "export" / "iaas" / "images" / IMAGE, size="64M", fmt="qcow2")
     image.chmod(0o644)
     logs = top / "logs"
@@ -74,7 +80,14 @@ def controller(lab_hosts):
     consumer = Consumer(env, workers=2, log=logs / "consumer.log")
     server = Server(env, workers=1, threads=4, log=open(logs / "gunicorn.log", "ab"))  # noqa: SIM115
     try:
-        yield {"url": server.url, "token": token, "env": env, "top": top, "hosts": lab_hosts}
+        yield {
+            "url": server.url,
+            "token": token,
+            "member_token": member_token,
+            "env": env,
+            "top": top,
+            "hosts": lab_hosts,
+        }
     finally:
         server.stop()
         consumer.stop()
@@ -86,9 +99,14 @@ def controller(lab_hosts):
 def nube(controller, tmp_path):
     """nube(*argv, stdin=None, code=0): the installed console script as a subprocess, with its
     own settings folder; checks the exit code and returns (stdout, stderr)."""
+    return client_as(controller, tmp_path / "xdg")
+
+
+def client_as(controller, settings):
+    """The console script with its settings under settings (one per user logged in)."""
     script = BIN / "nube"
     assert script.exists(), f"{script} is missing: `make venv` installs it (pip install -e .)"
-    env = {**controller["env"], "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    env = {**controller["env"], "XDG_CONFIG_HOME": str(settings)}
 
     def call(*argv, stdin=None, code=0):
         done = subprocess.run(
@@ -132,6 +150,8 @@ def test_a_host_and_a_vm_through_the_nube_client(controller, nube, tmp_path):
     running = json.loads(nube("vm", "list", "-q", "state = running", "-o", "json")[0])
     assert [(vm["id"], vm["host_name"]) for vm in running] == [("cli1", "lab1")]
 
+    member_sees_only_their_project(controller, nube, tmp_path)
+
     nube("vm", "stop", "cli1", "--wait")
     assert json.loads(nube("-o", "json", "vm", "show", "cli1")[0])["state"] == "stopped"
     nube("vm", "remove", "cli1", "--wait")
@@ -141,3 +161,32 @@ def test_a_host_and_a_vm_through_the_nube_client(controller, nube, tmp_path):
 
     nube("host", "remove", "lab1", "--wait")
     assert json.loads(nube("-o", "json", "host", "list")[0]) == []
+
+
+def member_sees_only_their_project(controller, nube, tmp_path):
+    """A member of lab (quota: 1 VM) through their own client: creates a VM on the real host,
+    is refused a second one with the quota named, and finds cli1 (project default) nowhere."""
+    nube("project", "create", "lab", "--vms", "1", "--description", "the member's")
+    nube("project", "add-member", "lab", MEMBER[0])
+    member = client_as(controller, tmp_path / "member-xdg")
+    out, _ = member("login", controller["url"], "--token-stdin",
+                    stdin=controller["member_token"] + "\n")  # fmt: skip
+    assert "as ana (member)" in out
+    out, _ = member("vm", "create", "mine1", "--image", IMAGE, "--mem", "64", "--wait")
+    assert "succeeded" in out
+    _, err = member("vm", "create", "mine2", "--image", IMAGE, "--mem", "64", code=6)
+    assert "quota is reached: VMs: 1 of 1 used" in err, err
+    listed = json.loads(member("-o", "json", "vm", "list")[0])
+    assert [(vm["id"], vm["project"]) for vm in listed] == [("mine1", "lab")]
+    assert json.loads(member("-o", "json", "vm", "list", "-q", "id = cli1")[0]) == []
+    for argv in (("vm", "show", "cli1"), ("vm", "stop", "cli1"), ("vm", "boot-log", "cli1")):
+        _, err = member(*argv, code=5)
+        assert "not found" in err
+    _, err = member("host", "list", code=4)
+    assert "members cannot see or manage hosts" in err
+    projects = json.loads(member("-o", "json", "project", "list")[0])
+    assert [p["name"] for p in projects] == ["lab"]
+    ops = json.loads(member("-o", "json", "op", "list")[0])
+    assert ops and {op["target_name"] for op in ops} == {"mine1"}
+    member("vm", "remove", "mine1", "--wait")
+    nube("project", "remove", "lab")
