@@ -101,10 +101,11 @@ def using_image(conn, image):
 
 
 def image_usage(conn, project_ids=None):
-    """{image: number of VMs using it} (of these projects' VMs, when given)."""
-    where, params = in_projects("project_id", project_ids)
-    sql = "SELECT image, COUNT(*) FROM vms" + (f" WHERE {where}" if where else "")
-    return dict(conn.execute(sql + " GROUP BY image", params).fetchall())
+    """{image: number of VMs using it} (VMs of these projects, when given)."""
+    scope, params = in_projects("project_id", project_ids)
+    where = f" WHERE {scope}" if scope else ""
+    sql = f"SELECT image, COUNT(*) FROM vms{where} GROUP BY image"
+    return dict(conn.execute(sql, params).fetchall())
 
 
 def insert(

@@ -32,6 +32,21 @@ def _latest_failed(conn, kind):
     return None
 
 
+def _totals(hosts, vm_counts):
+    """The cluster's totals over the hosts the viewer sees, and the VMs they count."""
+    mem = sum(h["mem"] or 0 for h in hosts)
+    mem_allocated = sum(h["mem_allocated"] or 0 for h in hosts)
+    return {
+        "hosts": len(hosts),
+        "vms": sum(vm_counts.values()),
+        "cpus": sum(h["cpus"] or 0 for h in hosts),
+        "vcpus_allocated": sum(h["vcpus_allocated"] or 0 for h in hosts),
+        "mem": mem,
+        "mem_allocated": mem_allocated,
+        "mem_percent": round(100 * mem_allocated / mem) if mem else 0,
+    }
+
+
 def summary(recent=10):
     """Everything the overview page shows, read from the database only."""
     conn = db()
@@ -41,17 +56,6 @@ def summary(recent=10):
     hosts = hosts_repo.search(conn) if cluster else []
     host_counts = hosts_repo.state_counts(conn) if cluster else {}
     vm_counts = vms_repo.state_counts(conn, viewer.project_ids)
-    mem = sum(h["mem"] or 0 for h in hosts)
-    mem_allocated = sum(h["mem_allocated"] or 0 for h in hosts)
-    totals = {
-        "hosts": len(hosts),
-        "vms": sum(vm_counts.values()),
-        "cpus": sum(h["cpus"] or 0 for h in hosts),
-        "vcpus_allocated": sum(h["vcpus_allocated"] or 0 for h in hosts),
-        "mem": mem,
-        "mem_allocated": mem_allocated,
-        "mem_percent": round(100 * mem_allocated / mem) if mem else 0,
-    }
     warnings = [op for kind in CONTROLLER_KINDS if cluster and (op := _latest_failed(conn, kind))]
     troubled = [
         {"id": h["id"], "name": h["name"], "state": h["state"], "error": h["error"]}
@@ -61,7 +65,7 @@ def summary(recent=10):
     return {
         "hosts_by_state": _by_state(host_counts, HOST_STATES),
         "vms_by_state": _by_state(vm_counts, VM_STATES),
-        "totals": totals,
+        "totals": _totals(hosts, vm_counts),
         "recent_operations": [
             shown.operation(r) for r in ops_repo.recent(conn, recent, viewer.project_ids)
         ],

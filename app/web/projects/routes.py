@@ -70,10 +70,7 @@ def show(name):
             flash(f"Project {new_name} saved.", "success")
             return redirect(url_for("projects.show", name=new_name))
     members = MemberForm()
-    if _is_admin():  # only admins add members, and only they see every account
-        members.user.choices = [
-            u.username for u in users_service.all_users() if u.username not in project["members"]
-        ]
+    members.user.choices = _others(project) if _is_admin() else []  # only admins list users
     return render_template(
         "projects/show.html",
         project=project,
@@ -135,6 +132,11 @@ def remove_member(name, user):
 def _is_admin():
     """Whether the logged-in user may change projects."""
     return current_user.is_admin
+
+
+def _others(project):
+    """The users who could join the project: everyone not yet a member."""
+    return [u.username for u in users_service.all_users() if u.username not in project["members"]]
 
 
 def _form_data(project):

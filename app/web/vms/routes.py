@@ -19,18 +19,6 @@ from ..helpers import Page, actor, flash_error, flash_operation
 from .forms import AUTOMATIC, ConfirmForm, MigrateForm, VmForm
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
-FORM_FIELDS = (
-    "id",
-    "project",
-    "image",
-    "mem",
-    "vcpus",
-    "host",
-    "start",
-    "hostname",
-    "ssh_keys",
-    "user_data",
-)
 
 
 def _mib(value):
@@ -65,12 +53,9 @@ def index():
     return render_template("vms/index.html", vms=rows, page=page, no_hosts=no_hosts)
 
 
-@bp.route("/new", methods=["GET", "POST"])
-def new():
-    """Create a VM on a host Nube picks, or on the one asked for."""
-    form = VmForm()
-    image_names, newest_image = images.choices()
-    host_rows = hosts.search() if can_place() else []  # a member lets placement choose
+def _fill_new_form(form, image_names, newest_image, host_rows):
+    """The create form's choices: images (the newest first chosen), hosts (automatic first),
+    the viewer's projects and saved SSH keys."""
     form.image.choices = [(name, name) for name in image_names]
     if request.method == "GET":
         form.image.data = newest_image
@@ -80,22 +65,37 @@ def new():
     if request.method == "GET" and request.args.get("host"):
         form.host.data = request.args["host"]
     form.project.choices = projects.names_for()
-    saved = user_keys.of_user(current_user.id)
     form.saved_keys.choices = [
-        (key["id"], f"{key['name']} ({key['fingerprint']})") for key in saved
+        (key["id"], f"{key['name']} ({key['fingerprint']})")
+        for key in user_keys.of_user(current_user.id)
     ]
-    if image_names and form.validate_on_submit():
-        data = {key: form[key].data for key in FORM_FIELDS if key in form}
-        data["id"] = data["id"].strip()
-        try:
-            chosen = user_keys.public_keys(current_user.id, form.saved_keys.data or [])
-            data["ssh_keys"] = "\n".join([*chosen, data["ssh_keys"] or ""])
-            op_id = vms.add(data, actor(), wait=False)
-        except NubeError as error:
-            flash_error(error)
-        else:
-            flash_operation(f"Creating VM {data['id']}.", op_id)
-            return redirect(url_for("operations.show", op_id=op_id))
+
+
+def _create(form):
+    """Ask for the VM the form describes (its saved keys with the pasted ones): the operation
+    id, or None after flashing why it was refused."""
+    data = {key: form[key].data for key in vms.ADD_FIELDS if key in form}
+    data["id"] = data["id"].strip()
+    try:
+        chosen = user_keys.public_keys(current_user.id, form.saved_keys.data or [])
+        data["ssh_keys"] = "\n".join([*chosen, data["ssh_keys"] or ""])
+        op_id = vms.add(data, actor(), wait=False)
+    except NubeError as error:
+        flash_error(error)
+        return None
+    flash_operation(f"Creating VM {data['id']}.", op_id)
+    return op_id
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    """Create a VM on a host Nube picks, or on the one asked for."""
+    form = VmForm()
+    image_names, newest_image = images.choices()
+    host_rows = hosts.search() if can_place() else []  # a member lets placement choose
+    _fill_new_form(form, image_names, newest_image, host_rows)
+    if image_names and form.validate_on_submit() and (op_id := _create(form)) is not None:
+        return redirect(url_for("operations.show", op_id=op_id))
     if not can_place():
         del form.host
     return render_template(
