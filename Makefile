@@ -101,7 +101,7 @@ browser: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/browser
 
 test: venv lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15 tests
 	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
 
 # The README's pictures: the browser tier, writing into tests/screenshots (tracked).

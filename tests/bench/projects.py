@@ -265,7 +265,9 @@ def main(environment):
                 service = service_figures(env, "system" if name == "admin" else name, query)
                 row[f"{key}_ms"], row[f"{key}_rows"] = service["ms"], service["rows"]
                 plans[f"{name} {key}"] = service["plans"]
-        make_image(Path(env["NUBE_REPOSITORY"]) / "images" / IMAGE, fmt="qcow2")
+        images = Path(env["NUBE_REPOSITORY"]) / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        make_image(images / IMAGE, fmt="qcow2")
         for name, row in viewers.items():
             row["create_vm_ms"] = creation_ms(env, name)
     return {
