@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from app.db import get_db
 from app.repositories import users as users_repo
 from tests.conftest import csrf_token, login, make_image
 from tests.unit.test_console import Frames, free_port, ws_open, ws_send
+from tests.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -123,11 +123,12 @@ def consoled(lab_hosts):
         web = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=web.serve_forever, daemon=True).start()
         port = settings["CONSOLE_PORT"]
-        deadline = time.monotonic() + 30
-        while not any(p == port for _a, p, _pids in listeners()):
+
+        def listening():
             assert proxy.poll() is None, logs["proxy"].read_text()
-            assert time.monotonic() < deadline, "the console proxy did not start"
-            time.sleep(0.1)
+            return any(p == port for _a, p, _pids in listeners())
+
+        wait_for(listening, timeout=30, interval=0.1, message="the console proxy to listen")
         yield {
             "app": app,
             "port": port,
@@ -234,11 +235,12 @@ def test_a_real_rfb_client_sees_the_bios_screen(consoled):
         width, height, bpp, name = rfb.handshake()
         assert VM in name and width > 0 and height > 0
         # SeaBIOS prints "Booting from Hard Disk... No bootable device." on a blank disk
-        deadline, lit = time.monotonic() + 30, 0
-        while lit < 200 and time.monotonic() < deadline:
-            lit = rfb.lit_pixels(width, height, bpp)
-            time.sleep(0.5)
-        assert lit >= 200, f"the screen stayed blank ({lit} lit pixels of {width}x{height})"
+        wait_for(
+            lambda: rfb.lit_pixels(width, height, bpp) >= 200,
+            timeout=30,
+            interval=0.5,
+            message=f"the {width}x{height} screen to show SeaBIOS (200 lit pixels)",
+        )
         # while it is open: the proxy (and the handler and ssh below it) listen on loopback
         # only, the tunnel nowhere at all (ssh -W), and QEMU's VNC on the host's loopback
         tunnels = our_tunnels(consoled["keyfile"])
@@ -254,10 +256,12 @@ def test_a_real_rfb_client_sees_the_bios_screen(consoled):
     finally:
         sock.close()
     # the tunnel ends with its connection
-    deadline = time.monotonic() + 15
-    while our_tunnels(consoled["keyfile"]) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert our_tunnels(consoled["keyfile"]) == []
+    wait_for(
+        lambda: our_tunnels(consoled["keyfile"]) == [],
+        timeout=15,
+        interval=0.2,
+        message="the ssh tunnel to end with its connection",
+    )
 
 
 def test_used_expired_and_sessionless_links_are_refused(consoled):
@@ -323,14 +327,14 @@ def test_stopping_the_proxy_ends_open_consoles_and_their_tunnels(consoled):
     finally:
         sock.close()
     # ...and no handler process or ssh tunnel outlives the proxy
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        alive = [pid for pid in running if _alive(pid)]
-        if not alive and not our_tunnels(consoled["keyfile"]):
-            break
-        time.sleep(0.2)
-    assert [pid for pid in running if _alive(pid)] == []
-    assert our_tunnels(consoled["keyfile"]) == []
+    wait_for(
+        lambda: (
+            not [pid for pid in running if _alive(pid)] and not our_tunnels(consoled["keyfile"])
+        ),
+        timeout=15,
+        interval=0.2,
+        message="every handler and ssh tunnel to end with the proxy",
+    )
     assert not any(port == consoled["port"] for _a, port, _pids in listeners())
 
 

@@ -6,13 +6,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from app.adapters.ansible import AnsibleProvisioner
 from tests.processes import ROOT
+from tests.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,6 +40,12 @@ def nfs_ls(path):
     )
 
 
+def listed(repository):
+    """What listing images/ over NFS prints (its error when refused)."""
+    result = nfs_ls(f"{repository}/images")
+    return result.stdout + result.stderr
+
+
 def test_ganesha_exports_the_repository_to_the_named_hosts_only(repository, tmp_path):
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     runner = AnsibleProvisioner(
@@ -48,27 +54,16 @@ def test_ganesha_exports_the_repository_to_the_named_hosts_only(repository, tmp_
     variables = {"repository": str(repository), "export": "nfs", "nfs_server": "ganesha"}
     try:
         runner.run("iaas_init.yaml", extravars={**variables, "nfs_clients": ["127.0.0.1"]})
-        listing = ""
-        for _ in range(50):  # ganesha takes a moment to come up after a (re)start
-            result = nfs_ls(f"{repository}/images")
-            listing = result.stdout + result.stderr
-            if "shared.qcow2" in listing:
-                break
-            time.sleep(0.2)
-        assert "shared.qcow2" in listing
+        # ganesha takes a moment to come up after a (re)start
+        wait_for(lambda: "shared.qcow2" in listed(repository), timeout=20, interval=0.2,
+                 message="the export to list images/shared.qcow2")  # fmt: skip
         config = Path("/etc/ganesha/ganesha.conf").read_text()
         assert "127.0.0.1" in config and "*" not in config.split("NUBE IAAS REPOSITORY")[1]
 
         # a controller whose hosts are elsewhere no longer lets this address in
         runner.run("iaas_init.yaml", extravars={**variables, "nfs_clients": ["127.0.0.9"]})
-        refused = ""
-        for _ in range(50):
-            result = nfs_ls(f"{repository}/images")
-            refused = result.stdout + result.stderr
-            if "shared.qcow2" not in refused:
-                break
-            time.sleep(0.2)
-        assert "shared.qcow2" not in refused
+        wait_for(lambda: "shared.qcow2" not in listed(repository), timeout=20, interval=0.2,
+                 message="the export to refuse 127.0.0.1")  # fmt: skip
     finally:
         runner.run("iaas_destroy.yaml", extravars={**variables, "nfs_clients": []})
     assert not PIDFILE.exists() or not _alive(PIDFILE)
