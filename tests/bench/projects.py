@@ -199,8 +199,19 @@ def http_figures(url):
 def service_figures(env, name, query=""):
     """The listing service as a viewer: median ms of a full listing, its rows, and the plans
     of the SELECTs the page's count, its first page and their live poll run."""
+    return _script(env, _SERVICE, name, query, WARMUP, RUNS)
+
+
+def creation_ms(env, name):
+    """The median ms of one VM creation by a viewer (CREATIONS of them, one after another)."""
+    return _script(env, _CREATE, name, CREATIONS, IMAGE)["ms"]
+
+
+def _script(env, code, *args):
+    """Run a script of this module in a fresh process on the bench's settings: the JSON it
+    prints last."""
     out = subprocess.run(
-        [sys.executable, "-c", _SERVICE, name, query, str(WARMUP), str(RUNS)],
+        [sys.executable, "-c", code, *map(str, args)],
         cwd=ROOT,
         env=env,
         check=True,
@@ -208,19 +219,6 @@ def service_figures(env, name, query=""):
         text=True,
     ).stdout
     return json.loads(out.splitlines()[-1])
-
-
-def creation_ms(env, name):
-    """The median ms of one VM creation by a viewer (CREATIONS of them, one after another)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _CREATE, name, str(CREATIONS), IMAGE],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out.splitlines()[-1])["ms"]
 
 
 def full_scans(plans):
