@@ -22,25 +22,33 @@ OPERATOR_ONLY = ("worker",)  # which controller process ran it
 
 
 class Redactor:
-    """Replaces what a member may not read in a text; built once per answer."""
+    """Replaces what a member may not read in a text; built once per answer (a list builds one
+    for all its rows)."""
 
-    def __init__(self, hosts, repository, viewer_name):
+    def __init__(self, repository, viewer_name):
+        self.repository = repository
         self.viewer_name = viewer_name
-        pairs = []
-        for host in hosts:
-            for address in {host["address"], host["data_address"]} - {None, ""}:
-                pairs.append((f"{host['user']}@{address}", HIDDEN_ADDRESS))
-                pairs.append((address, HIDDEN_ADDRESS))
-        if repository:
-            pairs.append((str(repository).rstrip("/"), HIDDEN_REPOSITORY))
-        # longest first: 10.0.0.12 is replaced before 10.0.0.1 could cut it in two
-        self.pairs = sorted(set(pairs), key=lambda pair: len(pair[0]), reverse=True)
+        self._pairs = None  # read at the first text: lists need only names
+
+    def pairs(self):
+        """(what is hidden, what shows instead), longest first: 10.0.0.12 is replaced before
+        10.0.0.1 could cut it in two."""
+        if self._pairs is None:
+            pairs = []
+            for host in hosts_repo.search(db()):
+                for address in {host["address"], host["data_address"]} - {None, ""}:
+                    pairs.append((f"{host['user']}@{address}", HIDDEN_ADDRESS))
+                    pairs.append((address, HIDDEN_ADDRESS))
+            if self.repository:
+                pairs.append((str(self.repository).rstrip("/"), HIDDEN_REPOSITORY))
+            self._pairs = sorted(set(pairs), key=lambda pair: len(pair[0]), reverse=True)
+        return self._pairs
 
     def text(self, value):
         """value with every address and the repository's path replaced (None stays None)."""
         if not isinstance(value, str):
             return value
-        for secret, shown in self.pairs:
+        for secret, shown in self.pairs():
             value = value.replace(secret, shown)
         return value
 
@@ -87,5 +95,4 @@ def for_viewer():
     viewer = access.current()
     if viewer.may("hosts"):
         return _Nothing()
-    hosts = hosts_repo.search(db())
-    return Redactor(hosts, current_app.config.get("REPOSITORY"), viewer.name)
+    return Redactor(current_app.config.get("REPOSITORY"), viewer.name)

@@ -54,12 +54,14 @@ def public(row):
     return {key: row[key] for key in PUBLIC_KEYS}
 
 
-def detail(row):
-    """A VM row with what pages show too."""
+def detail(row, shown=None):
+    """A VM row with what pages show too (its maker's name as the viewer may read it; a list
+    passes its one redactor)."""
+    shown = shown or redaction.for_viewer()
     vm = public(row)
     vm.update(
         task_op=row["task_op"],
-        created_by=redaction.for_viewer().user(row["created_by"]),
+        created_by=shown.user(row["created_by"]),
         created_at=row["created_at"],
         hostname=row["hostname"],
     )
@@ -90,7 +92,8 @@ def search(query="", sort="id", descending=False, limit=None, offset=0):
     if not isinstance(query, str):
         raise InvalidInput("query must be text")
     rows = vms_repo.search(db(), query, sort, descending, limit, offset, access.visible_projects())
-    return [detail(r) for r in rows]
+    shown = redaction.for_viewer()
+    return [detail(r, shown) for r in rows]
 
 
 def count(query=""):
