@@ -15,7 +15,9 @@ def init_app(app):
     @app.errorhandler(Forbidden)
     def forbidden(error):
         """A page the user's role may not see, or an action it may not take."""
-        message = str(error) if isinstance(error, Forbidden) else "Your role does not allow this."
+        message = (
+            str(error) if isinstance(error, Forbidden) else "Your role does not allow this page."
+        )
         return render_template(
             "errors/error.html", code=403, title="Forbidden", message=message
         ), 403
