@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from app.db import get_db
 from app.repositories import hosts as hosts_repo
 from app.repositories import operations as ops_repo
+from app.repositories import projects as projects_repo
 from app.repositories import vms as vms_repo
 from app.services import charts, operation_view
 from tests.browser.conftest import ADMIN, login, script_errors
@@ -129,6 +130,7 @@ def test_the_vm_and_host_lists_update_a_state_badge_in_place(page, nube):
             vcpus=1,
             state="stopped",
             created_by="admin",
+            project_id=projects_repo.by_name(conn, "default")["id"],
         )
         page.goto("/vms/")
         badge = page.locator('tr[data-vm-id="quiet1"] [data-field="state"] .badge')
