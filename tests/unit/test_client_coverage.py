@@ -252,7 +252,6 @@ def test_op_list_and_cancel(nube, logged_in, host, image, app):
     with app.app_context():
         conn = get_db()
         pending = gen_operation(conn, "vm.start", "vm:vm1")
-        conn.commit()
     canceled = nube("op", "cancel", pending)
     assert canceled.code == 0, canceled.err
     assert f"nube op show {pending} --follow" in canceled.out
