@@ -25,6 +25,7 @@ from app.ops.recovery import recover
 from app.repositories import operations as ops_repo
 from app.services import operations, vms
 from tests.conftest import row
+from tests.factories import gen_operation
 from tests.fixtures.provisioners import BlockingProvisioner
 from tests.wait import join_all, wait_for
 
@@ -266,16 +267,7 @@ def test_a_refused_password_is_named_as_such_not_as_unreachable(kind, message, e
 def test_recovery_leaves_a_worker_that_beat_again(app):
     with app.app_context():
         conn = get_db()
-        op_id = ops_repo.insert(
-            conn,
-            kind="vm.start",
-            target_type="vm",
-            target_id="x",
-            target_name="x",
-            requested_by="t",
-            input_data={},
-        )
-        ops_repo.claim(conn, op_id, "elsewhere:1")
+        op_id = gen_operation(conn, "vm.start", "vm:x", requested_by="t", worker="elsewhere:1")
         seen = ops_repo.get(conn, op_id)["heartbeat"]
         ops_repo.beat(conn, op_id)  # the worker was only slow
         assert not ops_repo.interrupt(conn, op_id, seen, "gone")

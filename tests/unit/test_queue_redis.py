@@ -20,6 +20,7 @@ from app.repositories import operations as ops_repo
 from app.services import hosts, vms
 from app.services import monitor as monitor_service
 from tests.conftest import make_image
+from tests.factories import gen_operation
 from tests.processes import Consumer, app_for
 from tests.unit import test_queue_consumer as sqlite_queue
 from tests.wait import RecordingFlag, wait_for
@@ -355,16 +356,9 @@ def _running_elsewhere(app, heartbeat_age):
     """An operation running on another machine's worker, its heartbeat that old; its id."""
     conn = connect(app.config["DATABASE"])
     try:
-        op_id = ops_repo.insert(
-            conn,
-            kind="vm.start",
-            target_type="vm",
-            target_id="x",
-            target_name="x",
-            requested_by="t",
-            input_data={},
+        op_id = gen_operation(
+            conn, "vm.start", "vm:x", requested_by="t", worker=f"otherhost:{_dead_pid()}"
         )
-        assert ops_repo.claim(conn, op_id, f"otherhost:{_dead_pid()}")
         beat = stamp(datetime.now(UTC) - heartbeat_age)
         conn.execute("UPDATE operations SET heartbeat = ? WHERE id = ?", (beat, op_id))
         return op_id
