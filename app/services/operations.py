@@ -17,8 +17,7 @@ def get(op_id):
     except (TypeError, ValueError):
         raise InvalidInput(f"operation id must be a number, not {op_id!r}") from None
     row = ops_repo.get(db(), op_id)
-    viewer = access.current()
-    if row is None or (viewer.project_ids is not None and not viewer.sees(row["project_id"])):
+    if row is None or not access.current().sees(row["project_id"]):
         raise NotFound(f"operation {op_id} not found")
     return redaction.for_viewer().operation(row)
 
