@@ -17,7 +17,18 @@ from flask import current_app, has_app_context
 from .db import close_db, drop_database, ensure_schema
 from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
 from .numbers import is_digits
-from .services import access, boot_log, controller, hosts, images, operations, projects, vms
+from .services import (
+    access,
+    boot_log,
+    controller,
+    hosts,
+    images,
+    operations,
+    projects,
+    resize,
+    vms,
+    volumes,
+)
 
 __all__ = [
     "Busy",
@@ -47,6 +58,13 @@ __all__ = [
     "removeProject",
     "addMember",
     "removeMember",
+    "addVolume",
+    "listVolumes",
+    "attachVolume",
+    "detachVolume",
+    "growVolume",
+    "removeVolume",
+    "resizeVm",
     "acting_as",
 ]
 
@@ -186,10 +204,11 @@ def stopVm(vmId, force=False):
 
 
 @_in_app
-def removeVm(vmId):
-    """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted."""
+def removeVm(vmId, volumes=False):
+    """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted; its
+    volumes are detached and kept, or removed with it when volumes=True."""
 
-    vms.remove(vmId, _actor(), wait=True)
+    vms.remove(vmId, _actor(), wait=True, volumes=volumes)
 
 
 @_in_app
@@ -275,3 +294,60 @@ def removeMember(project, user):
     """End a user's membership of a project."""
 
     projects.remove_member(project, user, _actor())
+
+
+@_in_app
+def addVolume(volume):
+    """Make a volume in the repository (volumes/<name>.qcow2): {"name", "size" (GiB),
+    "image"? (made from it), "project"?}. Returns it as listVolumes shows it."""
+
+    volumes.add(volume, _actor(), wait=True)
+    return volumes.public(volumes.get(volume["name"]))
+
+
+@_in_app
+def listVolumes(query=""):
+    """Volumes matching a filter expression (name, size, state, vm, image, project...)."""
+
+    return [volumes.public(volume) for volume in volumes.search(query)]
+
+
+@_in_app
+def attachVolume(volume, vmId):
+    """Attach an available volume to a VM of its project (hot-plugged when the VM runs);
+    returns the volume."""
+
+    volumes.attach(volume, vmId, _actor(), wait=True)
+    return volumes.public(volumes.get(volume))
+
+
+@_in_app
+def detachVolume(volume):
+    """Detach a volume from its VM (a running guest must release it); returns the volume."""
+
+    volumes.detach(volume, _actor(), wait=True)
+    return volumes.public(volumes.get(volume))
+
+
+@_in_app
+def growVolume(volume, size):
+    """Grow a volume to size GiB (live when its VM runs; never shrink); returns the volume."""
+
+    volumes.grow(volume, size, _actor(), wait=True)
+    return volumes.public(volumes.get(volume))
+
+
+@_in_app
+def removeVolume(volume):
+    """Remove a volume attached to no VM: its file and its record."""
+
+    volumes.remove(volume, _actor(), wait=True)
+
+
+@_in_app
+def resizeVm(vmId, changes):
+    """Change a stopped VM's memory ("mem", MiB) and vCPUs ("vcpus"), and grow its disk
+    ("disk", GiB; running or stopped). Returns the VM."""
+
+    resize.resize(vmId, changes, _actor(), wait=True)
+    return vms.public(vms.get(vmId))

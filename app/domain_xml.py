@@ -8,10 +8,14 @@ from functools import lru_cache
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from app.adapters.storage import check_vm_id
+from app.adapters.volume_files import check_volume_name
 from app.errors import InvalidInput, OperationFailed
 from app.limits import MEM, VCPUS
 
 TEMPLATE = "vm.xml.j2"
+VOLUME_TEMPLATE = "volume.xml.j2"
+# the targets volumes take, in order (vda is the VM's own disk)
+VOLUME_TARGETS = tuple(f"vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz")
 MEM_MIN, MEM_MAX = MEM.minimum, MEM.maximum  # MiB
 VCPUS_MIN, VCPUS_MAX = VCPUS.minimum, VCPUS.maximum
 NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -104,6 +108,27 @@ def _backing(chain) -> list[dict]:
     return layers
 
 
+def _volume(volume) -> dict:
+    """A volume's template variables: {path, backing, target, serial}, each checked."""
+    try:
+        path, chain, target, serial = (
+            volume["path"],
+            volume.get("backing"),
+            volume["target"],
+            volume["serial"],
+        )
+    except (KeyError, TypeError, AttributeError) as e:
+        raise InvalidInput(f"missing volume field: {e}") from None
+    if target not in VOLUME_TARGETS:
+        raise InvalidInput(f"invalid volume target {target!r:.20}")
+    return {
+        "path": _disk_path(path),
+        "backing": _backing(chain),
+        "target": target,
+        "serial": check_volume_name(serial),
+    }
+
+
 def domain_type(host_kvm, virt_type="auto") -> str:
     """libvirt's domain type: KVM where the host has it (auto), or as VIRT_TYPE forces."""
     if virt_type not in VIRT_TYPES:
@@ -137,15 +162,28 @@ def _context(vm: dict, host: dict, disk_path, files: dict) -> dict:
         "backing": _backing(files.get("backing")),
         "seed_path": _optional_path(files.get("seed_path")),
         "console_log": _optional_path(files.get("console_log")),
+        "volumes": [_volume(volume) for volume in files.get("volumes") or ()],
     }
 
 
 def render_domain(vm: dict, host: dict, disk_path: str, template_dir: str, **files) -> str:
     """Domain XML for vm on host, its disk at disk_path (a path as the host sees it); files may
     name its backing chain ([(path, format)], top down), seed_path and console_log (all as the
-    host sees them) and the virt_type."""
+    host sees them), its attached volumes ([{path, backing, target, serial}]) and the
+    virt_type."""
     context = _context(vm, host, disk_path, files)
-    xml = _environment(str(template_dir)).get_template(TEMPLATE).render(**context)
+    return _parsed(_environment(str(template_dir)).get_template(TEMPLATE).render(**context))
+
+
+def render_volume_disk(volume: dict, template_dir: str) -> str:
+    """The <disk> element of one attached volume ({path, backing, target, serial}), as the
+    domain's definition has it: what attach and detach hand libvirt."""
+    context = _volume(volume)
+    return _parsed(_environment(str(template_dir)).get_template(VOLUME_TEMPLATE).render(**context))
+
+
+def _parsed(xml: str) -> str:
+    """The rendered XML, once it parses."""
     try:
         ET.fromstring(xml)  # defence in depth: never hand libvirt something malformed
     except ET.ParseError as e:

@@ -37,6 +37,16 @@ class Bounds:
 # A VM's memory (MiB) and vCPUs: what libvirt's domain XML is rendered with.
 MEM = Bounds("mem", 16, 4_194_304)
 VCPUS = Bounds("vcpus", 1, 256)
+# A volume's size and a VM disk's, in GiB.
+VOLUME_SIZE = Bounds("size", 1, 65_536)
+# A volume's name: also its file name and the serial the guest sees it by
+# (/dev/disk/by-id/virtio-<name>), which virtio-blk cuts at 20 bytes.
+VOLUME_NAME_MAX = 20
+VOLUME_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")
+VOLUME_NAME_MESSAGE = (
+    f"volume name must be 1 to {VOLUME_NAME_MAX} letters, digits, '_', '.' or '-',"
+    " starting with a letter or digit"
+)
 # Lines of a VM's boot log one read returns.
 BOOT_LOG_LINES = Bounds("lines", 1, 10_000)
 

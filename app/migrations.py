@@ -359,6 +359,27 @@ MIGRATIONS = [
         WHERE target_type = 'vm';
     CREATE INDEX operations_project ON operations (project_id, id);
     """,
+    # 19: volumes, files in the repository's volumes/ (id is the volume's name, also the serial
+    # the guest sees); each attached to at most one VM, at one target of that VM.
+    """
+    CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        format TEXT NOT NULL DEFAULT 'qcow2',
+        image TEXT,
+        vm_id TEXT REFERENCES vms (id),
+        target TEXT,
+        state TEXT NOT NULL CHECK (state IN ('available', 'in-use', 'missing', 'error')),
+        task TEXT,
+        task_op INTEGER,
+        project_id INTEGER REFERENCES projects (id),
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (vm_id, target)
+    );
+    CREATE INDEX volumes_vm ON volumes (vm_id);
+    CREATE INDEX volumes_project ON volumes (project_id, id);
+    """,
 ]
 
 

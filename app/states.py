@@ -72,6 +72,27 @@ VM_TASK = ChoiceSet(
     _plain("removing", "warning"),
     _plain("migrating", "info"),
     _plain("checking", "info"),
+    _plain("resizing", "info"),
+    _plain("attaching", "info"),
+    _plain("detaching", "info"),
+    _plain("growing", "info"),
+)
+
+# A volume (Cinder's words): attached to no VM, attached to one, its file gone from the
+# repository, or broken by a failed operation.
+AVAILABLE, IN_USE, MISSING = "available", "in-use", "missing"
+VOLUME = ChoiceSet(
+    _plain(AVAILABLE, "success"),
+    _plain(IN_USE, "primary"),
+    _plain(MISSING, "warning"),
+    _plain(ERROR, "danger"),
+)
+VOLUME_TASK = ChoiceSet(
+    _plain("creating", "info"),
+    _plain("attaching", "info"),
+    _plain("detaching", "info"),
+    _plain("growing", "info"),
+    _plain("removing", "warning"),
 )
 
 READY, MAINTENANCE, DISABLED, UNREACHABLE = "ready", "maintenance", "disabled", "unreachable"
@@ -152,10 +173,17 @@ VM_STARTABLE = (STOPPED, ERROR, UNKNOWN)
 VM_STOPPABLE = (RUNNING, UNKNOWN, ERROR)
 VM_REMOVABLE = (STOPPED, RUNNING, ERROR, UNKNOWN)
 VM_MIGRATABLE = (RUNNING, STOPPED)
+# memory and vCPUs change while stopped; a disk grows stopped or running (the service says which)
+VM_RESIZABLE = (STOPPED, RUNNING)
+VM_ATTACHABLE = (STOPPED, RUNNING)  # a volume goes into the definition, live too when running
+VOLUME_ATTACHABLE = (AVAILABLE,)
+VOLUME_DETACHABLE = (IN_USE,)
+VOLUME_GROWABLE = (AVAILABLE, IN_USE)
+VOLUME_REMOVABLE = (AVAILABLE, MISSING, ERROR)
 HOST_DRAINABLE = (READY, DISABLED, MAINTENANCE, ERROR)
 
 # Every set whose words are badges, for the colour and label tables the pages are given.
-BADGES = (VM, HOST, OPERATION, TOKEN, VM_TASK, HOST_TASK, ChoiceSet(GONE))
+BADGES = (VM, HOST, OPERATION, TOKEN, VM_TASK, HOST_TASK, VOLUME, VOLUME_TASK, ChoiceSet(GONE))
 
 
 def _table(attribute):
@@ -173,6 +201,8 @@ CHOICE_SETS = {
     "VM_TASK": VM_TASK,
     "HOST": HOST,
     "HOST_TASK": HOST_TASK,
+    "VOLUME": VOLUME,
+    "VOLUME_TASK": VOLUME_TASK,
     "OPERATION": OPERATION,
     "TOKEN": TOKEN,
     "ROLE": ROLE,

@@ -20,6 +20,7 @@ from app.adapters.qemu_img import (
     check_upload_content,
 )
 from app.adapters.vm_files import PARTIAL_SUFFIX, VmFiles, check_vm_id, publish_mode
+from app.adapters.volume_files import VolumeFiles
 from app.errors import InvalidInput, NotFound, OperationFailed
 from app.limits import IMAGE_NAME_MAX
 
@@ -74,8 +75,8 @@ def _inside(base: Path, name: str) -> Path:
     return path
 
 
-class Storage(VmFiles):
-    """Images in <root>/images, one qcow2 disk per VM in <root>/vms."""
+class Storage(VmFiles, VolumeFiles):
+    """Images in <root>/images, one qcow2 disk per VM in <root>/vms, volumes in <root>/volumes."""
 
     def __init__(self, root, disk_mode="overlay", qemu_img="qemu-img", timeout=600):
         if disk_mode not in DISK_MODES:
@@ -97,9 +98,9 @@ class Storage(VmFiles):
         return self.root / "vms"
 
     def ensure_layout(self):
-        """Create images/ and vms/ (0755) if they are missing; made by the controller, images/
-        is its own, so hosts (squashed to nobody over NFS) cannot write base images."""
-        for d in (self.images_dir, self.vms_dir):
+        """Create images/, vms/ and volumes/ (0755) if they are missing; made by the controller,
+        images/ is its own, so hosts (squashed to nobody over NFS) cannot write base images."""
+        for d in (self.images_dir, self.vms_dir, self.volumes_dir):
             if not d.is_dir():
                 d.mkdir(mode=0o755, parents=True, exist_ok=True)
                 os.chmod(d, 0o755)  # hosts' QEMU user must traverse it, whatever our umask
@@ -347,4 +348,16 @@ class Storage(VmFiles):
             info = self.qemu_img.info(path, fmt="qcow2")
         except QemuImgError as e:
             raise OperationFailed(f"disk vms/{vm_id}.qcow2 is not a readable qcow2: {e}") from None
-        return backing_of(info, vm_id, image, lambda: self.checked_base_format(image))
+        return backing_of(
+            info, f"vms/{vm_id}.qcow2", image, lambda: self.checked_base_format(image)
+        )
+
+    def disk_size(self, vm_id) -> int:
+        """The virtual size of a VM's disk, in bytes, read from its header."""
+        path = self.disk_path(vm_id)
+        if not path.is_file():
+            raise NotFound(f"no disk for VM {vm_id}")
+        try:
+            return int(self.qemu_img.info(path, fmt="qcow2")["virtual-size"])
+        except QemuImgError as e:
+            raise OperationFailed(f"disk vms/{vm_id}.qcow2 is not a readable qcow2: {e}") from None

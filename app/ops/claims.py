@@ -12,6 +12,7 @@ from ..errors import Busy, Conflict, NotFound
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 from ..services.common import busy_message
 
 # How a claim is taken:
@@ -21,12 +22,13 @@ NEW_ROW = "new row"  # the row the request inserts, born with the task (a create
 ONE_ACTIVE = "one active"  # no task column: no other pending or running operation on the target
 
 MODES = (ROW, HOST_AND_VMS, NEW_ROW, ONE_ACTIVE)
-REPOSITORIES = {"vms": vms_repo, "hosts": hosts_repo}
-LABELS = {"vms": "VM", "hosts": "host"}
+REPOSITORIES = {"vms": vms_repo, "hosts": hosts_repo, "volumes": volumes_repo}
+LABELS = {"vms": "VM", "hosts": "host", "volumes": "volume"}
 
 
 class Target(NamedTuple):
-    """What an operation is about: its type (vm, host, image, controller), id and name."""
+    """What an operation is about: its type (vm, host, volume, image, controller), id and
+    name."""
 
     type: str
     id: object
@@ -38,7 +40,7 @@ class Claim:
     """What a kind takes before it runs."""
 
     mode: str
-    table: str | None = None  # "vms" or "hosts" (None for ONE_ACTIVE)
+    table: str | None = None  # "vms", "hosts" or "volumes" (None for ONE_ACTIVE)
     task: str | None = None  # the word its target's task column shows while it runs
     from_states: tuple = ()  # the states it may start from; () means any
     sets_state: str | None = None  # the state its target takes with the claim

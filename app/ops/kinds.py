@@ -18,7 +18,9 @@ from ..services import (
     image_work,
     migrate_work,
     recheck_work,
+    resize_work,
     vm_work,
+    volume_work,
 )
 from .claims import HOST_AND_VMS, NEW_ROW, ONE_ACTIVE, ROW, Claim
 
@@ -104,6 +106,84 @@ VM_RECHECK = Kind(
     None,
     120,
     "re-check VM",
+)
+VM_RESIZE = Kind(
+    "vm.resize",
+    "vm",
+    Claim(ROW, "vms", "resizing", states.VM_RESIZABLE),
+    resize_work.resize_vm,
+    resize_work.undo_resize,
+    1800,
+    "resize VM",
+    undo_needs=("resources",),
+)
+# A volume's operations that change a VM take that VM too (its task), in the request's
+# transaction: never a migration, a stop or another volume's attach on it meanwhile.
+VOLUME_CREATE = Kind(
+    "volume.create",
+    "volume",
+    Claim(NEW_ROW, "volumes", "creating"),
+    volume_work.create_volume,
+    volume_work.undo_create,
+    3600,
+    "create volume",
+    undo_needs=("made_file",),
+)
+VOLUME_ATTACH = Kind(
+    "volume.attach",
+    "volume",
+    Claim(
+        ROW,
+        "volumes",
+        "attaching",
+        states.VOLUME_ATTACHABLE,
+        each=Claim(ROW, "vms", "attaching", states.VM_ATTACHABLE),
+    ),
+    volume_work.attach_volume,
+    volume_work.undo_attach,
+    600,
+    "attach volume",
+    undo_needs=("recorded", "plugged"),
+)
+VOLUME_DETACH = Kind(
+    "volume.detach",
+    "volume",
+    Claim(
+        ROW,
+        "volumes",
+        "detaching",
+        states.VOLUME_DETACHABLE,
+        each=Claim(ROW, "vms", "detaching", states.VM_ATTACHABLE),
+    ),
+    volume_work.detach_volume,
+    volume_work.undo_detach,
+    600,
+    "detach volume",
+    undo_needs=("unrecorded",),
+)
+VOLUME_GROW = Kind(
+    "volume.grow",
+    "volume",
+    Claim(
+        ROW,
+        "volumes",
+        "growing",
+        states.VOLUME_GROWABLE,
+        each=Claim(ROW, "vms", "growing", states.VM_ATTACHABLE),
+    ),
+    volume_work.grow_volume,
+    volume_work.after_failed_grow,
+    1800,
+    "grow volume",
+)
+VOLUME_REMOVE = Kind(
+    "volume.remove",
+    "volume",
+    Claim(ROW, "volumes", "removing", states.VOLUME_REMOVABLE),
+    volume_work.remove_volume,
+    volume_work.after_failed_remove,
+    600,
+    "remove volume",
 )
 HOST_ADD = Kind(
     "host.add",
@@ -198,6 +278,12 @@ KINDS = {
         VM_REMOVE,
         VM_MIGRATE,
         VM_RECHECK,
+        VM_RESIZE,
+        VOLUME_CREATE,
+        VOLUME_ATTACH,
+        VOLUME_DETACH,
+        VOLUME_GROW,
+        VOLUME_REMOVE,
         HOST_ADD,
         HOST_PREPARE,
         HOST_REMOVE,

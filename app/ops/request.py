@@ -6,16 +6,21 @@ from ..db import get_db, transaction
 from ..errors import NotFound
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 from ..services import access
 from ..services.common import audit
 from . import claims, kinds
 from .claims import Target
 from .launch import launch
 
+# the targets that belong to a project: how to read it
+PROJECT_OF = {"vm": vms_repo.project_of, "volume": volumes_repo.project_of}
+LABELS = {"vm": "VM", "volume": "volume"}
+
 
 def target_of(kind, target):
-    """The Target a request names: a VM or host row (or dict), a Target, or the name of an
-    image or of the controller."""
+    """The Target a request names: a VM, volume or host row (or dict), a Target, or the name
+    of an image or of the controller."""
     if isinstance(target, Target):
         return target
     if isinstance(target, str):
@@ -30,10 +35,11 @@ def record(conn, kind, target, actor, input_data=None):
     when the claim is refused: the caller's transaction then keeps nothing."""
     kind = kinds.get(kind) if isinstance(kind, str) else kind
     target = target_of(kind, target)
-    project_id = vms_repo.project_of(conn, target.id) if target.type == "vm" else None
+    project_of = PROJECT_OF.get(target.type)
+    project_id = project_of(conn, target.id) if project_of else None
     if project_id is not None and not access.current().sees(project_id):
-        # the VM the caller saw was replaced, under its name, by another project's meanwhile
-        raise NotFound(f"VM {target.name} not found")
+        # the row the caller saw was replaced, under its name, by another project's meanwhile
+        raise NotFound(f"{LABELS[target.type]} {target.name} not found")
     op_id = ops_repo.insert(
         conn,
         kind=kind.name,

@@ -14,6 +14,7 @@ from ..errors import NubeError, OperationCanceled
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 from ..services import access, shared_keys
 from . import kinds
 from .context import LogHandler, OperationContext
@@ -67,6 +68,7 @@ def clear_target_task(conn, row):
     (a host removal's VMs, a destroy's hosts and VMs)."""
     vms_repo.release_tasks(conn, row["id"])
     hosts_repo.release_tasks(conn, row["id"])
+    volumes_repo.release_tasks(conn, row["id"])
 
 
 def execute(op_id, app=None):

@@ -58,20 +58,28 @@ def delete(conn, project_id):
 
 
 def usage(conn, project_id):
-    """What a project uses now, counted from its VMs' rows: {vms, vcpus, mem, disk}."""
+    """What a project uses now, counted from its rows: {vms, vcpus, mem, disk}; disk is its
+    VMs' disks and its volumes, in GiB."""
     row = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(mem), 0),"
         " COALESCE(SUM(disk), 0) FROM vms WHERE project_id = ?",
         (project_id,),
     ).fetchone()
-    return {"vms": row[0], "vcpus": row[1], "mem": row[2], "disk": row[3]}
+    volumes = conn.execute(
+        "SELECT COALESCE(SUM(size), 0) FROM volumes WHERE project_id = ?", (project_id,)
+    ).fetchone()[0]
+    return {"vms": row[0], "vcpus": row[1], "mem": row[2], "disk": row[3] + volumes}
 
 
 def resource_count(conn, project_id):
-    """How many resources belong to a project (what keeps it from being removed)."""
-    return conn.execute("SELECT COUNT(*) FROM vms WHERE project_id = ?", (project_id,)).fetchone()[
-        0
-    ]
+    """How many resources (VMs, volumes) belong to a project (what keeps it from being
+    removed)."""
+    return sum(
+        conn.execute(
+            f"SELECT COUNT(*) FROM {table} WHERE project_id = ?", (project_id,)
+        ).fetchone()[0]
+        for table in ("vms", "volumes")  # fixed names, never input
+    )
 
 
 def members(conn, project_id):

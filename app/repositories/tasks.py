@@ -1,7 +1,7 @@
-"""The task columns hosts and VMs share: a compare-and-swap claim on `task`, and its release."""
+"""The task columns hosts, VMs and volumes share: a compare-and-swap claim on `task`, and its release."""
 
 # Only these tables have task/task_op columns; the name is never user input.
-TABLES = ("hosts", "vms")
+TABLES = ("hosts", "vms", "volumes")
 
 
 class TaskColumns:

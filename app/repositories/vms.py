@@ -240,3 +240,8 @@ def project_of(conn, vm_id):
     """The id of a VM's project, or None for no such VM."""
     row = conn.execute("SELECT project_id FROM vms WHERE id = ?", (vm_id,)).fetchone()
     return None if row is None else row[0]
+
+
+def set_resources(conn, vm_id, mem, vcpus):
+    """Record a VM's memory (MiB) and vCPUs."""
+    conn.execute("UPDATE vms SET mem = ?, vcpus = ? WHERE id = ?", (mem, vcpus, vm_id))

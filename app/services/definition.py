@@ -9,9 +9,10 @@ import xml.etree.ElementTree as ET
 from .. import cloudinit
 from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..domain_devices import foreign_devices
-from ..domain_xml import render_domain
+from ..domain_xml import render_domain, render_volume_disk
 from ..errors import NotFound, OperationFailed
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
@@ -31,9 +32,29 @@ def disk_chain(ctx, vm):
     ]
 
 
+def volume_disk(ctx, volume, target=None):
+    """A volume as the domain names it: {path, backing, target, serial} as hosts see them,
+    its header checked against the image its row records (target: the one it is taking)."""
+    mount = ctx.config["HOST_MOUNT"].rstrip("/")
+    chain = ctx.storage.volume_backing(volume["name"], volume["image"])
+    return {
+        "path": f"{mount}/volumes/{volume['name']}.qcow2",
+        "backing": [(f"{mount}/{path}", fmt) for path, fmt in chain],
+        "target": target or volume["target"],
+        "serial": volume["name"],
+    }
+
+
+def volume_disk_xml(ctx, volume, target=None):
+    """The <disk> element attach and detach hand libvirt for a volume."""
+    return render_volume_disk(volume_disk(ctx, volume, target), ctx.config["DOMAIN_TEMPLATES"])
+
+
 def render(ctx, vm, host, chain, seed=None, console_log=True):
-    """The domain XML of vm (with its uuid, and mac when it has one) on host."""
+    """The domain XML of vm (with its uuid, and mac when it has one) on host, with the volumes
+    its rows say are attached (each header checked)."""
     log = host_disk_path(ctx, vm["id"], CONSOLE_LOG_SUFFIX) if console_log else None
+    volumes = [volume_disk(ctx, row) for row in volumes_repo.attached_to(ctx.conn, vm["id"])]
     return render_domain(
         vm,
         host,
@@ -43,6 +64,7 @@ def render(ctx, vm, host, chain, seed=None, console_log=True):
         seed_path=seed,
         console_log=log,
         virt_type=ctx.config["VIRT_TYPE"],
+        volumes=volumes,
     )
 
 
@@ -100,9 +122,16 @@ def pin_chain(ctx, vm, host):
     ctx.hypervisor.define(host, xml)
 
 
-def _checked(ctx, vm, src, dst, running, refused):
+def checked_renderer(ctx, vm, host, running, refused):
+    """Once the host's definitions of vm are checked (see _checked), a function that renders
+    Nube's XML for it there from the rows as they are when it is called (a volume attached or
+    detached in between is in it or not), with the changes it is given (mem, vcpus)."""
+    return _checked(ctx, vm, host, host, running, refused, later=True)
+
+
+def _checked(ctx, vm, src, dst, running, refused, later=False):
     """Nube's XML for vm on dst, once the disk's header and src's definitions are checked;
-    refused: what is refused when they are not."""
+    refused: what is refused when they are not; later: a function rendering it instead."""
     chain = disk_chain(ctx, vm)
     files = set(ctx.storage.existing_vm_files(vm["id"]))
     boot = vms_repo.first_boot(ctx.conn, vm["id"])
@@ -122,4 +151,6 @@ def _checked(ctx, vm, src, dst, running, refused):
                 f" {'; '.join(foreign)}; refusing to {refused}"
             )
     on_dst = _identity(vm, host_xmls[-1], dst["network"] != "none", seeded)
+    if later:
+        return lambda **changes: render(ctx, {**on_dst, **changes}, dst, chain, seed, has_log)
     return render(ctx, on_dst, dst, chain, seed, has_log)

@@ -12,7 +12,8 @@ from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, OperationFailed, SlowCall
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from ..states import vm_state
+from ..repositories import volumes as volumes_repo
+from ..states import AVAILABLE, vm_state
 from .definition import disk_chain, host_disk_path, pin_chain, render
 
 POLL_SECONDS = 0.5
@@ -74,7 +75,7 @@ def create_vm(ctx):
     xml = render(ctx, vm, host, disk_chain(ctx, vm), seed)
     ctx.progress(2, steps)
     ctx.log(f"defining domain {vm['id']} on {host['name']} (type {virt_type})")
-    _heavy(
+    heavy_call(
         ctx,
         lambda: ctx.hypervisor.define(host, xml),
         lambda: ctx.hypervisor.domain_uuid(host, vm["id"]) == vm["uuid"],
@@ -124,7 +125,7 @@ def _start(ctx, vm, host):
     if vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running":
         pin_chain(ctx, vm, host)  # a defined, inactive domain only (a paused one is active)
     ctx.log(f"starting {vm['id']} on {host['name']}")
-    _heavy(
+    heavy_call(
         ctx,
         lambda: ctx.hypervisor.start(host, vm["id"]),
         lambda: vm_state(ctx.hypervisor.domain_state(host, vm["id"])) == "running",
@@ -154,7 +155,7 @@ def stop_vm(ctx):
         timeout = ctx.config["STOP_TIMEOUT"]
         how = _ask_to_shut_down(ctx, host, vm["id"])
         ctx.log(f"asked {vm['id']} to shut down ({how}), waiting up to {timeout:g}s")
-        if _wait_until(
+        if wait_until(
             ctx, lambda: vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running", timeout
         ):
             ctx.log(f"{vm['id']} shut down")
@@ -184,7 +185,7 @@ def _ask_to_shut_down(ctx, host, name):
 
 def _force_off(ctx, host, name):
     """Power a domain off at once (a slow host's answer is checked, not guessed)."""
-    _heavy(
+    heavy_call(
         ctx,
         lambda: ctx.hypervisor.force_off(host, name),
         lambda: vm_state(ctx.hypervisor.domain_state(host, name)) != "running",
@@ -192,7 +193,7 @@ def _force_off(ctx, host, name):
     )
 
 
-def _heavy(ctx, call, done, what):
+def heavy_call(ctx, call, done, what):
     """Make a heavy libvirt call; when it outlives its limit on a busy host, read the real
     state (for up to CALL_TIMEOUT more) before deciding: what did happen is a success that
     took long, not a failure."""
@@ -200,12 +201,12 @@ def _heavy(ctx, call, done, what):
         call()
     except SlowCall as exc:
         ctx.log(f"{exc}: reading the real state before deciding")
-        if not _wait_until(ctx, done, ctx.config["CALL_TIMEOUT"]):
+        if not wait_until(ctx, done, ctx.config["CALL_TIMEOUT"]):
             raise
         ctx.log(f"{what}: the host was slow, the call took long but it happened")
 
 
-def _wait_until(ctx, done, timeout):
+def wait_until(ctx, done, timeout):
     """Poll done() (a cheap call; a silent answer counts as not yet) until it is true or the
     timeout passes; whether it became true."""
     deadline = time.monotonic() + timeout
@@ -219,8 +220,9 @@ def _wait_until(ctx, done, timeout):
         time.sleep(POLL_SECONDS)
 
 
-def force_remove_vm(ctx, vm, host):
-    """Force a VM off, undefine it, delete its disk and its row (used by remove and host removal)."""
+def force_remove_vm(ctx, vm, host, remove_volumes=False):
+    """Force a VM off, undefine it, delete its disk and its row (used by remove and host
+    removal); its volumes are detached and kept, or removed too when asked."""
     ctx.touch("vm", vm["id"])  # a host removal's work on it shows in the VM's history
     state = ctx.hypervisor.domain_state(host, vm["id"])
     if state is None:
@@ -234,14 +236,30 @@ def force_remove_vm(ctx, vm, host):
             ctx.hypervisor.undefine(host, vm["id"])
     for name in ctx.storage.delete_vm_files(vm["id"]):
         ctx.log(f"deleted vms/{name}")
+    _release_volumes(ctx, vm["id"], remove_volumes)
     with transaction(ctx.conn):
         vms_repo.delete(ctx.conn, vm["id"])
+
+
+def _release_volumes(ctx, vm_id, remove):
+    """The volumes of a VM whose domain is gone: detached and kept, or deleted."""
+    for volume in volumes_repo.attached_to(ctx.conn, vm_id):
+        name = volume["name"]
+        if remove:
+            ctx.storage.delete_volume(name)
+            with transaction(ctx.conn):
+                volumes_repo.delete(ctx.conn, name)
+            ctx.log(f"removed volume {name} (volumes/{name}.qcow2) with {vm_id}")
+        else:
+            with transaction(ctx.conn):
+                volumes_repo.detach(ctx.conn, name, AVAILABLE)
+            ctx.log(f"detached volume {name} from {vm_id}: it is kept")
 
 
 def remove_vm(ctx):
     """Force the VM off if needed, undefine it, delete its disk, then forget it."""
     vm, host = vm_and_host(ctx)
-    force_remove_vm(ctx, vm, host)
+    force_remove_vm(ctx, vm, host, remove_volumes=bool(ctx.input.get("volumes")))
 
 
 def recheck_state(ctx, status):

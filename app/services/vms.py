@@ -235,9 +235,12 @@ def stop(vm_id, actor, wait, force=False):
     return act(kinds.VM_STOP, vm_id, actor, wait, force=bool(force))
 
 
-def remove(vm_id, actor, wait):
-    """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted."""
-    return act(kinds.VM_REMOVE, vm_id, actor, wait)
+def remove(vm_id, actor, wait, volumes=False):
+    """Remove a VM: forced off if running, undefined, its disk, seed and boot log deleted;
+    its volumes detached and kept, or removed with it (volumes=True)."""
+    if not isinstance(volumes, bool):
+        raise InvalidInput(f"volumes must be true or false, not {volumes!r:.40}")
+    return request(kinds.VM_REMOVE, get(vm_id), actor, {"volumes": volumes}, wait)
 
 
 def said_to_viewer(error):

@@ -237,11 +237,13 @@ def test_a_header_that_names_anything_else_is_refused(info, message):
     from app.adapters.disk_chain import backing_of
 
     with pytest.raises(core.OperationFailed, match=message):
-        backing_of(info, "vm1", "base.raw", lambda: "raw")
+        backing_of(info, "vms/vm1.qcow2", "base.raw", lambda: "raw")
     good = {"format": "qcow2", "backing-filename": "../images/base.raw"}
     good["backing-filename-format"] = "raw"
-    assert backing_of(good, "vm1", "base.raw", lambda: "raw") == [("images/base.raw", "raw")]
-    assert backing_of({"format": "qcow2"}, "vm1", "base.raw", lambda: "raw") == []
+    assert backing_of(good, "vms/vm1.qcow2", "base.raw", lambda: "raw") == [
+        ("images/base.raw", "raw")
+    ]
+    assert backing_of({"format": "qcow2"}, "vms/vm1.qcow2", "base.raw", lambda: "raw") == []
 
 
 def test_a_header_rewritten_while_the_vm_starts_is_caught_and_the_vm_forced_off(

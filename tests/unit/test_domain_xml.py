@@ -129,6 +129,9 @@ def test_template_escapes_everything():
         "backing": [{"path": HOSTILE, "format": HOSTILE}],
         "seed_path": HOSTILE,
         "console_log": HOSTILE,
+        "volumes": [
+            {"path": HOSTILE, "backing": [], "target": HOSTILE, "serial": HOSTILE},
+        ],
     }
     xml = _environment(TEMPLATES).get_template("vm.xml.j2").render(**context)
     dom = ET.fromstring(xml)
@@ -139,8 +142,11 @@ def test_template_escapes_everything():
     assert dom.find("devices/disk/backingStore/format").get("type") == HOSTILE
     assert dom.find("devices/interface/source").get("bridge") == HOSTILE
     assert dom.find("devices/interface/mac").get("address") == HOSTILE
+    volume = dom.findall("devices/disk")[1]
+    assert volume.find("target").get("dev") == HOSTILE
+    assert volume.findtext("serial") == HOSTILE
     assert dom.find("devices/serial/log").get("file") == HOSTILE
-    assert [d.get("device") for d in dom.findall("devices/disk")] == ["disk", "cdrom"]
+    assert [d.get("device") for d in dom.findall("devices/disk")] == ["disk", "disk", "cdrom"]
 
 
 def test_seed_console_log_and_agent_channel():

@@ -16,10 +16,11 @@ from app.repositories import hosts as hosts_repo
 from app.repositories import vms as vms_repo
 from tests.factories import gen_operation, gen_vm
 
-TABLES = {"vm": "vms", "host": "hosts"}
+TABLES = {"vm": "vms", "host": "hosts", "volume": "volumes"}
 KNOWN_STATES = {
     "vms": set(states.VM_REMOVABLE),
     "hosts": set(states.HOST_DRAINABLE) | {"preparing", "unreachable", "removing"},
+    "volumes": set(states.VOLUME),
 }
 
 

@@ -103,8 +103,8 @@ def test_kinds_start_from_the_modules_sets():
 def test_every_claim_names_words_of_the_module():
     from app.ops import kinds
 
-    tasks = {"vms": states.VM_TASK, "hosts": states.HOST_TASK}
-    rows = {"vms": states.VM, "hosts": states.HOST}
+    tasks = {"vms": states.VM_TASK, "hosts": states.HOST_TASK, "volumes": states.VOLUME_TASK}
+    rows = {"vms": states.VM, "hosts": states.HOST, "volumes": states.VOLUME}
     for kind in kinds.KINDS.values():
         claim = kind.claim
         while claim is not None:

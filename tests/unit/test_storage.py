@@ -98,7 +98,7 @@ def test_ensure_layout_is_idempotent(tmp_path):
     s = Storage(tmp_path / "r")
     s.ensure_layout()
     s.ensure_layout()
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["images", "vms"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["images", "vms", "volumes"]
     assert (s.vms_dir.stat().st_mode & 0o777) == 0o755
 
 

@@ -1,0 +1,60 @@
+"""The hypervisor adapter's calls on a running domain's disks: hot-plug and unplug a volume,
+grow a disk QEMU has open, and the disk targets a definition names. A mixin of Hypervisor:
+each call goes through its _run (timeouts, one retry, mapped errors). The persistent
+definition is never edited here: Nube redefines the whole domain from its own rendering."""
+
+import xml.etree.ElementTree as ET
+
+import libvirt
+
+
+class DiskCalls:
+    """Disk calls that need Hypervisor._run."""
+
+    def attach_live(self, host, name, disk_xml: str) -> None:
+        """Hot-plug a disk into a running domain (its live definition only)."""
+        self._run(
+            host,
+            lambda c: c.lookupByName(name).attachDeviceFlags(
+                disk_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE
+            ),
+            name,
+            heavy="attach",
+        )
+
+    def detach_live(self, host, name, disk_xml: str) -> None:
+        """Ask a running domain's guest to release a disk (libvirt returns once QEMU sent the
+        request; the device is gone only when the guest lets go: see disk_targets)."""
+        self._run(
+            host,
+            lambda c: c.lookupByName(name).detachDeviceFlags(
+                disk_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE
+            ),
+            name,
+            heavy="detach",
+        )
+
+    def disk_targets(self, host, name, live=False) -> list[str]:
+        """The targets (vda, vdb...) of the disks a domain's definition names, or with live
+        its running one."""
+        flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
+
+        def work(conn):
+            domain = ET.fromstring(conn.lookupByName(name).XMLDesc(flags))
+            return [
+                target.get("dev")
+                for target in domain.findall("devices/disk[@device='disk']/target")
+            ]
+
+        return self._run(host, work, name)
+
+    def block_resize(self, host, name, target, size_bytes: int) -> None:
+        """Grow a disk a running domain has open (QEMU resizes the file; the guest sees it)."""
+        self._run(
+            host,
+            lambda c: c.lookupByName(name).blockResize(
+                target, size_bytes, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES
+            ),
+            name,
+            heavy="resize",
+        )
