@@ -13,6 +13,11 @@ def mib(value):
     return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value} MiB"
 
 
+def gib(value):
+    """Whole GiB (a volume's or a disk's size) as text."""
+    return "-" if value is None else f"{value} GiB"
+
+
 def human_bytes(value):
     """Bytes as a short human figure."""
     if value is None:

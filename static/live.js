@@ -1,9 +1,9 @@
-// Keeps the overview, host and VM pages current without reloads. Every 3 s while the tab is
-// visible it asks the small /live/ endpoints about the rows the page shows (sending the last ETag,
-// so an unchanged answer is a bodiless 304) and updates badges, tasks, action buttons, usage bars,
-// counts and operation progress in place. Markup comes from the server (templates, <template>
-// clones), and so does every text and number (formatted, percentages rounded): this script only
-// sets text nodes, attributes and classes.
+// Keeps the overview, host, VM and volume pages current without reloads. Every 3 s while the tab
+// is visible it asks the small /live/ endpoints about the rows the page shows (sending the last
+// ETag, so an unchanged answer is a bodiless 304) and updates badges, tasks, action buttons,
+// usage bars, counts and operation progress in place. Markup comes from the server (templates,
+// <template> clones), and so does every text and number (formatted, percentages rounded): this
+// script only sets text nodes, attributes and classes.
 (() => {
   "use strict";
 
@@ -14,7 +14,7 @@
   const INTERVAL_MS = 3000;
   const MAX_INTERVAL_MS = 30000;
   const MAX_IDS = Number(root.dataset.maxIds || 200);
-  const SCOPES = "[data-vm-id], [data-host-id], [data-live]";
+  const SCOPES = "[data-vm-id], [data-host-id], [data-volume], [data-live]";
   // state words' colours and labels, and the active statuses: app/states, served by base.html's body
   const served = JSON.parse(document.body.dataset.nubeStates || "{}");
   const ACTIVE = served.active || [];
@@ -140,6 +140,31 @@
     element.dataset.task = task;
   }
 
+  // A volume's forms (all rendered by the server): those whose data-show-when lists its state,
+  // none while a task runs, which shows instead with a spinner and its operation's link.
+  function setVolumeActions(element, record) {
+    const state = record.state || "";
+    const task = record.task || "";
+    if (element.dataset.state === state && element.dataset.task === task) {
+      return;
+    }
+    for (const part of element.querySelectorAll("[data-show-when]")) {
+      const words = part.dataset.showWhen.split(/\s+/);
+      part.hidden = words.includes("busy") ? !task : Boolean(task) || !words.includes(state);
+    }
+    const link = element.querySelector('[data-slot="task"]');
+    if (link) {
+      link.textContent = task;
+      if (record.task_op) {
+        link.href = `${operationsUrl}${Number(record.task_op)}`;
+      } else {
+        link.removeAttribute("href");
+      }
+    }
+    element.dataset.state = state;
+    element.dataset.task = task;
+  }
+
   // A usage bar, from the numbers and text the server computed for it.
   function setBar(element, record) {
     const bar = (record.bars || {})[element.dataset.used];
@@ -188,6 +213,9 @@
     if ("task" in record) {
       for (const element of within(scope, "[data-actions]")) {
         setActions(element, id, record);
+      }
+      for (const element of within(scope, "[data-volume-actions]")) {
+        setVolumeActions(element, record);
       }
       for (const element of within(scope, "[data-disable-when-busy]")) {
         element.disabled = Boolean(record.task);
@@ -385,6 +413,15 @@
         kind: "vms",
         url: `${root.dataset.vmsUrl}?ids=${query}`,
         apply: (data) => applyRows("vm-id", data.vms || {}),
+      });
+    }
+    const volumeNames = ids("volume");
+    if (root.dataset.volumesUrl && volumeNames.length) {
+      const query = volumeNames.map(encodeURIComponent).join(",");
+      list.push({
+        kind: "volumes",
+        url: `${root.dataset.volumesUrl}?ids=${query}`,
+        apply: (data) => applyRows("volume", data.volumes || {}),
       });
     }
     const hostIds = ids("host-id");

@@ -65,6 +65,18 @@ def get(conn, name):
     return conn.execute(f"{_SELECT} WHERE o.id = ?", (name,)).fetchone()
 
 
+def live_states(conn, names, project_ids=None):
+    """The columns live pages follow, for the volumes among names (of these projects, when
+    given)."""
+    marks = ", ".join("?" for _ in names)
+    scope, params = in_projects("project_id", project_ids)
+    also = f" AND {scope}" if scope else ""
+    return conn.execute(
+        f"SELECT id, state, task, task_op, size FROM volumes WHERE id IN ({marks}){also}",
+        [*names, *params],
+    ).fetchall()
+
+
 def attached_to(conn, vm_id):
     """The volumes attached to a VM, by target (vdb, vdc...)."""
     return conn.execute(

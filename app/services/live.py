@@ -15,6 +15,7 @@ from ..numbers import parse_id
 from ..repositories import hosts as hosts_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 from . import access, charts, operation_view, redaction
 from . import overview as overview_service
 from .common import db
@@ -33,6 +34,7 @@ OPERATION_KEYS = (
     "requested_by",
 )
 VM_KEYS = ("state", "task", "task_op", "last_seen")
+VOLUME_KEYS = ("state", "task", "task_op", "size")
 HOST_KEYS = (
     "state",
     "task",
@@ -77,6 +79,7 @@ FIELD_FORMATS = {
     "free_mem": formats.mib,
     "mem_allocated": formats.mib,
     "last_seen": formats.when,
+    "size": formats.gib,
 }
 BARS = {"mem_allocated": ("mem", formats.mib), "vcpus_allocated": ("cpus", formats.plain)}
 
@@ -101,6 +104,13 @@ def vms(ids):
     """{id: {state, task, task_op, last_seen, display, bars}} for the VMs that exist among ids."""
     rows = vms_repo.live_states(db(), ids, access.visible_projects()) if ids else []
     return {row["id"]: displayed({key: row[key] for key in VM_KEYS}) for row in rows}
+
+
+def volumes(names):
+    """{name: {state, task, task_op, size, display, bars}} for the volumes that exist among
+    names (a volume name is a VM id's shape, so parse_ids reads them)."""
+    rows = volumes_repo.live_states(db(), names, access.visible_projects()) if names else []
+    return {row["id"]: displayed({key: row[key] for key in VOLUME_KEYS}) for row in rows}
 
 
 def hosts(ids):

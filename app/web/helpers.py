@@ -143,6 +143,7 @@ def init_app(app):
         )
 
     app.add_template_filter(formats.mib, "mib")
+    app.add_template_filter(formats.gib, "gib")
     app.add_template_filter(formats.human_bytes, "bytes")
     app.add_template_filter(formats.when, "when")
     app.jinja_env.globals.update(

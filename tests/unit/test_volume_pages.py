@@ -40,6 +40,12 @@ def listed(client, path="/volumes/"):
     return [tr["data-volume"] for tr in page(client.get(path)).rows(data_volume=True)]
 
 
+def shown_actions(element):
+    """The actions of the forms an element shows (the others are hidden until the state
+    allows them)."""
+    return [form["action"] for form in element.forms() if not form.has("hidden")]
+
+
 def operations_count(app):
     """How many operations exist."""
     return row(app, "SELECT COUNT(*) AS n FROM operations")["n"]
@@ -69,7 +75,7 @@ def test_create_a_volume_from_the_form_then_see_it_listed_and_its_page(app, admi
     tr = page(admin_client.get("/volumes/")).one("tr", data_volume="data1")
     assert tr.cells()[:3] == ["data1", "2 GiB", "available"]
     assert tr.has_element("span", class_="badge status-available")
-    assert tr.actions() == ["/volumes/data1/grow", "/volumes/data1/remove"]  # no Detach
+    assert shown_actions(tr) == ["/volumes/data1/grow", "/volumes/data1/remove"]  # no Detach
     doc = page(admin_client.get("/volumes/data1"))
     assert doc.by_id("guest-path").text.startswith("/dev/disk/by-id/virtio-data1")
     assert doc.by_id("volume-vm").text == "no VM"
@@ -154,11 +160,12 @@ def test_attach_from_a_stopped_vms_page_then_detach(app, admin_client, host, ima
     card = page(admin_client.get("/vms/vm1")).by_id("volumes-card")
     tr = card.one("tr", data_volume="data1")
     assert tr.cells()[:4] == ["data1", "2 GiB", "vdb", "/dev/disk/by-id/virtio-data1"]
-    assert tr.actions() == ["/volumes/data1/grow", "/volumes/data1/detach"]  # no Remove
+    assert shown_actions(tr) == ["/volumes/data1/grow", "/volumes/data1/detach"]
+    assert "/volumes/data1/remove" not in tr.actions()  # never offered for an attached one
     assert card.has_element("div", id="attach-none")  # data1 is taken now
     listed_row = page(admin_client.get("/volumes/")).one("tr", data_volume="data1")
     assert listed_row.link("/vms/vm1").text == "vm1" and "vdb" in listed_row.text
-    assert listed_row.actions() == ["/volumes/data1/grow", "/volumes/data1/detach"]
+    assert shown_actions(listed_row) == ["/volumes/data1/grow", "/volumes/data1/detach"]
 
     response = press(admin_client, "/volumes/data1/detach", {"back": "vm"}, "/vms/vm1")
     assert OPERATION.fullmatch(response.headers["Location"])
@@ -225,7 +232,9 @@ def test_a_volume_with_a_task_shows_its_spinner_and_no_actions(app, admin_client
         assert volumes_repo.claim_task(get_db(), "data1", "growing", None)
     tr = page(admin_client.get("/volumes/")).one("tr", data_volume="data1")
     assert tr.has_element(class_="spinner-border", role="status")
-    assert tr.forms() == [] and "growing" in tr.one("td", data_actions=True).text
+    assert shown_actions(tr) == []
+    busy = tr.one("span", data_show_when="busy")
+    assert not busy.has("hidden") and busy.text == "growing"
 
 
 def test_resize_a_stopped_vm_from_its_page(app, admin_client, host, image):
@@ -338,3 +347,66 @@ def test_a_members_new_volume_goes_to_their_project(app):
         assert core.listVolumes("name = mine1")[0]["project"] == "lab"
     response = press(member, "/volumes/", {"name": "mine2", "size": "1", "project": "default"})
     assert response.status_code == 200 and volume_row(app, "mine2") is None
+
+
+def test_live_volumes_follow_actions(app, admin_client, host, image):
+    gen_vm(app, image, "vm1")
+    add_volume(app, "data1", 1)
+    data = admin_client.get("/live/volumes?ids=data1,nope").get_json()
+    assert data["volumes"] == {  # a volume that does not exist is simply absent
+        "data1": {
+            "state": "available",
+            "task": None,
+            "task_op": None,
+            "size": 1,
+            "display": {"size": "1 GiB"},  # as the page shows it
+            "bars": {},
+        }
+    }
+    with app.app_context():
+        core.attachVolume("data1", "vm1")
+        core.growVolume("data1", 2)
+    record = admin_client.get("/live/volumes?ids=data1").get_json()["volumes"]["data1"]
+    assert (record["state"], record["size"], record["display"]["size"]) == ("in-use", 2, "2 GiB")
+    assert admin_client.get("/live/volumes?ids=../x").status_code == 400
+
+
+def test_a_member_polls_only_their_projects_volumes(app):
+    member = member_of_lab(app)
+    add_volume(app, "labvol", project="lab")
+    add_volume(app, "othervol")
+    data = member.get("/live/volumes?ids=labvol,othervol").get_json()
+    assert list(data["volumes"]) == ["labvol"]
+
+
+def test_the_pages_poll_their_volumes_and_carry_the_services_rule(app, admin_client, host, image):
+    attached(app, image, "vm1", "data1")
+    for path, root_id in (
+        ("/volumes/", None),
+        ("/volumes/data1", "volume-live"),
+        ("/vms/vm1", None),
+    ):
+        doc = page(admin_client.get(path))
+        root = doc.one(data_live=True)
+        assert root["data-volumes-url"] == "/live/volumes", path
+        assert root_id is None or root.id == root_id
+        assert "/static/live.js" in doc.scripts()
+        scope = doc.find(data_volume="data1")
+        assert scope.one(data_field="size").text == "1 GiB"
+        for form in scope.find_all("form", data_show_when=True):
+            kind = form["action"].rsplit("/", 1)[1]
+            assert form["data-show-when"] == " ".join(volumes.ACTIONS[kind]), (path, kind)
+
+
+def test_every_volume_route_needs_login(app):
+    add_volume(app, "data1")
+    client = app.test_client()
+    assert client.get("/live/volumes?ids=data1").status_code == 401
+    for path in ("/volumes/", "/volumes/data1"):
+        assert "/login" in client.get(path).headers["Location"]
+    token = csrf_token(client, "/login")
+    for action in ("grow", "detach", "remove"):
+        data = {"csrf_token": token, "size": "5", "confirm": "data1"}
+        response = client.post(f"/volumes/data1/{action}", data=data)
+        assert "/login" in response.headers["Location"]
+    assert volume_row(app, "data1")["size"] == 1

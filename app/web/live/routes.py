@@ -42,6 +42,12 @@ def vms():
     return _answer({"vms": live.vms(_ids())})
 
 
+@bp.route("/volumes")
+def volumes():
+    """State, task and size of the volumes a page shows."""
+    return _answer({"volumes": live.volumes(_ids())})
+
+
 @bp.route("/hosts")
 def hosts():
     """State, task, capacity and freshness of the hosts a page shows."""
