@@ -218,9 +218,19 @@ def vm_boot_log(session):
     return 0
 
 
+def vm_resize(session):
+    """nube vm resize VM [--mem MiB] [--vcpus N] [--disk GiB]: memory and vCPUs while stopped."""
+    args = session.args
+    body = {key: getattr(args, key) for key in ("mem", "vcpus", "disk") if getattr(args, key)}
+    if not body:
+        raise UsageError("nothing to change: give --mem, --vcpus or --disk")
+    return act(session, "POST", f"/vms/{part(args.vm)}/resize", body)
+
+
 def vm_remove(session):
-    """nube vm remove VM"""
-    return act(session, "DELETE", f"/vms/{part(session.args.vm)}")
+    """nube vm remove VM [--volumes]: its attached volumes are kept unless --volumes."""
+    volumes = "?volumes=true" if session.args.volumes else ""
+    return act(session, "DELETE", f"/vms/{part(session.args.vm)}{volumes}")
 
 
 def _print_operation(operation, lines, out):
