@@ -73,6 +73,15 @@ def test_a_taken_name_is_409_and_changes_nothing(app, admin_api):
     assert admin_api.get("/volumes/data1").get_json()["size"] == 1
 
 
+def test_past_the_repositorys_free_space_is_409_and_changes_nothing(app, admin_api, monkeypatch):
+    make_volume(admin_api, "data1", 1)
+    monkeypatch.setattr(app.extensions["nube"].storage, "free_bytes", lambda: 0)
+    assert_problem(admin_api.post("/volumes", {"name": "data2", "size": 1}), 409, "GiB free")
+    assert_problem(admin_api.post("/volumes/data1/grow", {"size": 2}), 409, "GiB free")
+    assert admin_api.get("/volumes").get_json()["total"] == 1
+    assert admin_api.get("/volumes/data1").get_json()["size"] == 1
+
+
 # --- attach, detach, grow ---------------------------------------------------------------
 
 
