@@ -335,3 +335,20 @@ def test_a_member_sees_and_uses_only_their_projects_volumes(ctx, host, image):
             core.attachVolume("mine", "theirs")
     with pytest.raises(core.Conflict, match="a volume attaches to a VM of its own project"):
         core.attachVolume("mine", "theirs")
+
+
+def test_a_vm_whose_volume_header_was_altered_does_not_start(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    core.addVolume({"name": "data1", "size": 1})
+    core.attachVolume("data1", "vm1")
+    path = storage(ctx).volumes_dir / "data1.qcow2"
+    subprocess.run(
+        ["qemu-img", "rebase", "-u", "-f", "qcow2", "-F", "raw", "-b", "/etc/hostname", path],
+        check=True,
+    )
+    with pytest.raises(core.OperationFailed, match="volumes/data1.qcow2 names backing file"):
+        core.startVm("vm1")
+    assert core.listVms("id = vm1")[0]["state"] == "stopped"
+    path.unlink()
+    with pytest.raises(core.OperationFailed, match="volumes/data1.qcow2 is missing"):
+        core.startVm("vm1")
