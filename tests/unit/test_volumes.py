@@ -352,3 +352,15 @@ def test_a_vm_whose_volume_header_was_altered_does_not_start(ctx, host, image):
     path.unlink()
     with pytest.raises(core.OperationFailed, match="volumes/data1.qcow2 is missing"):
         core.startVm("vm1")
+
+
+def test_an_image_a_volume_was_made_from_is_not_deleted(ctx, host, image):
+    from app.services import images
+
+    core.addVolume({"name": "data1", "size": 1, "image": image})
+    with pytest.raises(core.Conflict, match=f"image {image} is used by 1 volume"):
+        images.delete(image, "admin")
+    assert (storage(ctx).images_dir / image).is_file()
+    core.removeVolume("data1")
+    images.delete(image, "admin")
+    assert not (storage(ctx).images_dir / image).exists()
