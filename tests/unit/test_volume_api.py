@@ -173,7 +173,7 @@ def test_removing_a_vm_keeps_its_volumes_unless_asked(app, admin_api, host, imag
 # --- members ----------------------------------------------------------------------------
 
 
-def test_a_member_neither_sees_nor_touches_another_projects_volume(app, admin_api):
+def test_a_member_neither_sees_nor_touches_another_projects_volume(app, admin_api, host, image):
     with app.app_context():
         users.create("ana", "member-password-1", "member", "test")
         for name in ("alpha", "beta"):
@@ -194,6 +194,10 @@ def test_a_member_neither_sees_nor_touches_another_projects_volume(app, admin_ap
     assert_problem(response, 422, "project beta not found")  # a body naming what is not there
     assert admin_api.get("/volumes/theirs").get_json()["size"] == 1
     assert_problem(admin_api.get("/volumes/sneaky"), 404)
+    gen_vm(app, image, vm_id="secret9", project="beta")  # named, it is still not found
+    response = member.post("/volumes/mine/attach", {"vm": "secret9"})
+    assert_problem(response, 422, "VM secret9 not found")
+    assert member.get("/volumes/mine").get_json()["vm"] is None
 
 
 # --- one validation path: the API and app.core say the same --------------------------------
