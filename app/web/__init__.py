@@ -43,12 +43,14 @@ def init_web(app):
     from .tokens import bp as tokens_bp
     from .users import bp as users_bp
     from .vms import bp as vms_bp
+    from .volumes import bp as volumes_bp
 
     pages = (
         auth_bp,
         main_bp,
         hosts_bp,
         vms_bp,
+        volumes_bp,
         images_bp,
         operations_bp,
         projects_bp,

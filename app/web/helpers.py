@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 from .. import formats, states
 from ..errors import Busy
 from ..numbers import is_digits
-from ..services import access, charts, live, vms
+from ..services import access, charts, live, vms, volumes
 
 # The badge colours of every state word (app/states, where they are defined).
 STATUS_COLOURS = states.COLOURS
@@ -151,6 +151,7 @@ def init_app(app):
         states=states,
         VM_ACTIONS=vms.ACTIONS,
         VM_MIGRATE_STATES=vms.MIGRATE_STATES,
+        VOLUME_ACTIONS=volumes.ACTIONS,
         LIVE_MAX_IDS=live.MAX_IDS,
         operation_progress=charts.operation_progress,
     )

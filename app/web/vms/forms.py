@@ -14,7 +14,7 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from ... import cloudinit
 from ...adapters.vm_files import check_vm_id
-from ...limits import MEM, VCPUS
+from ...limits import MEM, VCPUS, VOLUME_SIZE
 from ..rules import Checked, within
 
 AUTOMATIC = ""
@@ -80,6 +80,7 @@ class ConfirmForm(FlaskForm):
     """A destructive action: the operator types the VM's id to confirm."""
 
     confirm = StringField("Type the VM's name to confirm", validators=[DataRequired()])
+    volumes = BooleanField("Also remove its volumes", default=False)
     submit = SubmitField("Remove VM")
 
 
@@ -93,3 +94,23 @@ class MigrateForm(FlaskForm):
         description="Automatic placement never picks the VM's own host.",
     )
     submit = SubmitField("Migrate")
+
+
+class ResizeForm(FlaskForm):
+    """Change a VM's memory and vCPUs (stopped) and grow its disk; the route prefills it."""
+
+    mem = IntegerField("Memory (MiB)", validators=[InputRequired(), *within(MEM)])
+    vcpus = IntegerField("vCPUs", validators=[InputRequired(), *within(VCPUS)])
+    disk = IntegerField("Disk (GiB)", validators=[Optional(), *within(VOLUME_SIZE)])
+    submit = SubmitField("Resize")
+
+
+class AttachForm(FlaskForm):
+    """Attach an available volume to a VM; the route fills the choices."""
+
+    volume = SelectField(
+        "Volume",
+        validators=[DataRequired()],
+        validate_choice=False,  # the service checks it (its project, its state)
+    )
+    submit = SubmitField("Attach")

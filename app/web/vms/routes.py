@@ -14,9 +14,20 @@ from flask_login import current_user
 
 from ...errors import NotFound, NubeError
 from ...placement import free_vcpus
-from ...services import access, boot_log, hosts, images, operations, projects, user_keys, vms
-from ..helpers import Page, actor, flash_error, flash_operation
-from .forms import AUTOMATIC, ConfirmForm, MigrateForm, VmForm
+from ...services import (
+    access,
+    boot_log,
+    hosts,
+    images,
+    operations,
+    projects,
+    resize,
+    user_keys,
+    vms,
+    volumes,
+)
+from ..helpers import Page, actor, flash_error, flash_form_errors, flash_operation
+from .forms import AUTOMATIC, AttachForm, ConfirmForm, MigrateForm, ResizeForm, VmForm
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 
@@ -117,7 +128,17 @@ def show(vm_id):
         operations=operations.for_target("vm", vm["id"]),
         confirm=ConfirmForm(),
         migrate=_migrate_form(vm) if can_place() else None,
+        volumes=volumes.attached_to(vm["id"]),
+        attach=_attach_form(vm["id"]),
+        resize=ResizeForm(mem=vm["mem"], vcpus=vm["vcpus"], disk=vm["disk"]),
     )
+
+
+def _attach_form(vm_id):
+    """The Attach form: the volumes of the VM's project that are free now."""
+    form = AttachForm()
+    form.volume.choices = [(name, name) for name in volumes.attachable_to(vm_id)]
+    return form
 
 
 def can_place():
@@ -213,8 +234,47 @@ def remove(vm_id):
     if not form.validate_on_submit() or form.confirm.data.strip() != vm["id"]:
         flash(f"Type the VM's name ({vm['id']}) to confirm its removal.", "warning")
         return redirect(url_for("vms.show", vm_id=vm["id"]))
+    with_volumes = form.volumes.data
     return _act(
         vm["id"],
-        lambda: vms.remove(vm["id"], actor(), wait=False),
-        f"Removing VM {vm['id']} and its disk.",
+        lambda: vms.remove(vm["id"], actor(), wait=False, volumes=with_volumes),
+        f"Removing VM {vm['id']}, its disk{' and its volumes' if with_volumes else ''}.",
+    )
+
+
+@bp.route("/<vm_id>/attach", methods=["POST"])
+def attach(vm_id):
+    """Attach a volume of the VM's project to it (hot-plugged when it runs)."""
+    form = AttachForm()
+    if not form.validate_on_submit():
+        vms.get(vm_id)  # another project's VM: 404, as for the other actions
+        flash_form_errors(form)
+        return redirect(url_for("vms.show", vm_id=vm_id))
+    name = form.volume.data
+    return _act(
+        vm_id,
+        lambda: volumes.attach(name, vm_id, actor(), wait=False),
+        f"Attaching volume {name} to VM {vm_id}.",
+    )
+
+
+def _resize_changes(form, vm):
+    """What the prefilled Resize form changes: only the fields that differ from the VM's."""
+    asked = {"mem": form.mem.data, "vcpus": form.vcpus.data, "disk": form.disk.data}
+    return {key: value for key, value in asked.items() if value is not None and value != vm[key]}
+
+
+@bp.route("/<vm_id>/resize", methods=["POST"])
+def resize_vm(vm_id):
+    """Change a VM's memory and vCPUs (stopped only) and grow its disk."""
+    vm = vms.get(vm_id)
+    form = ResizeForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(url_for("vms.show", vm_id=vm["id"]))
+    changes = _resize_changes(form, vm)
+    return _act(
+        vm["id"],
+        lambda: resize.resize(vm["id"], changes, actor(), wait=False),
+        f"Resizing VM {vm['id']}.",
     )

@@ -1,0 +1,3 @@
+"""The volumes pages."""
+
+from .routes import bp  # noqa: F401  (the blueprint, with its routes)
