@@ -15,7 +15,16 @@ import threading
 from flask import current_app, has_app_context
 
 from .db import close_db, drop_database, ensure_schema
-from .errors import Busy, HostUnreachable, InvalidInput, NotFound, NubeError, OperationFailed
+from .errors import (
+    Busy,
+    Conflict,
+    HostUnreachable,
+    InvalidInput,
+    NotFound,
+    NubeError,
+    OperationFailed,
+    QuotaExceeded,
+)
 from .numbers import is_digits
 from .services import (
     access,
@@ -32,11 +41,13 @@ from .services import (
 
 __all__ = [
     "Busy",
+    "Conflict",
     "HostUnreachable",
     "InvalidInput",
     "NotFound",
     "NubeError",
     "OperationFailed",
+    "QuotaExceeded",
     "init",
     "destroy",
     "addHost",

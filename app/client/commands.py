@@ -1,8 +1,7 @@
 """The sub-commands: one function each, taking the Session and returning the exit code."""
 
-from urllib.parse import quote
-
 from . import config, follow, inputs, output
+from .calls import act, follow_operation, gone, list_items, part, show_item
 from .errors import UsageError
 from .http import ApiClient, check_token, check_url
 
@@ -85,12 +84,6 @@ PROJECT_COLUMNS = [
 ]
 QUOTA_KEYS = ("vms", "vcpus", "mem", "disk")
 HOST_FIELDS = ("name", "user", "address", "state", "share", "network", "data_address")
-PER_PAGE = 200  # the most the API gives at once: fewest requests for a whole list
-
-
-def _part(ref):
-    """A host, VM or other name as one path segment."""
-    return quote(str(ref), safe="")
 
 
 def _who(me):
@@ -119,92 +112,9 @@ def login(session):
     return 0
 
 
-def every_page(api, path, params):
-    """Every item of a list, page after page."""
-    items, page = [], 1
-    while True:
-        answer = api.request("GET", path, params={**params, "page": page}) or {}
-        items.extend(answer.get("items") or [])
-        if page >= int(answer.get("pages") or 1) or not answer.get("items"):
-            return items
-        page += 1
-
-
-def _list(session, path, columns, shown=None):
-    """A list: every page, or only --page N; a table or JSON (rows made readable by shown)."""
-    args = session.args
-    api = session.api()
-    params = {"q": getattr(args, "query", None) or None, "per_page": args.per_page}
-    if args.page:
-        answer = api.request("GET", path, params={**params, "page": args.page}) or {}
-        items = answer.get("items") or []
-        session.say(
-            f"page {answer.get('page')} of {answer.get('pages')} ({answer.get('total')} in all)"
-        )
-    else:
-        items = every_page(api, path, {**params, "per_page": args.per_page or PER_PAGE})
-    rows = [shown(item) for item in items] if shown else items
-    session.show(items, lambda out: output.table(rows, columns, out))
-    return 0
-
-
-def _show(session, path, shown=None):
-    """One object: its fields, or JSON (the fields made readable by shown)."""
-    item = session.api().request("GET", path) or {}
-    session.show(item, lambda out: output.record(shown(item) if shown else item, out))
-    return 0
-
-
-def _gone(session, path, said):
-    """A removal the API answers with 204: says what went (JSON: {})."""
-    session.api().request("DELETE", path)
-    session.show({}, lambda out: out.write(said + "\n"))
-    return 0
-
-
-def follow_operation(session, op_id):
-    """Print an operation's log as it comes until it ends; 0 when it succeeded, else 1."""
-    stream = session.notes if session.as_json else session.out  # stdout stays JSON with -o json
-
-    def on_line(line):
-        print(output.log_line(line), file=stream, flush=True)
-
-    try:
-        operation = follow.follow(session.api(), op_id, on_line)
-    except KeyboardInterrupt:
-        session.error(
-            f"stopped following; operation {op_id} goes on: nube op show {op_id} --follow"
-        )
-        return 130
-    status = operation.get("status")
-    summary = f"operation {op_id} ({operation.get('kind', '?')}) {status}"
-    if status != "succeeded":
-        session.error(summary + (f": {operation['error']}" if operation.get("error") else ""))
-    if session.as_json:
-        output.as_json(operation, session.out)
-    elif status == "succeeded":
-        session.out.write(summary + "\n")
-    return 0 if status == "succeeded" else 1
-
-
-def _act(session, method, path, body=None):
-    """An action: 202 and an operation, followed with --wait; or 200 and the object."""
-    answer = session.api().request(method, path, body) or {}
-    operation = answer.get("operation") if isinstance(answer, dict) else None
-    if not isinstance(operation, dict) or "id" not in operation:
-        session.show(answer, lambda out: output.record(answer, out))
-        return 0
-    if getattr(session.args, "wait", False):
-        return follow_operation(session, operation["id"])
-    op_id = operation["id"]
-    said = f"operation {op_id} ({operation.get('kind')}) {operation.get('status')}"
-    session.show(answer, lambda out: out.write(f"{said}: nube op show {op_id} --follow\n"))
-    return 0
-
-
 def host_list(session):
     """nube host list [-q FILTER]"""
-    return _list(session, "/hosts", HOST_COLUMNS)
+    return list_items(session, "/hosts", HOST_COLUMNS)
 
 
 def host_add(session):
@@ -218,12 +128,12 @@ def host_add(session):
     for key in ("name", "share", "network", "data_address"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
-    return _act(session, "POST", "/hosts", body)
+    return act(session, "POST", "/hosts", body)
 
 
 def host_show(session):
     """nube host show HOST"""
-    return _show(session, f"/hosts/{_part(session.args.host)}")
+    return show_item(session, f"/hosts/{part(session.args.host)}")
 
 
 def host_update(session):
@@ -237,28 +147,28 @@ def host_update(session):
         body["password"] = inputs.secret(
             f"new sudo password of host {args.host}: ", from_stdin=args.password_stdin
         )
-    return _act(session, "PATCH", f"/hosts/{_part(args.host)}", body)
+    return act(session, "PATCH", f"/hosts/{part(args.host)}", body)
 
 
 def host_drain(session):
     """nube host drain HOST"""
-    return _act(session, "POST", f"/hosts/{_part(session.args.host)}/drain", {})
+    return act(session, "POST", f"/hosts/{part(session.args.host)}/drain", {})
 
 
 def host_remove(session):
     """nube host remove HOST [--drain]"""
     drain = "?drain=true" if session.args.drain else ""
-    return _act(session, "DELETE", f"/hosts/{_part(session.args.host)}{drain}")
+    return act(session, "DELETE", f"/hosts/{part(session.args.host)}{drain}")
 
 
 def vm_list(session):
     """nube vm list [-q FILTER]"""
-    return _list(session, "/vms", VM_COLUMNS)
+    return list_items(session, "/vms", VM_COLUMNS)
 
 
 def vm_show(session):
     """nube vm show VM"""
-    vm = session.api().request("GET", f"/vms/{_part(session.args.vm)}") or {}
+    vm = session.api().request("GET", f"/vms/{part(session.args.vm)}") or {}
     session.show(vm, lambda out: output.record(vm, out))
     return 0
 
@@ -276,30 +186,30 @@ def vm_create(session):
         body["user_data"] = inputs.read_text(args.user_data)
     if args.start:
         body["start"] = True
-    return _act(session, "POST", "/vms", body)
+    return act(session, "POST", "/vms", body)
 
 
 def vm_start(session):
     """nube vm start VM"""
-    return _act(session, "POST", f"/vms/{_part(session.args.vm)}/start", {})
+    return act(session, "POST", f"/vms/{part(session.args.vm)}/start", {})
 
 
 def vm_stop(session):
     """nube vm stop VM [--force]"""
     body = {"force": True} if session.args.force else {}
-    return _act(session, "POST", f"/vms/{_part(session.args.vm)}/stop", body)
+    return act(session, "POST", f"/vms/{part(session.args.vm)}/stop", body)
 
 
 def vm_migrate(session):
     """nube vm migrate VM [--host H]: placement picks the host when none is named."""
     body = {"host": session.args.host} if session.args.host is not None else {}
-    return _act(session, "POST", f"/vms/{_part(session.args.vm)}/migrate", body)
+    return act(session, "POST", f"/vms/{part(session.args.vm)}/migrate", body)
 
 
 def vm_boot_log(session):
     """nube vm boot-log VM [--lines N]"""
     params = {"lines": session.args.lines}
-    path = f"/vms/{_part(session.args.vm)}/boot-log"
+    path = f"/vms/{part(session.args.vm)}/boot-log"
     answer = session.api().request("GET", path, params=params) or {}
     text = str(answer.get("text") or "").rstrip("\n")
     if not text and not session.as_json:
@@ -308,9 +218,19 @@ def vm_boot_log(session):
     return 0
 
 
+def vm_resize(session):
+    """nube vm resize VM [--mem MiB] [--vcpus N] [--disk GiB]: memory and vCPUs while stopped."""
+    args = session.args
+    body = {key: getattr(args, key) for key in ("mem", "vcpus", "disk") if getattr(args, key)}
+    if not body:
+        raise UsageError("nothing to change: give --mem, --vcpus or --disk")
+    return act(session, "POST", f"/vms/{part(args.vm)}/resize", body)
+
+
 def vm_remove(session):
-    """nube vm remove VM"""
-    return _act(session, "DELETE", f"/vms/{_part(session.args.vm)}")
+    """nube vm remove VM [--volumes]: its attached volumes are kept unless --volumes."""
+    volumes = "?volumes=true" if session.args.volumes else ""
+    return act(session, "DELETE", f"/vms/{part(session.args.vm)}{volumes}")
 
 
 def _print_operation(operation, lines, out):
@@ -337,12 +257,12 @@ def op_show(session):
 
 def op_list(session):
     """nube op list [-q FILTER]"""
-    return _list(session, "/operations", OPERATION_COLUMNS)
+    return list_items(session, "/operations", OPERATION_COLUMNS)
 
 
 def op_cancel(session):
     """nube op cancel N"""
-    return _act(session, "POST", f"/operations/{session.args.id}/cancel", {})
+    return act(session, "POST", f"/operations/{session.args.id}/cancel", {})
 
 
 def _sized(image):
@@ -353,12 +273,12 @@ def _sized(image):
 
 def image_list(session):
     """nube image list"""
-    return _list(session, "/images", IMAGE_COLUMNS, shown=_sized)
+    return list_items(session, "/images", IMAGE_COLUMNS, shown=_sized)
 
 
 def image_show(session):
     """nube image show NAME"""
-    return _show(session, f"/images/{_part(session.args.name)}", shown=_sized)
+    return show_item(session, f"/images/{part(session.args.name)}", shown=_sized)
 
 
 def image_build(session):
@@ -366,57 +286,57 @@ def image_build(session):
     args = session.args
     body = {"name": args.name}
     body.update({key: getattr(args, key) for key in ("release", "size") if getattr(args, key)})
-    return _act(session, "POST", "/images/build", body)
+    return act(session, "POST", "/images/build", body)
 
 
 def image_remove(session):
     """nube image remove NAME"""
     name = session.args.name
-    return _gone(session, f"/images/{_part(name)}", f"image {name} removed")
+    return gone(session, f"/images/{part(name)}", f"image {name} removed")
 
 
 def user_list(session):
     """nube user list"""
-    return _list(session, "/users", USER_COLUMNS)
+    return list_items(session, "/users", USER_COLUMNS)
 
 
 def user_show(session):
     """nube user show ID"""
-    return _show(session, f"/users/{session.args.id}")
+    return show_item(session, f"/users/{session.args.id}")
 
 
 def user_remove(session):
     """nube user remove ID"""
     user_id = session.args.id
-    return _gone(session, f"/users/{user_id}", f"user {user_id} removed, and their tokens")
+    return gone(session, f"/users/{user_id}", f"user {user_id} removed, and their tokens")
 
 
 def token_list(session):
     """nube token list [-q FILTER]"""
-    return _list(session, "/tokens", TOKEN_COLUMNS)
+    return list_items(session, "/tokens", TOKEN_COLUMNS)
 
 
 def token_revoke(session):
     """nube token revoke ID"""
     token_id = session.args.id
-    return _gone(session, f"/tokens/{token_id}", f"token {token_id} revoked")
+    return gone(session, f"/tokens/{token_id}", f"token {token_id} revoked")
 
 
 def op_retry(session):
     """nube op retry N: start a failed or interrupted operation's action again."""
-    return _act(session, "POST", f"/operations/{session.args.id}/retry", {})
+    return act(session, "POST", f"/operations/{session.args.id}/retry", {})
 
 
 def op_recheck(session):
     """nube op recheck N: record the real state of a failed operation's target."""
-    return _act(session, "POST", f"/operations/{session.args.id}/recheck", {})
+    return act(session, "POST", f"/operations/{session.args.id}/recheck", {})
 
 
 def host_accept_key(session):
     """nube host accept-key HOST FINGERPRINT (admins): the host's new SSH key, once confirmed."""
     args = session.args
     body = {"fingerprint": args.fingerprint}
-    return _act(session, "POST", f"/hosts/{_part(args.host)}/accept-key", body)
+    return act(session, "POST", f"/hosts/{part(args.host)}/accept-key", body)
 
 
 def image_upload(session):
@@ -425,7 +345,7 @@ def image_upload(session):
     api = session.api()
     params = {"description": args.description}
     with inputs.binary_file(args.file) as (handle, size):
-        image = api.upload(f"/images/{_part(args.name)}", handle, size, params) or {}
+        image = api.upload(f"/images/{part(args.name)}", handle, size, params) or {}
     session.show(image, lambda out: output.record(image, out))
     return 0
 
@@ -452,18 +372,18 @@ def _project_body(args):
 
 def project_list(session):
     """nube project list: every project one sees, each quota as used/limit."""
-    return _list(session, "/projects", PROJECT_COLUMNS, shown=_used_of)
+    return list_items(session, "/projects", PROJECT_COLUMNS, shown=_used_of)
 
 
 def project_show(session):
     """nube project show NAME"""
-    return _show(session, f"/projects/{_part(session.args.name)}")
+    return show_item(session, f"/projects/{part(session.args.name)}")
 
 
 def project_create(session):
     """nube project create NAME [--description D] [--vms N] [--vcpus N] [--mem MiB] [--disk GiB]"""
     body = {"name": session.args.name, **_project_body(session.args)}
-    return _act(session, "POST", "/projects", body)
+    return act(session, "POST", "/projects", body)
 
 
 def project_update(session):
@@ -474,22 +394,22 @@ def project_update(session):
         body["name"] = args.rename
     if not body:
         raise UsageError("nothing to change: give --rename, --description or a quota")
-    return _act(session, "PATCH", f"/projects/{_part(args.name)}", body)
+    return act(session, "PATCH", f"/projects/{part(args.name)}", body)
 
 
 def project_remove(session):
     """nube project remove NAME (refused while it has resources)"""
     name = session.args.name
-    return _gone(session, f"/projects/{_part(name)}", f"project {name} removed")
+    return gone(session, f"/projects/{part(name)}", f"project {name} removed")
 
 
 def project_add_member(session):
     """nube project add-member NAME USER"""
     args = session.args
-    return _act(session, "POST", f"/projects/{_part(args.name)}/members", {"user": args.user})
+    return act(session, "POST", f"/projects/{part(args.name)}/members", {"user": args.user})
 
 
 def project_remove_member(session):
     """nube project remove-member NAME USER (their VMs stay in the project)"""
     args = session.args
-    return _act(session, "DELETE", f"/projects/{_part(args.name)}/members/{_part(args.user)}")
+    return act(session, "DELETE", f"/projects/{part(args.name)}/members/{part(args.user)}")

@@ -2,11 +2,11 @@
 
 import argparse
 
-from . import commands, routes
+from . import commands, routes, volume_commands
 
 DESCRIPTION = (
-    "Nube's command-line client: hosts, VMs, images, operations, users and tokens through the "
-    "HTTP API."
+    "Nube's command-line client: hosts, VMs, volumes, images, operations, users and tokens "
+    "through the HTTP API."
 )
 EPILOG = (
     "exit codes: 0 done, 1 the followed operation did not succeed, 2 usage, 3 input refused, "
@@ -149,6 +149,10 @@ def _vm_commands(subparsers, common):
         action.add_argument("vm", metavar="VM")
         if name == "stop":
             action.add_argument("--force", action="store_true", help="power off at once")
+        if name == "remove":
+            action.add_argument(
+                "--volumes", action="store_true", help="remove its volumes too (default: kept)"
+            )
     migrate = _command(
         vms, "migrate", commands.vm_migrate, "move a VM to another host, live when it runs",
         common, wait=True,
@@ -157,9 +161,52 @@ def _vm_commands(subparsers, common):
     migrate.add_argument(
         "--host", "--to", metavar="H", help="id or name (default: placement picks)"
     )
+    resize = _command(
+        vms, "resize", commands.vm_resize, "change a stopped VM's memory and vCPUs, or grow its "
+        "disk", common, wait=True,
+    )  # fmt: skip
+    resize.add_argument("vm", metavar="VM")
+    resize.add_argument("--mem", type=positive, metavar="MiB", help="stopped VMs only")
+    resize.add_argument("--vcpus", type=positive, metavar="N", help="stopped VMs only")
+    resize.add_argument("--disk", type=positive, metavar="GiB", help="larger than now (grows only)")
     boot_log = _command(vms, "boot-log", commands.vm_boot_log, "a VM's boot log's tail", common)
     boot_log.add_argument("vm", metavar="VM")
     boot_log.add_argument("--lines", type=positive, metavar="N", help="how many (default: 200)")
+
+
+def _volume_commands(subparsers, common):
+    """volume list | show | create | attach | detach | grow | remove."""
+    volumes = _group(subparsers, "volume", "volumes: disks of their own, attached to VMs")
+    _list_options(_command(volumes, "list", volume_commands.volume_list, "list volumes", common))
+    show = _command(volumes, "show", volume_commands.volume_show, "show one volume", common)
+    show.add_argument("name", metavar="NAME")
+    create = _command(
+        volumes, "create", volume_commands.volume_create, "make a volume, empty or from an image",
+        common, wait=True,
+    )  # fmt: skip
+    create.add_argument("name", metavar="NAME", help="also its file, volumes/NAME.qcow2")
+    create.add_argument("--size", required=True, type=positive, metavar="GiB")
+    create.add_argument("--image", help="an image in images/ (default: empty)")
+    create.add_argument("--project", help="default: your only project")
+    attach = _command(
+        volumes, "attach", volume_commands.volume_attach, "attach a volume to a VM (hot-plugged "
+        "when it runs)", common, wait=True,
+    )  # fmt: skip
+    attach.add_argument("name", metavar="NAME")
+    attach.add_argument("vm", metavar="VM")
+    grow = _command(
+        volumes, "grow", volume_commands.volume_grow, "grow a volume (never shrink)", common,
+        wait=True,
+    )  # fmt: skip
+    grow.add_argument("name", metavar="NAME")
+    grow.add_argument("size", type=positive, metavar="GiB", help="the new size")
+    for name, handler, help_text in (
+        ("detach", volume_commands.volume_detach, "detach a volume from its VM"),
+        ("remove", volume_commands.volume_remove, "remove a volume attached to no VM"),
+    ):
+        _command(volumes, name, handler, help_text, common, wait=True).add_argument(
+            "name", metavar="NAME"
+        )
 
 
 def _op_commands(subparsers, common):
@@ -288,6 +335,7 @@ def build_parser():
     login.add_argument("--token-stdin", action="store_true", help="read the token from stdin")
     hosts = _host_commands(subparsers, common)
     _vm_commands(subparsers, common)
+    _volume_commands(subparsers, common)
     _accept_key_command(hosts, common)
     _image_commands(subparsers, common)
     _op_commands(subparsers, common)

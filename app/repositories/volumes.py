@@ -145,6 +145,16 @@ def project_of(conn, name):
     return None if row is None else row[0]
 
 
-def all_names(conn):
-    """Every volume's name and state, for the monitor's pass over the repository."""
-    return conn.execute("SELECT id, state, vm_id FROM volumes ORDER BY id").fetchall()
+def idle(conn):
+    """The volumes no operation holds (name as id, state, vm_id): the monitor's to check."""
+    return conn.execute(
+        "SELECT id, state, vm_id FROM volumes WHERE task IS NULL ORDER BY id"
+    ).fetchall()
+
+
+def set_state_if(conn, name, was, state):
+    """Record a volume's state if it is still was and no operation took it meanwhile."""
+    conn.execute(
+        "UPDATE volumes SET state = ? WHERE id = ? AND state = ? AND task IS NULL",
+        (state, name, was),
+    )

@@ -32,6 +32,15 @@ def disk_chain(ctx, vm):
     ]
 
 
+def check_headers(ctx, vm):
+    """Read the headers of the VM's disk and of its attached volumes afresh and refuse any
+    that names a file Nube did not give it (OperationFailed); its disk's chain."""
+    chain = disk_chain(ctx, vm)
+    for volume in volumes_repo.attached_to(ctx.conn, vm["id"]):
+        ctx.storage.volume_backing(volume["name"], volume["image"])
+    return chain
+
+
 def volume_disk(ctx, volume, target=None):
     """A volume as the domain names it: {path, backing, target, serial} as hosts see them,
     its header checked against the image its row records (target: the one it is taking)."""
@@ -97,7 +106,7 @@ def check_arrival(ctx, vm, dst, xml):
     found = foreign_devices(ctx.hypervisor.definition(dst, vm["id"], live=True), xml)
     found += foreign_devices(ctx.hypervisor.definition(dst, vm["id"]), xml)
     try:
-        disk_chain(ctx, vm)  # the header again, now the destination's QEMU has the disk open
+        check_headers(ctx, vm)  # again, now the destination's QEMU has the files open
     except (OperationFailed, NotFound) as error:
         found.append(str(error))
     if found:

@@ -15,6 +15,7 @@ from ..ops.launch import launch
 from ..ops.request import record
 from ..repositories import images as images_repo
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 from . import access, validate
 from .common import audit, db
 from .image_spec import DEFAULT_RELEASE, DEFAULT_SIZE, build_file_name, check_spec
@@ -97,10 +98,13 @@ def delete(name, actor):
     access.require("images.manage")
     check_image_name(name)
     conn = db()
-    users = vms_repo.using_image(conn, name)
-    if users:
-        shown = ", ".join(users[:5]) + (" …" if len(users) > 5 else "")
-        raise Conflict(f"image {name} is used by {len(users)} VM(s): {shown}")
+    for users, what in (
+        (vms_repo.using_image(conn, name), "VM(s)"),
+        (volumes_repo.using_image(conn, name), "volume(s)"),
+    ):
+        if users:
+            shown = ", ".join(users[:5]) + (" …" if len(users) > 5 else "")
+            raise Conflict(f"image {name} is used by {len(users)} {what}: {shown}")
     adapters().storage.delete_image(name)
     images_repo.delete(conn, name)
     audit(conn, actor, "image.delete", f"image:{name}")

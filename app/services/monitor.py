@@ -13,6 +13,7 @@ from ..numbers import disk_gib
 from ..repositories import hosts as hosts_repo
 from ..repositories import monitor as monitor_repo
 from ..repositories import vms as vms_repo
+from ..repositories import volumes as volumes_repo
 from ..states import vm_state
 from . import shared_keys
 from .common import db
@@ -59,6 +60,7 @@ def poll(app):
     try:
         shared_keys.sync_known_hosts(app, conn)  # host keys another controller recorded
         measure_old_disks(app, conn)
+        check_volume_files(app, conn)
         hosts = [dict(h) for h in hosts_repo.search(conn) if h["state"] in POLLED_STATES]
         if not hosts:
             return {}
@@ -88,6 +90,23 @@ def measure_old_disks(app, conn):
             continue
         with transaction(conn):
             vms_repo.set_disk_size(conn, row["id"], disk_gib(size))
+
+
+def check_volume_files(app, conn):
+    """Say which volumes' files are missing from the repository (and which came back): a
+    volume no operation holds is missing without its file, and found again with it."""
+    storage = adapters(app).storage
+    for row in volumes_repo.idle(conn):
+        there = storage.volume_exists(row["id"])
+        if not there and row["state"] != states.MISSING:
+            log.warning("monitor: volumes/%s.qcow2 is missing", row["id"])
+            found = states.MISSING
+        elif there and row["state"] == states.MISSING:
+            found = states.IN_USE if row["vm_id"] else states.AVAILABLE
+        else:
+            continue
+        with transaction(conn):
+            volumes_repo.set_state_if(conn, row["id"], row["state"], found)
 
 
 @dataclass(frozen=True)

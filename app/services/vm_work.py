@@ -14,7 +14,7 @@ from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..states import AVAILABLE, vm_state
-from .definition import disk_chain, host_disk_path, pin_chain, render
+from .definition import check_headers, disk_chain, host_disk_path, pin_chain, render
 
 POLL_SECONDS = 0.5
 
@@ -121,7 +121,7 @@ def start_vm(ctx):
 
 def _start(ctx, vm, host):
     """Boot the VM's domain and record it running, once its disk's header is checked."""
-    disk_chain(ctx, vm)  # another host may have rebased the overlay
+    check_headers(ctx, vm)  # another host may have rebased an overlay
     if vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running":
         pin_chain(ctx, vm, host)  # a defined, inactive domain only (a paused one is active)
     ctx.log(f"starting {vm['id']} on {host['name']}")
@@ -140,7 +140,7 @@ def _recheck_header(ctx, vm, host):
     data file, so a host that rewrote the header between the check and the start would have
     QEMU open the file it named. Found so, the VM is forced off at once and the start fails."""
     try:
-        disk_chain(ctx, vm)
+        check_headers(ctx, vm)
     except (OperationFailed, NotFound) as error:
         ctx.error(f"{vm['id']}'s disk header changed while it started: forcing it off")
         _force_off(ctx, host, vm["id"])

@@ -141,6 +141,7 @@ def undo_attach(ctx, status):
         render = None
     with transaction(ctx.conn):
         volumes_repo.detach(ctx.conn, volume["name"], AVAILABLE)
+    ctx.log(f"{volume['name']} is not attached to {vm['id']}: available again")
     if render is not None:
         try:
             _define(ctx, host, vm["id"], render, volume["target"], False)

@@ -21,6 +21,7 @@ from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
 from tests.bench import projects as projects_bench
 from tests.bench import storm as storm_bench
+from tests.bench import volumes as volumes_bench
 from tests.bench.http import Session
 from tests.bench.populate import populate
 from tests.processes import Server
@@ -286,6 +287,36 @@ def projects():
     )
 
 
+def volumes():
+    """Volume creation beside qemu-img alone, and hot-plug beside libvirt's attach alone."""
+    figures = volumes_bench.main()
+    save("volumes", figures)
+    print(
+        f"\n{'volume creation (ms, median/max)':32} {'core.addVolume':>16} {'qemu-img alone':>16}"
+        f" {'Nube adds':>10}"
+    )
+    for key, row in figures["creation"].items():
+        nube, alone = row["nube"], row["qemu_img_alone"]
+        print(
+            f"  {key:30} {nube['median_ms']:8.1f}/{nube['max_ms']:<7.1f}"
+            f" {alone['median_ms']:8.1f}/{alone['max_ms']:<7.1f} {row['nube_adds_ms']:10.1f}"
+        )
+    plug, full = figures["hot_plug"], figures["hot_plug"]["up_to_last_target"]
+    nube, alone = plug["nube_attach"], plug["libvirt_attach_alone"]
+    print(
+        f"hot-plug into a running VM ({plug['domain_type']}) on a lab host, {plug['rounds']}"
+        f" rounds: core.attachVolume {nube['median_ms']} ms (max {nube['max_ms']}), libvirt"
+        f" attachDeviceFlags alone {alone['median_ms']} ms (max {alone['max_ms']}):"
+        f" {plug['nube_over_libvirt']}x ({'within' if plug['within_factor'] else 'NOT within'}"
+        f" {plug['factor']}x; less its qemu-img info calls"
+        f" {plug['nube_less_qemu_img_info_over_libvirt']}x)\n  Nube's attach by part (median ms): "
+        + ", ".join(f"{k} {v}" for k, v in plug["nube_breakdown_ms"].items())
+        + f"\n  with {full['already_attached'][-1]} volumes already attached: Nube"
+        f" {full['nube_ms'][-1]} ms ({full['nube_qemu_img_info_calls'][-1]} qemu-img info"
+        f" calls), libvirt alone {full['libvirt_alone_ms'][-1]} ms"
+    )
+
+
 SECTIONS = {
     "vm_list": vm_list,
     "operations": operations,
@@ -297,6 +328,7 @@ SECTIONS = {
     "guests": guests,
     "migration": migration,
     "projects": projects,
+    "volumes": volumes,
 }
 
 

@@ -195,12 +195,15 @@ def test_a_vm_that_arrives_with_a_foreign_device_is_forced_off(ctx, hosts, image
     protocol carries the destination XML through the source): checked where it arrives."""
     from types import SimpleNamespace
 
+    from app.db import get_db
     from app.services.definition import check_arrival
 
     gen_vm(ctx, image, host="b")
     nubes = definition(ctx, "b")
     nube = ctx.extensions["nube"]
-    arrival = SimpleNamespace(hypervisor=nube.hypervisor, storage=nube.storage, config=ctx.config)
+    arrival = SimpleNamespace(
+        hypervisor=nube.hypervisor, storage=nube.storage, config=ctx.config, conn=get_db()
+    )
     vm = {"id": "vm1", "image": image}
     core.startVm("vm1")
     check_arrival(arrival, vm, host_row("b"), nubes)  # as rendered: nothing to say

@@ -1,6 +1,6 @@
-"""/api/v1/vms: list, create, show, start, stop, migrate and remove VMs."""
+"""/api/v1/vms: list, create, show, start, stop, migrate, resize and remove VMs."""
 
-from ...services import boot_log, vms
+from ...services import boot_log, resize, vms
 from ..helpers import actor
 from .common import accepted, blueprint, referring, sorted_page
 from .schemas import (
@@ -11,6 +11,8 @@ from .schemas import (
     Vm,
     VmCreate,
     VmMigrate,
+    VmRemoveArgs,
+    VmResize,
     VmStop,
     page_of,
 )
@@ -66,6 +68,14 @@ def migrate(data, vm_id):
     return accepted(referring(lambda: vms.migrate(vm_id, data.get("host"), actor(), wait=False)))
 
 
+@bp.route("/<vm_id>/resize", methods=["POST"])
+@bp.arguments(VmResize)
+@bp.response(202, Accepted)
+def resize_vm(data, vm_id):
+    """Change a stopped VM's memory and vCPUs, and grow its disk (running or stopped)."""
+    return accepted(resize.resize(vm_id, data, actor(), wait=False))
+
+
 @bp.route("/<vm_id>/boot-log")
 @bp.arguments(BootLogArgs, location="query")
 @bp.response(200, BootLog)
@@ -75,7 +85,9 @@ def boot_log_tail(args, vm_id):
 
 
 @bp.route("/<vm_id>", methods=["DELETE"])
+@bp.arguments(VmRemoveArgs, location="query")
 @bp.response(202, Accepted)
-def remove(vm_id):
-    """Remove a VM (forced off if running), its disk, seed and boot log."""
-    return accepted(vms.remove(vm_id, actor(), wait=False))
+def remove(args, vm_id):
+    """Remove a VM (forced off if running), its disk, seed and boot log; its volumes are
+    detached and kept, or removed with it (volumes=true)."""
+    return accepted(vms.remove(vm_id, actor(), wait=False, volumes=args["volumes"]))

@@ -1,0 +1,90 @@
+"""A volume on real guests (the integration tier's shared pair, booted once): made in the
+repository, hot-plugged into a running guest that formats and mounts it and writes a file,
+grown live (the guest sees the new size at once), carried by a live migration, released by
+the guest and detached live, then attached to the other guest, which reads the same file.
+Commands run in the guests through their agents (tests/integration/guest_exec.py)."""
+
+import pytest
+
+from app import core
+from tests.integration.guest_exec import shell
+from tests.wait import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+GIB = 1 << 30
+DISK = "/dev/disk/by-id/virtio-data1"  # the volume's name is the serial the guest sees
+PROOF = "written-by-guest1-c41f"
+
+
+def sees_disk(app, vm_id):
+    """Whether the guest has the volume's device now."""
+    return shell(app, vm_id, f"test -b {DISK} && echo yes || echo no").strip() == "yes"
+
+
+def host_of(vm_id):
+    """The name of the host a VM runs on."""
+    return core.listVms(f"id = {vm_id}")[0]["host_name"]
+
+
+def test_a_volume_carries_its_data_from_guest_to_guest(running_guests):
+    app = running_guests["app"]
+    with app.app_context():
+        volume = core.addVolume({"name": "data1", "size": 1})
+        assert (volume["size"], volume["state"]) == (1, "available")
+
+        attached = core.attachVolume("data1", "guest1")  # guest1 runs: a hot-plug
+        assert (attached["vm"], attached["target"], attached["state"]) == (
+            "guest1",
+            "vdb",
+            "in-use",
+        )
+        wait_for(lambda: sees_disk(app, "guest1"), timeout=60, interval=1, message="vdb in guest1")
+        shell(
+            app,
+            "guest1",
+            f"mkfs.ext4 -q {DISK} && mkdir -p /mnt/data && mount {DISK} /mnt/data"
+            f" && echo {PROOF} > /mnt/data/proof && sync",
+        )
+
+        # refusals against the real thing change nothing
+        with pytest.raises(core.Conflict, match="attached to VM guest1"):
+            core.attachVolume("data1", "guest2")
+        with pytest.raises(core.Conflict, match="attached to VM guest1: detach it"):
+            core.removeVolume("data1")
+        with pytest.raises(core.InvalidInput, match="it can only grow"):
+            core.growVolume("data1", 1)
+
+        assert core.growVolume("data1", 2)["size"] == 2  # live: QEMU resizes, the guest sees
+        wait_for(
+            lambda: int(shell(app, "guest1", f"blockdev --getsize64 {DISK}")) == 2 * GIB,
+            timeout=30,
+            interval=1,
+            message="the guest seeing 2 GiB",
+        )
+        shell(app, "guest1", f"resize2fs {DISK} >/dev/null 2>&1")
+        blocks = int(shell(app, "guest1", "df --output=size -B1M /mnt/data | tail -1"))
+        assert blocks > 1500  # MiB: the file system grew into the new room
+
+        before = host_of("guest1")
+        moved = core.migrateVm("guest1")  # live, to the other lab host
+        assert moved["host_name"] != before and moved["state"] == "running"
+        assert [v["vm"] for v in core.listVolumes("name = data1")] == ["guest1"]
+        assert shell(app, "guest1", "cat /mnt/data/proof").strip() == PROOF
+
+        shell(app, "guest1", "umount /mnt/data")
+        detached = core.detachVolume("data1")  # guest1 releases it
+        assert (detached["vm"], detached["state"]) == (None, "available")
+        assert not sees_disk(app, "guest1")
+
+        core.attachVolume("data1", "guest2")
+        wait_for(lambda: sees_disk(app, "guest2"), timeout=60, interval=1, message="vdb in guest2")
+        read = shell(
+            app, "guest2", f"mkdir -p /mnt/data && mount {DISK} /mnt/data && cat /mnt/data/proof"
+        )
+        assert read.strip() == PROOF
+
+        shell(app, "guest2", "umount /mnt/data")
+        core.detachVolume("data1")
+        core.removeVolume("data1")
+        assert not (running_guests["repository"] / "volumes" / "data1.qcow2").exists()
