@@ -410,3 +410,40 @@ def test_every_volume_route_needs_login(app):
         response = client.post(f"/volumes/data1/{action}", data=data)
         assert "/login" in response.headers["Location"]
     assert volume_row(app, "data1")["size"] == 1
+
+
+def test_a_volumes_operation_links_its_volume(app, admin_client):
+    response = press(admin_client, "/volumes/", {"name": "data1", "size": "1"})
+    doc = page(admin_client.get(response.headers["Location"]))
+    assert doc.link("/volumes/data1").text == "data1"
+
+
+def test_a_polled_volume_is_the_api_volume(app, admin_client, admin_api):
+    add_volume(app, "data1", 2)
+    record = admin_client.get("/live/volumes?ids=data1").get_json()["volumes"]["data1"]
+    api_volume = admin_api.get("/volumes/data1").get_json()
+    fields = set(record) - {"display", "bars"}
+    assert {key: record[key] for key in fields} == {key: api_volume[key] for key in fields}
+
+
+def test_a_running_vms_memory_is_refused_and_nothing_changes(app, admin_client, host, image):
+    gen_vm(app, image, "vm1", mem=64, start=True)
+    before = operations_count(app)
+    data = {"mem": "128", "vcpus": "1", "disk": ""}
+    response = press(admin_client, "/vms/vm1/resize", data, "/vms/vm1")
+    assert response.headers["Location"] == "/vms/vm1"
+    doc = page(admin_client.get("/vms/vm1"))
+    assert doc.alert("VM vm1 is running: stop it to change its memory or vCPUs", "danger")
+    with app.app_context():
+        assert core.listVms("id = vm1")[0]["mem"] == 64
+    assert operations_count(app) == before
+
+
+def test_a_volume_past_the_projects_quota_is_refused_with_the_quota(app, admin_client):
+    with app.app_context():
+        core.addProject({"name": "lab", "quota": {"disk": 3}})
+    data = {"name": "big", "size": "4", "project": "lab"}
+    response = press(admin_client, "/volumes/", data)
+    assert response.status_code == 200
+    assert "disk" in page(response).alert("quota", "danger")
+    assert volume_row(app, "big") is None
