@@ -120,7 +120,9 @@ def test_bad_input_says_the_services_message_and_changes_nothing(
     before = operations_count(app)
     response = press(admin_client, "/volumes/", fields)
     assert response.status_code == 200
-    errors = page(response).field_errors()
+    doc = page(response)
+    assert doc.by_id("create-errors").link("#create-volume")
+    errors = doc.field_errors()
     assert any(said in error for error in errors), (said, errors)
     assert operations_count(app) == before and volume_row(app, fields["name"]) is None
 
