@@ -79,6 +79,7 @@ def test_create_a_volume_from_the_form_then_see_it_listed_and_its_page(app, admi
     doc = page(admin_client.get("/volumes/data1"))
     assert doc.by_id("guest-path").text.startswith("/dev/disk/by-id/virtio-data1")
     assert doc.by_id("volume-vm").text == "no VM"
+    assert doc.by_id("attach-hint").link("/vms/?q=project+%3D+default")
     assert "volume.create" in doc.by_id("volume-operations").text
 
 
