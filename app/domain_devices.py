@@ -217,3 +217,9 @@ def foreign_devices(actual_xml: str, expected_xml: str) -> list[str]:
             layers = ", ".join(path or "?" for _type, _fmt, path in chain)
             found.append(f"{_describe(device)} backed by {layers}")
     return found
+
+
+def disk_targets(xml: str) -> list[str]:
+    """The targets (vda, vdb...) of the disks a domain definition names."""
+    domain = ET.fromstring(xml)
+    return [target.get("dev") for target in domain.findall("devices/disk[@device='disk']/target")]

@@ -3,9 +3,9 @@ grow a disk QEMU has open, and the disk targets a definition names. A mixin of H
 each call goes through its _run (timeouts, one retry, mapped errors). The persistent
 definition is never edited here: Nube redefines the whole domain from its own rendering."""
 
-import xml.etree.ElementTree as ET
-
 import libvirt
+
+from app.domain_devices import disk_targets
 
 
 class DiskCalls:
@@ -38,15 +38,7 @@ class DiskCalls:
         """The targets (vda, vdb...) of the disks a domain's definition names, or with live
         its running one."""
         flags = 0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE
-
-        def work(conn):
-            domain = ET.fromstring(conn.lookupByName(name).XMLDesc(flags))
-            return [
-                target.get("dev")
-                for target in domain.findall("devices/disk[@device='disk']/target")
-            ]
-
-        return self._run(host, work, name)
+        return self._run(host, lambda c: disk_targets(c.lookupByName(name).XMLDesc(flags)), name)
 
     def block_resize(self, host, name, target, size_bytes: int) -> None:
         """Grow a disk a running domain has open (QEMU resizes the file; the guest sees it)."""

@@ -5,10 +5,12 @@ refused a move (the device would follow the VM to its next host)."""
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .. import cloudinit
 from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
-from ..domain_devices import foreign_devices
+from ..domain_devices import disk_targets, foreign_devices
 from ..domain_xml import render_domain, render_volume_disk
 from ..errors import NotFound, OperationFailed
 from ..repositories import vms as vms_repo
@@ -59,11 +61,17 @@ def volume_disk_xml(ctx, volume, target=None):
     return render_volume_disk(volume_disk(ctx, volume, target), ctx.config["DOMAIN_TEMPLATES"])
 
 
-def render(ctx, vm, host, chain, seed=None, console_log=True):
-    """The domain XML of vm (with its uuid, and mac when it has one) on host, with the volumes
-    its rows say are attached (each header checked)."""
+def attached_disks(ctx, vm_id):
+    """The volumes a VM's rows say are attached, as its domain names them (headers checked)."""
+    return [volume_disk(ctx, row) for row in volumes_repo.attached_to(ctx.conn, vm_id)]
+
+
+def render(ctx, vm, host, chain, seed=None, console_log=True, volumes=None):
+    """The domain XML of vm (with its uuid, and mac when it has one) on host, with its
+    volumes (attached_disks' list; read from its rows when not given)."""
     log = host_disk_path(ctx, vm["id"], CONSOLE_LOG_SUFFIX) if console_log else None
-    volumes = [volume_disk(ctx, row) for row in volumes_repo.attached_to(ctx.conn, vm["id"])]
+    if volumes is None:
+        volumes = attached_disks(ctx, vm["id"])
     return render_domain(
         vm,
         host,
@@ -131,16 +139,29 @@ def pin_chain(ctx, vm, host):
     ctx.hypervisor.define(host, xml)
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A VM's host definitions, checked: what its persistent one names (disk targets), and
+    render(add=disk, drop=serial, **changes): Nube's XML for it there with one volume disk
+    more or less and other values (mem, vcpus); every header was read once, by the check."""
+
+    render: Callable
+    targets: tuple
+    volumes: tuple  # the attached volumes' disks, as rendered (attached_disks)
+
+    def volume(self, name):
+        """The disk of an attached volume, as rendered; None when it is not attached."""
+        return next((disk for disk in self.volumes if disk["serial"] == name), None)
+
+
 def checked_renderer(ctx, vm, host, running, refused):
-    """Once the host's definitions of vm are checked (see _checked), a function that renders
-    Nube's XML for it there from the rows as they are when it is called (a volume attached or
-    detached in between is in it or not), with the changes it is given (mem, vcpus)."""
+    """The host's definitions of vm, checked as a move's are (see _checked): a Checked."""
     return _checked(ctx, vm, host, host, running, refused, later=True)
 
 
 def _checked(ctx, vm, src, dst, running, refused, later=False):
     """Nube's XML for vm on dst, once the disk's header and src's definitions are checked;
-    refused: what is refused when they are not; later: a function rendering it instead."""
+    refused: what is refused when they are not; later: a Checked to render it with instead."""
     chain = disk_chain(ctx, vm)
     files = set(ctx.storage.existing_vm_files(vm["id"]))
     boot = vms_repo.first_boot(ctx.conn, vm["id"])
@@ -151,7 +172,8 @@ def _checked(ctx, vm, src, dst, running, refused, later=False):
     if running:
         host_xmls.append(ctx.hypervisor.definition(src, vm["id"], live=True))
     on_src = _identity(vm, host_xmls[-1], src["network"] != "none", seeded)
-    expected = render(ctx, on_src, src, chain, seed, has_log)
+    volumes = attached_disks(ctx, vm["id"])
+    expected = render(ctx, on_src, src, chain, seed, has_log, volumes)
     for host_xml in host_xmls:
         foreign = foreign_devices(host_xml, expected)
         if foreign:
@@ -160,6 +182,13 @@ def _checked(ctx, vm, src, dst, running, refused, later=False):
                 f" {'; '.join(foreign)}; refusing to {refused}"
             )
     on_dst = _identity(vm, host_xmls[-1], dst["network"] != "none", seeded)
-    if later:
-        return lambda **changes: render(ctx, {**on_dst, **changes}, dst, chain, seed, has_log)
-    return render(ctx, on_dst, dst, chain, seed, has_log)
+    if not later:
+        return render(ctx, on_dst, dst, chain, seed, has_log, volumes)
+
+    def render_later(add=None, drop=None, **changes):
+        kept = [disk for disk in volumes if disk["serial"] != drop]
+        return render(
+            ctx, {**on_dst, **changes}, dst, chain, seed, has_log, kept + ([add] if add else [])
+        )
+
+    return Checked(render_later, tuple(disk_targets(host_xmls[0])), tuple(volumes))

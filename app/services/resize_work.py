@@ -30,7 +30,7 @@ def resize_vm(ctx):
     if {"mem", "vcpus"} & set(changes):
         mem, vcpus = vm["mem"], vm["vcpus"]  # the row has the new ones
         ctx.log(f"{vm['id']}: {before['mem']} → {mem} MiB, {before['vcpus']} → {vcpus} vCPUs")
-        xml = checked_renderer(ctx, vm, host, False, "resize it")()
+        xml = checked_renderer(ctx, vm, host, False, "resize it").render()
         heavy_call(
             ctx,
             lambda: ctx.hypervisor.define(host, xml),

@@ -6,14 +6,17 @@ always Nube's rendering of its rows (app/services/definition.py), so attaching a
 change the row, then redefine the domain, and a running domain gets the same <disk> element
 hot-plugged or unplugged. The undo puts the row and the definition back as they were."""
 
+import functools
+
 from ..db import transaction
+from ..domain_xml import VOLUME_TARGETS, render_volume_disk
 from ..errors import Conflict, NotFound, OperationFailed
 from ..numbers import GIB, disk_gib
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..states import AVAILABLE, ERROR, MISSING, RUNNING, vm_state
-from .definition import checked_renderer, volume_disk_xml
+from .definition import checked_renderer, volume_disk, volume_disk_xml
 from .vm_work import heavy_call, wait_until
 
 DETACH_TIMEOUT = 60.0  # seconds a running guest has to release a volume
@@ -41,8 +44,8 @@ def _running(ctx, vm, host):
 
 
 def _define(ctx, host, vm_id, render, target, attached):
-    """Redefine a VM's domain on its host with Nube's rendering of its rows now (a slow host's
-    answer is read back: whether the definition has the target as it should)."""
+    """Redefine a VM's domain on its host with Nube's rendering (a slow host's answer is read
+    back: whether the definition has the target as it should)."""
     xml = render()
     heavy_call(
         ctx,
@@ -83,12 +86,9 @@ def undo_create(ctx, status):
 # --- attach -----------------------------------------------------------------------------
 
 
-def _free_target(ctx, vm, host):
-    """The first target (vdb, vdc...) no volume row and no disk of the VM's definition holds."""
-    from ..domain_xml import VOLUME_TARGETS
-
-    taken = {row["target"] for row in volumes_repo.attached_to(ctx.conn, vm["id"])}
-    taken.update(ctx.hypervisor.disk_targets(host, vm["id"]))
+def _free_target(vm, checked):
+    """The first target (vdb, vdc...) no volume and no disk of the VM's definition holds."""
+    taken = set(checked.targets) | {disk["target"] for disk in checked.volumes}
     for target in VOLUME_TARGETS:
         if target not in taken:
             return target
@@ -100,15 +100,16 @@ def attach_volume(ctx):
     volume = _volume(ctx)
     vm, host = _vm_and_host(ctx, ctx.input["vm"])
     running = _running(ctx, vm, host)
-    render = checked_renderer(ctx, vm, host, running, f"attach {volume['name']} to it")
-    target = _free_target(ctx, vm, host)
-    disk_xml = volume_disk_xml(ctx, volume, target)  # the volume's header checked here
+    checked = checked_renderer(ctx, vm, host, running, f"attach {volume['name']} to it")
+    target = _free_target(vm, checked)
+    disk = volume_disk(ctx, volume, target)  # the volume's header checked here
     with transaction(ctx.conn):
         volumes_repo.attach(ctx.conn, volume["name"], vm["id"], target)
     ctx.remember("recorded")
     ctx.log(f"attaching {volume['name']} to {vm['id']} as {target} on {host['name']}")
     if running:
         ctx.log(f"{vm['id']} is running: hot-plugging {target}")
+        disk_xml = render_volume_disk(disk, ctx.config["DOMAIN_TEMPLATES"])
         heavy_call(
             ctx,
             lambda: ctx.hypervisor.attach_live(host, vm["id"], disk_xml),
@@ -116,7 +117,7 @@ def attach_volume(ctx):
             f"{target} is plugged",
         )
         ctx.remember("plugged")
-    _define(ctx, host, vm["id"], render, target, True)
+    _define(ctx, host, vm["id"], lambda: checked.render(add=disk), target, True)
     ctx.log(
         f"{volume['name']} attached to {vm['id']} as {target}: the guest finds it at "
         f"/dev/disk/by-id/virtio-{volume['name']}"
@@ -135,7 +136,8 @@ def undo_attach(ctx, status):
         if running and volume["target"] in ctx.hypervisor.disk_targets(host, vm["id"], live=True):
             ctx.hypervisor.detach_live(host, vm["id"], volume_disk_xml(ctx, volume))
             ctx.log(f"asked {vm['id']} to release {volume['target']} again")
-        render = checked_renderer(ctx, vm, host, running, "put its definition back")
+        checked = checked_renderer(ctx, vm, host, running, "put its definition back")
+        render = functools.partial(checked.render, drop=volume["name"])
     except Exception as exc:  # the row still goes back: the volume is not in use by Nube
         ctx.error(f"could not undo the attach on {host['name']}: {exc}")
         render = None
@@ -158,13 +160,16 @@ def detach_volume(ctx):
     volume = _volume(ctx)
     vm, host = _vm_and_host(ctx, volume["vm"])
     running = _running(ctx, vm, host)
-    render = checked_renderer(ctx, vm, host, running, f"detach {volume['name']} from it")
+    checked = checked_renderer(ctx, vm, host, running, f"detach {volume['name']} from it")
     target = volume["target"]
     if running and target in ctx.hypervisor.disk_targets(host, vm["id"], live=True):
         ctx.log(f"asking {vm['id']} to release {target} ({volume['name']})")
+        disk_xml = render_volume_disk(
+            checked.volume(volume["name"]), ctx.config["DOMAIN_TEMPLATES"]
+        )
         heavy_call(
             ctx,
-            lambda: ctx.hypervisor.detach_live(host, vm["id"], volume_disk_xml(ctx, volume)),
+            lambda: ctx.hypervisor.detach_live(host, vm["id"], disk_xml),
             lambda: True,  # whether the guest let go is read below
             f"{target}'s release is asked for",
         )
@@ -183,7 +188,7 @@ def detach_volume(ctx):
     with transaction(ctx.conn):
         volumes_repo.detach(ctx.conn, volume["name"], AVAILABLE)
     ctx.remember("unrecorded")
-    _define(ctx, host, vm["id"], render, target, False)
+    _define(ctx, host, vm["id"], lambda: checked.render(drop=volume["name"]), target, False)
     ctx.log(f"{volume['name']} detached from {vm['id']}")
 
 
