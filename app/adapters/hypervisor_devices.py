@@ -1,6 +1,6 @@
 """The hypervisor adapter's calls on a running domain's disks: hot-plug and unplug a volume,
 grow a disk QEMU has open, and the disk targets a definition names. A mixin of Hypervisor:
-each call goes through its _run (timeouts, one retry, mapped errors). The persistent
+each call goes through its _run (timeouts, one retry, mapped errors). A stopped domain's
 definition is never edited here: Nube redefines the whole domain from its own rendering."""
 
 import libvirt
@@ -11,13 +11,13 @@ from app.domain_devices import disk_targets
 class DiskCalls:
     """Disk calls that need Hypervisor._run."""
 
-    def attach_live(self, host, name, disk_xml: str) -> None:
-        """Hot-plug a disk into a running domain (its live definition only)."""
+    def hot_plug(self, host, name, disk_xml: str) -> None:
+        """Hot-plug a disk into a running domain, and add the same element to its persistent
+        definition (one libvirt call: both or neither)."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
         self._run(
             host,
-            lambda c: c.lookupByName(name).attachDeviceFlags(
-                disk_xml, libvirt.VIR_DOMAIN_AFFECT_LIVE
-            ),
+            lambda c: c.lookupByName(name).attachDeviceFlags(disk_xml, flags),
             name,
             heavy="attach",
         )

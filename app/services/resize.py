@@ -33,13 +33,16 @@ def _changes(row, data):
             data, "disk", required=False, minimum=VOLUME_SIZE.minimum, maximum=VOLUME_SIZE.maximum
         ),
     }
-    changes = {key: value for key, value in asked.items() if value is not None}
-    if not changes:
-        raise InvalidInput("nothing to resize: give mem, vcpus or disk")
-    disk = changes.get("disk")
-    if disk is not None and disk <= (row["disk"] or 0):
+    disk = asked["disk"]
+    if disk is not None and disk < (row["disk"] or 0):
         raise InvalidInput(
             f"the disk of {row['id']} is {row['disk']} GiB: it can only grow (asked {disk} GiB)"
+        )
+    changes = {key: value for key, value in asked.items() if value not in (None, row[key])}
+    if not changes:
+        raise InvalidInput(
+            "nothing to resize: give a mem, vcpus or disk other than the VM's"
+            f" ({row['mem']} MiB, {row['vcpus']} vCPUs, {row['disk']} GiB)"
         )
     if row["state"] == RUNNING and ({"mem", "vcpus"} & set(changes)):
         raise Conflict(f"VM {row['id']} is running: stop it to change its memory or vCPUs")

@@ -86,9 +86,12 @@ def undo_create(ctx, status):
 # --- attach -----------------------------------------------------------------------------
 
 
-def _free_target(vm, checked):
-    """The first target (vdb, vdc...) no volume and no disk of the VM's definition holds."""
-    taken = set(checked.targets) | {disk["target"] for disk in checked.volumes}
+def _free_target(ctx, vm, checked=None):
+    """The first target (vdb, vdc...) that neither a volume row nor (when checked) a disk of
+    the VM's definition holds."""
+    taken = {row["target"] for row in volumes_repo.attached_to(ctx.conn, vm["id"])}
+    if checked is not None:
+        taken.update(checked.targets)
     for target in VOLUME_TARGETS:
         if target not in taken:
             return target
@@ -96,12 +99,16 @@ def _free_target(vm, checked):
 
 
 def attach_volume(ctx):
-    """Attach the volume to the VM: in its definition, and hot-plugged when it runs."""
+    """Attach the volume to the VM: hot-plugged into a running one (live and persistent in
+    one libvirt call: the element is Nube's, and nothing moves between hosts), or into a
+    stopped one's definition, rendered again by Nube."""
     volume = _volume(ctx)
     vm, host = _vm_and_host(ctx, ctx.input["vm"])
     running = _running(ctx, vm, host)
-    checked = checked_renderer(ctx, vm, host, running, f"attach {volume['name']} to it")
-    target = _free_target(vm, checked)
+    checked = None
+    if not running:
+        checked = checked_renderer(ctx, vm, host, False, f"attach {volume['name']} to it")
+    target = _free_target(ctx, vm, checked)
     disk = volume_disk(ctx, volume, target)  # the volume's header checked here
     with transaction(ctx.conn):
         volumes_repo.attach(ctx.conn, volume["name"], vm["id"], target)
@@ -112,12 +119,13 @@ def attach_volume(ctx):
         disk_xml = render_volume_disk(disk, ctx.config["DOMAIN_TEMPLATES"])
         heavy_call(
             ctx,
-            lambda: ctx.hypervisor.attach_live(host, vm["id"], disk_xml),
+            lambda: ctx.hypervisor.hot_plug(host, vm["id"], disk_xml),
             lambda: target in ctx.hypervisor.disk_targets(host, vm["id"], live=True),
             f"{target} is plugged",
         )
         ctx.remember("plugged")
-    _define(ctx, host, vm["id"], lambda: checked.render(add=disk), target, True)
+    else:
+        _define(ctx, host, vm["id"], lambda: checked.render(add=disk), target, True)
     ctx.log(
         f"{volume['name']} attached to {vm['id']} as {target}: the guest finds it at "
         f"/dev/disk/by-id/virtio-{volume['name']}"

@@ -168,7 +168,7 @@ def test_refusals_on_volumes_change_nothing(ctx, host, image):
         (lambda: core.detachVolume("spare"), core.Conflict, "not attached to any VM"),
         (lambda: core.attachVolume("spare", "nope"), core.NotFound, "VM nope not found"),
         (lambda: core.attachVolume("nope", "vm1"), core.NotFound, "volume nope not found"),
-        (lambda: core.resizeVm("vm1", {"disk": 1}), core.InvalidInput, "it can only grow"),
+        (lambda: core.resizeVm("vm1", {"disk": 1}), core.InvalidInput, "nothing to resize"),
         (lambda: core.resizeVm("vm1", {}), core.InvalidInput, "nothing to resize"),
         (lambda: core.resizeVm("vm1", {"mem": 8}), core.InvalidInput, "mem must be at least"),
     ]
@@ -249,6 +249,10 @@ def test_grow_a_volume_and_resize_a_stopped_vm(ctx, host, image):
     assert int(domain.findtext("memory")) == 128 * 1024 and domain.findtext("vcpu") == "2"
     assert volume_disks(ctx, "vm1") == {"vdb": ("/mnt/iaas/volumes/data1.qcow2", "data1")}
     assert header(storage(ctx).vms_dir / "vm1.qcow2")["virtual-size"] == 4 * GIB
+    with pytest.raises(core.InvalidInput, match="the disk of vm1 is 4 GiB: it can only grow"):
+        core.resizeVm("vm1", {"disk": 3})
+    # what is already so is no change: asking for the same memory again resizes only the disk
+    assert core.resizeVm("vm1", {"mem": 128, "disk": 5})["disk"] == 5
 
 
 def test_a_running_vm_keeps_its_memory_and_vcpus(ctx, host, image):
@@ -257,6 +261,11 @@ def test_a_running_vm_keeps_its_memory_and_vcpus(ctx, host, image):
     with pytest.raises(core.Conflict, match="vm1 is running: stop it to change its memory"):
         core.resizeVm("vm1", {"mem": 128})
     assert snapshot(ctx) == before
+    # its memory as it is, with a bigger disk: only the disk is asked for (the test driver
+    # cannot grow a running domain's disk: the grow itself is the integration tier's)
+    with pytest.raises(core.OperationFailed, match="virDomainBlockResize"):
+        core.resizeVm("vm1", {"mem": 64, "disk": 2})
+    assert core.listVms("id = vm1")[0]["disk"] == 1  # the failure recorded what is true
 
 
 def test_a_resize_beyond_the_hosts_room_is_refused(ctx, host, image):
