@@ -61,6 +61,27 @@ def _extensions(data, start):
         offset += (length + 7) & ~7
 
 
+def _v3_fields(data, version):
+    """(incompatible features, header length) of a version 3 header; (0, 72) for version 2."""
+    if version == 2:
+        return 0, V2_HEADER
+    (incompatible,) = _unpack("Q", data, 72)
+    (header_length,) = _unpack("I", data, 100)
+    if header_length < 104 or header_length > len(data):
+        raise HeaderError(f"its header length {header_length} is wrong")
+    return incompatible, header_length
+
+
+def _backing(data, offset, size, extensions) -> dict:
+    """The backing file name (and format, when the header names one) at offset."""
+    if size > BACKING_NAME_MAX or offset + size > len(data):
+        raise HeaderError("its backing file name is out of bounds")
+    found = {"backing-filename": _name(data[offset : offset + size], "backing file name")}
+    if EXT_BACKING_FORMAT in extensions:
+        found["backing-filename-format"] = _name(extensions[EXT_BACKING_FORMAT], "backing format")
+    return found
+
+
 def read(path) -> dict:
     """`qemu-img info --output=json -f qcow2`'s keys for one file's header (format,
     virtual-size, actual-size, backing-filename, backing-filename-format, format-specific's
@@ -75,25 +96,13 @@ def read(path) -> dict:
         raise HeaderError(f"its qcow2 version {version} is unknown")
     if crypt:
         raise HeaderError("it is encrypted")
-    incompatible, header_length = 0, V2_HEADER
-    if version == 3:
-        (incompatible,) = _unpack("Q", data, 72)
-        (header_length,) = _unpack("I", data, 100)
-        if header_length < 104 or header_length > len(data):
-            raise HeaderError(f"its header length {header_length} is wrong")
+    incompatible, header_length = _v3_fields(data, version)
     if incompatible & ~INCOMPATIBLE_KNOWN:
         raise HeaderError(f"it needs features this reader does not know ({incompatible:#x})")
     extensions = _extensions(data, header_length)
     info = {"format": "qcow2", "virtual-size": size, "actual-size": blocks * 512}
     if backing_offset:
-        if backing_size > BACKING_NAME_MAX or backing_offset + backing_size > len(data):
-            raise HeaderError("its backing file name is out of bounds")
-        raw = data[backing_offset : backing_offset + backing_size]
-        info["backing-filename"] = _name(raw, "backing file name")
-        if EXT_BACKING_FORMAT in extensions:
-            info["backing-filename-format"] = _name(
-                extensions[EXT_BACKING_FORMAT], "backing format"
-            )
+        info.update(_backing(data, backing_offset, backing_size, extensions))
     if incompatible & INCOMPATIBLE_DATA_FILE or EXT_DATA_FILE in extensions:
         name = extensions.get(EXT_DATA_FILE)
         data_file = _name(name, "data file name") if name else UNNAMED
