@@ -258,12 +258,6 @@ def attach(vm_id):
     )
 
 
-def _resize_changes(form, vm):
-    """What the prefilled Resize form changes: only the fields that differ from the VM's."""
-    asked = {"mem": form.mem.data, "vcpus": form.vcpus.data, "disk": form.disk.data}
-    return {key: value for key, value in asked.items() if value is not None and value != vm[key]}
-
-
 @bp.route("/<vm_id>/resize", methods=["POST"])
 def resize_vm(vm_id):
     """Change a VM's memory and vCPUs (stopped only) and grow its disk."""
@@ -272,7 +266,9 @@ def resize_vm(vm_id):
     if not form.validate_on_submit():
         flash_form_errors(form)
         return redirect(url_for("vms.show", vm_id=vm["id"]))
-    changes = _resize_changes(form, vm)
+    # the form comes prefilled: the service keeps only what differs from the VM's now
+    asked = {"mem": form.mem.data, "vcpus": form.vcpus.data, "disk": form.disk.data}
+    changes = {key: value for key, value in asked.items() if value is not None}
     return _act(
         vm["id"],
         lambda: resize.resize(vm["id"], changes, actor(), wait=False),
