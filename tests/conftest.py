@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 
+import jinja2
 import pytest
 from werkzeug.security import generate_password_hash
 
@@ -27,6 +28,10 @@ from tests.lab import lab
 
 ADMIN_PASSWORD = "admin-password-1"
 OPERATOR_PASSWORD = "operator-password-1"
+# The fixture users' hashes: scrypt as the app writes it, at a lower cost (N=2**10, not
+# werkzeug's 2**15). Logging in still checks the password through scrypt; at full cost every
+# login of admin_client and operator_client took a tenth of a second.
+TEST_HASH_METHOD = "scrypt:1024:8:1"
 
 
 def open_up(path):
@@ -40,7 +45,29 @@ def open_up(path):
 @functools.cache
 def _hash(password):
     """The scrypt hash of a test password, computed once."""
-    return generate_password_hash(password, "scrypt")
+    return generate_password_hash(password, TEST_HASH_METHOD)
+
+
+class SessionBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept in memory for the session, shared by every test's app: each app
+    has its own Jinja environment, and compiling the templates again for each test cost more
+    than creating the app. Jinja checks each entry against its template's source."""
+
+    def __init__(self):
+        self._code = {}
+
+    def load_bytecode(self, bucket):
+        """Fill a bucket from the session's compiled code, if there is any."""
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket):
+        """Keep a freshly compiled template for the session."""
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE = SessionBytecodeCache()
 
 
 @pytest.fixture(autouse=True)
@@ -96,11 +123,23 @@ def postgres_server():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A SQLite database migrated once for the session (by the app's own ensure_schema), that
+    every test's database is copied from; tests of the migrations migrate files of their own."""
+    path = str(tmp_path_factory.mktemp("template") / "nube.sqlite")
+    ensure_schema(path)  # its last connection closed: the WAL is checkpointed into the file
+    return path
+
+
 @pytest.fixture
-def database(tmp_path, postgres_server):
-    """The test's DATABASE: a SQLite file, or a fresh PostgreSQL database (dropped after)."""
+def database(tmp_path, postgres_server, sqlite_template):
+    """The test's DATABASE: a SQLite file or a fresh PostgreSQL database (dropped after), each
+    a copy of a migrated template."""
     if postgres_server is None:
-        yield str(tmp_path / "nube.sqlite")
+        path = str(tmp_path / "nube.sqlite")
+        shutil.copyfile(sqlite_template, path)
+        yield path
         return
     url = postgres_server.new_database()
     try:
@@ -111,7 +150,7 @@ def database(tmp_path, postgres_server):
 
 @pytest.fixture
 def app(tmp_path, provisioner, config_overrides, database):
-    """An app on a fresh SQLite file, a temp repository and libvirt's test driver."""
+    """An app on the test's database, a temp repository and libvirt's test driver."""
     repository = tmp_path / "iaas"
     (repository / "images").mkdir(parents=True)
     (repository / "vms").mkdir()
@@ -131,6 +170,7 @@ def app(tmp_path, provisioner, config_overrides, database):
             **config_overrides,
         }
     )
+    application.jinja_env.bytecode_cache = TEMPLATE_CODE
     with application.app_context():
         # hashed once per session: scrypt is slow on purpose, and every test needs two users
         conn = get_db()

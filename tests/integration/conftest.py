@@ -1,4 +1,8 @@
-"""Integration tier fixtures: the controller's SSH key and known_hosts for the lab hosts."""
+"""Integration tier fixtures: the controller's SSH key and known_hosts for the lab hosts, and
+two real guests booted once for the tier (tests/integration/guests.py).
+
+Tests marked `stops_guests` stop or remove the shared guests: they run after every other
+integration test (and only those: items of other tiers keep their places)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,32 @@ from pathlib import Path
 import pytest
 
 from app import create_app
+from tests.factories import make_ssh_key
+from tests.images import built_image
+from tests.integration import guests
+
+STOPS_GUESTS = "stops_guests"
+
+
+def pytest_configure(config):
+    """Register the marker of the tests that end the shared guests."""
+    config.addinivalue_line(
+        "markers", f"{STOPS_GUESTS}: stops or removes the shared guests (runs after the others)"
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Run the integration tests marked stops_guests after every other integration test: the
+    integration items are reordered among the places they already hold, so no test of another
+    tier moves, and the marked ones keep their own order."""
+    here = Path(__file__).parent
+    places = [index for index, item in enumerate(items) if here in item.path.parents]
+    tier = [items[index] for index in places]
+    ending = [item for item in tier if item.get_closest_marker(STOPS_GUESTS)]
+    others = [item for item in tier if not item.get_closest_marker(STOPS_GUESTS)]
+    for index, item in zip(places, others + ending, strict=True):
+        items[index] = item
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +90,30 @@ def lab_controller(prefix, **settings):
         }
     )
     return app, top
+
+
+@pytest.fixture(scope="package")
+def running_guests(lab_hosts, tmp_path_factory):
+    """A controller with lab hosts lab1 and lab2, and guest1 on lab1 and guest2 on lab2 booted
+    at once from Nube's Debian image (each with the owner's key and user data), returned once
+    cloud-init finished in both and their agents answer: {app, repository, owner_key, created
+    (the VMs addVm returned), agents (what each agent first said)}. guest1 may have moved to
+    lab2 (test_real_guest migrates it): read a guest's host from core.listVms. Whatever
+    happens, the guests, hosts and folder are removed at the end of the tier."""
+    image = built_image()
+    owner_key = make_ssh_key(tmp_path_factory.mktemp("owner"))[0]
+    app, top = lab_controller("nube-guests-", VIRT_TYPE="qemu", STOP_TIMEOUT=120)
+    repository = top / "export" / "iaas"
+    try:
+        guests.install(app, repository, image, lab_hosts)
+        created = guests.start_all(app, owner_key)
+        agents = guests.wait_until_ready(app)
+        yield {
+            "app": app,
+            "repository": repository,
+            "owner_key": owner_key,
+            "created": created,
+            "agents": agents,
+        }
+    finally:
+        guests.tear_down(app, top)

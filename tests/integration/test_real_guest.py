@@ -1,145 +1,48 @@
-"""A real guest on a lab host: Nube's own Debian image (built, or reused from the cache), a
-cloud-init seed with a generated SSH key and user data, the boot log read from the repository,
-the guest agent answering, a clean shutdown through it, and nothing left after removal.
+"""Real guests on lab hosts (the tier's shared guest1 and guest2, tests/integration/guests.py):
+Nube's own Debian image, a cloud-init seed with a generated SSH key and user data, the boot
+log read from the repository, the guest agent answering, a canceled then a real live migration,
+and, after every other integration test, a clean shutdown through the agent and nothing left
+after removal."""
 
-Lab hosts have a software KVM that cannot run a Linux kernel, so the guest runs under TCG
-(VIRT_TYPE=qemu): it takes a minute or two to boot."""
-
-import os
-import re
-import shutil
 import threading
 
 import pytest
 
 from app import core
 from app.db import get_db
-from tests.factories import cloud_init_fingerprint, make_ssh_key
-from tests.images import built_image
-from tests.integration.conftest import lab_controller
+from app.services import operations, vms
+from tests.factories import cloud_init_fingerprint
+from tests.integration.guests import GUESTS, MARKER, hostname, operation_log
 from tests.wait import join_all, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-IMAGE = "debian12.qcow2"
-BOOT_TIMEOUT = 600  # seconds; TCG on a loaded CI machine
-MARKER = "NUBE-FIRST-BOOT-MARKER-7f3a"
+
+@pytest.fixture
+def shared(running_guests):
+    """The shared guests, with their controller's app context pushed for the test."""
+    with running_guests["app"].app_context():
+        yield running_guests
 
 
-@pytest.fixture(scope="module")
-def guest_image():
-    """Nube's Debian image, built by image.build once and cached outside the repository."""
-    return built_image()
+def test_the_guests_boot_configured_from_their_seeds(shared):
+    for vm_id, host in GUESTS.items():
+        vm = shared["created"][vm_id]
+        assert vm["state"] == "running" and vm["host_name"] == host
+        assert (shared["repository"] / "vms" / f"{vm_id}-seed.iso").is_file()
+        assert "(type qemu)" in operation_log("vm.create", vm_id)
+        # the boot log, as virtlogd writes it into the repository and Nube reads it back
+        log = core.consoleLog(vm_id, lines=5000)
+        assert MARKER in log, vm_id
+        assert cloud_init_fingerprint(shared["owner_key"]) in log  # cloud-init's authorized keys
+        assert "Authorized keys from /home/debian/.ssh/authorized_keys for user debian" in log
 
 
-@pytest.fixture(scope="module")
-def controller(lab_hosts, guest_image):
-    """A controller with two lab hosts and the guest image in its repository."""
-    app, top = lab_controller("nube-guest-", VIRT_TYPE="qemu", STOP_TIMEOUT=120)
-    repository = top / "export" / "iaas"
-    with app.app_context():
-        core.init()
-        shutil.copyfile(guest_image, repository / "images" / IMAGE)
-        os.chmod(repository / "images" / IMAGE, 0o644)
-        for number, lab in enumerate(lab_hosts[:2], start=1):
-            core.addHost(
-                {
-                    "address": lab["address"],
-                    "user": lab["user"],
-                    "password": lab["password"],
-                    "name": f"lab{number}",
-                    "share": "bind",
-                    "network": "none",  # no guest traffic may leave these machines
-                }
-            )
-        yield {"app": app, "repository": repository}
-        try:
-            core.destroy()
-        finally:
-            app.extensions["nube"].hypervisor.close()
-            shutil.rmtree(top, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def owner_key(tmp_path_factory):
-    """The VM owner's key pair, made for this test."""
-    return make_ssh_key(tmp_path_factory.mktemp("owner"))[0]
-
-
-def operation_log(kind):
-    """The newest operation of a kind: its log as text."""
-    op_id = (
-        get_db()
-        .execute("SELECT id FROM operations WHERE kind = ? ORDER BY id DESC", (kind,))
-        .fetchone()[0]
-    )
-    return "\n".join(
-        r[0]
-        for r in get_db().execute(
-            "SELECT message FROM operation_log WHERE operation_id = ? ORDER BY id", (op_id,)
-        )
-    )
-
-
-def test_a_real_guest_boots_configured_and_shuts_down_through_its_agent(controller, owner_key):
-    repository = controller["repository"]
-    user_data = f"#cloud-config\nruncmd:\n  - echo {MARKER} > /dev/ttyS0\n"
-    vm = core.addVm(
-        {
-            "id": "guest1",
-            "image": IMAGE,
-            "mem": 768,
-            "hostname": "nube-guest",
-            "ssh_keys": [owner_key],
-            "user_data": user_data,
-            "host": "lab1",
-            "start": True,
-        }
-    )
-    assert vm["state"] == "running"
-    assert (repository / "vms" / "guest1-seed.iso").is_file()
-    assert "(type qemu)" in operation_log("vm.create")
-
-    # the boot log, as virtlogd writes it into the repository and Nube reads it back
-    finished = re.compile(r"Cloud-init v\. \S+ finished")
-    wait_for(
-        lambda: (
-            finished.search(core.consoleLog("guest1", lines=2000))
-            and "nube-guest login:" in core.consoleLog("guest1", lines=50)
-        ),
-        timeout=BOOT_TIMEOUT,
-        interval=3,
-        message=lambda: (
-            "the guest did not finish booting; its log ends:\n"
-            + core.consoleLog("guest1", lines=40)
-        ),
-    )
-    log = core.consoleLog("guest1", lines=5000)
-    assert MARKER in log
-    assert cloud_init_fingerprint(owner_key) in log  # cloud-init's authorized keys
-    assert "Authorized keys from /home/debian/.ssh/authorized_keys for user debian" in log
-
-    # the guest agent answers with the hostname it was given
-    from app.services import vms
-
-    guest = wait_for(lambda: vms.guest("guest1"), timeout=180, interval=3)
-    assert guest["hostname"] == "nube-guest"
-    assert "Debian" in guest["os"]
-
-    migrate_the_booted_guest(controller["app"])
-
-    # a clean shutdown through the agent, not ACPI, not forced
-    core.stopVm("guest1")
-    stop = operation_log("vm.stop")
-    said = f"stop's log:\n{stop}\nboot log:\n{core.consoleLog('guest1', lines=60)}"
-    assert "asked guest1 to shut down (through the guest agent)" in stop, said
-    assert "forcing" not in stop, said
-    assert core.listVms("id = guest1")[0]["state"] == "stopped"
-    assert "reboot: Power down" in core.consoleLog("guest1", lines=100)
-
-    core.removeVm("guest1")
-    left = sorted(p.name for p in (repository / "vms").iterdir())
-    assert left == [], f"removeVm left {left}"
+def test_the_guest_agents_answer_with_the_hostnames_given(shared):
+    for vm_id in GUESTS:
+        guest = wait_for(lambda vm_id=vm_id: vms.guest(vm_id), timeout=60, interval=2)
+        assert guest["hostname"] == hostname(vm_id)
+        assert "Debian" in guest["os"]
 
 
 def running_migration():
@@ -156,11 +59,12 @@ def running_migration():
     return row[0] if row else None
 
 
-def migrate_the_booted_guest(app):
-    """A canceled live migration leaves the guest running where it was; a real one moves it
-    to lab2 without a reboot, and its agent answers from there."""
-    from app.services import operations, vms
-
+def test_a_canceled_live_migration_leaves_the_guest_where_it_was_and_a_real_one_moves_it(
+    shared,
+):
+    """A canceled live migration leaves guest1 running on lab1; a real one moves it to lab2
+    without a reboot, and its agent answers from there."""
+    app = shared["app"]
     app.config["MIGRATION_BANDWIDTH"] = 1  # MiB/s: slow enough to cancel half-way
     outcome = {}
 
@@ -182,12 +86,30 @@ def migrate_the_booted_guest(app):
     assert "canceled" in outcome.get("error", ""), outcome
     vm = core.listVms("id = guest1")[0]
     assert vm["host_name"] == "lab1" and vm["state"] == "running"
-    assert "stays on lab1" in operation_log("vm.migrate")
+    assert "stays on lab1" in operation_log("vm.migrate", "guest1")
 
     moved = core.migrateVm("guest1", "lab2")
     assert moved["host_name"] == "lab2" and moved["state"] == "running"
-    assert "MiB of memory left" in operation_log("vm.migrate")
+    assert "MiB of memory left" in operation_log("vm.migrate", "guest1")
     guest = wait_for(lambda: vms.guest("guest1"), timeout=60, interval=2)
-    assert guest["hostname"] == "nube-guest"  # the agent answers from lab2
+    assert guest["hostname"] == hostname("guest1")  # the agent answers from lab2
     # no second boot: the kernel announced itself once in the whole boot log
     assert core.consoleLog("guest1", lines=10_000).count("Linux version") == 1
+
+
+@pytest.mark.stops_guests
+def test_the_guests_shut_down_through_their_agents_and_leave_nothing_once_removed(shared):
+    for vm_id in GUESTS:
+        # a clean shutdown through the agent, not ACPI, not forced
+        core.stopVm(vm_id)
+        stop = operation_log("vm.stop", vm_id)
+        said = f"stop's log:\n{stop}\nboot log:\n{core.consoleLog(vm_id, lines=60)}"
+        assert f"asked {vm_id} to shut down (through the guest agent)" in stop, said
+        assert "forcing" not in stop, said
+        assert core.listVms(f"id = {vm_id}")[0]["state"] == "stopped"
+        assert "reboot: Power down" in core.consoleLog(vm_id, lines=100)
+
+    for vm_id in GUESTS:
+        core.removeVm(vm_id)
+    left = sorted(p.name for p in (shared["repository"] / "vms").iterdir())
+    assert left == [], f"removeVm left {left}"
