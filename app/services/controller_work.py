@@ -6,6 +6,7 @@ from ..db import connect, transaction
 from ..errors import Busy, NotFound, NubeError, OperationFailed
 from ..ops.claims import Target, release_host_and_vms, take_each
 from ..repositories import hosts as hosts_repo
+from ..repositories import volumes as volumes_repo
 from . import export_work, host_work
 
 
@@ -75,4 +76,7 @@ def destroy_controller(ctx):
         for image in ctx.storage.list_images():
             ctx.storage.delete_image(image.name)
             ctx.log(f"purged image {image.name}")
+        for volume in volumes_repo.search(ctx.conn):
+            ctx.storage.delete_volume(volume["name"])
+            ctx.log(f"purged volume {volume['name']}")
     ctx.progress(len(hosts) + 1, len(hosts) + 1)

@@ -24,6 +24,9 @@ BOOT_TIMEOUT = 600  # seconds; two guests under TCG on a loaded CI machine
 AGENT_TIMEOUT = 180
 MARKER = "NUBE-FIRST-BOOT-MARKER-7f3a"
 GUESTS = {"guest1": "lab1", "guest2": "lab2"}  # each guest and the host it starts on
+# guest2 boots the first time with a volume attached, which its cloud-init formats and mounts
+FIRST_BOOT_VOLUME = {"guest2": "scratch"}
+SCRATCH_MOUNT = "/mnt/scratch"
 _FINISHED = re.compile(r"Cloud-init v\. \S+ finished")
 
 
@@ -51,6 +54,44 @@ def install(app, repository, image, lab_hosts):
             )
 
 
+def user_data(vm_id):
+    """A shared guest's user data: MARKER on its console, and (guest2) its first-boot volume
+    formatted and mounted by cloud-init's disk_setup, fs_setup and mounts."""
+    text = f"#cloud-config\nruncmd:\n  - echo {MARKER} > /dev/ttyS0\n"
+    volume = FIRST_BOOT_VOLUME.get(vm_id)
+    if volume:
+        device = f"/dev/disk/by-id/virtio-{volume}"
+        text += (
+            f"fs_setup:\n  - {{label: {volume}, filesystem: ext4, device: {device},"
+            " partition: none}\n"
+            f"mounts:\n  - [LABEL={volume}, {SCRATCH_MOUNT}, ext4, 'defaults,nofail', '0', '2']\n"
+        )
+    return text
+
+
+def _create(vm_id, host, owner_key):
+    """Create a shared guest and start it (guest2 with its volume attached before it first
+    boots); the VM addVm returned."""
+    volume = FIRST_BOOT_VOLUME.get(vm_id)
+    vm = core.addVm(
+        {
+            "id": vm_id,
+            "image": IMAGE,
+            "mem": 768,
+            "hostname": hostname(vm_id),
+            "ssh_keys": [owner_key],
+            "user_data": user_data(vm_id),
+            "host": host,
+            "start": volume is None,
+        }
+    )
+    if volume:
+        core.addVolume({"name": volume, "size": 1})
+        core.attachVolume(volume, vm_id)
+        core.startVm(vm_id)
+    return vm
+
+
 def start_all(app, owner_key):
     """Create and start every shared guest at once, one thread each; the VMs addVm returned."""
     created, errors = {}, {}
@@ -58,18 +99,7 @@ def start_all(app, owner_key):
     def start(vm_id, host):
         with app.app_context():
             try:
-                created[vm_id] = core.addVm(
-                    {
-                        "id": vm_id,
-                        "image": IMAGE,
-                        "mem": 768,
-                        "hostname": hostname(vm_id),
-                        "ssh_keys": [owner_key],
-                        "user_data": f"#cloud-config\nruncmd:\n  - echo {MARKER} > /dev/ttyS0\n",
-                        "host": host,
-                        "start": True,
-                    }
-                )
+                created[vm_id] = _create(vm_id, host, owner_key)
             except Exception as exc:  # noqa: BLE001  reported below, with the guest's name
                 errors[vm_id] = exc
 

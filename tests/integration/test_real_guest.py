@@ -113,3 +113,8 @@ def test_the_guests_shut_down_through_their_agents_and_leave_nothing_once_remove
         core.removeVm(vm_id)
     left = sorted(p.name for p in (shared["repository"] / "vms").iterdir())
     assert left == [], f"removeVm left {left}"
+    # guest2's first-boot volume outlives it, detached, until removed on its own
+    [scratch] = core.listVolumes("name = scratch")
+    assert (scratch["vm"], scratch["state"]) == (None, "available")
+    core.removeVolume("scratch")
+    assert sorted(p.name for p in (shared["repository"] / "volumes").iterdir()) == []

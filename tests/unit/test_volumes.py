@@ -373,3 +373,16 @@ def test_an_image_a_volume_was_made_from_is_not_deleted(ctx, host, image):
     core.removeVolume("data1")
     images.delete(image, "admin")
     assert not (storage(ctx).images_dir / image).exists()
+
+
+def test_destroy_keeps_volumes_and_a_purge_deletes_them(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    core.addVolume({"name": "data1", "size": 1})
+    core.attachVolume("data1", "vm1")
+    core.destroy()
+    assert core.listVms() == []
+    [kept] = core.listVolumes()
+    assert (kept["vm"], kept["state"]) == (None, "available")
+    assert (storage(ctx).volumes_dir / "data1.qcow2").is_file()
+    core.destroy(purge=True)
+    assert list(storage(ctx).volumes_dir.iterdir()) == []
