@@ -1,4 +1,5 @@
-"""A volume on real guests (the integration tier's shared pair, booted once): made in the
+"""Volumes on real guests (the integration tier's shared pair, booted once): one attached
+before guest2's first boot, formatted and mounted by its cloud-init; another made in the
 repository, hot-plugged into a running guest that formats and mounts it and writes a file,
 grown live (the guest sees the new size at once), carried by a live migration, released by
 the guest and detached live, then attached to the other guest, which reads the same file.
@@ -8,6 +9,7 @@ import pytest
 
 from app import core
 from tests.integration.guest_exec import shell
+from tests.integration.guests import SCRATCH_MOUNT
 from tests.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,6 +27,18 @@ def sees_disk(app, vm_id):
 def host_of(vm_id):
     """The name of the host a VM runs on."""
     return core.listVms(f"id = {vm_id}")[0]["host_name"]
+
+
+def test_a_volume_attached_before_the_first_boot_is_formatted_and_mounted_by_cloud_init(
+    running_guests,
+):
+    app = running_guests["app"]
+    with app.app_context():
+        [scratch] = core.listVolumes("name = scratch")
+        assert (scratch["vm"], scratch["target"], scratch["state"]) == ("guest2", "vdb", "in-use")
+        found = shell(app, "guest2", f"findmnt -n -o FSTYPE,LABEL {SCRATCH_MOUNT}").split()
+        assert found == ["ext4", "scratch"]
+        shell(app, "guest2", f"touch {SCRATCH_MOUNT}/written && sync")
 
 
 def test_a_volume_carries_its_data_from_guest_to_guest(running_guests):
