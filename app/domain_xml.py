@@ -14,8 +14,12 @@ from app.limits import MEM, VCPUS
 
 TEMPLATE = "vm.xml.j2"
 VOLUME_TEMPLATE = "volume.xml.j2"
-# the targets volumes take, in order (vda is the VM's own disk)
-VOLUME_TARGETS = tuple(f"vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz")
+# The targets volumes take, in order (vda is the VM's own disk), and the PCI slot of each:
+# fixed by Nube, high above the slots libvirt gives the other devices (2 to 7), so that a
+# volume hot-plugged on one host sits where the definition a live migration sends to the next
+# host puts it (QEMU refuses a move whose devices changed address).
+VOLUME_SLOT_FIRST = 0x08
+VOLUME_TARGETS = tuple(f"vd{letter}" for letter in "bcdefghijklmnopqrstuvwxy")  # slots 08-1f
 MEM_MIN, MEM_MAX = MEM.minimum, MEM.maximum  # MiB
 VCPUS_MIN, VCPUS_MAX = VCPUS.minimum, VCPUS.maximum
 NETWORK_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -126,6 +130,7 @@ def _volume(volume) -> dict:
         "backing": _backing(chain),
         "target": target,
         "serial": check_volume_name(serial),
+        "slot": VOLUME_SLOT_FIRST + VOLUME_TARGETS.index(target),
     }
 
 

@@ -11,6 +11,7 @@ import re
 import shutil
 
 import jinja2
+import libvirt
 import pytest
 from werkzeug.security import generate_password_hash
 
@@ -25,6 +26,8 @@ from tests.factories import (
 )
 from tests.fixtures.provisioners import RecordingProvisioner
 from tests.lab import lab
+
+TEST_DRIVER = "test:///default"  # libvirt's test driver: the unit tier's hosts
 
 ADMIN_PASSWORD = "admin-password-1"
 OPERATOR_PASSWORD = "operator-password-1"
@@ -160,7 +163,7 @@ def app(tmp_path, provisioner, config_overrides, database):
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "DATABASE": database,
             "REPOSITORY": str(repository),
-            "LIBVIRT_URI": "test:///default",
+            "LIBVIRT_URI": TEST_DRIVER,
             "PROVISIONER": provisioner,
             "QUEUE": "immediate",
             "SECRET_KEY": "test-secret",
@@ -178,6 +181,25 @@ def app(tmp_path, provisioner, config_overrides, database):
         users_repo.insert(conn, "oper", _hash(OPERATOR_PASSWORD), "operator")
     yield application
     application.extensions["nube"].hypervisor.close()
+    if application.config["LIBVIRT_URI"] == TEST_DRIVER:
+        reset_test_driver()
+
+
+def reset_test_driver():
+    """Leave libvirt's test driver as a new connection finds it. Its state lives as long as any
+    connection to it does, and the adapter closes its own in the background: without this, a
+    test's domains could still be there when the next test connects."""
+    conn = libvirt.open(TEST_DRIVER)
+    try:
+        for domain in conn.listAllDomains():
+            if domain.name() == "test":  # the driver's own domain
+                continue
+            if domain.isActive():
+                domain.destroy()
+            if domain.isPersistent():
+                domain.undefine()
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ def test_template_escapes_everything():
         "seed_path": HOSTILE,
         "console_log": HOSTILE,
         "volumes": [
-            {"path": HOSTILE, "backing": [], "target": HOSTILE, "serial": HOSTILE},
+            {"path": HOSTILE, "backing": [], "target": HOSTILE, "serial": HOSTILE, "slot": 9},
         ],
     }
     xml = _environment(TEMPLATES).get_template("vm.xml.j2").render(**context)

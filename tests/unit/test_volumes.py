@@ -143,6 +143,13 @@ def test_attach_and_detach_a_stopped_vm_through_its_definition(ctx, host, image)
         d for d in definition(ctx, "vm1").findall("devices/disk") if d.findtext("serial") == "logs"
     ]
     assert logs.find("backingStore/source").get("file") == f"/mnt/iaas/images/{image}"
+    # each volume at the PCI slot its target fixes: where a hot-plug on another host put it
+    slots = {
+        d.find("target").get("dev"): d.find("address").get("slot")
+        for d in definition(ctx, "vm1").findall("devices/disk")
+        if d.findtext("serial")
+    }
+    assert slots == {"vdb": "0x08", "vdc": "0x09"}
 
     detached = core.detachVolume("data1")
     assert (detached["vm"], detached["target"], detached["state"]) == (None, None, "available")
