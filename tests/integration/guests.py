@@ -89,6 +89,7 @@ def _create(vm_id, host, owner_key):
         core.addVolume({"name": volume, "size": 1})
         core.attachVolume(volume, vm_id)
         core.startVm(vm_id)
+        [vm] = core.listVms(f"id = {vm_id}")
     return vm
 
 
