@@ -41,6 +41,7 @@ DEFAULTS = {
     "HOST_CONCURRENCY": 2,  # heavy libvirt calls at once on one host; more wait their turn
     "MONITOR_MISSES": 3,  # consecutive silent readings before a host is unreachable
     "STOP_TIMEOUT": 30.0,
+    "DETACH_TIMEOUT": 60.0,  # seconds a running guest has to release a volume being detached
     "MIGRATION_BANDWIDTH": 0,  # MiB/s a live migration may use; 0: as fast as it goes
     "DRAIN_PARALLEL": 2,  # VMs a drain moves at once
     "VIRT_TYPE": "auto",  # domain type: kvm where the host has it, or always kvm / qemu (TCG)

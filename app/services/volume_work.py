@@ -19,8 +19,6 @@ from ..states import AVAILABLE, ERROR, MISSING, RUNNING, vm_state
 from .definition import checked_renderer, volume_disk, volume_disk_xml
 from .vm_work import heavy_call, wait_until
 
-DETACH_TIMEOUT = 60.0  # seconds a running guest has to release a volume
-
 
 def _volume(ctx):
     """The operation's volume row, as a dict."""
@@ -164,7 +162,7 @@ def undo_attach(ctx, status):
 
 def detach_volume(ctx):
     """Detach the volume from its VM: a running guest is asked to release it first (and must,
-    within DETACH_TIMEOUT); then the definition goes without it."""
+    within the DETACH_TIMEOUT setting); then the definition goes without it."""
     volume = _volume(ctx)
     vm, host = _vm_and_host(ctx, volume["vm"])
     running = _running(ctx, vm, host)
@@ -181,14 +179,15 @@ def detach_volume(ctx):
             lambda: True,  # whether the guest let go is read below
             f"{target}'s release is asked for",
         )
+        timeout = ctx.config["DETACH_TIMEOUT"]
         released = wait_until(
             ctx,
             lambda: target not in ctx.hypervisor.disk_targets(host, vm["id"], live=True),
-            DETACH_TIMEOUT,
+            timeout,
         )
         if not released:
             raise OperationFailed(
-                f"the guest of {vm['id']} did not release {target} within {DETACH_TIMEOUT:g}s"
+                f"the guest of {vm['id']} did not release {target} within {timeout:g}s"
                 f" (is it mounted and busy?): {volume['name']} stays attached; unmount it in"
                 " the guest and detach again, or stop the VM and detach"
             )

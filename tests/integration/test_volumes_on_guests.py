@@ -5,6 +5,8 @@ grown live (the guest sees the new size at once), carried by a live migration, r
 the guest and detached live, then attached to the other guest, which reads the same file.
 Commands run in the guests through their agents (tests/integration/guest_exec.py)."""
 
+import subprocess
+
 import pytest
 
 from app import core
@@ -102,3 +104,30 @@ def test_a_volume_carries_its_data_from_guest_to_guest(running_guests):
         core.detachVolume("data1")
         core.removeVolume("data1")
         assert not (running_guests["repository"] / "volumes" / "data1.qcow2").exists()
+
+
+def test_a_guest_that_never_lets_go_keeps_its_volume(running_guests):
+    """A guest that does not answer the unplug request (here: no OS at all, SeaBIOS waiting
+    on a blank disk) keeps the volume: the detach fails after DETACH_TIMEOUT and says so, and
+    the volume stays attached; stopped, the VM gives it up through its definition."""
+    app = running_guests["app"]
+    blank = running_guests["repository"] / "images" / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(blank), "64M"], check=True)
+    blank.chmod(0o644)
+    with app.app_context():
+        core.addVm({"id": "silent1", "image": "blank.qcow2", "mem": 64, "start": True})
+        core.addVolume({"name": "held1", "size": 1})
+        core.attachVolume("held1", "silent1")
+        app.config["DETACH_TIMEOUT"] = 3
+        try:
+            with pytest.raises(core.OperationFailed, match="did not release vdb within 3s"):
+                core.detachVolume("held1")
+        finally:
+            app.config["DETACH_TIMEOUT"] = 60.0
+        [held] = core.listVolumes("name = held1")
+        assert (held["vm"], held["state"], held["task"]) == ("silent1", "in-use", None)
+        core.stopVm("silent1", force=True)
+        assert core.detachVolume("held1")["state"] == "available"
+        core.removeVm("silent1")
+        core.removeVolume("held1")
+        blank.unlink()
