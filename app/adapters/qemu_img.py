@@ -26,14 +26,20 @@ class QemuImg:
         self.binary = binary
         self.timeout = timeout
 
-    def run(self, args, log=None) -> str:
-        """Run `qemu-img ARGS`, logging the command line and stderr; return stdout."""
-        cmd = [self.binary, *args]
+    def run(self, args, log=None, prefix=(), pass_fds=()) -> str:
+        """Run `qemu-img ARGS` (after prefix, e.g. a setpriv that drops privileges, with
+        pass_fds open in it), logging the command line and stderr; return stdout."""
+        cmd = [*prefix, self.binary, *args]
         if log:
             log("$ " + shlex.join(cmd))
         try:
             res = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=self.timeout, check=False
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+                pass_fds=pass_fds,
             )
         except subprocess.TimeoutExpired:
             raise OperationFailed(f"qemu-img {args[0]} timed out after {self.timeout}s") from None

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from .. import cloudinit
 from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..domain_devices import disk_targets, foreign_devices
-from ..domain_xml import render_domain, render_volume_disk
+from ..domain_xml import render_domain
 from ..errors import NotFound, OperationFailed
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
@@ -43,22 +43,18 @@ def check_headers(ctx, vm):
     return chain
 
 
-def volume_disk(ctx, volume, target=None):
+def volume_disk(ctx, volume, target=None, chain=True):
     """A volume as the domain names it: {path, backing, target, serial} as hosts see them,
-    its header checked against the image its row records (target: the one it is taking)."""
+    its header checked against the image its row records (target: the one it is taking;
+    chain=False: no header read and no chain, enough to name the device to unplug)."""
     mount = ctx.config["HOST_MOUNT"].rstrip("/")
-    chain = ctx.storage.volume_backing(volume["name"], volume["image"])
+    chain = ctx.storage.volume_backing(volume["name"], volume["image"]) if chain else []
     return {
         "path": f"{mount}/volumes/{volume['name']}.qcow2",
         "backing": [(f"{mount}/{path}", fmt) for path, fmt in chain],
         "target": target or volume["target"],
         "serial": volume["name"],
     }
-
-
-def volume_disk_xml(ctx, volume, target=None):
-    """The <disk> element attach and detach hand libvirt for a volume."""
-    return render_volume_disk(volume_disk(ctx, volume, target), ctx.config["DOMAIN_TEMPLATES"])
 
 
 def attached_disks(ctx, vm_id):
@@ -127,16 +123,26 @@ def check_arrival(ctx, vm, dst, xml):
 
 
 def pin_chain(ctx, vm, host):
-    """Redefine a stopped VM whose definition names no backing chain (made before Nube wrote
-    it) with Nube's rendering, so libvirt never reads the chain from the header; the same
-    checks as a move first."""
+    """Before a stopped VM starts: redefine it with Nube's rendering when its definition names
+    no backing chain (made before Nube wrote it) or other volumes than its rows say (an attach
+    or detach that failed half-way); the same checks as a move first, which refuse a volume
+    its rows do not give it (one another VM, or another project, may hold now)."""
     domain = ET.fromstring(ctx.hypervisor.definition(host, vm["id"]))
-    disk = domain.find("devices/disk[@device='disk']")
-    if disk is None or disk.find("backingStore") is not None:
+    disks = domain.findall("devices/disk[@device='disk']")
+    volumes = f"{ctx.config['HOST_MOUNT'].rstrip('/')}/volumes/"
+    named = {path for path in map(_source, disks) if path and path.startswith(volumes)}
+    rows = {f"{volumes}{row['name']}.qcow2" for row in volumes_repo.attached_to(ctx.conn, vm["id"])}
+    if disks and disks[0].find("backingStore") is not None and named == rows:
         return
     xml = _checked(ctx, vm, host, host, False, "start it")
-    ctx.log(f"redefining {vm['id']} with its disk's whole backing chain named")
+    ctx.log(f"redefining {vm['id']} with its disks' whole backing chains named, as its rows say")
     ctx.hypervisor.define(host, xml)
+
+
+def _source(disk):
+    """The file a <disk> element names (None without one)."""
+    source = disk.find("source")
+    return None if source is None else source.get("file")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from ..errors import Conflict, NotFound, OperationFailed
 from ..numbers import disk_gib
 from ..repositories import vms as vms_repo
 from ..states import RUNNING, vm_state
-from .definition import checked_renderer
+from .definition import checked_renderer, disk_chain
 from .vm_work import heavy_call, vm_and_host
 from .volume_work import check_free_space, grow_disk
 
@@ -25,6 +25,7 @@ def resize_vm(ctx):
     if "disk" in changes:
         size = changes["disk"]
         check_free_space(ctx.storage, size - (before["disk"] or 0), f"the disk of {vm['id']}")
+        disk_chain(ctx, vm)  # a clear refusal, if a host altered its header
         ctx.log(f"growing the disk of {vm['id']} from {before['disk']} to {size} GiB")
         grow_disk(ctx, ctx.storage.disk_path(vm["id"]), size, vm, host, "vda")
     if {"mem", "vcpus"} & set(changes):
@@ -50,7 +51,8 @@ def _defined_with(xml, mem, vcpus):
 
 def undo_resize(ctx, status):
     """Record what is true after a failed resize: the memory and vCPUs the definition has
-    (the old ones unless the redefinition happened), and the disk's real size."""
+    (the old ones unless the redefinition happened), and the disk's real size (never less than
+    before: a host writes the header, the quota's count is Nube's)."""
     try:
         vm, host = vm_and_host(ctx)
     except NotFound:
@@ -64,7 +66,7 @@ def undo_resize(ctx, status):
         ctx.error(f"could not read the definition of {vm['id']}: {exc}")
     disk = before["disk"]
     try:
-        disk = disk_gib(ctx.storage.disk_size(vm["id"]))
+        disk = max(before["disk"] or 0, disk_gib(ctx.storage.disk_size(vm["id"])))
     except (NotFound, OperationFailed) as exc:
         ctx.error(str(exc))
     with transaction(ctx.conn):

@@ -16,7 +16,7 @@ from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..states import AVAILABLE, ERROR, MISSING, RUNNING, vm_state
-from .definition import checked_renderer, volume_disk, volume_disk_xml
+from .definition import checked_renderer, volume_disk
 from .vm_work import heavy_call, wait_until
 
 
@@ -96,6 +96,18 @@ def _free_target(ctx, vm, checked=None):
     raise Conflict(f"VM {vm['id']} has no free disk target left ({len(VOLUME_TARGETS)} volumes)")
 
 
+def _recheck_plugged(ctx, volume, vm, host):
+    """Read the volume's header again once QEMU has it open (as a start does for a VM's
+    disks): a host that rewrote it between the check and the open would have QEMU use the
+    file it named. Found so, the VM is forced off at once and the attach fails."""
+    try:
+        ctx.storage.volume_backing(volume["name"], volume["image"])
+    except (OperationFailed, NotFound) as error:
+        ctx.error(f"{volume['name']}'s header changed while {vm['id']} opened it: forcing it off")
+        ctx.hypervisor.force_off(host, vm["id"])
+        raise OperationFailed(f"{volume['name']} was not attached: {error}") from None
+
+
 def attach_volume(ctx):
     """Attach the volume to the VM: hot-plugged into a running one (live and persistent in
     one libvirt call: the element is Nube's, and nothing moves between hosts), or into a
@@ -122,6 +134,7 @@ def attach_volume(ctx):
             f"{target} is plugged",
         )
         ctx.remember("plugged")
+        _recheck_plugged(ctx, volume, vm, host)
     else:
         _define(ctx, host, vm["id"], lambda: checked.render(add=disk), target, True)
     ctx.log(
@@ -131,30 +144,43 @@ def attach_volume(ctx):
 
 
 def undo_attach(ctx, status):
-    """Put back what an attach changed: unplug what it plugged, the row unattached, and the
-    definition without the volume."""
+    """Put back what an attach changed: unplug what it plugged (the guest must let go), the
+    definition without the volume, then the row unattached. When that cannot be made sure
+    of, the volume stays attached, in error: never free for another VM while this one's
+    domain may still hold it (a detach, once the VM is stopped if need be, frees it)."""
     volume = _volume(ctx)
     if not (ctx.recalled("recorded") or status == "interrupted") or volume["vm"] is None:
         return
     vm, host = _vm_and_host(ctx, volume["vm"])
+    target = volume["target"]
     try:
         running = _running(ctx, vm, host)
-        if running and volume["target"] in ctx.hypervisor.disk_targets(host, vm["id"], live=True):
-            ctx.hypervisor.detach_live(host, vm["id"], volume_disk_xml(ctx, volume))
-            ctx.log(f"asked {vm['id']} to release {volume['target']} again")
+        if running and target in ctx.hypervisor.disk_targets(host, vm["id"], live=True):
+            disk = volume_disk(ctx, volume, target, chain=False)  # names the device only
+            ctx.hypervisor.detach_live(
+                host, vm["id"], render_volume_disk(disk, ctx.config["DOMAIN_TEMPLATES"])
+            )
+            ctx.log(f"asked {vm['id']} to release {target} again")
+            if not wait_until(
+                ctx,
+                lambda: target not in ctx.hypervisor.disk_targets(host, vm["id"], live=True),
+                ctx.config["DETACH_TIMEOUT"],
+            ):
+                raise OperationFailed(f"the guest did not release {target}")
         checked = checked_renderer(ctx, vm, host, running, "put its definition back")
-        render = functools.partial(checked.render, drop=volume["name"])
-    except Exception as exc:  # the row still goes back: the volume is not in use by Nube
-        ctx.error(f"could not undo the attach on {host['name']}: {exc}")
-        render = None
+        _define(ctx, host, vm["id"], functools.partial(checked.render, drop=volume["name"]),
+                target, False)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001  whatever it was, the volume is not free
+        ctx.error(
+            f"could not take {volume['name']} out of {vm['id']} on {host['name']} ({exc}):"
+            f" it stays attached, in error; detach it (stop {vm['id']} first if need be)"
+        )
+        with transaction(ctx.conn):
+            volumes_repo.set_state(ctx.conn, volume["name"], ERROR)
+        return
     with transaction(ctx.conn):
         volumes_repo.detach(ctx.conn, volume["name"], AVAILABLE)
     ctx.log(f"{volume['name']} is not attached to {vm['id']}: available again")
-    if render is not None:
-        try:
-            _define(ctx, host, vm["id"], render, volume["target"], False)
-        except Exception as exc:
-            ctx.error(f"could not redefine {vm['id']} without {volume['name']}: {exc}")
 
 
 # --- detach -----------------------------------------------------------------------------
@@ -242,20 +268,22 @@ def grow_volume(ctx):
     vm = host = None
     if volume["vm"] is not None:
         vm, host = _vm_and_host(ctx, volume["vm"])
+    ctx.storage.volume_backing(volume["name"], volume["image"])  # a clear refusal, if altered
     ctx.log(f"growing {volume['name']} from {before} to {size} GiB")
     grow_disk(ctx, ctx.storage.volume_path(volume["name"]), size, vm, host, volume["target"])
     ctx.log(f"{volume['name']} is {size} GiB")
 
 
 def after_failed_grow(ctx, status):
-    """A grow that failed records the size the volume's file really has (it may have grown)."""
+    """A grow that failed records the size the volume's file really has (it may have grown),
+    never less than before: the header is a host's to write, the quota's count is not."""
     volume = _volume(ctx)
     try:
         virtual, _ = ctx.storage.volume_size(volume["name"])
     except (NotFound, OperationFailed) as exc:
         ctx.error(str(exc))
         return
-    size = disk_gib(virtual)
+    size = max(ctx.input["from"], disk_gib(virtual))
     with transaction(ctx.conn):
         volumes_repo.set_size(ctx.conn, volume["name"], size)
     ctx.log(f"{volume['name']} stays {size} GiB")

@@ -29,17 +29,23 @@ def pytest_configure(config):
     )
 
 
+def _order(item):
+    """Where an integration test runs: those that do not use the shared guests first (some
+    remove and re-add lab hosts, which must not happen under the guests), then those that
+    use them, then those marked stops_guests."""
+    if item.get_closest_marker(STOPS_GUESTS):
+        return 2
+    return 1 if "running_guests" in getattr(item, "fixturenames", ()) else 0
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    """Run the integration tests marked stops_guests after every other integration test: the
-    integration items are reordered among the places they already hold, so no test of another
-    tier moves, and the marked ones keep their own order."""
+    """Order the integration tests by _order (stable: each group keeps its own order); they
+    are reordered among the places they already hold, so no test of another tier moves."""
     here = Path(__file__).parent
     places = [index for index, item in enumerate(items) if here in item.path.parents]
-    tier = [items[index] for index in places]
-    ending = [item for item in tier if item.get_closest_marker(STOPS_GUESTS)]
-    others = [item for item in tier if not item.get_closest_marker(STOPS_GUESTS)]
-    for index, item in zip(places, others + ending, strict=True):
+    tier = sorted((items[index] for index in places), key=_order)
+    for index, item in zip(places, tier, strict=True):
         items[index] = item
 
 

@@ -393,3 +393,52 @@ def test_destroy_keeps_volumes_and_a_purge_deletes_them(ctx, host, image):
     assert (storage(ctx).volumes_dir / "data1.qcow2").is_file()
     core.destroy(purge=True)
     assert list(storage(ctx).volumes_dir.iterdir()) == []
+
+
+def test_an_offline_grow_reaches_no_file_a_rewritten_header_names(ctx, host, tmp_path):
+    """A host may rewrite a volume's header between any check and qemu-img's open: naming an
+    external data file (which a resize truncates) must not let the controller's qemu-img
+    touch a file hosts cannot write."""
+    core.addVolume({"name": "data1", "size": 1})
+    victim = tmp_path / "controller-file"
+    victim.write_bytes(b"keep me" * 1000)
+    path = storage(ctx).volumes_dir / "data1.qcow2"
+    rewritten = tmp_path / "rewritten.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-o", f"data_file={victim}", rewritten, "1G"],
+        check=True,
+    )
+    victim.write_bytes(b"keep me" * 1000)  # qemu-img create emptied it: as it was
+    path.write_bytes(rewritten.read_bytes())  # the host's rewrite, in place
+    with pytest.raises(core.OperationFailed, match="names an external data file"):
+        core.growVolume("data1", 2)  # the operation's own check refuses it clearly
+    with pytest.raises(core.OperationFailed):  # and past that check, qemu-img cannot reach it
+        storage(ctx).grow_file(path, 3)
+    assert victim.read_bytes() == b"keep me" * 1000
+
+
+def test_a_definition_naming_a_volume_its_rows_do_not_is_not_started(ctx, host, image):
+    """An attach whose undo could not reach the host may leave the volume in the domain's
+    definition: the VM does not start with a volume that may be another VM's now."""
+    from app.repositories import volumes as volumes_repo
+
+    gen_vm(ctx, image, "vm1")
+    core.addVolume({"name": "data1", "size": 1})
+    core.attachVolume("data1", "vm1")
+    volumes_repo.detach(get_db(), "data1", "available")  # the rows say otherwise now
+    with pytest.raises(core.OperationFailed, match=r"never gave it: .*volumes/data1.qcow2"):
+        core.startVm("vm1")
+    assert core.listVms("id = vm1")[0]["state"] == "stopped"
+
+
+def test_a_volume_left_in_error_while_attached_is_detached(ctx, host, image):
+    from app.repositories import volumes as volumes_repo
+
+    gen_vm(ctx, image, "vm1")
+    core.addVolume({"name": "data1", "size": 1})
+    core.attachVolume("data1", "vm1")
+    volumes_repo.set_state(get_db(), "data1", "error")  # as a failed attach's undo leaves it
+    with pytest.raises(core.Conflict, match="attached to VM vm1: detach it first"):
+        core.removeVolume("data1")
+    assert core.detachVolume("data1")["state"] == "available"
+    assert volume_disks(ctx, "vm1") == {}
