@@ -86,13 +86,17 @@ lint: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ansible-lint --offline -q plays/
 	cd static && ./node_modules/.bin/eslint --max-warnings 0 .
 
+# The unit tier runs on every core (pytest-xdist: each worker its own temp databases, test
+# driver and servers); the lab tiers share one set of lab hosts, so they run in one process.
+UNIT_WORKERS ?= $(shell nproc)
+
 unit: venv
-	$(BIN)/pytest -q tests/unit
-	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n $(UNIT_WORKERS) tests/unit
+	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q -n $(UNIT_WORKERS) tests/unit
 
 # The unit tier again on a PostgreSQL server the fixtures start (tests/pg_server.py).
 unit-postgresql: venv
-	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
+	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q -n $(UNIT_WORKERS) tests/unit
 
 integration: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/integration
@@ -101,8 +105,9 @@ browser: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/browser
 
 test: venv lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15 tests
-	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q tests/unit
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15 tests/browser tests/integration
+	$(BIN)/pytest -q -n $(UNIT_WORKERS) --durations=5 tests/unit
+	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q -n $(UNIT_WORKERS) tests/unit
 
 # The README's pictures: the browser tier, writing into tests/screenshots (tracked).
 screenshots: venv

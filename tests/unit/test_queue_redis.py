@@ -317,7 +317,15 @@ def _write_last_pass(lease, value):
         lease.mark_pass(value)
 
 
-FORGED = ["nan", "inf", "-inf", "garbage", b"\xff\xfe", str(time.time() + 3600), "1e400"]
+FORGED = [
+    "nan",
+    "inf",
+    "-inf",
+    "garbage",
+    b"\xff\xfe",
+    pytest.param(str(time.time() + 3600), id="an-hour-ahead"),  # an id every worker agrees on
+    "1e400",
+]
 
 
 @pytest.mark.parametrize("lease_of", ["redis", "sqlite"], indirect=True)
