@@ -86,6 +86,12 @@
     setTimeout(followLog, delay);
   }
 
+  // how each list the agent reports reads, one line per item (a volume's disk serial is its name)
+  const LISTS = {
+    addresses: (a) => `${a.interface} ${a.address}/${a.prefix}`,
+    filesystems: (f) => `${f.mountpoint} ${f.type}${f.disks.length ? ` (${f.disks.join(", ")})` : ""}`,
+  };
+
   function showGuest(guest, message) {
     const table = document.getElementById("guest-table");
     const status = document.getElementById("guest-status");
@@ -96,11 +102,7 @@
     }
     for (const cell of table.querySelectorAll("[data-guest]")) {
       const key = cell.dataset.guest;
-      cell.textContent =
-        key === "addresses"
-          ? guest.addresses.map((a) => `${a.interface} ${a.address}/${a.prefix}`).join("\n") ||
-            "none"
-          : guest[key] || "-";
+      cell.textContent = key in LISTS ? guest[key].map(LISTS[key]).join("\n") || "none" : guest[key] || "-";
     }
   }
 

@@ -17,8 +17,14 @@ _NO_AGENT = {
     libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
     libvirt.VIR_ERR_OPERATION_INVALID,
 }
-_INFO_TYPES = libvirt.VIR_DOMAIN_GUEST_INFO_OS | libvirt.VIR_DOMAIN_GUEST_INFO_HOSTNAME
+_INFO_TYPES = (
+    libvirt.VIR_DOMAIN_GUEST_INFO_OS
+    | libvirt.VIR_DOMAIN_GUEST_INFO_HOSTNAME
+    | libvirt.VIR_DOMAIN_GUEST_INFO_FILESYSTEM
+)
 ADDRESSES_MAX = 32
+FILESYSTEMS_MAX = 32
+DISKS_MAX = 8  # of one file system
 AGENT_TIMEOUT = 5  # seconds; below HOST_TIMEOUT, so a silent agent is not a silent host
 TEXT_MAX = 255
 
@@ -31,6 +37,8 @@ class GuestInfo:
     kernel: str
     hostname: str
     addresses: list[dict] = field(default_factory=list)  # {interface, address, prefix}
+    # {mountpoint, type, total, used (bytes, None when not told), disks: [serial]}
+    filesystems: list[dict] = field(default_factory=list)
 
 
 def agent_connected(dom) -> bool:
@@ -73,6 +81,33 @@ def _addresses(dom) -> list[dict]:
     return found
 
 
+def _count(value):
+    """A byte count the guest gave, or None when it is not one."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def _filesystems(info) -> list[dict]:
+    """The guest's mounted file systems from guestInfo's fs.* keys, each with the serials of
+    the disks it is on (a volume's serial is its name); guest text made printable."""
+    found = []
+    for n in range(min(_count(info.get("fs.count")) or 0, FILESYSTEMS_MAX)):
+        disks = min(_count(info.get(f"fs.{n}.disk.count")) or 0, DISKS_MAX)
+        found.append(
+            {
+                "mountpoint": _text(info.get(f"fs.{n}.mountpoint")),
+                "type": _text(info.get(f"fs.{n}.fstype")),
+                "total": _count(info.get(f"fs.{n}.total-bytes")),
+                "used": _count(info.get(f"fs.{n}.used-bytes")),
+                "disks": [_text(info.get(f"fs.{n}.disk.{d}.serial")) for d in range(disks)],
+            }
+        )
+    return found
+
+
 def _bound_agent_wait(dom):
     """Make libvirt give up on this guest's agent after AGENT_TIMEOUT: by default it waits
     for ever, and a guest whose agent never answers would hold the host's connection."""
@@ -96,6 +131,7 @@ def read_guest_info(dom) -> GuestInfo | None:
         kernel=_text(info.get("os.kernel-release")),
         hostname=_text(info.get("hostname")),
         addresses=addresses,
+        filesystems=_filesystems(info),
     )
 
 

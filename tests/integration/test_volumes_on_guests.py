@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from app import core
+from app.services import vms
 from tests.integration.guest_exec import shell
 from tests.integration.guests import SCRATCH_MOUNT
 from tests.wait import wait_for
@@ -41,6 +42,10 @@ def test_a_volume_attached_before_the_first_boot_is_formatted_and_mounted_by_clo
         found = shell(app, "guest2", f"findmnt -n -o FSTYPE,LABEL {SCRATCH_MOUNT}").split()
         assert found == ["ext4", "scratch"]
         shell(app, "guest2", f"touch {SCRATCH_MOUNT}/written && sync")
+        # the guest agent reports it too, by the volume's name (its disk's serial)
+        mounted = {f["mountpoint"]: f for f in vms.guest("guest2")["filesystems"]}
+        assert mounted[SCRATCH_MOUNT]["disks"] == ["scratch"]
+        assert mounted[SCRATCH_MOUNT]["type"] == "ext4"
 
 
 def test_a_volume_carries_its_data_from_guest_to_guest(running_guests):
