@@ -4,13 +4,13 @@ import functools
 from math import ceil
 from urllib.parse import urlsplit
 
-from flask import abort, flash, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
 from werkzeug.routing import IntegerConverter
 
 from .. import formats, states
-from ..errors import Busy
+from ..errors import Busy, NotFound, NubeError
 from ..numbers import is_digits
 from ..services import access, charts, live, vms, volumes
 
@@ -72,6 +72,20 @@ def flash_operation(message, op_id):
     """Flash what was started, with a link to its operation."""
     link = url_for("operations.show", op_id=op_id)
     flash(Markup('{} <a href="{}">Operation {}</a>.').format(message, link, op_id), "info")
+
+
+def to_operation(action, message, back):
+    """Run a page's action (it returns an operation id): to its operation's page, with message
+    flashed; a refusal is flashed and back() answers (a target not found is the 404 page)."""
+    try:
+        op_id = action()
+    except NotFound:
+        raise
+    except NubeError as error:
+        flash_error(error)
+        return back()
+    flash_operation(message, op_id)
+    return redirect(url_for("operations.show", op_id=op_id))
 
 
 MAX_PAGE = 1_000_000  # SQLite's OFFSET is a 64-bit integer; no list is near this long

@@ -26,7 +26,14 @@ from ...services import (
     vms,
     volumes,
 )
-from ..helpers import Page, actor, flash_error, flash_form_errors, flash_operation
+from ..helpers import (
+    Page,
+    actor,
+    flash_error,
+    flash_form_errors,
+    flash_operation,
+    to_operation,
+)
 from .forms import AUTOMATIC, AttachForm, ConfirmForm, MigrateForm, ResizeForm, VmForm
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
@@ -195,15 +202,7 @@ def guest_json(vm_id):
 
 def _act(vm_id, action, message):
     """Run one VM action; to its operation on success, back to the VM on a refusal."""
-    try:
-        op_id = action()
-    except NotFound:
-        raise  # the 404 page
-    except NubeError as error:
-        flash_error(error)
-        return redirect(url_for("vms.show", vm_id=vm_id))
-    flash_operation(message, op_id)
-    return redirect(url_for("operations.show", op_id=op_id))
+    return to_operation(action, message, lambda: redirect(url_for("vms.show", vm_id=vm_id)))
 
 
 @bp.route("/<vm_id>/start", methods=["POST"])

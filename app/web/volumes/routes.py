@@ -3,9 +3,16 @@ actions on one volume (grow, detach, remove), each to its operation's page."""
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from ...errors import NotFound, NubeError
+from ...errors import NubeError
 from ...services import images, operations, projects, volumes
-from ..helpers import Page, actor, flash_error, flash_form_errors, flash_operation
+from ..helpers import (
+    Page,
+    actor,
+    flash_error,
+    flash_form_errors,
+    flash_operation,
+    to_operation,
+)
 from .forms import NO_IMAGE, GrowForm, RemoveForm, VolumeForm
 
 bp = Blueprint("volumes", __name__, url_prefix="/volumes")
@@ -74,15 +81,7 @@ def _back(name):
 
 def _act(name, action, message):
     """Run one volume action; to its operation on success, back on a refusal."""
-    try:
-        op_id = action()
-    except NotFound:
-        raise  # the 404 page
-    except NubeError as error:
-        flash_error(error)
-        return _back(name)
-    flash_operation(message, op_id)
-    return redirect(url_for("operations.show", op_id=op_id))
+    return to_operation(action, message, lambda: _back(name))
 
 
 @bp.route("/<name>/grow", methods=["POST"])
