@@ -52,12 +52,18 @@ def in_projects(column, project_ids):
     return f"{column} IN ({', '.join('?' for _ in project_ids)})", list(project_ids)
 
 
-def _where(query, project_ids=None):
-    """A WHERE clause and its parameters from a filter expression, within the projects."""
-    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
-    scope, scope_params = in_projects("v.project_id", project_ids)
+def filtered_where(query, columns, search_columns, project_column, project_ids=None):
+    """A WHERE clause and its parameters from a filter expression over columns, within the
+    projects (the scope outside the filter's parentheses, so no filter can widen it)."""
+    sql, params = compile_filter(query, columns, search_columns)
+    scope, scope_params = in_projects(project_column, project_ids)
     parts = [part for part in (scope, f"({sql})" if sql else "") if part]
     return (f" WHERE {' AND '.join(parts)}" if parts else ""), [*scope_params, *params]
+
+
+def _where(query, project_ids=None):
+    """A WHERE clause and its parameters from a filter expression, within the projects."""
+    return filtered_where(query, FILTER_COLUMNS, SEARCH_COLUMNS, "v.project_id", project_ids)
 
 
 def search(conn, query="", sort="id", descending=False, limit=None, offset=0, project_ids=None):

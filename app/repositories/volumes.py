@@ -1,10 +1,10 @@
 """SQL for the volumes table (a volume's id is its name)."""
 
 from ..db import now
-from ..filter_language import Column, compile_filter
+from ..filter_language import Column
 from ..states import AVAILABLE, IN_USE, sql_in
 from .tasks import TaskColumns
-from .vms import in_projects
+from .vms import filtered_where, in_projects
 
 _SELECT = """
 SELECT o.id, o.id AS name, o.size, o.format, o.image, o.vm_id AS vm, o.target, o.state,
@@ -35,10 +35,7 @@ release_tasks = _tasks.release
 
 def _where(query, project_ids=None):
     """A WHERE clause and its parameters from a filter expression, within the projects."""
-    sql, params = compile_filter(query, FILTER_COLUMNS, SEARCH_COLUMNS)
-    scope, scope_params = in_projects("o.project_id", project_ids)
-    parts = [part for part in (scope, f"({sql})" if sql else "") if part]
-    return (f" WHERE {' AND '.join(parts)}" if parts else ""), [*scope_params, *params]
+    return filtered_where(query, FILTER_COLUMNS, SEARCH_COLUMNS, "o.project_id", project_ids)
 
 
 def search(conn, query="", sort="name", descending=False, limit=None, offset=0, project_ids=None):
