@@ -3,7 +3,8 @@
 from ...services import volumes
 from ..helpers import actor
 from .common import accepted, blueprint, referring, sorted_page
-from .schemas import Accepted, ListArgs, Volume, VolumeAttach, VolumeCreate, VolumeGrow, page_of
+from .schemas import Accepted, ListArgs, page_of
+from .volume_schemas import Volume, VolumeAttach, VolumeCreate, VolumeGrow
 
 bp = blueprint("volumes", __name__, "/volumes", "Volumes: disks of their own, attached to VMs")
 VolumePage = page_of(Volume, "VolumePage")
