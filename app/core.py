@@ -35,6 +35,7 @@ from .services import (
     operations,
     projects,
     resize,
+    snapshots,
     vms,
     volumes,
 )
@@ -77,6 +78,10 @@ __all__ = [
     "removeVolume",
     "resizeVm",
     "acting_as",
+    "snapshotVm",
+    "listSnapshots",
+    "revertSnapshot",
+    "removeSnapshot",
 ]
 
 ACTOR = os.environ.get("NUBE_ACTOR", "api")
@@ -362,3 +367,36 @@ def resizeVm(vmId, changes):
 
     resize.resize(vmId, changes, _actor(), wait=True)
     return vms.public(vms.get(vmId))
+
+
+@_in_app
+def snapshotVm(vmId, name):
+    """Snapshot a VM's disk and attached volumes together (a running guest's file systems
+    frozen by its agent meanwhile); returns the snapshot."""
+
+    snapshots.take(vmId, name, _actor(), wait=True)
+    return snapshots.get(vmId, name)
+
+
+@_in_app
+def listSnapshots(vmId):
+    """A VM's snapshots, oldest first: name, state, frozen (None: taken stopped), size
+    (bytes its files held), volumes, created_by, created_at."""
+
+    return snapshots.listing(vmId)
+
+
+@_in_app
+def revertSnapshot(vmId, name):
+    """Bring a stopped VM back to a snapshot (what was written since is lost); returns the
+    snapshot."""
+
+    snapshots.revert(vmId, name, _actor(), wait=True)
+    return snapshots.get(vmId, name)
+
+
+@_in_app
+def removeSnapshot(vmId, name):
+    """Delete a VM's snapshot (running or stopped); the VM keeps its data."""
+
+    snapshots.remove(vmId, name, _actor(), wait=True)

@@ -48,6 +48,16 @@ VOLUME_NAME_MESSAGE = (
     " starting with a letter or digit"
 )
 # Lines of a VM's boot log one read returns.
+# A VM snapshot's name (unique per VM); the qcow2 files hold it as "nube-<name>", so a name
+# of digits alone is never taken for a snapshot's numeric id by qemu-img.
+SNAPSHOT_NAME_MAX = 40
+SNAPSHOT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+SNAPSHOT_NAME_MESSAGE = (
+    f"snapshot name must be 1 to {SNAPSHOT_NAME_MAX} letters, digits, '_', '.' or '-',"
+    " starting with a letter or digit"
+)
+SNAPSHOTS_PER_VM = 16  # each one keeps its data in the VM's files until it is removed
+
 BOOT_LOG_LINES = Bounds("lines", 1, 10_000)
 
 # A password being set; the login form sends at most PASSWORD_MAX characters, so a longer one

@@ -380,6 +380,31 @@ MIGRATIONS = [
     CREATE INDEX volumes_vm ON volumes (vm_id);
     CREATE INDEX volumes_project ON volumes (project_id, id);
     """,
+    # 21: VM snapshots. Each is a qcow2 internal snapshot ("nube-<name>") in the VM's disk and
+    # in each volume attached when it was taken (snapshot_volumes), so it lives in the files
+    # the repository shares and moves with them; these rows are Nube's record of them (libvirt
+    # keeps none: see app/services/snapshot_work.py). size: the bytes the files held when it
+    # was taken (what it keeps from being freed, at most), counted in the project's disk.
+    """
+    CREATE TABLE snapshots (
+        id INTEGER PRIMARY KEY,
+        vm_id TEXT NOT NULL REFERENCES vms (id),
+        name TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'removing', 'error')),
+        frozen INTEGER,
+        size INTEGER NOT NULL DEFAULT 0,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (vm_id, name)
+    );
+    CREATE TABLE snapshot_volumes (
+        snapshot_id INTEGER NOT NULL REFERENCES snapshots (id) ON DELETE CASCADE,
+        volume TEXT NOT NULL,
+        target TEXT NOT NULL,
+        PRIMARY KEY (snapshot_id, volume)
+    );
+    CREATE INDEX snapshot_volumes_volume ON snapshot_volumes (volume);
+    """,
 ]
 
 

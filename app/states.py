@@ -76,6 +76,18 @@ VM_TASK = ChoiceSet(
     _plain("attaching", "info"),
     _plain("detaching", "info"),
     _plain("growing", "info"),
+    _plain("snapshotting", "info"),
+    _plain("reverting", "warning"),
+    Choice("deleting-snapshot", "deleting snapshot", "warning"),
+)
+
+# A VM snapshot: being taken, there to revert to, being deleted, or broken by a failed
+# deletion (its data may still be in some of the VM's files: delete it again).
+SNAPSHOT = ChoiceSet(
+    _plain("creating", "info"),
+    _plain("ready", "success"),
+    _plain("removing", "warning"),
+    _plain("error", "danger"),
 )
 
 # A volume (Cinder's words): attached to no VM, attached to one, its file gone from the
@@ -180,10 +192,24 @@ VOLUME_ATTACHABLE = (AVAILABLE,)
 VOLUME_DETACHABLE = (IN_USE, ERROR)  # error: an attach that could not be undone
 VOLUME_GROWABLE = (AVAILABLE, IN_USE)
 VOLUME_REMOVABLE = (AVAILABLE, MISSING, ERROR)
+VM_SNAPSHOTTABLE = (STOPPED, RUNNING)  # running: the guest agent freezes its file systems
+VM_REVERTIBLE = (STOPPED,)
+SNAPSHOT_REMOVABLE = (READY, ERROR)
 HOST_DRAINABLE = (READY, DISABLED, MAINTENANCE, ERROR)
 
 # Every set whose words are badges, for the colour and label tables the pages are given.
-BADGES = (VM, HOST, OPERATION, TOKEN, VM_TASK, HOST_TASK, VOLUME, VOLUME_TASK, ChoiceSet(GONE))
+BADGES = (
+    VM,
+    HOST,
+    OPERATION,
+    TOKEN,
+    VM_TASK,
+    HOST_TASK,
+    VOLUME,
+    VOLUME_TASK,
+    SNAPSHOT,
+    ChoiceSet(GONE),
+)
 
 
 def _table(attribute):
@@ -203,6 +229,7 @@ CHOICE_SETS = {
     "HOST_TASK": HOST_TASK,
     "VOLUME": VOLUME,
     "VOLUME_TASK": VOLUME_TASK,
+    "SNAPSHOT": SNAPSHOT,
     "OPERATION": OPERATION,
     "TOKEN": TOKEN,
     "ROLE": ROLE,

@@ -147,3 +147,24 @@ def agent_shutdown(dom) -> bool:
             return False
         raise
     return True
+
+
+def freeze(dom) -> bool:
+    """Ask the guest agent to freeze the guest's file systems (writes flushed, new ones held);
+    False when there is no agent to ask. A frozen guest is thawed by thaw(), or by its agent
+    on its own after a while (qemu-ga's fsfreeze has no timeout: thaw is always called)."""
+    if not agent_connected(dom):
+        return False
+    try:
+        _bound_agent_wait(dom)
+        dom.fsFreeze(None, 0)
+    except libvirt.libvirtError as exc:
+        if no_agent(exc):
+            return False
+        raise
+    return True
+
+
+def thaw(dom) -> None:
+    """Ask the guest agent to thaw the file systems freeze() froze."""
+    dom.fsThaw(None, 0)

@@ -14,6 +14,7 @@ import libvirt
 from app import states
 from app.adapters.hypervisor_calls import HostAndGuestCalls
 from app.adapters.hypervisor_devices import DiskCalls
+from app.adapters.hypervisor_snapshots import SnapshotCalls
 from app.addresses import check_address, check_ip, check_user, uri_host
 from app.errors import HostUnreachable, InvalidInput, NotFound, NubeError, SlowCall
 
@@ -94,7 +95,7 @@ class _Entry:
         self.opening, self.refs, self.uri = opening, 1, uri
 
 
-class Hypervisor(HostAndGuestCalls, DiskCalls):
+class Hypervisor(HostAndGuestCalls, DiskCalls, SnapshotCalls):
     """Talks to the libvirt daemons of all hosts; one object shared by all threads."""
 
     def __init__(

@@ -22,6 +22,9 @@ EXT_END, EXT_BACKING_FORMAT, EXT_DATA_FILE = 0x00000000, 0xE2792ACA, 0x44415441
 INCOMPATIBLE_KNOWN = 0b11111
 INCOMPATIBLE_DATA_FILE = 1 << 2
 UNNAMED = "(flagged, unnamed)"
+SNAPSHOTS_MAX = 1024  # QEMU allows 65536; Nube makes at most SNAPSHOTS_PER_VM a file
+SNAPSHOT_TABLE_MAX = 1 << 20  # bytes of snapshot table read at most
+SNAPSHOT_ENTRY = 40  # bytes before an entry's extra data, id and name
 
 
 class HeaderError(NubeError):
@@ -82,13 +85,44 @@ def _backing(data, offset, size, extensions) -> dict:
     return found
 
 
+def _snapshots(handle, count, offset) -> list[dict]:
+    """The internal snapshots listed in the table at offset: [{id, name, date-sec,
+    vm-state-size}], as qemu-img info lists them."""
+    if count > SNAPSHOTS_MAX:
+        raise HeaderError(f"it has {count} internal snapshots, more than {SNAPSHOTS_MAX}")
+    handle.seek(offset)
+    table = handle.read(SNAPSHOT_TABLE_MAX)
+    found, at = [], 0
+    for _ in range(count):
+        (_, _, id_size, name_size, date, _, _, state, extra) = _unpack("QIHHIIQII", table, at)
+        start = at + SNAPSHOT_ENTRY + extra
+        end = start + id_size + name_size
+        if end > len(table):
+            raise HeaderError("its snapshot table runs past what this reader reads")
+        found.append(
+            {
+                "id": _name(table[start : start + id_size], "snapshot id"),
+                "name": _name(table[start + id_size : end], "snapshot name"),
+                "date-sec": date,
+                "vm-state-size": state,
+            }
+        )
+        at = (end + 7) & ~7
+    return found
+
+
 def read(path) -> dict:
     """`qemu-img info --output=json -f qcow2`'s keys for one file's header (format,
     virtual-size, actual-size, backing-filename, backing-filename-format, format-specific's
-    data-file); HeaderError for anything else."""
+    data-file, snapshots); HeaderError for anything else."""
     with open(path, "rb") as handle:
         data = handle.read(EXTENSIONS_MAX)
         blocks = os.fstat(handle.fileno()).st_blocks
+        return _fields(handle, data, blocks)
+
+
+def _fields(handle, data, blocks) -> dict:
+    """The fields read() returns, from the header's first bytes (data) and the open file."""
     if data[:4] != MAGIC:
         raise HeaderError("it is not a qcow2 image")
     (version, backing_offset, backing_size, _, size, crypt) = _unpack("IQIIQI", data, 4)
@@ -107,4 +141,7 @@ def read(path) -> dict:
         name = extensions.get(EXT_DATA_FILE)
         data_file = _name(name, "data file name") if name else UNNAMED
         info["format-specific"] = {"type": "qcow2", "data": {"data-file": data_file or UNNAMED}}
+    (count, table) = _unpack("IQ", data, 60)
+    if count:
+        info["snapshots"] = _snapshots(handle, count, table)
     return info

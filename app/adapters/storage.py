@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 from app.adapters import qcow2_header
 from app.adapters.disk_chain import backing_of
+from app.adapters.qcow2_calls import Qcow2Calls
 from app.adapters.qcow2_header import HeaderError
 from app.adapters.qemu_img import (
     SECTOR,
@@ -77,7 +78,7 @@ def _inside(base: Path, name: str) -> Path:
     return path
 
 
-class Storage(VmFiles, VolumeFiles):
+class Storage(VmFiles, VolumeFiles, Qcow2Calls):
     """Images in <root>/images, one qcow2 disk per VM in <root>/vms, volumes in <root>/volumes."""
 
     def __init__(self, root, disk_mode="overlay", qemu_img="qemu-img", timeout=600):

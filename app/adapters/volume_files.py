@@ -1,15 +1,14 @@
 """Volumes in the repository: volumes/<name>.qcow2 beside images/ and vms/, made empty or from
-an image (an overlay or a copy, as VM disks are), grown with qemu-img, their headers checked
+an image (an overlay or a copy, as VM disks are), their headers checked
 before a host is given them, and deleted. A mixin of Storage (which gives root, qemu_img,
 disk_mode, _staging, _place, image_path and checked_base_format)."""
 
-import json
 import os
 import secrets
 from pathlib import Path
 
 from app.adapters.disk_chain import backing_of
-from app.adapters.vm_files import HOST_GID, HOST_UID, PARTIAL_SUFFIX, publish_mode
+from app.adapters.vm_files import PARTIAL_SUFFIX, publish_mode
 from app.errors import InvalidInput, NotFound
 from app.limits import VOLUME_NAME_MESSAGE, VOLUME_NAME_RE
 
@@ -96,34 +95,6 @@ class VolumeFiles:
         """A volume's (virtual size, bytes used in the repository)."""
         info = self.volume_info(name)
         return info["virtual-size"], info["actual-size"]
-
-    def grow_file(self, path, size_gib, log=lambda msg: None):
-        """Grow a qcow2 file no QEMU has open (a VM disk or a volume) to size_gib GiB.
-
-        Hosts write these files, so the header qemu-img reads may name any file, as a backing
-        file or an external data file (which resize truncates), however recently it was
-        checked. So qemu-img never opens the backing chain (backing: null), gets the file as a
-        descriptor the controller opened (no path to swap), and runs as the hosts' own user
-        (nobody) when the controller is root: whatever the header says, it can reach only
-        what a host can already write. It refuses to shrink without --shrink, never passed."""
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            spec = {
-                "driver": "qcow2",
-                "backing": None,
-                "file": {"driver": "file", "filename": f"/dev/fd/{fd}"},
-            }
-            prefix = ()
-            if os.geteuid() == 0:
-                prefix = ("setpriv", f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups")
-            self.qemu_img.run(
-                ["resize", "-q", f"json:{json.dumps(spec)}", f"{size_gib}G"],
-                log,
-                prefix=prefix,
-                pass_fds=(fd,),
-            )
-        finally:
-            os.close(fd)
 
     def delete_volume(self, name) -> bool:
         """Delete a volume's file; whether there was one."""

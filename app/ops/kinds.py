@@ -19,6 +19,7 @@ from ..services import (
     migrate_work,
     recheck_work,
     resize_work,
+    snapshot_work,
     vm_work,
     volume_work,
 )
@@ -116,6 +117,34 @@ VM_RESIZE = Kind(
     1800,
     "resize VM",
     undo_needs=("resources",),
+)
+# A snapshot's operations are the VM's: its files change, so nothing else runs on it meanwhile.
+VM_SNAPSHOT = Kind(
+    "vm.snapshot",
+    "vm",
+    Claim(ROW, "vms", "snapshotting", states.VM_SNAPSHOTTABLE),
+    snapshot_work.take_snapshot,
+    snapshot_work.undo_snapshot,
+    900,
+    "snapshot VM",
+)
+VM_REVERT = Kind(
+    "vm.revert",
+    "vm",
+    Claim(ROW, "vms", "reverting", states.VM_REVERTIBLE),
+    snapshot_work.revert_snapshot,
+    None,
+    900,
+    "revert VM to snapshot",
+)
+SNAPSHOT_REMOVE = Kind(
+    "snapshot.remove",
+    "vm",
+    Claim(ROW, "vms", "deleting-snapshot", states.VM_SNAPSHOTTABLE),
+    snapshot_work.remove_snapshot,
+    snapshot_work.undo_remove,
+    1800,
+    "delete snapshot",
 )
 # A volume's operations that change a VM take that VM too (its task), in the request's
 # transaction: never a migration, a stop or another volume's attach on it meanwhile.
@@ -279,6 +308,9 @@ KINDS = {
         VM_MIGRATE,
         VM_RECHECK,
         VM_RESIZE,
+        VM_SNAPSHOT,
+        VM_REVERT,
+        SNAPSHOT_REMOVE,
         VOLUME_CREATE,
         VOLUME_ATTACH,
         VOLUME_DETACH,

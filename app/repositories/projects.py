@@ -1,6 +1,7 @@
 """SQL for projects, their members, and their usage counted from the rows themselves."""
 
 from ..db import now
+from ..numbers import disk_gib
 
 COLUMNS = "id, name, description, quota_vms, quota_vcpus, quota_mem, quota_disk, created_at"
 QUOTA_COLUMNS = {
@@ -59,7 +60,7 @@ def delete(conn, project_id):
 
 def usage(conn, project_id):
     """What a project uses now, counted from its rows: {vms, vcpus, mem, disk}; disk is its
-    VMs' disks and its volumes, in GiB."""
+    VMs' disks, its volumes and the bytes its VMs' snapshots hold, in GiB (rounded up)."""
     row = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(vcpus), 0), COALESCE(SUM(mem), 0),"
         " COALESCE(SUM(disk), 0) FROM vms WHERE project_id = ?",
@@ -68,7 +69,13 @@ def usage(conn, project_id):
     volumes = conn.execute(
         "SELECT COALESCE(SUM(size), 0) FROM volumes WHERE project_id = ?", (project_id,)
     ).fetchone()[0]
-    return {"vms": row[0], "vcpus": row[1], "mem": row[2], "disk": row[3] + volumes}
+    snapshots = conn.execute(
+        "SELECT COALESCE(SUM(s.size), 0) FROM snapshots s JOIN vms v ON v.id = s.vm_id"
+        " WHERE v.project_id = ?",
+        (project_id,),
+    ).fetchone()[0]
+    disk = row[3] + volumes + disk_gib(snapshots)
+    return {"vms": row[0], "vcpus": row[1], "mem": row[2], "disk": disk}
 
 
 def resource_count(conn, project_id):

@@ -15,7 +15,7 @@ from ..repositories import hosts as hosts_repo
 from ..repositories import projects as projects_repo
 from ..repositories import vms as vms_repo
 from ..states import RUNNING
-from . import projects, validate, vms
+from . import projects, snapshots, validate, vms
 from .common import db
 from .volume_work import check_free_space
 
@@ -77,6 +77,7 @@ def resize(vm_id, data, actor, wait):
     changes = _changes(row, data)
     claims.check(kinds.VM_RESIZE, row)
     if "disk" in changes:
+        snapshots.refuse_growth(row["id"], "its disk")
         check_free_space(adapters().storage, changes["disk"] - (row["disk"] or 0), "the disk")
     conn = db()
     with transaction(conn):  # the quota's count, the host's room and the claim: one lock

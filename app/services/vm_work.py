@@ -5,12 +5,14 @@ import time
 
 from .. import cloudinit
 from ..adapters.hypervisor import HypervisorError
+from ..adapters.qcow2_calls import snapshot_tag
 from ..adapters.seed_iso import make_seed_iso
 from ..adapters.vm_files import SEED_SUFFIX
 from ..db import transaction
 from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, OperationFailed, SlowCall
 from ..repositories import hosts as hosts_repo
+from ..repositories import snapshots as snapshots_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..states import AVAILABLE, vm_state
@@ -236,9 +238,25 @@ def force_remove_vm(ctx, vm, host, remove_volumes=False):
             ctx.hypervisor.undefine(host, vm["id"])
     for name in ctx.storage.delete_vm_files(vm["id"]):
         ctx.log(f"deleted vms/{name}")
+    _forget_snapshots(ctx, vm["id"], remove_volumes)
     _release_volumes(ctx, vm["id"], remove_volumes)
     with transaction(ctx.conn):
         vms_repo.delete(ctx.conn, vm["id"])
+
+
+def _forget_snapshots(ctx, vm_id, volumes_removed):
+    """Forget a removed VM's snapshots; the volumes it keeps lose theirs too (deleted from
+    their files: the domain is gone, so qemu-img does it)."""
+    for row in snapshots_repo.of_vm(ctx.conn, vm_id):
+        for held in snapshots_repo.volumes_of(ctx.conn, row["id"]):
+            path = ctx.storage.volume_path(held["volume"])
+            if volumes_removed or not path.is_file():
+                continue
+            if snapshot_tag(row["name"]) in ctx.storage.file_snapshots(path):
+                ctx.storage.delete_snapshot(path, row["name"], ctx.log)
+                ctx.log(f"deleted snapshot {row['name']} from kept volume {held['volume']}")
+    with transaction(ctx.conn):
+        snapshots_repo.delete_of_vm(ctx.conn, vm_id)
 
 
 def _release_volumes(ctx, vm_id, remove):

@@ -16,7 +16,7 @@ from ..ops.launch import launch
 from ..ops.request import record
 from ..repositories import projects as projects_repo
 from ..repositories import volumes as volumes_repo
-from . import access, projects, redaction, validate, vms
+from . import access, projects, redaction, snapshots, validate, vms
 from .common import db
 from .volume_work import check_free_space
 
@@ -177,6 +177,16 @@ def _request_with_vm(kind, volume, vm, actor, input_data, wait, reserve=None):
     return launch(op_id, wait)
 
 
+def _refuse_held(name, doing):
+    """Refuse to detach or grow a volume a VM snapshot holds (its revert needs the volume
+    there, at its size)."""
+    held = snapshots.holding(name)
+    if held:
+        raise Conflict(
+            f"volume {name} is in snapshot {', '.join(held)}: remove the snapshot before {doing}"
+        )
+
+
 def attach(name, vm_id, actor, wait):
     """Attach an available volume to a VM of its project (hot-plugged when the VM runs);
     returns the operation id."""
@@ -199,6 +209,7 @@ def detach(name, actor, wait):
     if volume["vm"] is None:
         raise Conflict(f"volume {name} is not attached to any VM")
     vm = vms.get(volume["vm"])
+    _refuse_held(name, "detaching it")
     input_data = {"vm": vm["id"], "target": volume["target"]}
     return _request_with_vm(kinds.VOLUME_DETACH, volume, vm, actor, input_data, wait)
 
@@ -213,6 +224,7 @@ def grow(name, size, actor, wait):
         raise InvalidInput(
             f"volume {name} is {volume['size']} GiB: it can only grow (asked {size} GiB)"
         )
+    _refuse_held(name, "growing it")
     check_free_space(adapters().storage, size - volume["size"], f"volume {name}")
     vm = vms.get(volume["vm"]) if volume["vm"] is not None else None
 
