@@ -152,9 +152,9 @@ def agent_shutdown(dom) -> bool:
 def freeze(dom) -> bool:
     """Ask the guest agent to freeze the guest's file systems (writes flushed, new ones held);
     False when there is no agent to ask. A frozen guest is thawed by thaw(), or by its agent
-    on its own after a while (qemu-ga's fsfreeze has no timeout: thaw is always called)."""
-    if not agent_connected(dom):
-        return False
+    on its own after a while (qemu-ga's fsfreeze has no timeout: thaw is always called).
+    Asked even when the channel does not say it is connected: a domain that arrived by live
+    migration does not say so until the guest writes to it."""
     try:
         _bound_agent_wait(dom)
         dom.fsFreeze(None, 0)

@@ -6,13 +6,14 @@ Hosts write these files, so the header qemu-img reads may name any file, as a ba
 an external data file (which a resize truncates), however recently it was checked. So
 qemu-img never opens the backing chain (backing: null: a resize or an internal snapshot needs
 only the file itself), gets the file as a descriptor the controller opened (no path to swap),
-and runs as the hosts' own user (nobody) when the controller is root: whatever the header
-says, it can reach only what a host can already write."""
+and runs as the user that owns the file (nobody, the hosts' own user, on an export that
+squashes them; a lab host's libvirt may have given it to its QEMU user), never as root: whatever
+the header says, it can reach only what the file's writer can already reach."""
 
 import json
 import os
 
-from app.adapters.vm_files import HOST_GID, HOST_UID
+from app.errors import OperationFailed
 
 SNAPSHOT_TAG_PREFIX = "nube-"  # never a name of digits alone, which qemu-img takes for an id
 
@@ -20,6 +21,16 @@ SNAPSHOT_TAG_PREFIX = "nube-"  # never a name of digits alone, which qemu-img ta
 def snapshot_tag(name) -> str:
     """The tag a Nube snapshot has inside a qcow2 file."""
     return f"{SNAPSHOT_TAG_PREFIX}{name}"
+
+
+def _as_owner(st, path):
+    """The setpriv prefix that runs a command as the file's owner (none when the controller
+    is not root); OperationFailed for a file root owns."""
+    if os.geteuid() != 0:
+        return ()
+    if st.st_uid == 0:
+        raise OperationFailed(f"{path.name} belongs to root: refusing to run qemu-img on it")
+    return ("setpriv", f"--reuid={st.st_uid}", f"--regid={st.st_gid}", "--clear-groups")
 
 
 class Qcow2Calls:
@@ -34,9 +45,7 @@ class Qcow2Calls:
                 "backing": None,
                 "file": {"driver": "file", "filename": f"/dev/fd/{fd}"},
             }
-            prefix = ()
-            if os.geteuid() == 0:
-                prefix = ("setpriv", f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups")
+            prefix = _as_owner(os.fstat(fd), path)
             return self.qemu_img.run(
                 [*args, f"json:{json.dumps(spec)}", *tail], log, prefix=prefix, pass_fds=(fd,)
             )

@@ -59,6 +59,8 @@ def take_snapshot(ctx):
     row, files = _snapshot_and_files(ctx, vm)
     name = row["name"]
     check_headers(ctx, vm)  # a clear refusal, if a host altered a header
+    # a tag no row records (a removal that could not reach a kept volume's file) goes first
+    _delete_tags(ctx, vm, host, name, files, stale=True)
     if _running(ctx, vm, host):
         ctx.log(f"taking snapshot {name} of running {vm['id']} ({', '.join(t for t, _ in files)})")
         frozen = ctx.hypervisor.snapshot_live(
@@ -148,13 +150,17 @@ def undo_remove(ctx, status):
         snapshots_repo.set_state(ctx.conn, ctx.input["snapshot"], "error")
 
 
-def _delete_tags(ctx, vm, host, name, files):
-    """Delete the snapshot's tag from the files that hold it (live when the VM runs)."""
+def _delete_tags(ctx, vm, host, name, files, stale=False):
+    """Delete the snapshot's tag from the files that hold it (live when the VM runs); stale:
+    a tag Nube's rows no longer record, left behind."""
     tag = snapshot_tag(name)
     holding = [(t, path) for t, path in files if tag in ctx.storage.file_snapshots(path)]
     if not holding:
-        ctx.log(f"no file holds snapshot {name}")
+        if not stale:
+            ctx.log(f"no file holds snapshot {name}")
         return
+    if stale:
+        ctx.log(f"{', '.join(t for t, _ in holding)} still held a stale {tag}: deleting it")
     if _running(ctx, vm, host):
         ctx.log(f"deleting snapshot {name} from running {vm['id']}")
         ctx.hypervisor.delete_snapshot_live(host, vm["id"], tag, [t for t, _ in holding])

@@ -252,9 +252,12 @@ def _forget_snapshots(ctx, vm_id, volumes_removed):
             path = ctx.storage.volume_path(held["volume"])
             if volumes_removed or not path.is_file():
                 continue
-            if snapshot_tag(row["name"]) in ctx.storage.file_snapshots(path):
-                ctx.storage.delete_snapshot(path, row["name"], ctx.log)
-                ctx.log(f"deleted snapshot {row['name']} from kept volume {held['volume']}")
+            try:
+                if snapshot_tag(row["name"]) in ctx.storage.file_snapshots(path):
+                    ctx.storage.delete_snapshot(path, row["name"], ctx.log)
+                    ctx.log(f"deleted snapshot {row['name']} from kept volume {held['volume']}")
+            except (OperationFailed, OSError) as exc:  # a stale tag: the next snapshot drops it
+                ctx.error(f"kept volume {held['volume']} still holds snapshot {row['name']}: {exc}")
     with transaction(ctx.conn):
         snapshots_repo.delete_of_vm(ctx.conn, vm_id)
 

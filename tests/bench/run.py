@@ -20,6 +20,7 @@ from tests.bench import migration as migration_bench
 from tests.bench import monitor as monitor_bench
 from tests.bench import ops as ops_bench
 from tests.bench import projects as projects_bench
+from tests.bench import snapshots as snapshots_bench
 from tests.bench import storm as storm_bench
 from tests.bench import volumes as volumes_bench
 from tests.bench.http import Session
@@ -317,6 +318,24 @@ def volumes():
     )
 
 
+def snapshots():
+    """VM snapshots beside libvirt's own (running) and qemu-img's (stopped) on one lab host."""
+    figures = snapshots_bench.main()
+    save("snapshots", figures)
+    for key, label in (
+        ("running_vs_libvirt_internal_no_metadata", "running VM, libvirt snapshotCreateXML"),
+        ("stopped_vs_qemu_img_snapshot", "stopped VM, qemu-img snapshot -c"),
+    ):
+        row = figures[key]
+        nube, alone = row["nube"], row["alone"]
+        print(
+            f"snapshot of a {label} alone, {row['runs']} runs: core.snapshotVm"
+            f" {nube['median_ms']} ms (max {nube['max_ms']}), alone {alone['median_ms']} ms"
+            f" (max {alone['max_ms']}): {row['nube_over_alone']}x"
+            f" ({'within' if row['within_factor'] else 'NOT within'} {figures['factor']}x)"
+        )
+
+
 SECTIONS = {
     "vm_list": vm_list,
     "operations": operations,
@@ -329,6 +348,7 @@ SECTIONS = {
     "migration": migration,
     "projects": projects,
     "volumes": volumes,
+    "snapshots": snapshots,
 }
 
 

@@ -4,6 +4,7 @@ deleted (the VM keeps its data); refusals that change nothing; quotas that count
 a VM's removal forgetting them. (libvirt's test driver has no QEMU monitor: a running VM's
 snapshot fails here, which shows its undo; the live paths are the integration tier's.)"""
 
+import os
 import subprocess
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from app import core
 from app.adapters import qcow2_header
 from app.db import get_db
-from tests.factories import gen_vm
+from tests.factories import gen_user, gen_vm
 
 
 @pytest.fixture
@@ -215,8 +216,6 @@ def test_a_member_sees_only_their_projects_snapshots(ctx, host, image):
     gen_vm(ctx, image, "vm1", project="other")
     core.snapshotVm("vm1", "s1")
     core.addVm({"id": "vm2", "image": image, "mem": 64, "project": "lab"})
-    from tests.factories import gen_user
-
     gen_user(ctx, "alice", role="member")
     core.addMember("lab", "alice")
     with core.acting_as("alice"):
@@ -226,3 +225,24 @@ def test_a_member_sees_only_their_projects_snapshots(ctx, host, image):
             core.removeSnapshot("vm1", "s1")
         core.snapshotVm("vm2", "mine")
         assert [s["name"] for s in core.listSnapshots("vm2")] == ["mine"]
+
+
+def test_a_stale_tag_left_in_a_kept_volume_is_dropped_by_the_next_snapshot(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    core.addVolume({"name": "data1", "size": 1})
+    volume = storage(ctx).volume_path("data1")
+    subprocess.run(["qemu-img", "snapshot", "-c", "nube-s1", str(volume)], check=True)
+    core.attachVolume("data1", "vm1")
+    core.snapshotVm("vm1", "s1")
+    assert tags(volume) == ["nube-s1"]  # one, Nube's own
+    log = "\n".join(r[0] for r in get_db().execute("SELECT message FROM operation_log"))
+    assert "vdb still held a stale nube-s1: deleting it" in log
+
+
+def test_qemu_img_never_runs_as_root_on_a_file_root_owns(ctx, host, image):
+    gen_vm(ctx, image, "vm1")
+    disk = storage(ctx).disk_path("vm1")
+    os.chown(disk, 0, 0)
+    with pytest.raises(core.OperationFailed, match="vm1.qcow2 belongs to root: refusing"):
+        core.snapshotVm("vm1", "s1")
+    assert tags(disk) == [] and core.listSnapshots("vm1") == []

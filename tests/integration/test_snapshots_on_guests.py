@@ -1,0 +1,87 @@
+"""Snapshots of a real guest (guest2 of the integration tier's shared pair, with its volume
+scratch mounted): taken while it runs, its file systems frozen by its agent; files deleted
+afterwards come back when the stopped VM is reverted; the snapshots move with a live
+migration (they are inside the repository's files) and a revert works again on the new host;
+a live snapshot is deleted while the guest runs, another while it is stopped, and the guest
+boots. Commands run in the guest through its agent (tests/integration/guest_exec.py)."""
+
+import pytest
+
+from app import core
+from app.adapters import qcow2_header
+from tests.integration.guest_exec import shell
+from tests.integration.guests import SCRATCH_MOUNT, operation_log
+from tests.wait import wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+KEPT = "kept-by-snapshot-5e21"
+LATER = "written-after-the-snapshot-90c4"
+BOOT_TIMEOUT = 600
+
+
+def host_of(vm_id):
+    """The name of the host a VM runs on."""
+    return core.listVms(f"id = {vm_id}")[0]["host_name"]
+
+
+def restart(app, vm_id):
+    """Start a stopped guest and wait until its agent runs commands again."""
+    core.startVm(vm_id)
+
+    def answers():
+        try:
+            return shell(app, vm_id, "echo up").strip() == "up"
+        except Exception:  # noqa: BLE001  the agent is not up yet
+            return False
+
+    wait_for(answers, timeout=BOOT_TIMEOUT, interval=3, message=f"{vm_id}'s agent after a start")
+
+
+def tags(repository, *files):
+    """The internal snapshots each file holds."""
+    return [
+        [s["name"] for s in qcow2_header.read(repository / f).get("snapshots", ())] for f in files
+    ]
+
+
+def test_a_snapshot_brings_a_guest_back_before_and_after_a_live_migration(running_guests):
+    app, repository = running_guests["app"], running_guests["repository"]
+    files = ("vms/guest2.qcow2", "volumes/scratch.qcow2")
+    kept = f"/root/kept {SCRATCH_MOUNT}/kept"
+    with app.app_context():
+        shell(app, "guest2", f"for f in {kept}; do echo {KEPT} > $f; done && sync")
+        taken = core.snapshotVm("guest2", "s1")
+        assert (taken["state"], taken["frozen"], taken["volumes"]) == ("ready", True, ["scratch"])
+        assert "the guest's file systems were frozen for it" in operation_log(
+            "vm.snapshot", "guest2"
+        )
+        assert tags(repository, *files) == [["nube-s1"], ["nube-s1"]]
+        shell(app, "guest2", f"rm {kept} && sync")
+        with pytest.raises(core.Conflict, match="running"):
+            core.revertSnapshot("guest2", "s1")
+
+        core.stopVm("guest2")
+        core.revertSnapshot("guest2", "s1")
+        restart(app, "guest2")
+        assert shell(app, "guest2", f"cat {kept}").split() == [KEPT, KEPT]
+
+        before = host_of("guest2")
+        moved = core.migrateVm("guest2")  # live: the snapshots are inside the files it keeps
+        assert moved["host_name"] != before and moved["state"] == "running"
+        assert [s["name"] for s in core.listSnapshots("guest2")] == ["s1"]
+
+        # on the new host: a live snapshot, deleted while the guest runs
+        assert core.snapshotVm("guest2", "s2")["frozen"] is True
+        core.removeSnapshot("guest2", "s2")
+        assert tags(repository, *files) == [["nube-s1"], ["nube-s1"]]
+        assert shell(app, "guest2", "echo alive").strip() == "alive"
+
+        shell(app, "guest2", f"rm {kept} && echo {LATER} > /root/later && sync")
+        core.stopVm("guest2")
+        core.revertSnapshot("guest2", "s1")  # again, on the host it moved to
+        core.removeSnapshot("guest2", "s1")  # stopped: qemu-img deletes it
+        assert core.listSnapshots("guest2") == [] and tags(repository, *files) == [[], []]
+        restart(app, "guest2")
+        assert shell(app, "guest2", f"cat {kept}").split() == [KEPT, KEPT]
+        assert shell(app, "guest2", "test -e /root/later && echo yes || echo no").strip() == "no"
