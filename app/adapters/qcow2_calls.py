@@ -6,14 +6,17 @@ Hosts write these files, so the header qemu-img reads may name any file, as a ba
 an external data file (which a resize truncates), however recently it was checked. So
 qemu-img never opens the backing chain (backing: null: a resize or an internal snapshot needs
 only the file itself), gets the file as a descriptor the controller opened (no path to swap),
-and runs as the user that owns the file (nobody, the hosts' own user, on an export that
-squashes them; a lab host's libvirt may have given it to its QEMU user), never as root: whatever
-the header says, it can reach only what the file's writer can already reach."""
+and runs as the hosts' own user (nobody) when the controller is root: whatever the header
+says, it can reach only what a host can already write. A file that is no longer nobody's is
+given back to nobody first (through the same descriptor): VM files are nobody's (vm_files'
+publish_mode), but a host's libvirt that relabels the files of its running domains may leave
+one to root or to its QEMU user when the domain stops (seen on lab hosts, whose repository is a
+bind mount that squashes nothing, after a live migration)."""
 
 import json
 import os
 
-from app.errors import OperationFailed
+from app.adapters.vm_files import HOST_GID, HOST_UID
 
 SNAPSHOT_TAG_PREFIX = "nube-"  # never a name of digits alone, which qemu-img takes for an id
 
@@ -23,14 +26,15 @@ def snapshot_tag(name) -> str:
     return f"{SNAPSHOT_TAG_PREFIX}{name}"
 
 
-def _as_owner(st, path):
-    """The setpriv prefix that runs a command as the file's owner (none when the controller
-    is not root); OperationFailed for a file root owns."""
+def _as_hosts_user(fd):
+    """The setpriv prefix that runs a command as the hosts' user (none when the controller is
+    not root), the file behind fd given back to that user first."""
     if os.geteuid() != 0:
         return ()
-    if st.st_uid == 0:
-        raise OperationFailed(f"{path.name} belongs to root: refusing to run qemu-img on it")
-    return ("setpriv", f"--reuid={st.st_uid}", f"--regid={st.st_gid}", "--clear-groups")
+    st = os.fstat(fd)
+    if (st.st_uid, st.st_gid) != (HOST_UID, HOST_GID):
+        os.fchown(fd, HOST_UID, HOST_GID)
+    return ("setpriv", f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups")
 
 
 class Qcow2Calls:
@@ -45,7 +49,7 @@ class Qcow2Calls:
                 "backing": None,
                 "file": {"driver": "file", "filename": f"/dev/fd/{fd}"},
             }
-            prefix = _as_owner(os.fstat(fd), path)
+            prefix = _as_hosts_user(fd)
             return self.qemu_img.run(
                 [*args, f"json:{json.dumps(spec)}", *tail], log, prefix=prefix, pass_fds=(fd,)
             )
