@@ -104,10 +104,15 @@ integration: venv
 browser: venv
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q tests/browser
 
+# make test's PostgreSQL run repeats a statement-covering set of the unit tests the SQLite run
+# traced (every distinct SQL statement at least once, every racing test: tests/sql_coverage.py);
+# `make unit-postgresql` runs them all.
+SQL_TRACE = build/sql-trace/unit
+
 test: venv lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15 tests/browser tests/integration
-	$(BIN)/pytest -q -n $(UNIT_WORKERS) --durations=5 tests/unit
-	NUBE_TEST_DATABASE=postgresql $(BIN)/pytest -q -n $(UNIT_WORKERS) tests/unit
+	NUBE_SQL_TRACE=$(SQL_TRACE) $(BIN)/pytest -q -n $(UNIT_WORKERS) --durations=5 tests/unit
+	NUBE_TEST_DATABASE=postgresql NUBE_SQL_COVER=$(SQL_TRACE) $(BIN)/pytest -q -n $(UNIT_WORKERS) tests/unit
 
 # The README's pictures: the browser tier, writing into tests/screenshots (tracked).
 screenshots: venv

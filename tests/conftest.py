@@ -18,7 +18,7 @@ from werkzeug.security import generate_password_hash
 from app import create_app
 from app.db import ensure_schema, get_db
 from app.repositories import users as users_repo
-from tests import pg_server
+from tests import pg_server, sql_coverage
 from tests.factories import (
     gen_host,
     gen_image,
@@ -102,9 +102,41 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         reaches = uses_database & set(getattr(item, "fixturenames", ()))
         (kept if reaches else skipped).append(item)
+    cover_prefix = os.environ.get("NUBE_SQL_COVER")
+    if cover_prefix:  # and of those, a statement-covering set (tests/sql_coverage.py)
+        kept, dropped = sql_coverage.selection(kept, cover_prefix)
+        skipped += dropped
     if skipped:
         config.hook.pytest_deselected(items=skipped)
         items[:] = kept
+
+
+_tracer = []  # the session's sql_coverage.Tracer, when NUBE_SQL_TRACE asks for one
+
+
+def pytest_configure(config):
+    """With NUBE_SQL_TRACE=<prefix>, record each test's SQL statements (tests/sql_coverage.py)."""
+    prefix = os.environ.get("NUBE_SQL_TRACE")
+    if not prefix or os.environ.get("NUBE_TEST_DATABASE") == "postgresql":
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    if worker == "main":  # xdist's controller (before any worker starts), or a run without
+        sql_coverage.clear(prefix)
+        if getattr(config.option, "numprocesses", None):
+            return  # the controller runs no test: its workers record them
+    tracer = sql_coverage.Tracer(prefix, worker)
+    tracer.install()
+    _tracer.append(tracer)
+
+
+def pytest_runtest_logstart(nodeid, location):
+    for tracer in _tracer:
+        tracer.start(nodeid)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    for tracer in _tracer:
+        tracer.finish(nodeid)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 hypervisor adapter's call threads, on a live connection)."""
 
 import ipaddress
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ FILESYSTEMS_MAX = 32
 DISKS_MAX = 8  # of one file system
 AGENT_TIMEOUT = 5  # seconds; below HOST_TIMEOUT, so a silent agent is not a silent host
 TEXT_MAX = 255
+FREEZE_ATTEMPTS = 5
+FREEZE_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -44,12 +47,7 @@ class GuestInfo:
 def agent_connected(dom) -> bool:
     """Whether the guest agent's channel is open in the guest (a running agent), from the live
     XML: no call into the guest."""
-    if not dom.isActive():
-        return False
-    channel = ET.fromstring(dom.XMLDesc(0)).find(
-        f"./devices/channel/target[@name='{AGENT_CHANNEL}']"
-    )
-    return channel is not None and channel.get("state") == "connected"
+    return bool(dom.isActive()) and _channel_state(dom) == "connected"
 
 
 def no_agent(exc: libvirt.libvirtError) -> bool:
@@ -149,20 +147,33 @@ def agent_shutdown(dom) -> bool:
     return True
 
 
-def freeze(dom) -> bool:
-    """Ask the guest agent to freeze the guest's file systems (writes flushed, new ones held);
-    False when there is no agent to ask. A frozen guest is thawed by thaw(), or by its agent
-    on its own after a while (qemu-ga's fsfreeze has no timeout: thaw is always called).
-    Asked even when the channel does not say it is connected: a domain that arrived by live
-    migration does not say so until the guest writes to it."""
-    try:
-        _bound_agent_wait(dom)
-        dom.fsFreeze(None, 0)
-    except libvirt.libvirtError as exc:
-        if no_agent(exc):
-            return False
-        raise
-    return True
+def freeze(dom) -> tuple[bool, str]:
+    """Ask the guest agent to freeze the guest's file systems (writes flushed, new ones held):
+    (True, "") once they are, (False, why not) when no agent answers. Asked even when the
+    channel does not say it is connected, and again for a few seconds unless it says it is
+    not: a domain that arrived by live migration does not say so at once. A frozen guest must
+    be thawed by thaw() (qemu-ga's fsfreeze has no timeout of its own)."""
+    for attempt in range(FREEZE_ATTEMPTS):
+        try:
+            _bound_agent_wait(dom)
+            dom.fsFreeze(None, 0)
+            return True, ""
+        except libvirt.libvirtError as exc:
+            if not no_agent(exc):
+                raise
+            why = exc.get_error_message() or str(exc)
+        if attempt + 1 == FREEZE_ATTEMPTS or _channel_state(dom) == "disconnected":
+            return False, why
+        time.sleep(FREEZE_RETRY_SECONDS)
+    return False, "no answer"
+
+
+def _channel_state(dom):
+    """The agent channel's state in the live XML (connected, disconnected or None)."""
+    channel = ET.fromstring(dom.XMLDesc(0)).find(
+        f"./devices/channel/target[@name='{AGENT_CHANNEL}']"
+    )
+    return None if channel is None else channel.get("state")
 
 
 def thaw(dom) -> None:

@@ -46,29 +46,29 @@ def _monitor(dom, command, arguments):
     return answer.get("return")
 
 
-def _snapshot(dom, tag, targets, freeze) -> bool:
-    """Take the internal snapshot tag of targets at one instant; whether the guest's file
-    systems were frozen for it."""
+def _snapshot(dom, tag, targets, freeze) -> tuple[bool, str]:
+    """Take the internal snapshot tag of targets at one instant: (whether the guest's file
+    systems were frozen for it, why not)."""
     nodes = _format_nodes(dom, targets)
     actions = [
         {"type": "blockdev-snapshot-internal-sync", "data": {"device": nodes[t], "name": tag}}
         for t in targets
     ]
-    frozen = freeze and guest_agent.freeze(dom)
+    frozen, why = guest_agent.freeze(dom) if freeze else (False, "not asked")
     try:
         _monitor(dom, "transaction", {"actions": actions})
     finally:
         if frozen:
             guest_agent.thaw(dom)
-    return frozen
+    return frozen, why
 
 
 class SnapshotCalls:
     """Snapshot calls that need Hypervisor._run."""
 
-    def snapshot_live(self, host, name, tag, targets, freeze=True) -> bool:
-        """Take the internal snapshot tag of a running domain's disks (targets) together;
-        whether its guest agent froze the file systems for it."""
+    def snapshot_live(self, host, name, tag, targets, freeze=True) -> tuple[bool, str]:
+        """Take the internal snapshot tag of a running domain's disks (targets) together:
+        (whether its guest agent froze the file systems for it, why not)."""
         return self._run(
             host,
             lambda c: _snapshot(c.lookupByName(name), tag, targets, freeze),

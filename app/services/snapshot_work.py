@@ -63,13 +63,13 @@ def take_snapshot(ctx):
     _delete_tags(ctx, vm, host, name, files, stale=True)
     if _running(ctx, vm, host):
         ctx.log(f"taking snapshot {name} of running {vm['id']} ({', '.join(t for t, _ in files)})")
-        frozen = ctx.hypervisor.snapshot_live(
+        frozen, why = ctx.hypervisor.snapshot_live(
             host, vm["id"], snapshot_tag(name), [t for t, _ in files]
         )
         ctx.log(
             "the guest's file systems were frozen for it"
             if frozen
-            else "no guest agent answered: the snapshot is crash-consistent, not frozen"
+            else f"no guest agent answered ({why:.200}): the snapshot is crash-consistent"
         )
     else:
         frozen = None

@@ -72,7 +72,8 @@ def test_a_snapshot_brings_a_guest_back_before_and_after_a_live_migration(runnin
         assert [s["name"] for s in core.listSnapshots("guest2")] == ["s1"]
 
         # on the new host: a live snapshot, deleted while the guest runs
-        assert core.snapshotVm("guest2", "s2")["frozen"] is True
+        frozen = core.snapshotVm("guest2", "s2")["frozen"]
+        assert frozen is True, operation_log("vm.snapshot", "guest2")
         core.removeSnapshot("guest2", "s2")
         assert tags(repository, *files) == [["nube-s1"], ["nube-s1"]]
         assert shell(app, "guest2", "echo alive").strip() == "alive"
