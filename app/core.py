@@ -31,6 +31,7 @@ from .services import (
     boot_log,
     controller,
     hosts,
+    image_save,
     images,
     operations,
     projects,
@@ -76,6 +77,7 @@ __all__ = [
     "growVolume",
     "removeVolume",
     "resizeVm",
+    "saveImage",
     "acting_as",
 ]
 
@@ -362,3 +364,14 @@ def resizeVm(vmId, changes):
 
     resize.resize(vmId, changes, _actor(), wait=True)
     return vms.public(vms.get(vmId))
+
+
+@_in_app
+def saveImage(vmId, name, snapshot=None):
+    """Save a stopped VM's disk (or its internal snapshot `snapshot`) as images/<name>: one
+    compressed qcow2, its backing chain flattened, the guest's identity removed (SSH host
+    keys, machine-id, cloud-init's state). Returns the image: name, format, virtual_size,
+    actual_size."""
+
+    image_save.save(vmId, name, snapshot, _actor(), wait=True)
+    return images.info(name)

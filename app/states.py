@@ -76,6 +76,7 @@ VM_TASK = ChoiceSet(
     _plain("attaching", "info"),
     _plain("detaching", "info"),
     _plain("growing", "info"),
+    _plain("saving", "info"),
 )
 
 # A volume (Cinder's words): attached to no VM, attached to one, its file gone from the
@@ -175,6 +176,7 @@ VM_REMOVABLE = (STOPPED, RUNNING, ERROR, UNKNOWN)
 VM_MIGRATABLE = (RUNNING, STOPPED)
 # memory and vCPUs change while stopped; a disk grows stopped or running (the service says which)
 VM_RESIZABLE = (STOPPED, RUNNING)
+VM_SAVABLE = (STOPPED,)  # its disk read whole: nothing may write it meanwhile
 VM_ATTACHABLE = (STOPPED, RUNNING)  # a volume goes into the definition, live too when running
 VOLUME_ATTACHABLE = (AVAILABLE,)
 VOLUME_DETACHABLE = (IN_USE, ERROR)  # error: an attach that could not be undone

@@ -15,6 +15,7 @@ from .. import states
 from ..services import (
     controller_work,
     host_work,
+    image_save_work,
     image_work,
     migrate_work,
     recheck_work,
@@ -268,6 +269,17 @@ IMAGE_BUILD = Kind(
     "build image",
     undo_needs=("published",),
 )
+# the VM's disk is read whole: stopped, and no start, move or resize until it is copied
+IMAGE_SAVE = Kind(
+    "image.save",
+    "vm",
+    Claim(ROW, "vms", "saving", states.VM_SAVABLE),
+    image_save_work.save_image,
+    image_save_work.undo_save,
+    3600,
+    "save VM as image",
+    undo_needs=("published",),
+)
 
 KINDS = {
     kind.name: kind
@@ -292,6 +304,7 @@ KINDS = {
         CONTROLLER_INIT,
         CONTROLLER_DESTROY,
         IMAGE_BUILD,
+        IMAGE_SAVE,
     )
 }
 

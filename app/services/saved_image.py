@@ -1,0 +1,57 @@
+"""A saved image's checks, on request and again at use (its name, the snapshot, the VM's
+disk), and its record: what the image.save request and its work share (no operation imports
+here, so the work's module can use them)."""
+
+import re
+
+from ..adapters.qemu_img import UPLOAD_EXTENSIONS, check_upload_name
+from ..adapters.storage import check_image_name
+from ..errors import InvalidInput, NotFound
+from ..repositories import images as images_repo
+
+# as images.RESERVED_NAMES: /api/v1/images/build is the build action, not an image
+RESERVED_NAMES = ("build",)
+# An internal snapshot's name in a VM's qcow2 (Nube names them: letters, digits, . _ -)
+SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def check_name(name):
+    """A saved image's file name: an upload's rules, and an extension a qcow2 may have."""
+    check_image_name(name)
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
+    check_upload_name(name)
+    extension = "." + name.rsplit(".", 1)[-1].lower()
+    if "qcow2" not in UPLOAD_EXTENSIONS[extension]:
+        raise InvalidInput(f"a saved image is a qcow2 file: name it .qcow2 or .img, not {name}")
+    return name
+
+
+def check_snapshot(snapshot):
+    """A snapshot's name, or None for the disk as it is now."""
+    if snapshot is None or snapshot == "":
+        return None
+    if not isinstance(snapshot, str) or not SNAPSHOT_NAME.fullmatch(snapshot):
+        raise InvalidInput(
+            f"invalid snapshot name {snapshot!r:.80}: letters, digits, '.', '_' and '-'"
+        )
+    return snapshot
+
+
+def check_disk(storage, vm, snapshot):
+    """The VM's disk chain ([(path, format)] in the repository) after checking its header
+    names only its image (OperationFailed otherwise) and, when asked, that it holds the
+    snapshot (NotFound otherwise)."""
+    backing = storage.disk_backing(vm["id"], vm["image"])
+    if snapshot is not None:
+        info = storage.qemu_img.info(storage.disk_path(vm["id"]), "qcow2")
+        names = [taken.get("name") for taken in info.get("snapshots") or ()]
+        if snapshot not in names:
+            raise NotFound(f"VM {vm['id']} has no snapshot {snapshot}")
+    return [(storage.root / path, fmt) for path, fmt in backing]
+
+
+def record_saved_image(conn, name, vm, actor):
+    """Record a saved image as an upload is recorded (who added it, what it is)."""
+    # image records gain their OS, format and checksum in migration 20: filled in here then
+    images_repo.upsert(conn, name, f"saved from VM {vm['id']} (made from {vm['image']})", actor)
