@@ -269,11 +269,12 @@ IMAGE_BUILD = Kind(
     "build image",
     undo_needs=("published",),
 )
-# the VM's disk is read whole: stopped, and no start, move or resize until it is copied
+# a VM's disk saved as an image: one operation on the image's name (as a build), and the VM
+# taken in the request's transaction (stopped; no start, move or resize until it is copied)
 IMAGE_SAVE = Kind(
     "image.save",
-    "vm",
-    Claim(ROW, "vms", "saving", states.VM_SAVABLE),
+    "image",
+    Claim(ONE_ACTIVE, each=Claim(ROW, "vms", "saving", states.VM_SAVABLE)),
     image_save_work.save_image,
     image_save_work.undo_save,
     3600,

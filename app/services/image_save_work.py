@@ -10,11 +10,12 @@ import shutil
 
 from ..adapters.qemu_img import check_upload
 from ..adapters.storage import check_image_name
-from ..errors import Conflict
+from ..errors import Conflict, NotFound
+from ..repositories import hosts as hosts_repo
 from ..repositories import images as images_repo
+from ..repositories import vms as vms_repo
 from ..states import STOPPED, vm_state
 from .saved_image import check_disk, check_name, check_snapshot, record_saved_image
-from .vm_work import vm_and_host
 
 STEPS = 3
 RESULT = ("format", "virtual_size", "actual_size")  # of the image, as image.build's
@@ -28,10 +29,12 @@ def save_folder(ctx):
 
 def save_image(ctx):
     """Flatten the VM's disk, remove the guest's identity, publish the image."""
-    vm, host = vm_and_host(ctx)
     # checked again at use: a database writer could have put anything in the stored input
-    name, snapshot = check_name(ctx.input.get("name")), check_snapshot(ctx.input.get("snapshot"))
-    ctx.touch("image", name)
+    name, snapshot = check_name(ctx.target_id), check_snapshot(ctx.input.get("snapshot"))
+    vm = vms_repo.get(ctx.conn, str(ctx.input.get("vm")))
+    if vm is None:
+        raise NotFound(f"VM {ctx.input.get('vm')} no longer exists")
+    vm, host = dict(vm), dict(hosts_repo.get(ctx.conn, vm["host"]))
     state = vm_state(ctx.hypervisor.domain_state(host, vm["id"]))
     if state != STOPPED:
         raise Conflict(f"VM {vm['id']} is {state} on its host: stop it to save it as an image")
@@ -80,8 +83,8 @@ def undo_save(ctx, status):
         _remove(ctx, save_folder(ctx))
     except OSError as exc:
         ctx.error(f"could not remove the staging folder: {exc}")
-    name = ctx.input.get("name")
-    if ctx.recalled("published") and isinstance(name, str):
+    name = ctx.target_id
+    if ctx.recalled("published"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(ctx.storage.images_dir / check_image_name(name))  # a link, not its target
         images_repo.delete(ctx.conn, name)

@@ -16,7 +16,7 @@ from app.db import connect, get_db
 from app.errors import Busy, Conflict, InvalidInput, NotFound, OperationFailed
 from app.ops.runner import execute
 from app.repositories import operations as ops_repo
-from app.services import image_save
+from app.services import image_save, operations
 from tests.factories import gen_vm
 
 MIB = 1 << 20
@@ -131,10 +131,12 @@ def test_a_save_flattens_the_disk_into_a_standalone_compressed_qcow2(ctx, vm, re
     op = ops_repo.page(get_db(), "", 10, 0)[0][0]
     assert (op["kind"], op["target_type"], op["target_id"], op["status"]) == (
         "image.save",
-        "vm",
-        "vm1",
+        "image",
+        "golden.qcow2",
         "succeeded",
     )
+    # the VM's page lists it too
+    assert [o["id"] for o in operations.for_target("vm", "vm1")][0] == op["id"]
     assert (op["progress_done"], op["progress_total"]) == (3, 3)
 
 
@@ -209,6 +211,9 @@ def test_a_taken_name_a_running_vm_and_a_busy_vm_are_refused(ctx, vm, host):
         core.saveImage(vm, "other.qcow2")
     with pytest.raises(Busy, match="saving"):
         core.startVm(vm)
+    gen_vm(ctx, "base.raw", "vm2")
+    with pytest.raises(Busy, match=f"operation {op_id}"):  # one operation per image name
+        core.saveImage("vm2", "golden.qcow2")
     assert (storage(ctx).images_dir / "taken.qcow2").read_bytes() == b"mine"
     assert ops_repo.get(get_db(), op_id)["status"] == "pending"
     with pytest.raises(NotFound, match="VM nowhere not found"):
@@ -248,8 +253,8 @@ def test_a_tampered_stored_input_is_refused_at_use(app, ctx, vm, recorder):
     conn = connect(app.config["DATABASE"])
     try:
         conn.execute(
-            "UPDATE operations SET input = ? WHERE id = ?",
-            (json.dumps({"name": "../../etc/x.qcow2", "snapshot": None}), op_id),
+            "UPDATE operations SET target_id = ?, input = ? WHERE id = ?",
+            ("../../etc/x.qcow2", json.dumps({"vm": "vm1", "snapshot": "-l x"}), op_id),
         )
     finally:
         conn.close()
