@@ -26,7 +26,7 @@ virt-sysprep recognises is refused (it says "no operating systems were found").
 
 import json
 
-from app.adapters.commands import CommandRunner
+from app.adapters.commands import CommandFailed, CommandRunner
 from app.errors import OperationFailed
 
 TOOLS = {"qemu-img": "qemu-utils", "virt-sysprep": "libguestfs-tools"}
@@ -77,10 +77,26 @@ class ImageSaver:
         env = {"LIBGUESTFS_BACKEND": "direct"}
         if self.tcg:
             env["LIBGUESTFS_BACKEND_SETTINGS"] = "force_tcg"
-        self.runner.run(
-            ["virt-sysprep", "--format", "qcow2", "-a", str(image)]
-            + ["--delete", CLOUD_STATE, "--truncate", MACHINE_ID],
-            log=log,
-            check=check,
-            env=env,
-        )
+        errors = []
+
+        def logged(line):
+            """Log a line, keeping virt-sysprep's own errors (its last line is a bug-report
+            hint, not the cause)."""
+            if line.startswith("virt-sysprep: error:"):
+                errors.append(line.removeprefix("virt-sysprep: error:").strip())
+            log(line)
+
+        try:
+            self.runner.run(
+                ["virt-sysprep", "--format", "qcow2", "-a", str(image)]
+                + ["--delete", CLOUD_STATE, "--truncate", MACHINE_ID],
+                log=logged,
+                check=check,
+                env=env,
+            )
+        except CommandFailed as exc:
+            if not errors:
+                raise
+            raise OperationFailed(
+                f"virt-sysprep could not remove the guest's identity: {errors[-1]}"
+            ) from exc

@@ -40,8 +40,14 @@ class SysprepRecorder(CommandRunner):
         if self.before:
             self.before()
         check()
-        if self.fail:
-            raise CommandFailed("virt-sysprep failed (exit status 1): no operating systems")
+        if self.fail:  # what virt-sysprep prints on a disk with no OS it knows
+            for line in (
+                "virt-sysprep: error: no operating systems were found in the guest image",
+                "If reporting bugs, run virt-sysprep with debugging enabled and include the",
+                "  virt-sysprep -v -x [...]",
+            ):
+                log(line)
+            raise CommandFailed("virt-sysprep failed (exit status 1):   virt-sysprep -v -x [...]")
         return None
 
     def missing(self, tools):
@@ -222,7 +228,8 @@ def test_a_taken_name_a_running_vm_and_a_busy_vm_are_refused(ctx, vm, host):
 
 def test_a_failed_identity_step_leaves_nothing(ctx, vm, recorder):
     recorder.fail = True
-    with pytest.raises(OperationFailed, match="no operating systems"):
+    message = "virt-sysprep could not remove the guest's identity: no operating systems were found"
+    with pytest.raises(OperationFailed, match=message):
         core.saveImage(vm, "golden.qcow2")
     assert leftovers(ctx) == ["base.raw"]
     assert [tuple(r) for r in get_db().execute("SELECT name FROM images")] == []
