@@ -25,6 +25,7 @@ virt-sysprep recognises is refused (it says "no operating systems were found").
 """
 
 import json
+import os
 
 from app.adapters.commands import CommandFailed, CommandRunner
 from app.errors import OperationFailed
@@ -65,12 +66,23 @@ class ImageSaver:
         """Write disk (on its backing chain), or the state its internal snapshot kept, as one
         compressed qcow2 with no backing file at out."""
         taken = ["-l", f"snapshot.name={snapshot}"] if snapshot else []
-        self.runner.run(
-            ["qemu-img", "convert", "-O", "qcow2", "-c", *taken]
-            + ["--", chain_spec(disk, backing), str(out)],
-            log=log,
-            check=check,
-        )
+        # hosts write vms/: the disk is opened here, never through a link swapped in for it
+        try:
+            fd = os.open(disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise OperationFailed(
+                f"cannot open the disk {disk}: {exc.strerror} (a link is never followed)"
+            ) from None
+        try:
+            self.runner.run(
+                ["qemu-img", "convert", "-O", "qcow2", "-c", *taken]
+                + ["--", chain_spec(f"/dev/fd/{fd}", backing), str(out)],
+                log=log,
+                check=check,
+                pass_fds=(fd,),
+            )
+        finally:
+            os.close(fd)
 
     def reset_identity(self, image, *, log, check):
         """Remove the guest's identity from a qcow2 image in place (virt-sysprep)."""

@@ -47,9 +47,9 @@ def save_image(ctx):
     out = folder / "image.qcow2"
     ctx.progress(0, STEPS)
     ctx.log(f"saving {source} as image {name}: flattening its backing chain (compressed)")
-    saver.flatten(
-        ctx.storage.disk_path(vm["id"]), backing, out, snapshot, log=ctx.log, check=ctx.check
-    )
+    ctx.storage.disk_path(vm["id"])  # inside vms/; opened by its own name, never resolved
+    disk = ctx.storage.vms_dir / f"{vm['id']}.qcow2"
+    saver.flatten(disk, backing, out, snapshot, log=ctx.log, check=ctx.check)
     ctx.progress(1, STEPS)
     ctx.log("removing the guest's identity (SSH host keys, machine-id, cloud-init's state, logs)")
     saver.reset_identity(out, log=ctx.log, check=ctx.check)

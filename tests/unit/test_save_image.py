@@ -32,10 +32,12 @@ class SysprepRecorder(CommandRunner):
         self.before = None  # run before virt-sysprep (e.g. a cancel request)
         self.fail = False
 
-    def run(self, args, *, log, check, env=None, stdin_text=None):
+    def run(self, args, *, log, check, env=None, stdin_text=None, pass_fds=()):
         self.commands.append((args, env))
         if args[0] != "virt-sysprep":
-            return super().run(args, log=log, check=check, env=env, stdin_text=stdin_text)
+            return super().run(
+                args, log=log, check=check, env=env, stdin_text=stdin_text, pass_fds=pass_fds
+            )
         log("$ " + " ".join(args))
         if self.before:
             self.before()
@@ -178,6 +180,18 @@ def test_the_chain_is_the_one_nube_names_not_the_header(ctx, vm):
     with pytest.raises(Conflict, match="names backing file '/etc/hostname'"):
         core.saveImage(vm, "leak.qcow2")
     assert state(ctx) == before
+
+
+def test_a_disk_swapped_for_a_link_is_never_read(ctx, vm, recorder):
+    # a host replaced vm1's disk with a link to another VM's (same image: the header passes)
+    gen_vm(ctx, "base.raw", "vm2")
+    qemu_io(storage(ctx).disk_path("vm2"), "write -P 0x33 2M 64k")
+    disk = storage(ctx).disk_path(vm)
+    disk.unlink()
+    disk.symlink_to("vm2.qcow2")
+    with pytest.raises(OperationFailed, match="a link is never followed"):
+        core.saveImage(vm, "leak.qcow2")
+    assert leftovers(ctx) == ["base.raw"]
 
 
 @pytest.mark.parametrize(
