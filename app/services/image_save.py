@@ -15,7 +15,7 @@ from ..repositories import operations as ops_repo
 from ..states import RUNNING
 from . import access, vms
 from .common import db
-from .saved_image import check_disk, check_name, check_snapshot
+from .saved_image import check_disk, check_name, check_room, check_snapshot
 
 
 def request_save(vm_id, name, snapshot, actor):
@@ -42,6 +42,7 @@ def request_save(vm_id, name, snapshot, actor):
         check_disk(storage, dict(row), snapshot)
     except OperationFailed as exc:
         raise Conflict(f"cannot save VM {row['id']}: {exc}") from None
+    check_room(storage, row)
     conn = db()
     with transaction(conn):  # the image's name and the VM: both taken, or nothing written
         data = {"vm": row["id"], "name": name, "snapshot": snapshot}

@@ -15,7 +15,13 @@ from ..repositories import hosts as hosts_repo
 from ..repositories import images as images_repo
 from ..repositories import vms as vms_repo
 from ..states import STOPPED, vm_state
-from .saved_image import check_disk, check_name, check_snapshot, record_saved_image
+from .saved_image import (
+    check_disk,
+    check_name,
+    check_room,
+    check_snapshot,
+    record_saved_image,
+)
 
 STEPS = 3
 RESULT = ("format", "virtual_size", "actual_size")  # of the image, as image.build's
@@ -41,6 +47,7 @@ def save_image(ctx):
     saver = ctx.adapters.image_saver
     saver.check_ready()
     backing = check_disk(ctx.storage, vm, snapshot)
+    check_room(ctx.storage, vm)
     source = f"snapshot {snapshot} of VM {vm['id']}" if snapshot else f"the disk of VM {vm['id']}"
     folder = save_folder(ctx)
     folder.mkdir(mode=0o700)

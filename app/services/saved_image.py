@@ -2,15 +2,17 @@
 disk), and its record: what the image.save request and its work share (no operation imports
 here, so the work's module can use them)."""
 
+import os
 import re
 
 from ..adapters.qemu_img import UPLOAD_EXTENSIONS, check_upload_name
 from ..adapters.storage import check_image_name
-from ..errors import InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound
 from ..repositories import images as images_repo
 
 # as images.RESERVED_NAMES: /api/v1/images/build is the build action, not an image
 RESERVED_NAMES = ("build",)
+GIB = 1 << 30
 # An internal snapshot's name in a VM's qcow2 (Nube names them: letters, digits, . _ -)
 SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -49,6 +51,21 @@ def check_disk(storage, vm, snapshot):
         if snapshot not in names:
             raise NotFound(f"VM {vm['id']} has no snapshot {snapshot}")
     return [(storage.root / path, fmt) for path, fmt in backing]
+
+
+def check_room(storage, vm):
+    """Refuse a save the repository has no room for: the image takes at most what the VM's
+    disk and its base image hold now (compression only makes it smaller)."""
+    need = sum(
+        os.stat(path).st_blocks * 512
+        for path in (storage.disk_path(vm["id"]), storage.image_path(vm["image"]))
+    )
+    free = storage.free_bytes()
+    if need > free:
+        raise Conflict(
+            f"no room to save VM {vm['id']}: its disk and image hold {need / GIB:.1f} GiB,"
+            f" the repository has {free / GIB:.1f} GiB free"
+        )
 
 
 def record_saved_image(conn, name, vm, actor):

@@ -240,6 +240,14 @@ def test_a_taken_name_a_running_vm_and_a_busy_vm_are_refused(ctx, vm, host):
         core.saveImage("nowhere", "golden.qcow2")
 
 
+def test_a_save_the_repository_has_no_room_for_is_refused(ctx, vm, monkeypatch):
+    monkeypatch.setattr(storage(ctx), "free_bytes", lambda: 4096)
+    before = state(ctx)
+    with pytest.raises(Conflict, match="no room to save VM vm1: .* GiB free"):
+        core.saveImage(vm, "golden.qcow2")
+    assert state(ctx) == before
+
+
 def test_a_failed_identity_step_leaves_nothing(ctx, vm, recorder):
     recorder.fail = True
     message = "virt-sysprep could not remove the guest's identity: no operating systems were found"
