@@ -11,13 +11,15 @@ WORKERS ?= $(or $(NUBE_WORKERS),4)
 
 # Debian packages: the controller's tools, libvirt/QEMU for hosts (lab hosts share this
 # machine's packages), sshpass/sudo for Ansible, what libvirt-python builds against, and the
-# image builder's tools (image.build: mmdebstrap, GRUB's BIOS images, mkfs.ext4 -d, sfdisk), and
+# image builder's tools (image.build: mmdebstrap, GRUB's BIOS images, mkfs.ext4 -d, sfdisk),
+# virt-sysprep and a kernel for its appliance (image.save; containers have none in /boot), and
 # the servers the tests start themselves for QUEUE=redis:// and DATABASE=postgresql:// (their
 # system services are not used).
 SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
 	nfs-common util-linux procps iproute2 chromium libnfs-utils \
-	mmdebstrap grub-pc-bin e2fsprogs fdisk redis-server postgresql
+	mmdebstrap grub-pc-bin e2fsprogs fdisk redis-server postgresql \
+	libguestfs-tools linux-image-cloud-amd64
 
 .PHONY: run test lint unit unit-postgresql integration browser screenshots bench lab lab-down system venv clean help
 

@@ -31,6 +31,7 @@ from .services import (
     boot_log,
     controller,
     hosts,
+    image_save,
     images,
     operations,
     projects,
@@ -77,6 +78,7 @@ __all__ = [
     "growVolume",
     "removeVolume",
     "resizeVm",
+    "saveImage",
     "acting_as",
     "snapshotVm",
     "listSnapshots",
@@ -400,3 +402,14 @@ def removeSnapshot(vmId, name):
     """Delete a VM's snapshot (running or stopped); the VM keeps its data."""
 
     snapshots.remove(vmId, name, _actor(), wait=True)
+
+
+@_in_app
+def saveImage(vmId, name, snapshot=None):
+    """Save a stopped VM's disk (or its internal snapshot `snapshot`) as images/<name>: one
+    compressed qcow2, its backing chain flattened, the guest's identity removed (SSH host
+    keys, machine-id, cloud-init's state). Returns the image: name, format, virtual_size,
+    actual_size."""
+
+    image_save.save(vmId, name, snapshot, _actor(), wait=True)
+    return images.info(name)

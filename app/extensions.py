@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import current_app
 
 from .adapters.image_builder import ImageBuilder
+from .adapters.image_saver import ImageSaver
 from .adapters.known_hosts import KnownHosts
 from .adapters.migration import Migrator
 from .adapters.provisioner import provisioner_class
@@ -43,6 +44,8 @@ class Adapters:
         )
         self.provisioner = self._provisioner(app)
         self.image_builder = ImageBuilder()  # tests swap its command runner for a fake
+        # VIRT_TYPE=qemu: KVM runs no guest kernel here, nor then virt-sysprep's appliance
+        self.image_saver = ImageSaver(tcg=config["VIRT_TYPE"] == "qemu")
         self.migrator = Migrator(self.hypervisor)
 
     def public_key(self):

@@ -79,6 +79,7 @@ VM_TASK = ChoiceSet(
     _plain("snapshotting", "info"),
     _plain("reverting", "warning"),
     Choice("deleting-snapshot", "deleting snapshot", "warning"),
+    _plain("saving", "info"),
 )
 
 # A VM snapshot: being taken, there to revert to, being deleted, or broken by a failed
@@ -187,6 +188,7 @@ VM_REMOVABLE = (STOPPED, RUNNING, ERROR, UNKNOWN)
 VM_MIGRATABLE = (RUNNING, STOPPED)
 # memory and vCPUs change while stopped; a disk grows stopped or running (the service says which)
 VM_RESIZABLE = (STOPPED, RUNNING)
+VM_SAVABLE = (STOPPED,)  # its disk read whole: nothing may write it meanwhile
 VM_ATTACHABLE = (STOPPED, RUNNING)  # a volume goes into the definition, live too when running
 VOLUME_ATTACHABLE = (AVAILABLE,)
 VOLUME_DETACHABLE = (IN_USE, ERROR)  # error: an attach that could not be undone

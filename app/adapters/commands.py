@@ -45,12 +45,13 @@ class CommandRunner:
         path = os.environ.get("PATH", os.defpath) + ":/usr/sbin:/sbin"
         return [tool for tool in tools if shutil.which(tool, path=path) is None]
 
-    def run(self, args, *, log, check, env=None, stdin_text=None):
+    def run(self, args, *, log, check, env=None, stdin_text=None, pass_fds=()):
         """Run args to the end, logging each output line. check() is called every poll: when
         it raises (cancel, time limit) the command's process group is killed and the error
-        goes on. A non-zero exit raises CommandFailed with the last line it printed."""
+        goes on. A non-zero exit raises CommandFailed with the last line it printed.
+        pass_fds: descriptors the command inherits (a file opened here, never by path)."""
         log("$ " + shlex.join(args))
-        proc = self._start(args, env, stdin_text)
+        proc = self._start(args, env, stdin_text, pass_fds)
         lines = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
         reader.start()
@@ -67,7 +68,7 @@ class CommandRunner:
             last = f": {recent[-1]}" if recent else ""
             raise CommandFailed(f"{args[0]} failed (exit status {proc.returncode}){last}")
 
-    def _start(self, args, env, stdin_text):
+    def _start(self, args, env, stdin_text, pass_fds=()):
         """Start the command as the leader of a new session (and so of its own group)."""
         try:
             proc = subprocess.Popen(
@@ -77,6 +78,7 @@ class CommandRunner:
                 stderr=subprocess.STDOUT,
                 env={**_inherited(), **(env or {})},
                 start_new_session=True,
+                pass_fds=pass_fds,
             )
         except OSError as exc:
             raise OperationFailed(f"cannot run {args[0]}: {exc}") from exc

@@ -227,6 +227,13 @@ def vm_resize(session):
     return act(session, "POST", f"/vms/{part(args.vm)}/resize", body)
 
 
+def vm_save_image(session):
+    """nube vm save-image VM NAME [--snapshot S]: a stopped VM's disk as images/NAME."""
+    args = session.args
+    body = {"name": args.name, **({"snapshot": args.snapshot} if args.snapshot else {})}
+    return act(session, "POST", f"/vms/{part(args.vm)}/save-image", body)
+
+
 def vm_remove(session):
     """nube vm remove VM [--volumes]: its attached volumes are kept unless --volumes."""
     volumes = "?volumes=true" if session.args.volumes else ""

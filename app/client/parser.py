@@ -169,6 +169,13 @@ def _vm_commands(subparsers, common):
     resize.add_argument("--mem", type=positive, metavar="MiB", help="stopped VMs only")
     resize.add_argument("--vcpus", type=positive, metavar="N", help="stopped VMs only")
     resize.add_argument("--disk", type=positive, metavar="GiB", help="larger than now (grows only)")
+    save = _command(
+        vms, "save-image", commands.vm_save_image, "save a stopped VM as an image (flattened, "
+        "without its identity)", common, wait=True,
+    )  # fmt: skip
+    save.add_argument("vm", metavar="VM")
+    save.add_argument("name", metavar="NAME", help="the image's file name (.qcow2 or .img)")
+    save.add_argument("--snapshot", metavar="S", help="one of its snapshots (default: its disk)")
     boot_log = _command(vms, "boot-log", commands.vm_boot_log, "a VM's boot log's tail", common)
     boot_log.add_argument("vm", metavar="VM")
     boot_log.add_argument("--lines", type=positive, metavar="N", help="how many (default: 200)")

@@ -20,6 +20,7 @@ COMMANDS = {
     "vm migrate": ("POST", "/vms/{vm}/migrate"),
     "vm boot-log": ("GET", "/vms/{vm}/boot-log"),
     "vm resize": ("POST", "/vms/{vm}/resize"),
+    "vm save-image": ("POST", "/vms/{vm}/save-image"),
     "vm remove": ("DELETE", "/vms/{vm}"),
     "volume list": ("GET", "/volumes"),
     "volume show": ("GET", "/volumes/{name}"),

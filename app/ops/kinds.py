@@ -15,6 +15,7 @@ from .. import states
 from ..services import (
     controller_work,
     host_work,
+    image_save_work,
     image_work,
     migrate_work,
     recheck_work,
@@ -297,6 +298,18 @@ IMAGE_BUILD = Kind(
     "build image",
     undo_needs=("published",),
 )
+# a VM's disk saved as an image: one operation on the image's name (as a build), and the VM
+# taken in the request's transaction (stopped; no start, move or resize until it is copied)
+IMAGE_SAVE = Kind(
+    "image.save",
+    "image",
+    Claim(ONE_ACTIVE, each=Claim(ROW, "vms", "saving", states.VM_SAVABLE)),
+    image_save_work.save_image,
+    image_save_work.undo_save,
+    3600,
+    "save VM as image",
+    undo_needs=("published",),
+)
 
 KINDS = {
     kind.name: kind
@@ -324,6 +337,7 @@ KINDS = {
         CONTROLLER_INIT,
         CONTROLLER_DESTROY,
         IMAGE_BUILD,
+        IMAGE_SAVE,
     )
 }
 

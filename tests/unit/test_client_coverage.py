@@ -42,6 +42,7 @@ SAMPLES = {
     "vm migrate": ["vm", "migrate", "web1", "--to", "h2"],
     "vm boot-log": ["vm", "boot-log", "web1"],
     "vm resize": ["vm", "resize", "web1", "--mem", "128"],
+    "vm save-image": ["vm", "save-image", "web1", "web1.qcow2", "--snapshot", "s1"],
     "vm remove": ["vm", "remove", "web1", "--volumes"],
     "volume list": ["volume", "list"],
     "volume show": ["volume", "show", "data1"],

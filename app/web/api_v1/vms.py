@@ -1,8 +1,10 @@
-"""/api/v1/vms: list, create, show, start, stop, migrate, resize and remove VMs."""
+"""/api/v1/vms: list, create, show, start, stop, migrate, resize, save as an image and remove
+VMs."""
 
-from ...services import boot_log, resize, vms
+from ...services import boot_log, image_save, resize, vms
 from ..helpers import actor
 from .common import accepted, blueprint, referring, sorted_page
+from .image_save_schemas import VmSaveImage
 from .schemas import (
     Accepted,
     BootLog,
@@ -74,6 +76,15 @@ def migrate(data, vm_id):
 def resize_vm(data, vm_id):
     """Change a stopped VM's memory and vCPUs, and grow its disk (running or stopped)."""
     return accepted(resize.resize(vm_id, data, actor(), wait=False))
+
+
+@bp.route("/<vm_id>/save-image", methods=["POST"])
+@bp.arguments(VmSaveImage)
+@bp.response(202, Accepted)
+def save_image(data, vm_id):
+    """Save a stopped VM's disk (or one of its snapshots) as an image: flattened, compressed,
+    without the guest's identity (SSH host keys, machine-id, cloud-init's state)."""
+    return accepted(image_save.save(vm_id, data["name"], data.get("snapshot"), actor(), wait=False))
 
 
 @bp.route("/<vm_id>/boot-log")

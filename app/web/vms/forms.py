@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 from ... import cloudinit
 from ...adapters.vm_files import check_vm_id
 from ...limits import MEM, VCPUS, VOLUME_SIZE
+from ...services.saved_image import check_name, check_snapshot
 from ..rules import Checked, within
 
 AUTOMATIC = ""
@@ -103,6 +104,22 @@ class ResizeForm(FlaskForm):
     vcpus = IntegerField("vCPUs", validators=[InputRequired(), *within(VCPUS)])
     disk = IntegerField("Disk (GiB)", validators=[Optional(), *within(VOLUME_SIZE)])
     submit = SubmitField("Resize")
+
+
+class SaveImageForm(FlaskForm):
+    """Save a stopped VM's disk (or one of its snapshots) as an image."""
+
+    name = StringField(
+        "Image name",
+        validators=[DataRequired(), Checked(check_name)],
+        description="A file in images/, ending in .qcow2 or .img.",
+    )
+    snapshot = StringField(
+        "Snapshot",
+        validators=[Optional(), Checked(check_snapshot)],
+        description="Empty: the disk as it is now.",
+    )
+    submit = SubmitField("Save as image")
 
 
 class AttachForm(FlaskForm):

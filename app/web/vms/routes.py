@@ -18,6 +18,7 @@ from ...services import (
     access,
     boot_log,
     hosts,
+    image_save,
     images,
     operations,
     projects,
@@ -34,7 +35,15 @@ from ..helpers import (
     flash_operation,
     to_operation,
 )
-from .forms import AUTOMATIC, AttachForm, ConfirmForm, MigrateForm, ResizeForm, VmForm
+from .forms import (
+    AUTOMATIC,
+    AttachForm,
+    ConfirmForm,
+    MigrateForm,
+    ResizeForm,
+    SaveImageForm,
+    VmForm,
+)
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 
@@ -138,6 +147,7 @@ def show(vm_id):
         volumes=volumes.attached_to(vm["id"]),
         attach=_attach_form(vm["id"]),
         resize=ResizeForm(mem=vm["mem"], vcpus=vm["vcpus"], disk=vm["disk"]),
+        save_image=SaveImageForm() if access.current().may("images.manage") else None,
     )
 
 
@@ -272,4 +282,20 @@ def resize_vm(vm_id):
         vm["id"],
         lambda: resize.resize(vm["id"], changes, actor(), wait=False),
         f"Resizing VM {vm['id']}.",
+    )
+
+
+@bp.route("/<vm_id>/save-image", methods=["POST"])
+def save_image(vm_id):
+    """Save a stopped VM as an image (operation image.save)."""
+    vm = vms.get(vm_id)
+    form = SaveImageForm()
+    if not form.validate_on_submit():
+        flash_form_errors(form)
+        return redirect(url_for("vms.show", vm_id=vm["id"]))
+    name, snapshot = form.name.data.strip(), (form.snapshot.data or "").strip() or None
+    return _act(
+        vm["id"],
+        lambda: image_save.save(vm["id"], name, snapshot, actor(), wait=False),
+        f"Saving VM {vm['id']} as image {name}.",
     )

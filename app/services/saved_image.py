@@ -1,0 +1,76 @@
+"""A saved image's checks, on request and again at use (its name, the snapshot, the VM's
+disk), and its record: what the image.save request and its work share (no operation imports
+here, so the work's module can use them)."""
+
+import os
+
+from ..adapters.qcow2_calls import snapshot_tag
+from ..adapters.qemu_img import UPLOAD_EXTENSIONS, check_upload_name
+from ..adapters.storage import check_image_name
+from ..errors import Conflict, InvalidInput, NotFound, OperationFailed
+from ..limits import SNAPSHOT_NAME_MESSAGE, SNAPSHOT_NAME_RE
+from ..repositories import images as images_repo
+from ..repositories import snapshots as snapshots_repo
+
+# as images.RESERVED_NAMES: /api/v1/images/build is the build action, not an image
+RESERVED_NAMES = ("build",)
+GIB = 1 << 30
+
+
+def check_name(name):
+    """A saved image's file name: an upload's rules, and an extension a qcow2 may have."""
+    check_image_name(name)
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
+    check_upload_name(name)
+    extension = "." + name.rsplit(".", 1)[-1].lower()
+    if "qcow2" not in UPLOAD_EXTENSIONS[extension]:
+        raise InvalidInput(f"a saved image is a qcow2 file: name it .qcow2 or .img, not {name}")
+    return name
+
+
+def check_snapshot(snapshot):
+    """A snapshot's name (app/services/snapshots.py's rule), or None for the disk as it is
+    now."""
+    if snapshot is None or snapshot == "":
+        return None
+    if not isinstance(snapshot, str) or not SNAPSHOT_NAME_RE.fullmatch(snapshot):
+        raise InvalidInput(f"{SNAPSHOT_NAME_MESSAGE}, not {snapshot!r:.50}")
+    return snapshot
+
+
+def check_disk(conn, storage, vm, snapshot):
+    """The VM's disk chain ([(path, format)] in the repository) after checking its header
+    names only its image (OperationFailed otherwise) and, when asked, that the VM has that
+    snapshot ready (NotFound, Conflict) and its disk still holds it (OperationFailed)."""
+    backing = storage.disk_backing(vm["id"], vm["image"])
+    if snapshot is not None:
+        row = snapshots_repo.get(conn, vm["id"], snapshot)
+        if row is None:
+            raise NotFound(f"VM {vm['id']} has no snapshot {snapshot}")
+        if row["state"] != "ready":
+            raise Conflict(f"snapshot {snapshot} of VM {vm['id']} is {row['state']}")
+        if snapshot_tag(snapshot) not in storage.file_snapshots(storage.disk_path(vm["id"])):
+            raise OperationFailed(f"vms/{vm['id']}.qcow2 no longer holds snapshot {snapshot}")
+    return [(storage.root / path, fmt) for path, fmt in backing]
+
+
+def check_room(storage, vm):
+    """Refuse a save the repository has no room for: the image takes at most what the VM's
+    disk and its base image hold now (compression only makes it smaller)."""
+    need = sum(
+        os.stat(path).st_blocks * 512
+        for path in (storage.disk_path(vm["id"]), storage.image_path(vm["image"]))
+    )
+    free = storage.free_bytes()
+    if need > free:
+        raise Conflict(
+            f"no room to save VM {vm['id']}: its disk and image hold {need / GIB:.1f} GiB,"
+            f" the repository has {free / GIB:.1f} GiB free"
+        )
+
+
+def record_saved_image(conn, name, vm, actor):
+    """Record a saved image as an upload is recorded (who added it, what it is)."""
+    # image records gain their OS, format and checksum in migration 20: filled in here then
+    images_repo.upsert(conn, name, f"saved from VM {vm['id']} (made from {vm['image']})", actor)
