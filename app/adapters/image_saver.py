@@ -27,7 +27,9 @@ virt-sysprep recognises is refused (it says "no operating systems were found").
 import json
 import os
 
+from app.adapters import qcow2_header
 from app.adapters.commands import CommandFailed, CommandRunner
+from app.adapters.vm_files import HOST_GID, HOST_UID
 from app.errors import OperationFailed
 
 TOOLS = {"qemu-img": "qemu-utils", "virt-sysprep": "libguestfs-tools"}
@@ -64,7 +66,14 @@ class ImageSaver:
 
     def flatten(self, disk, backing, out, snapshot=None, *, log, check):
         """Write disk (on its backing chain), or the state its internal snapshot kept, as one
-        compressed qcow2 with no backing file at out."""
+        compressed qcow2 with no backing file at out.
+
+        A host may rewrite the disk's header between Nube's check and qemu-img's read, to name
+        an external data file (which no json: spec can pin away): so qemu-img runs as the
+        hosts' own user (nobody) when the controller is root, reading the disk and writing
+        the output through descriptors the controller opened, and can read only what a host
+        could. The output is made empty first (qemu-img create, which reads nothing) and
+        given back to root once written."""
         taken = ["-l", f"snapshot.name={snapshot}"] if snapshot else []
         # hosts write vms/: the disk is opened here, never through a link swapped in for it
         try:
@@ -74,15 +83,47 @@ class ImageSaver:
                 f"cannot open the disk {disk}: {exc.strerror} (a link is never followed)"
             ) from None
         try:
+            size = qcow2_header.read(f"/dev/fd/{fd}")["virtual-size"]
             self.runner.run(
-                ["qemu-img", "convert", "-O", "qcow2", "-c", *taken]
-                + ["--", chain_spec(f"/dev/fd/{fd}", backing), str(out)],
+                ["qemu-img", "create", "-q", "-f", "qcow2", "--", str(out), str(size)],
                 log=log,
                 check=check,
-                pass_fds=(fd,),
             )
+            base_fds = [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path, _ in backing]
+            out_fd = os.open(out, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                chain = [
+                    (f"/dev/fd/{n}", fmt) for n, (_, fmt) in zip(base_fds, backing, strict=True)
+                ]
+                self._convert(fd, out_fd, chain, base_fds, taken, log, check)
+            finally:
+                for opened in (out_fd, *base_fds):
+                    os.close(opened)
+        except qcow2_header.HeaderError as exc:
+            raise OperationFailed(f"the disk {disk} is not a readable qcow2: {exc}") from None
         finally:
             os.close(fd)
+
+    def _convert(self, fd, out_fd, chain, base_fds, taken, log, check):
+        """qemu-img convert from the disk's descriptor (on chain, its base image's) into the
+        output's, as nobody when the controller is root (the output is nobody's meanwhile,
+        root's again after)."""
+        prefix = []
+        if os.geteuid() == 0:
+            os.fchown(out_fd, HOST_UID, HOST_GID)
+            prefix = ["setpriv", f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups"]
+        target = {"driver": "qcow2", "file": {"driver": "file", "filename": f"/dev/fd/{out_fd}"}}
+        try:
+            self.runner.run(
+                [*prefix, "qemu-img", "convert", "-n", "-O", "qcow2", "-c", *taken]
+                + ["--", chain_spec(f"/dev/fd/{fd}", chain), "json:" + json.dumps(target)],
+                log=log,
+                check=check,
+                pass_fds=(fd, out_fd, *base_fds),
+            )
+        finally:
+            if prefix:
+                os.fchown(out_fd, 0, 0)
 
     def reset_identity(self, image, *, log, check):
         """Remove the guest's identity from a qcow2 image in place (virt-sysprep)."""
