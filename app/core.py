@@ -31,6 +31,7 @@ from .services import (
     boot_log,
     controller,
     hosts,
+    image_import,
     images,
     operations,
     projects,
@@ -60,6 +61,7 @@ __all__ = [
     "removeVm",
     "listVms",
     "buildImage",
+    "importImage",
     "consoleLog",
     "migrateVm",
     "drainHost",
@@ -235,6 +237,16 @@ def buildImage(data):
     size="4G"); returns the image: name, format, virtual_size, actual_size."""
 
     op_id = images.build(data, _actor(), wait=True)
+    return images.info(operations.get(op_id)["target_id"])
+
+
+@_in_app
+def importImage(data):
+    """Import an image from an http(s) URL into images/<name> (keys name, url, and sha256 or
+    checksums_url, os; optional): fetched, verified, checked as uploads are, stored as qcow2;
+    returns the image: name, format, virtual_size, actual_size."""
+
+    op_id = image_import.start(data, _actor(), wait=True)
     return images.info(operations.get(op_id)["target_id"])
 
 

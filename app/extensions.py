@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import current_app
 
 from .adapters.image_builder import ImageBuilder
+from .adapters.image_fetch import ImageFetcher
 from .adapters.known_hosts import KnownHosts
 from .adapters.migration import Migrator
 from .adapters.provisioner import provisioner_class
@@ -43,6 +44,7 @@ class Adapters:
         )
         self.provisioner = self._provisioner(app)
         self.image_builder = ImageBuilder()  # tests swap its command runner for a fake
+        self.image_fetch = ImageFetcher(allow=config["IMAGE_IMPORT_ALLOW"])
         self.migrator = Migrator(self.hypervisor)
 
     def public_key(self):

@@ -46,6 +46,7 @@ IMAGE_COLUMNS = [
     ("actual_size", "ON DISK"),
     ("vms", "VMS"),
     ("uploaded_by", "BY"),
+    ("os", "OS"),
     ("description", "DESCRIPTION"),
 ]
 OPERATION_COLUMNS = [
@@ -287,6 +288,16 @@ def image_build(session):
     body = {"name": args.name}
     body.update({key: getattr(args, key) for key in ("release", "size") if getattr(args, key)})
     return act(session, "POST", "/images/build", body)
+
+
+def image_import(session):
+    """nube image import NAME URL [--sha256 X | --checksums-url U] [--os O]"""
+    args = session.args
+    body = {"name": args.name, "url": args.image_url}  # args.url: the Nube server's
+    body.update(
+        {key: getattr(args, key) for key in ("sha256", "checksums_url", "os") if getattr(args, key)}
+    )
+    return act(session, "POST", "/images/import", body)
 
 
 def image_remove(session):

@@ -16,6 +16,7 @@ from ..services import (
     controller_work,
     host_work,
     image_work,
+    import_work,
     migrate_work,
     recheck_work,
     resize_work,
@@ -268,6 +269,17 @@ IMAGE_BUILD = Kind(
     "build image",
     undo_needs=("published",),
 )
+# an import writes a file as a build does: one operation on a name at a time
+IMAGE_IMPORT = Kind(
+    "image.import",
+    "image",
+    Claim(ONE_ACTIVE, busy_as="being imported"),
+    import_work.import_image,
+    import_work.undo_import,
+    7200,
+    "import image",
+    undo_needs=("published",),
+)
 
 KINDS = {
     kind.name: kind
@@ -292,6 +304,7 @@ KINDS = {
         CONTROLLER_INIT,
         CONTROLLER_DESTROY,
         IMAGE_BUILD,
+        IMAGE_IMPORT,
     )
 }
 
