@@ -194,8 +194,9 @@ def _host_ref(host_id):
 @_in_app
 def addVm(vm):
     """Create a VM (disk, cloud-init seed, domain) on a host Nube picks or the one asked for;
-    vm may carry hostname, ssh_keys and user_data for its first boot, and project (default:
-    the project default), whose quotas it must fit. Returns it."""
+    vm may carry hostname, ssh_keys and user_data for its first boot, project (default: the
+    project default), whose quotas it must fit, and disk (GiB, at least the image's virtual
+    size; default: that size). Returns it."""
 
     vms.add(vm, _actor(), wait=True)
     return vms.public(vms.get(vm["id"]))

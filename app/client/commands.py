@@ -178,7 +178,7 @@ def vm_create(session):
     """nube vm create ID --image I --mem MiB [...]: keys and user data read from files."""
     args = session.args
     body = {"id": args.id, "image": args.image, "mem": args.mem}
-    for key in ("vcpus", "host", "hostname", "project"):
+    for key in ("vcpus", "host", "hostname", "project", "disk"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     if args.ssh_key:

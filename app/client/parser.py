@@ -140,6 +140,9 @@ def _vm_commands(subparsers, common):
     create.add_argument("--user-data", metavar="FILE", help="cloud-init user data ('-': stdin)")
     create.add_argument("--start", action="store_true", help="start it once created")
     create.add_argument("--project", help="default: your only project")
+    create.add_argument(
+        "--disk", type=int, metavar="GiB", help="at least the image's size (default: that size)"
+    )
     for name, handler, help_text in (
         ("start", commands.vm_start, "start a VM"),
         ("stop", commands.vm_stop, "stop a VM"),

@@ -10,6 +10,7 @@ from ..db import transaction
 from ..errors import Conflict, InvalidInput
 from ..extensions import adapters
 from ..limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE
+from ..numbers import disk_gib
 from ..ops import kinds
 from ..ops.launch import launch
 from ..ops.request import record
@@ -75,6 +76,21 @@ def choices():
     found = adapters().storage.list_images()
     newest = max(found, key=lambda info: (info.mtime, info.name), default=None)
     return [info.name for info in found], newest.name if newest else None
+
+
+def facts():
+    """What the VM create form shows of each image: {name: {os, format, virtual_size, disk}},
+    disk being the smallest disk (GiB) a VM made from it may have."""
+    records = images_repo.all_records(db())
+    return {
+        info.name: {
+            "os": records[info.name]["os"] if info.name in records else None,
+            "format": info.format,
+            "virtual_size": info.virtual_size,
+            "disk": disk_gib(info.virtual_size),
+        }
+        for info in adapters().storage.list_images()
+    }
 
 
 def _description(value):

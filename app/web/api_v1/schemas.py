@@ -204,6 +204,9 @@ class VmCreate(Schema):
     project = fields.String(
         metadata={"description": "default: your only project (members) or default"}
     )
+    disk = fields.Integer(
+        metadata={"description": "GiB, at least the image's virtual size (default: that size)"}
+    )
 
 
 class VmRemoveArgs(Schema):
