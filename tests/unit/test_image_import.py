@@ -8,6 +8,7 @@ import http.server
 import ipaddress
 import json
 import socket
+import ssl
 import subprocess
 import threading
 
@@ -469,3 +470,65 @@ def test_checksum_lists():
     assert checksum_in_list(text, "other.img") == "b" * 64
     assert checksum_in_list(text, "third.img") == "c" * 64
     assert checksum_in_list(text, "missing.img") is None
+
+
+# --- https: TLS to the checked address, the certificate checked against the URL's name ---------
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for images.example; yields
+    (port, routes, the certificate's path)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=images.example", "-addext", "subjectAltName=DNS:images.example",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+    class Handler(Routes):
+        routes = {}
+        seen = []
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_address[1], Handler, cert
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def pinned_resolver(name):
+    """A resolver that answers 127.0.0.1 for name only."""
+
+    def resolve(host, port, type=0):
+        assert host == name
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    return resolve
+
+
+def test_https_checks_the_certificate_against_the_urls_name(app, tls_server, tmp_path):
+    port, routes, cert = tls_server
+    body = qcow2_bytes(tmp_path)
+    routes.routes["/x.qcow2"] = {"body": body}
+    allow = [ipaddress.ip_network("127.0.0.0/8")]
+    url = f"https://images.example:{port}/x.qcow2"
+    trusted = ssl.create_default_context(cafile=str(cert))
+    nube = app.extensions["nube"]
+    nube.image_fetch = ImageFetcher(allow, resolve=pinned_resolver("images.example"))
+    fails(app, {"name": "x", "url": url}, "CERTIFICATE_VERIFY_FAILED")  # not trusted here
+    nube.image_fetch = ImageFetcher(allow, resolve=pinned_resolver("images.example"), tls=trusted)
+    with app.app_context():
+        core.importImage({"name": "x", "url": url, "sha256": sha(body)})
+    assert leftovers(app) == ["x.qcow2"]
