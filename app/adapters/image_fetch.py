@@ -50,7 +50,7 @@ def check_url(url) -> str:
     url = url.strip()
     try:
         parts = urlsplit(url)
-        port = parts.port
+        _ = parts.port  # urlsplit checks the port only when it is read
     except ValueError as exc:
         raise InvalidInput(f"url {url!r:.200} is not a valid URL: {exc}") from None
     if parts.scheme.lower() not in SCHEMES:
@@ -62,7 +62,6 @@ def check_url(url) -> str:
         raise InvalidInput(f"url {url!r:.200} names no host")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise InvalidInput("url must not contain spaces or control characters")
-    del port  # read only to have urlsplit refuse a bad port
     return url
 
 

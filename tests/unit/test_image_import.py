@@ -268,6 +268,8 @@ def test_the_connection_goes_to_the_address_checked_with_the_name_as_host(app, s
         ({"name": "x", "url": "http://user@example.org/x"}, "must not carry credentials"),
         ({"name": "x", "url": "http:///x"}, "names no host"),
         ({"name": "x"}, "url is required"),
+        ({"name": "x", "url": "http://e.org:99999/x"}, "is not a valid URL"),
+        ({"name": "x", "url": "http://e.org/a b"}, "must not contain spaces"),
         ({"name": "x", "url": "http://e.org/x", "sha256": "abc"}, "64 hexadecimal digits"),
         ({"name": "x", "url": "http://e.org/x", "sha256": "g" * 64}, "64 hexadecimal digits"),
         (
@@ -532,3 +534,20 @@ def test_https_checks_the_certificate_against_the_urls_name(app, tls_server, tmp
     with app.app_context():
         core.importImage({"name": "x", "url": url, "sha256": sha(body)})
     assert leftovers(app) == ["x.qcow2"]
+
+
+def test_the_allow_setting_is_a_list_of_networks(tmp_path):
+    from app.config import ConfigError, load_settings
+
+    def allow(value):
+        environ = {"NUBE_IMAGE_IMPORT_ALLOW": value, "NUBE_SECRET_KEY": "k"}
+        return load_settings(tmp_path, environ=environ)["IMAGE_IMPORT_ALLOW"]
+
+    assert allow("") == ()
+    assert allow("127.0.0.0/8, 10.20.0.0/16 fd00::/8") == tuple(
+        ipaddress.ip_network(net) for net in ("127.0.0.0/8", "10.20.0.0/16", "fd00::/8")
+    )
+    assert allow("192.0.2.7") == (ipaddress.ip_network("192.0.2.7/32"),)
+    for bad in ("10.0.0.5/8", "private", "10.0.0.0/33"):
+        with pytest.raises(ConfigError, match="IMAGE_IMPORT_ALLOW must list networks"):
+            allow(bad)
