@@ -551,3 +551,18 @@ def test_the_allow_setting_is_a_list_of_networks(tmp_path):
     for bad in ("10.0.0.5/8", "private", "10.0.0.0/33"):
         with pytest.raises(ConfigError, match="IMAGE_IMPORT_ALLOW must list networks"):
             allow(bad)
+
+
+def test_a_failed_import_can_be_retried(app, server, tmp_path):
+    from app.services import retry
+
+    base, routes = server
+    fails(app, {"name": "x", "url": f"{base}/later.qcow2", "os": "debian-12"}, "answered 404")
+    failed = operations(app)[-1]
+    routes.routes["/later.qcow2"] = {"body": qcow2_bytes(tmp_path)}  # the server has it now
+    with app.app_context():
+        assert retry.actions(failed) == ("retry",)
+        new_id = retry.retry(failed["id"], "admin")
+        (image,) = images.search()
+    assert operations(app)[-1]["id"] == new_id and operations(app)[-1]["status"] == "succeeded"
+    assert (image["name"], image["os"]) == ("x.qcow2", "debian-12")

@@ -86,3 +86,26 @@ def test_the_form_creates_a_larger_disk(app, admin_client, host, big_image):
     with app.app_context():
         assert core.listVms()[0]["disk"] == 4
     assert disk_bytes(app, "vm1") == 4 * GIB
+
+
+def test_a_retried_create_keeps_its_disk_size(app, host, big_image, monkeypatch):
+    from app.adapters.hypervisor import Hypervisor
+    from app.services import retry
+
+    def refuse(self, host, xml):
+        raise core.OperationFailed("define refused, as the test asked")
+
+    monkeypatch.setattr(Hypervisor, "define", refuse)
+    with app.app_context(), pytest.raises(core.OperationFailed):
+        core.addVm({"id": "vm1", "image": big_image, "mem": 64, "disk": 5})
+    monkeypatch.undo()
+    with app.app_context():
+        failed = next(op for op in core_operations() if op["kind"] == "vm.create")
+        retry.retry(failed["id"], "admin")
+        assert core.listVms()[0]["disk"] == 5
+    assert disk_bytes(app, "vm1") == 5 * GIB
+
+
+def core_operations():
+    """Every operation row, newest first (inside an app context)."""
+    return [dict(r) for r in get_db().execute("SELECT * FROM operations ORDER BY id DESC")]
