@@ -146,7 +146,7 @@ class ImageFetcher:
             response = self._get(url, log)
             if response.status in REDIRECTS and response.getheader("Location"):
                 target = urljoin(url, response.getheader("Location"))
-                response.close()
+                _close(response)
                 try:
                     url = check_url(target)
                 except InvalidInput as exc:
@@ -154,7 +154,7 @@ class ImageFetcher:
                 log(f"redirected to {url}")
                 continue
             if response.status != 200:
-                response.close()
+                _close(response)
                 raise OperationFailed(f"{url} answered {response.status} {response.reason}")
             response.url = url
             return response
@@ -178,10 +178,12 @@ class ImageFetcher:
                 path,
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
             )
-            return conn.getresponse()
+            response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise OperationFailed(f"cannot fetch {url}: {exc}") from None
+        response.connection = conn  # closed with it (_close)
+        return response
 
     def fetch(self, url, out, max_bytes, *, log, check=lambda: None) -> Fetched:
         """Stream url's body into the open binary file out (at most max_bytes), hashing it;
@@ -192,7 +194,7 @@ class ImageFetcher:
             total = _length(response, max_bytes, url)
             return self._stream(response, out, max_bytes, total, log, check)
         finally:
-            response.close()
+            _close(response)
 
     def _stream(self, response, out, max_bytes, total, log, check):
         """Copy the body in chunks, under the cap, reporting every REPORT_EVERY seconds."""
@@ -226,10 +228,16 @@ class ImageFetcher:
         except (OSError, http.client.HTTPException) as exc:
             raise OperationFailed(f"cannot read {url}: {exc}") from None
         finally:
-            response.close()
+            _close(response)
         if len(body) > max_bytes:
             raise OperationFailed(f"{url} is larger than {max_bytes} bytes: not a checksums file")
         return body.decode("utf-8", errors="replace")
+
+
+def _close(response):
+    """Close a response and its connection (no connection is kept for another request)."""
+    response.close()
+    response.connection.close()
 
 
 def _length(response, max_bytes, url):
