@@ -191,7 +191,7 @@ class ImageFetcher:
         every REPORT_EVERY seconds."""
         response = self.open(url, log)
         try:
-            total = _length(response, max_bytes, url)
+            total = _length(response, max_bytes, response.url)
             return self._stream(response, out, max_bytes, total, log, check)
         finally:
             _close(response)
@@ -223,7 +223,7 @@ class ImageFetcher:
         """A small text file (a checksums list) at url, at most max_bytes."""
         response = self.open(url, log)
         try:
-            _length(response, max_bytes, url)
+            _length(response, max_bytes, response.url)
             body = response.read(max_bytes + 1)
         except (OSError, http.client.HTTPException) as exc:
             raise OperationFailed(f"cannot read {url}: {exc}") from None
