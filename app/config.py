@@ -49,7 +49,10 @@ DEFAULTS = {
     "MEM_OVERCOMMIT": 1.0,
     "CPU_OVERCOMMIT": 16.0,  # vCPUs placement allows per host CPU (OpenStack's old default)
     "PROVISIONER": "ansible",
-    "MAX_UPLOAD_MB": 20480,
+    "MAX_UPLOAD_MB": 20480,  # the largest image an upload or an import brings in
+    # Networks (CIDRs, comma- or space-separated) an image import may fetch from besides
+    # public addresses: loopback, link-local and private ones are refused unless named here.
+    "IMAGE_IMPORT_ALLOW": "",
     "PAGE_SIZE": 50,
     "LOGIN_RATE_LIMIT": 10,  # failed logins per account and address per 5 minutes
     # Proxies (load balancers) in front of the dashboard whose X-Forwarded-For is believed:
@@ -162,8 +165,23 @@ def _cluster_key(value):
     return value
 
 
+def _networks(value):
+    """IMAGE_IMPORT_ALLOW: CIDRs (a list, or text separated by commas or spaces) as a tuple
+    of ipaddress networks; a host address is its /32 or /128."""
+    import ipaddress
+
+    words = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    try:
+        return tuple(ipaddress.ip_network(str(word).strip()) for word in words)
+    except ValueError as exc:
+        raise ConfigError(
+            f"IMAGE_IMPORT_ALLOW must list networks like 127.0.0.0/8 or fd00::/8: {exc}"
+        ) from None
+
+
 # Settings with a check of their own beyond their type.
 TEXT_CHECKS = {
+    "IMAGE_IMPORT_ALLOW": _networks,
     "QUEUE": _queue,
     "PROVISIONER": _provisioner,
     "CONTROLLER_ADDRESS": _controller_address,

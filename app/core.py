@@ -31,6 +31,7 @@ from .services import (
     boot_log,
     controller,
     hosts,
+    image_import,
     image_save,
     images,
     operations,
@@ -62,6 +63,7 @@ __all__ = [
     "removeVm",
     "listVms",
     "buildImage",
+    "importImage",
     "consoleLog",
     "migrateVm",
     "drainHost",
@@ -199,8 +201,9 @@ def _host_ref(host_id):
 @_in_app
 def addVm(vm):
     """Create a VM (disk, cloud-init seed, domain) on a host Nube picks or the one asked for;
-    vm may carry hostname, ssh_keys and user_data for its first boot, and project (default:
-    the project default), whose quotas it must fit. Returns it."""
+    vm may carry hostname, ssh_keys and user_data for its first boot, project (default: the
+    project default), whose quotas it must fit, and disk (GiB, at least the image's virtual
+    size; default: that size). Returns it."""
 
     vms.add(vm, _actor(), wait=True)
     return vms.public(vms.get(vm["id"]))
@@ -242,6 +245,16 @@ def buildImage(data):
     size="4G"); returns the image: name, format, virtual_size, actual_size."""
 
     op_id = images.build(data, _actor(), wait=True)
+    return images.info(operations.get(op_id)["target_id"])
+
+
+@_in_app
+def importImage(data):
+    """Import an image from an http(s) URL into images/<name> (keys name, url, and sha256 or
+    checksums_url, os; optional): fetched, verified, checked as uploads are, stored as qcow2;
+    returns the image: name, format, virtual_size, actual_size."""
+
+    op_id = image_import.start(data, _actor(), wait=True)
     return images.info(operations.get(op_id)["target_id"])
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import current_app
 
 from .adapters.image_builder import ImageBuilder
+from .adapters.image_fetch import ImageFetcher
 from .adapters.image_saver import ImageSaver
 from .adapters.known_hosts import KnownHosts
 from .adapters.migration import Migrator
@@ -46,6 +47,7 @@ class Adapters:
         self.image_builder = ImageBuilder()  # tests swap its command runner for a fake
         # VIRT_TYPE=qemu: KVM runs no guest kernel here, nor then virt-sysprep's appliance
         self.image_saver = ImageSaver(tcg=config["VIRT_TYPE"] == "qemu")
+        self.image_fetch = ImageFetcher(allow=config["IMAGE_IMPORT_ALLOW"])
         self.migrator = Migrator(self.hypervisor)
 
     def public_key(self):

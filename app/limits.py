@@ -100,6 +100,15 @@ SSH_KEY_MAX = 16 * 1024  # an RSA 16384-bit key is about 2.8 KiB of base64
 IMAGE_NAME_MAX = 128
 IMAGE_DESCRIPTION_MAX = 500
 IMAGE_DESCRIPTION_MESSAGE = f"description must be at most {IMAGE_DESCRIPTION_MAX} characters"
+# What an image holds (debian-12, ubuntu-24.04), a SHA-256 as hex, an import's URL.
+IMAGE_OS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,39}")
+IMAGE_OS_MESSAGE = (
+    "os must be a short name like debian-12 or ubuntu-24.04: letters, digits, '_', '.', '+',"
+    " '-', at most 40"
+)
+SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+SHA256_MESSAGE = "sha256 must be 64 hexadecimal digits"
+IMAGE_URL_MAX = 2000
 
 # A host key's fingerprint as ssh-keygen -l prints it.
 FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")

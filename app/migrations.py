@@ -380,6 +380,16 @@ MIGRATIONS = [
     CREATE INDEX volumes_vm ON volumes (vm_id);
     CREATE INDEX volumes_project ON volumes (project_id, id);
     """,
+    # 20: what an image is, beside who added it: its OS (e.g. debian-12), the SHA-256 of the
+    # file Nube wrote (build, upload, import, save; none for a file found in images/), where it
+    # came from (build, upload, import, vm) and, for an import, the URL it was fetched from.
+    # Format and virtual size stay the file's own (qemu-img info), never copied here.
+    """
+    ALTER TABLE images ADD COLUMN os TEXT;
+    ALTER TABLE images ADD COLUMN sha256 TEXT;
+    ALTER TABLE images ADD COLUMN source TEXT;
+    ALTER TABLE images ADD COLUMN source_url TEXT;
+    """,
     # 21: VM snapshots. Each is a qcow2 internal snapshot ("nube-<name>") in the VM's disk and
     # in each volume attached when it was taken (snapshot_volumes), so it lives in the files
     # the repository shares and moves with them; these rows are Nube's record of them (libvirt

@@ -1,6 +1,7 @@
 """The repository of base images and VM disks, driven through qemu-img."""
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
@@ -61,6 +62,15 @@ class ImageInfo:
 
 def _mb(n):
     return f"{n / 2**20:g}"
+
+
+def file_sha256(path, chunk_size=1 << 20) -> str:
+    """The SHA-256 (hex) of a file Nube wrote, recorded with its image."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _first_sector(path: Path) -> bytes:

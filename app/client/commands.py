@@ -46,6 +46,7 @@ IMAGE_COLUMNS = [
     ("actual_size", "ON DISK"),
     ("vms", "VMS"),
     ("uploaded_by", "BY"),
+    ("os", "OS"),
     ("description", "DESCRIPTION"),
 ]
 OPERATION_COLUMNS = [
@@ -177,7 +178,7 @@ def vm_create(session):
     """nube vm create ID --image I --mem MiB [...]: keys and user data read from files."""
     args = session.args
     body = {"id": args.id, "image": args.image, "mem": args.mem}
-    for key in ("vcpus", "host", "hostname", "project"):
+    for key in ("vcpus", "host", "hostname", "project", "disk"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     if args.ssh_key:
@@ -294,6 +295,16 @@ def image_build(session):
     body = {"name": args.name}
     body.update({key: getattr(args, key) for key in ("release", "size") if getattr(args, key)})
     return act(session, "POST", "/images/build", body)
+
+
+def image_import(session):
+    """nube image import NAME URL [--sha256 X | --checksums-url U] [--os O]"""
+    args = session.args
+    body = {"name": args.name, "url": args.image_url}  # args.url: the Nube server's
+    body.update(
+        {key: getattr(args, key) for key in ("sha256", "checksums_url", "os") if getattr(args, key)}
+    )
+    return act(session, "POST", "/images/import", body)
 
 
 def image_remove(session):

@@ -140,6 +140,9 @@ def _vm_commands(subparsers, common):
     create.add_argument("--user-data", metavar="FILE", help="cloud-init user data ('-': stdin)")
     create.add_argument("--start", action="store_true", help="start it once created")
     create.add_argument("--project", help="default: your only project")
+    create.add_argument(
+        "--disk", type=int, metavar="GiB", help="at least the image's size (default: that size)"
+    )
     for name, handler, help_text in (
         ("start", commands.vm_start, "start a VM"),
         ("stop", commands.vm_stop, "stop a VM"),
@@ -247,7 +250,7 @@ def _accept_key_command(hosts, common):
 
 
 def _image_commands(subparsers, common):
-    """image list | show | build | remove | upload."""
+    """image list | show | build | import | remove | upload."""
     images = _group(subparsers, "image", "base images")
     _list_options(_command(images, "list", commands.image_list, "list images", common), False)
     show = _command(images, "show", commands.image_show, "show one image", common)
@@ -259,6 +262,18 @@ def _image_commands(subparsers, common):
     build.add_argument("name", metavar="NAME", help="built as images/NAME.qcow2")
     build.add_argument("--release", help="a Debian code name (default: bookworm)")
     build.add_argument("--size", help="the disk's size, e.g. 4G (default: 4G)")
+    imported = _command(
+        images, "import", commands.image_import,
+        "import an image from an http(s) URL (checked, stored as qcow2)", common, wait=True,
+    )  # fmt: skip
+    imported.add_argument("name", metavar="NAME", help="stored as images/NAME.qcow2")
+    imported.add_argument("image_url", metavar="URL", help="http:// or https://")
+    checksum = imported.add_mutually_exclusive_group()
+    checksum.add_argument("--sha256", help="the file's SHA-256 (64 hex digits)")
+    checksum.add_argument(
+        "--checksums-url", metavar="URL", help="a SHA256SUMS file that names the URL's file"
+    )
+    imported.add_argument("--os", help="what it holds, e.g. debian-12")
     remove = _command(images, "remove", commands.image_remove, "remove an unused image", common)
     remove.add_argument("name", metavar="NAME")
     upload = _command(images, "upload", commands.image_upload, "upload a base image", common)

@@ -32,6 +32,7 @@ COMMANDS = {
     "image list": ("GET", "/images"),
     "image show": ("GET", "/images/{name}"),
     "image build": ("POST", "/images/build"),
+    "image import": ("POST", "/images/import"),
     "image remove": ("DELETE", "/images/{name}"),
     "image upload": ("PUT", "/images/{name}"),
     "op list": ("GET", "/operations"),

@@ -17,6 +17,7 @@ from ..services import (
     host_work,
     image_save_work,
     image_work,
+    import_work,
     migrate_work,
     recheck_work,
     resize_work,
@@ -310,6 +311,17 @@ IMAGE_SAVE = Kind(
     "save VM as image",
     undo_needs=("published",),
 )
+# an import writes a file as a build does: one operation on a name at a time
+IMAGE_IMPORT = Kind(
+    "image.import",
+    "image",
+    Claim(ONE_ACTIVE, busy_as="being imported"),
+    import_work.import_image,
+    import_work.undo_import,
+    7200,
+    "import image",
+    undo_needs=("published",),
+)
 
 KINDS = {
     kind.name: kind
@@ -338,6 +350,7 @@ KINDS = {
         CONTROLLER_DESTROY,
         IMAGE_BUILD,
         IMAGE_SAVE,
+        IMAGE_IMPORT,
     )
 }
 

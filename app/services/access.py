@@ -32,7 +32,7 @@ ADMIN, OPERATOR, MEMBER = states.ADMIN, states.OPERATOR, states.MEMBER
 # What each role may do beyond using its projects' VMs: a permission and its roles.
 PERMISSIONS = {
     "hosts": (ADMIN, OPERATOR),  # see and manage hosts (addresses, users, keys)
-    "images.manage": (ADMIN, OPERATOR),  # upload, build and remove images
+    "images.manage": (ADMIN, OPERATOR),  # upload, build, import and remove images
     "vms.place": (ADMIN, OPERATOR),  # choose a VM's host, migrate VMs, see placement
     "operations.retry": (ADMIN, OPERATOR),  # retry or re-check a failed operation
     "operations.cancel_any": (ADMIN, OPERATOR),  # cancel others' (a member: their own only)
@@ -44,7 +44,7 @@ PERMISSIONS = {
 # How a refusal reads: "members cannot <this>".
 DOING = {
     "hosts": "see or manage hosts",
-    "images.manage": "upload, build or remove images",
+    "images.manage": "upload, build, import or remove images",
     "vms.place": "choose hosts or move VMs",
     "operations.retry": "retry or re-check operations",
     "operations.cancel_any": "cancel operations others asked for",

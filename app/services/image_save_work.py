@@ -10,7 +10,7 @@ import shutil
 
 from ..adapters.qcow2_calls import snapshot_tag
 from ..adapters.qemu_img import check_upload
-from ..adapters.storage import check_image_name
+from ..adapters.storage import check_image_name, file_sha256
 from ..errors import Conflict, NotFound
 from ..repositories import hosts as hosts_repo
 from ..repositories import images as images_repo
@@ -65,10 +65,11 @@ def save_image(ctx):
     ctx.progress(2, STEPS)
     ctx.check()  # canceled during the last step: nothing may appear in images/
     check_upload(ctx.storage.qemu_img.info(out, "qcow2"))  # the gate an uploaded image passes
+    checksum = file_sha256(out)
     ctx.storage.publish_image(out, name)
     ctx.remember("published")
     _remove(ctx, folder)
-    record_saved_image(ctx.conn, name, vm, ctx.actor)
+    record_saved_image(ctx.conn, name, vm, ctx.actor, checksum)
     ctx.progress(3, STEPS)
     info = ctx.storage.image_info(name)
     ctx.log(

@@ -14,6 +14,8 @@ SIZE_RE = re.compile(r"^([0-9]{1,15})([KMGT]?)$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 SIZE_MIN = 2 << 30
 SIZE_MAX = 64 << 30
+# /api/v1/images/build and /api/v1/images/import are actions, not images
+RESERVED_NAMES = ("build", "import")
 
 
 def parse_size(value):
@@ -53,6 +55,13 @@ def build_file_name(name):
     return check_image_name(name)
 
 
+def check_not_reserved(name):
+    """Refuse the names of the API's image actions (images/build, images/import)."""
+    if name in RESERVED_NAMES:
+        raise InvalidInput(f"{name} is reserved (the API's images/{name} is an action)")
+    return name
+
+
 def check_spec(spec):
     """A build's stored spec ({name, release, size}) checked as on input; the same dict."""
     if not isinstance(spec, dict):
@@ -65,3 +74,20 @@ def check_spec(spec):
         "release": check_release(spec.get("release")),
         "size": parse_size(spec.get("size")),
     }
+
+
+# Debian's code names and their version numbers: a built image's OS is debian-12, not bookworm
+DEBIAN_VERSIONS = {
+    "buster": 10,
+    "bullseye": 11,
+    "bookworm": 12,
+    "trixie": 13,
+    "forky": 14,
+    "duke": 15,
+}
+
+
+def os_of(release):
+    """The OS a build of this Debian release holds, as the images table records it."""
+    version = DEBIAN_VERSIONS.get(release)
+    return f"debian-{version}" if version else f"debian-{release}"[:40]

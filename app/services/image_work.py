@@ -5,8 +5,9 @@ import os
 
 from ..adapters.image_builder import remove_folder
 from ..adapters.qemu_img import check_upload
+from ..adapters.storage import file_sha256
 from ..repositories import images as images_repo
-from .image_spec import check_spec
+from .image_spec import check_spec, os_of
 
 
 def build_folder(ctx):
@@ -35,12 +36,21 @@ def build_image(ctx):
             release, size, folder, out, log=ctx.log, check=ctx.check, progress=ctx.progress
         )
         ctx.check()  # canceled during the last step: nothing may appear in images/
-        _publish(ctx, out, name)
+        checksum = file_sha256(out)
+        publish_staged(ctx, out, name)
     except BaseException:
-        _remove(ctx, folder, quiet=True)  # the first error stays the cause
+        remove_staged(ctx, folder, quiet=True)  # the first error stays the cause
         raise
-    _remove(ctx, folder)
-    images_repo.upsert(ctx.conn, name, description(release), ctx.actor)
+    remove_staged(ctx, folder)
+    images_repo.record(
+        ctx.conn,
+        name,
+        uploaded_by=ctx.actor,
+        source="build",
+        description=description(release),
+        os=os_of(release),
+        checksum=checksum,
+    )
     info = ctx.storage.image_info(name)
     ctx.log(
         f"image {name} ready: {info.actual_size >> 20} MiB qcow2, {info.virtual_size >> 20} MiB disk"
@@ -53,15 +63,16 @@ def build_image(ctx):
     }
 
 
-def _publish(ctx, out, name):
+def publish_staged(ctx, out, name):
     """Link the finished image into images/ as uploads are: checked, 0644, no overwrite."""
     check_upload(ctx.storage.qemu_img.info(out))  # the same gate an uploaded image passes
     ctx.storage.publish_image(out, name)
     ctx.remember("published")
 
 
-def _remove(ctx, folder, quiet=False):
-    """Delete the build folder, saying so in the log (quiet: a failure is logged, not raised)."""
+def remove_staged(ctx, folder, quiet=False):
+    """Delete a build's (or an import's) staging folder, saying so in the log (quiet: a
+    failure is logged, not raised)."""
     if not folder.exists():
         return
     try:
@@ -69,16 +80,25 @@ def _remove(ctx, folder, quiet=False):
     except Exception as exc:
         if not quiet:
             raise
-        ctx.error(f"could not remove the build folder: {exc}")
+        ctx.error(f"could not remove the staging folder {folder}: {exc}")
         return
-    ctx.log(f"removed the build folder {folder}")
+    ctx.log(
+        f"removed the {'build' if folder.name.startswith('image-build') else 'staging'}"
+        f" folder {folder}"
+    )
 
 
 def undo_build(ctx, status):
     """A build that did not succeed leaves no build folder and no image: the folder always
     goes; an image only if this run published it (after a dead worker nobody can say, and a
     published image is whole, so it stays)."""
-    _remove(ctx, build_folder(ctx))
+    undo_staged(ctx, build_folder(ctx))
+
+
+def undo_staged(ctx, folder):
+    """Remove an image operation's staging folder, and the image it published (with its
+    record) when this run did publish it."""
+    remove_staged(ctx, folder)
     if ctx.recalled("published"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(ctx.storage.images_dir / ctx.target_id)

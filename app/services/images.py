@@ -5,11 +5,12 @@ import os
 from flask import current_app
 
 from ..adapters.qemu_img import check_upload_name
-from ..adapters.storage import check_image_name
+from ..adapters.storage import check_image_name, file_sha256
 from ..db import transaction
 from ..errors import Conflict, InvalidInput
 from ..extensions import adapters
 from ..limits import IMAGE_DESCRIPTION_MAX, IMAGE_DESCRIPTION_MESSAGE
+from ..numbers import disk_gib
 from ..ops import kinds
 from ..ops.launch import launch
 from ..ops.request import record
@@ -18,10 +19,15 @@ from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from . import access, validate
 from .common import audit, db
-from .image_spec import DEFAULT_RELEASE, DEFAULT_SIZE, build_file_name, check_spec
+from .image_spec import (
+    DEFAULT_RELEASE,
+    DEFAULT_SIZE,
+    build_file_name,
+    check_not_reserved,
+    check_spec,
+)
 
 BUILD_FIELDS = ("name", "release", "size")
-RESERVED_NAMES = ("build",)  # /api/v1/images/build is the build action, not an image
 
 
 def search():
@@ -30,7 +36,8 @@ def search():
     conn = db()
     records = images_repo.all_records(conn)
     usage = vms_repo.image_usage(conn, access.visible_projects())
-    names_uploaders = access.current().may("hosts")  # members are not told of other users
+    # members are not told of other users, nor of the addresses images were fetched from
+    operator = access.current().may("hosts")
     result = []
     for info in adapters().storage.list_images():
         record = records.get(info.name)
@@ -42,11 +49,25 @@ def search():
                 "actual_size": info.actual_size,
                 "mtime": info.mtime,
                 "description": record["description"] if record else "",
-                "uploaded_by": record["uploaded_by"] if record and names_uploaders else None,
+                "uploaded_by": record["uploaded_by"] if record and operator else None,
                 "vms": usage.get(info.name, 0),
+                **_what_it_is(record, operator),
             }
         )
     return result
+
+
+def _what_it_is(record, operator):
+    """An image's OS, checksum and origin from its record (all None for a file found in
+    images/ without one)."""
+    if record is None:
+        return {"os": None, "sha256": None, "source": None, "source_url": None}
+    return {
+        "os": record["os"],
+        "sha256": record["sha256"],
+        "source": record["source"],
+        "source_url": record["source_url"] if operator else None,
+    }
 
 
 def choices():
@@ -55,6 +76,21 @@ def choices():
     found = adapters().storage.list_images()
     newest = max(found, key=lambda info: (info.mtime, info.name), default=None)
     return [info.name for info in found], newest.name if newest else None
+
+
+def facts():
+    """What the VM create form shows of each image: {name: {os, format, virtual_size, disk}},
+    disk being the smallest disk (GiB) a VM made from it may have."""
+    records = images_repo.all_records(db())
+    return {
+        info.name: {
+            "os": records[info.name]["os"] if info.name in records else None,
+            "format": info.format,
+            "virtual_size": info.virtual_size,
+            "disk": disk_gib(info.virtual_size),
+        }
+        for info in adapters().storage.list_images()
+    }
 
 
 def _description(value):
@@ -73,8 +109,7 @@ def upload(name, stream, description, actor):
     access.require("images.manage")
     description = _description(description)
     check_image_name(name)
-    if name in RESERVED_NAMES:
-        raise InvalidInput(f"{name} is reserved (the API's images/{name} builds an image)")
+    check_not_reserved(name)
     check_upload_name(name)
     limit = current_app.config["MAX_UPLOAD_MB"] * 1024 * 1024
     storage = adapters().storage
@@ -87,8 +122,11 @@ def upload(name, stream, description, actor):
         info = storage.commit_upload(name, path)
     else:
         info = storage.save_upload(name, stream, limit)
+    checksum = file_sha256(storage.image_path(name))
     conn = db()
-    images_repo.upsert(conn, name, description, actor)
+    images_repo.record(
+        conn, name, uploaded_by=actor, source="upload", description=description, checksum=checksum
+    )
     audit(conn, actor, "image.upload", f"image:{name}", f"{info.format}, {info.actual_size} bytes")
     return info
 

@@ -10,7 +10,7 @@ from ..ops.claims import Target
 from ..ops.request import request
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import access, hosts, operations, projects, vms
+from . import access, hosts, image_import, operations, projects, vms
 from .common import db
 
 RECOVERABLE = states.OPERATION_UNSUCCESSFUL
@@ -25,7 +25,7 @@ def _retry_vm_create(op, actor):
     """Create the VM again from the stored input (on the same host, in the same project under
     its name of today, whose quotas it must fit again)."""
     stored = _input(op)
-    keys = ("id", "image", "mem", "vcpus", "start", "hostname", "ssh_keys")
+    keys = ("id", "image", "mem", "vcpus", "start", "hostname", "ssh_keys", "disk")
     data = {key: stored[key] for key in keys if key in stored}
     data["host"] = stored.get("host")
     data["project"] = projects.name_of(op["project_id"] or stored.get("project_id"))
@@ -47,6 +47,10 @@ RETRIES = {
     ),
     kinds.VM_REMOVE.name: lambda op, actor: vms.remove(op["target_id"], actor, wait=False),
     kinds.HOST_REMOVE.name: lambda op, actor: hosts.remove(int(op["target_id"]), actor, wait=False),
+    # the same URL and checks again (a fetch that broke off, a server that was down)
+    kinds.IMAGE_IMPORT.name: lambda op, actor: image_import.start(
+        {**_input(op), "name": op["target_id"]}, actor, wait=False
+    ),
 }
 RECHECKS = {"vm": kinds.VM_RECHECK, "host": kinds.HOST_RECHECK}
 

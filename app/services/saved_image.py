@@ -70,7 +70,16 @@ def check_room(storage, vm):
         )
 
 
-def record_saved_image(conn, name, vm, actor):
-    """Record a saved image as an upload is recorded (who added it, what it is)."""
-    # image records gain their OS, format and checksum in migration 20: filled in here then
-    images_repo.upsert(conn, name, f"saved from VM {vm['id']} (made from {vm['image']})", actor)
+def record_saved_image(conn, name, vm, actor, checksum):
+    """Record a saved image: who saved it, from which VM, the OS of the image that VM was
+    made from (when its record knows it), and the file's SHA-256."""
+    made_from = images_repo.all_records(conn).get(vm["image"])
+    images_repo.record(
+        conn,
+        name,
+        uploaded_by=actor,
+        source="vm",
+        description=f"saved from VM {vm['id']} (made from {vm['image']})",
+        os=made_from["os"] if made_from else None,
+        checksum=checksum,
+    )

@@ -11,6 +11,7 @@ from ..adapters.vm_files import SEED_SUFFIX
 from ..db import transaction
 from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, OperationFailed, SlowCall
+from ..numbers import GIB
 from ..repositories import hosts as hosts_repo
 from ..repositories import snapshots as snapshots_repo
 from ..repositories import vms as vms_repo
@@ -68,6 +69,7 @@ def create_vm(ctx):
         raise InvalidInput(f"host {host['name']} already has a domain named {vm['id']}")
     path = ctx.storage.create_disk(vm["id"], vm["image"], log=ctx.log)
     ctx.remember("made_disk")
+    _grow_new_disk(ctx, vm["id"], path)
     ctx.log(f"disk ready: {path} ({ctx.config['DISK_MODE']} of {vm['image']})")
     ctx.progress(1, steps)
     ctx.check()
@@ -89,6 +91,15 @@ def create_vm(ctx):
         ctx.check()
         _start(ctx, vm, host)
         ctx.progress(4, steps)
+
+
+def _grow_new_disk(ctx, vm_id, path):
+    """Grow a new disk to the size asked for when it is larger than its image (the request
+    refused a smaller one; an older request names none)."""
+    asked = ctx.input.get("disk")
+    if asked and ctx.storage.disk_size(vm_id) < asked * GIB:
+        ctx.log(f"growing the disk of {vm_id} to {asked} GiB")
+        ctx.storage.grow_file(path, asked, log=ctx.log)
 
 
 def undo_create(ctx, status):

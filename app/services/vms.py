@@ -10,7 +10,7 @@ from ..adapters.storage import check_image_name, check_vm_id
 from ..db import transaction
 from ..errors import Conflict, InvalidInput, NotFound
 from ..extensions import adapters
-from ..limits import MEM, VCPUS
+from ..limits import MEM, VCPUS, VOLUME_SIZE
 from ..numbers import disk_gib
 from ..ops import claims, kinds
 from ..ops.launch import launch
@@ -32,6 +32,7 @@ ADD_FIELDS = (
     "ssh_keys",
     "user_data",
     "project",
+    "disk",
 )
 SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
 PUBLIC_KEYS = (
@@ -113,6 +114,9 @@ def _check_new(data):
         "host": data.get("host") if data.get("host") not in ("", None) else None,
         "start": validate.boolean(data, "start", False),  # create and start in one operation
         "project": validate.text(data, "project", required=False),
+        "disk": validate.integer(
+            data, "disk", required=False, minimum=VOLUME_SIZE.minimum, maximum=VOLUME_SIZE.maximum
+        ),
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
         raise InvalidInput(f"host must be an id or a name, not {vm['host']!r}")
@@ -125,6 +129,20 @@ def _check_new(data):
         "user_data": cloudinit.check_user_data(data.get("user_data")),
     }
     return vm
+
+
+def disk_size(asked, image):
+    """A new VM's disk in GiB: as asked, or the image's virtual size (rounded up to whole
+    GiB); never smaller than the image (its file system would not fit)."""
+    smallest = disk_gib(adapters().storage.image_info(image).virtual_size)
+    if asked is None:
+        return smallest
+    if asked < smallest:
+        raise InvalidInput(
+            f"disk must be at least {smallest} GiB: image {image} is {smallest} GiB (its virtual"
+            f" size), asked {asked} GiB"
+        )
+    return asked
 
 
 def _place(conn, vm, config):
@@ -156,7 +174,7 @@ def add(data, actor, wait):
         access.require("vms.place")
     # NotFound / InvalidInput before any write; the worker checks the image again at use
     adapters().storage.checked_base_format(vm["image"])
-    disk = disk_gib(adapters().storage.image_info(vm["image"]).virtual_size)
+    disk = disk_size(vm.pop("disk"), vm["image"])
     conn = db()
     config = current_app.config
     # placement, the quota's count and the insert under one write lock: no double booking, and

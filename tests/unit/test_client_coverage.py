@@ -54,6 +54,7 @@ SAMPLES = {
     "image list": ["image", "list"],
     "image show": ["image", "show", "base.raw"],
     "image build": ["image", "build", "deb", "--size", "2G"],
+    "image import": ["image", "import", "deb", "https://example.org/d.qcow2", "--os", "debian-12"],
     "image remove": ["image", "remove", "base.raw"],
     "image upload": ["image", "upload", "up.raw", __file__],
     "op list": ["op", "list"],

@@ -4,6 +4,7 @@ internal snapshots; failure and cancel leave nothing in images/ or staging. qemu
 real; virt-sysprep (a 30 s appliance boot) is recorded here and run for real on the cached
 Debian image in test_save_image_identity.py."""
 
+import hashlib
 import json
 import subprocess
 
@@ -15,6 +16,7 @@ from app.adapters.image_saver import ImageSaver
 from app.db import connect, get_db
 from app.errors import Busy, Conflict, InvalidInput, NotFound, OperationFailed
 from app.ops.runner import execute
+from app.repositories import images as images_repo
 from app.repositories import operations as ops_repo
 from app.services import image_save, operations
 from tests.factories import gen_vm
@@ -115,7 +117,7 @@ def test_a_save_flattens_the_disk_into_a_standalone_compressed_qcow2(ctx, vm, re
     info = core.saveImage(vm, "golden.qcow2")
     saved = storage(ctx).images_dir / "golden.qcow2"
     assert info["name"] == "golden.qcow2" and info["format"] == "qcow2"
-    assert info["virtual_size"] == 64 * MIB
+    assert info["virtual_size"] == 1024 * MIB  # the VM's disk: its image's size in whole GiB
     header = json.loads(qemu_img("info", "--output=json", str(saved)))
     assert "backing-filename" not in header and header["format"] == "qcow2"
     assert qemu_img("compare", str(storage(ctx).disk_path(vm)), str(saved)).startswith(
@@ -301,3 +303,12 @@ def test_virt_type_qemu_runs_the_appliance_under_tcg(tmp_path):
     )
     [(_args, env)] = runner.commands
     assert env == {"LIBGUESTFS_BACKEND": "direct", "LIBGUESTFS_BACKEND_SETTINGS": "force_tcg"}
+
+
+def test_a_saved_image_records_where_it_came_from_and_its_checksum(ctx, vm, recorder):
+    core.saveImage(vm, "golden.qcow2")
+    record = images_repo.all_records(get_db())["golden.qcow2"]
+    saved = ctx.extensions["nube"].storage.image_path("golden.qcow2")
+    assert record["source"] == "vm" and record["uploaded_by"] == "api"
+    assert record["sha256"] == hashlib.sha256(saved.read_bytes()).hexdigest()
+    assert "saved from VM vm1" in record["description"]

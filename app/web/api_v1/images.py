@@ -1,13 +1,14 @@
-"""/api/v1/images: list, show, upload, build and delete base images."""
+"""/api/v1/images: list, show, upload, build, import and delete base images."""
 
 from flask import request
 from werkzeug.routing import BaseConverter
 
 from ...adapters.storage import IMAGE_NAME_RE
 from ...errors import NotFound
-from ...services import images
+from ...services import image_import, images
 from ..helpers import actor
 from .common import Window, accepted, blueprint
+from .image_schemas import ImageImport
 from .schemas import Accepted, Image, ImageBuild, ImageUploadArgs, PageArgs, page_of
 
 bp = blueprint("images", __name__, "/images", "Base images in the repository")
@@ -15,11 +16,11 @@ ImagePage = page_of(Image, "ImagePage")
 
 
 class ImageNameConverter(BaseConverter):
-    """An image name in a path, never the word 'build': /images/build is the build action
-    (POST only), so GET or DELETE there is a 405, not a search for an image called build
-    (a name the images service refuses)."""
+    """An image name in a path, never the words 'build' or 'import': /images/build and
+    /images/import are actions (POST only), so GET or DELETE there is a 405, not a search for
+    an image of that name (a name the images service refuses)."""
 
-    regex = r"(?!build(?![A-Za-z0-9_.+-]))" + IMAGE_NAME_RE.strip("^$")
+    regex = r"(?!(?:build|import)(?![A-Za-z0-9_.+-]))" + IMAGE_NAME_RE.strip("^$")
 
 
 def image_name_schema(converter):
@@ -74,6 +75,15 @@ def upload(args, name):
 def build(data):
     """Build a Debian image with cloud-init into images/NAME.qcow2."""
     return accepted(images.build(data, actor(), wait=False))
+
+
+@bp.route("/import", methods=["POST"])
+@bp.arguments(ImageImport)
+@bp.response(202, Accepted)
+def import_(data):
+    """Import an image from an http(s) URL into images/NAME: streamed, its SHA-256 checked
+    (given, or read from a checksums file), checked as uploads are, stored as qcow2."""
+    return accepted(image_import.start(data, actor(), wait=False))
 
 
 @bp.route("/<image:name>", methods=["DELETE"])

@@ -204,6 +204,9 @@ class VmCreate(Schema):
     project = fields.String(
         metadata={"description": "default: your only project (members) or default"}
     )
+    disk = fields.Integer(
+        metadata={"description": "GiB, at least the image's virtual size (default: that size)"}
+    )
 
 
 class VmRemoveArgs(Schema):
@@ -267,6 +270,16 @@ class Image(Schema):
     description = fields.String(allow_none=True)
     uploaded_by = fields.String(allow_none=True)
     vms = fields.Integer(metadata={"description": "how many VMs use it"})
+    os = fields.String(allow_none=True, metadata={"description": "what it holds, e.g. debian-12"})
+    sha256 = fields.String(
+        allow_none=True, metadata={"description": "of the file Nube wrote (none: found in images/)"}
+    )
+    source = fields.String(
+        allow_none=True, metadata={"enum": ["build", "upload", "import", "vm", None]}
+    )
+    source_url = fields.String(
+        allow_none=True, metadata={"description": "an import's URL (not shown to members)"}
+    )
 
 
 class ImageBuild(Schema):

@@ -3,18 +3,22 @@
 from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
-from ...services import images
+from ...services import image_import, images
 from ..helpers import actor, flash_error, flash_operation
-from .forms import BuildForm, UploadForm
+from .forms import BuildForm, ImportForm, UploadForm
 
 bp = Blueprint("images", __name__, url_prefix="/images")
 
 
 @bp.route("/")
 def index():
-    """Base images in the repository, with the upload and build forms."""
+    """Base images in the repository, with the upload, build and import forms."""
     return render_template(
-        "images/index.html", images=images.search(), form=UploadForm(), build_form=BuildForm()
+        "images/index.html",
+        images=images.search(),
+        form=UploadForm(),
+        build_form=BuildForm(),
+        import_form=ImportForm(),
     )
 
 
@@ -62,6 +66,24 @@ def build():
         flash_error(error)
         return redirect(url_for("images.index"))
     flash_operation(f"Building image {data['name']}.", op_id)
+    return redirect(url_for("operations.show", op_id=op_id))
+
+
+@bp.route("/import", methods=["POST"])
+def import_():
+    """Start importing an image from a URL; its operation page shows the live log."""
+    form = ImportForm()
+    if not form.validate_on_submit():
+        _flash_form_errors(form)
+        return redirect(url_for("images.index"))
+    fields = ("name", "url", "sha256", "checksums_url", "os")
+    data = {key: (form[key].data or "").strip() for key in fields}
+    try:
+        op_id = image_import.start(data, actor(), wait=False)
+    except NubeError as error:
+        flash_error(error)
+        return redirect(url_for("images.index"))
+    flash_operation(f"Importing image {data['name']}.", op_id)
     return redirect(url_for("operations.show", op_id=op_id))
 
 

@@ -38,6 +38,11 @@ class VmForm(FlaskForm):
         description="Its quotas must have room.",
     )
     image = SelectField("Base image", validators=[DataRequired()])
+    disk = IntegerField(
+        "Disk (GiB)",
+        validators=[Optional(), *within(VOLUME_SIZE)],
+        description="At least the image's virtual size (proposed); larger grows the disk.",
+    )
     mem = IntegerField(
         "Memory (MiB)",
         default=512,

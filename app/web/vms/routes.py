@@ -119,8 +119,11 @@ def new():
     """Create a VM on a host Nube picks, or on the one asked for."""
     form = VmForm()
     image_names, newest_image = images.choices()
+    image_facts = images.facts()
     host_rows = hosts.search() if can_place() else []  # a member lets placement choose
     _fill_new_form(form, image_names, newest_image, host_rows)
+    if request.method == "GET" and newest_image in image_facts:
+        form.disk.data = image_facts[newest_image]["disk"]  # proposed: the image's own size
     if image_names and form.validate_on_submit() and (op_id := _create(form)) is not None:
         return redirect(url_for("operations.show", op_id=op_id))
     if not can_place():
@@ -130,6 +133,7 @@ def new():
         form=form,
         has_images=bool(image_names),
         has_hosts=bool(host_rows) or not can_place(),
+        image_facts=image_facts,
     )
 
 
