@@ -397,20 +397,24 @@ def start_host(index: int) -> None:
 
 
 def up(n: int) -> list[dict]:
-    """Make sure hosts 1..n run and answer, and return their address, user and password."""
+    """Make sure hosts 1..n run and answer, and return their address, user and password.
+    NUBE_LAB_FIRST=k numbers them from k instead (addresses, users and ports of their own),
+    so that a second lab, under its own NUBE_LAB_DIR, runs beside the first."""
     if n < 1 or n > 200:
         raise ValueError("the lab runs between 1 and 200 hosts")
+    first = int(os.environ.get("NUBE_LAB_FIRST", "1"))
+    indexes = range(first, first + n)
     with lab_lock():
         fix_kvm_permissions()
         record_shared_folders()
-        for index in range(1, n + 1):
+        for index in indexes:
             if not host_running(index):
                 stop_host(index)  # clears whatever a half-started or crashed host left
                 start_host(index)
         write_known_hosts()
-        for index in range(1, n + 1):
+        for index in indexes:
             wait_ready(index)
-        return [host_info(index) for index in range(1, n + 1)]
+        return [host_info(index) for index in indexes]
 
 
 def host_indexes() -> list[int]:
