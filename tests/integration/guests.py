@@ -10,19 +10,22 @@ Tests that stop or remove the shared guests are marked `stops_guests`: the integ
 conftest runs them after every other integration test."""
 
 import contextlib
-import os
 import re
 import shutil
 import threading
+from pathlib import Path
 
 from app import core
+from app.adapters.storage import file_sha256
 from app.db import get_db
+from tests.integration import image_server
 from tests.wait import join_all, wait_for
 
 IMAGE = "debian12.qcow2"
 BOOT_TIMEOUT = 600  # seconds; two guests under TCG on a loaded CI machine
 AGENT_TIMEOUT = 180
 MARKER = "NUBE-FIRST-BOOT-MARKER-7f3a"
+MARKER_FILE = "/root/first-boot-marker"  # the shared guests' user data writes MARKER there
 GUESTS = {"guest1": "lab1", "guest2": "lab2"}  # each guest and the host it starts on
 # guest2 boots the first time with a volume attached, which its cloud-init formats and mounts
 FIRST_BOOT_VOLUME = {"guest2": "scratch"}
@@ -35,12 +38,22 @@ def hostname(vm_id):
     return f"nube-{vm_id}"
 
 
-def install(app, repository, image, lab_hosts):
-    """Initialise the controller, put the guest image in its repository, add lab1 and lab2."""
+def install(app, image, lab_hosts):
+    """Initialise the controller, import the guest image into its repository from a server on
+    127.0.0.1 with its checksum (the guests then boot from an imported image), add lab1 and
+    lab2."""
     with app.app_context():
         core.init()
-        shutil.copyfile(image, repository / "images" / IMAGE)
-        os.chmod(repository / "images" / IMAGE, 0o644)
+        image = Path(image)
+        with image_server.serving(image.parent) as base:
+            core.importImage(
+                {
+                    "name": IMAGE,
+                    "url": f"{base}/{image.name}",
+                    "sha256": file_sha256(image),
+                    "os": "debian-12",
+                }
+            )
         for number, lab in enumerate(lab_hosts[:2], start=1):
             core.addHost(
                 {
@@ -57,7 +70,10 @@ def install(app, repository, image, lab_hosts):
 def user_data(vm_id):
     """A shared guest's user data: MARKER on its console, and (guest2) its first-boot volume
     formatted and mounted by cloud-init's disk_setup, fs_setup and mounts."""
-    text = f"#cloud-config\nruncmd:\n  - echo {MARKER} > /dev/ttyS0\n"
+    text = (
+        f"#cloud-config\nruncmd:\n  - echo {MARKER} > /dev/ttyS0\n"
+        f"  - echo {MARKER} > {MARKER_FILE}\n"
+    )
     volume = FIRST_BOOT_VOLUME.get(vm_id)
     if volume:
         device = f"/dev/disk/by-id/virtio-{volume}"
