@@ -14,7 +14,8 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from ... import cloudinit
 from ...adapters.vm_files import check_vm_id
-from ...limits import MEM, VCPUS, VOLUME_SIZE
+from ...limits import MEM, SNAPSHOT_NAME_MAX, VCPUS, VOLUME_SIZE
+from ...services.snapshots import check_name
 from ..rules import Checked, within
 
 AUTOMATIC = ""
@@ -114,3 +115,21 @@ class AttachForm(FlaskForm):
         validate_choice=False,  # the service checks it (its project, its state)
     )
     submit = SubmitField("Attach")
+
+
+class SnapshotForm(FlaskForm):
+    """Take a snapshot of a VM: its name."""
+
+    name = StringField(
+        "Snapshot name",
+        validators=[DataRequired(), Checked(check_name)],
+        render_kw={"maxlength": SNAPSHOT_NAME_MAX, "autocomplete": "off"},
+        description=f"At most {SNAPSHOT_NAME_MAX} letters, digits, '_', '.', '-'.",
+    )
+    submit = SubmitField("Take snapshot")
+
+
+class SnapshotConfirmForm(FlaskForm):
+    """Revert to or delete a snapshot: the operator types its name to confirm."""
+
+    confirm = StringField("Type the snapshot's name to confirm", validators=[DataRequired()])

@@ -22,6 +22,7 @@ from ...services import (
     operations,
     projects,
     resize,
+    snapshots,
     user_keys,
     vms,
     volumes,
@@ -34,7 +35,15 @@ from ..helpers import (
     flash_operation,
     to_operation,
 )
-from .forms import AUTOMATIC, AttachForm, ConfirmForm, MigrateForm, ResizeForm, VmForm
+from .forms import (
+    AUTOMATIC,
+    AttachForm,
+    ConfirmForm,
+    MigrateForm,
+    ResizeForm,
+    SnapshotForm,
+    VmForm,
+)
 
 bp = Blueprint("vms", __name__, url_prefix="/vms")
 
@@ -126,7 +135,8 @@ def new():
 
 @bp.route("/<vm_id>")
 def show(vm_id):
-    """One VM with its disk, first-boot configuration, boot log, actions and operations."""
+    """One VM with its disk, first-boot configuration, boot log, volumes, snapshots, actions
+    and operations."""
     vm = vms.detail(vms.get(vm_id))
     return render_template(
         "vms/show.html",
@@ -138,6 +148,8 @@ def show(vm_id):
         volumes=volumes.attached_to(vm["id"]),
         attach=_attach_form(vm["id"]),
         resize=ResizeForm(mem=vm["mem"], vcpus=vm["vcpus"], disk=vm["disk"]),
+        snapshots=snapshots.listing(vm["id"]),
+        snapshot_form=SnapshotForm(),
     )
 
 
