@@ -9,6 +9,7 @@ import re
 import pytest
 
 from app import core, formats
+from app.db import get_db
 from app.limits import SNAPSHOT_NAME_MESSAGE
 from app.services import snapshots
 from tests.conftest import csrf_token, login, row
@@ -207,3 +208,15 @@ def test_the_vms_new_tasks_have_labels_for_the_live_page(admin_client, vm1):
     served = page(admin_client.get("/vms/vm1")).one("body")["data-nube-states"]
     for task in ("snapshotting", "reverting", "deleting-snapshot"):
         assert f'"{task}"' in served
+
+
+def test_a_snapshot_being_deleted_offers_nothing(app, admin_client, vm1):
+    press(admin_client, "/vms/vm1/snapshots", {"name": "s1"})
+    with app.app_context():
+        get_db().execute("UPDATE snapshots SET state = ?", ("removing",))
+        get_db().commit()
+    assert visible_links(card_rows(admin_client)["s1"]) == []
+    for action in ("revert", "delete"):
+        doc = page(admin_client.get(f"/vms/vm1/snapshots/s1/{action}"))
+        assert "The snapshot is removing" in doc.by_id("not-now").text, action
+        assert doc.by_id("snapshot-confirm-form").button().has("disabled")
