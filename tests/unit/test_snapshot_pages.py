@@ -214,7 +214,6 @@ def test_a_snapshot_being_deleted_offers_nothing(app, admin_client, vm1):
     press(admin_client, "/vms/vm1/snapshots", {"name": "s1"})
     with app.app_context():
         get_db().execute("UPDATE snapshots SET state = ?", ("removing",))
-        get_db().commit()
     assert visible_links(card_rows(admin_client)["s1"]) == []
     for action in ("revert", "delete"):
         doc = page(admin_client.get(f"/vms/vm1/snapshots/s1/{action}"))

@@ -13,6 +13,7 @@ CONFIRMED = {
     "revert": (snapshots.revert, "Reverting VM {vm} to snapshot {name}."),
     "delete": (snapshots.remove, "Deleting snapshot {name} of VM {vm}."),
 }
+REVERT, DELETE = {"action": "revert"}, {"action": "delete"}
 
 
 def _to_vm(vm_id):
@@ -36,7 +37,8 @@ def take_snapshot(vm_id):
     )
 
 
-@bp.route("/<vm_id>/snapshots/<name>/<any(revert, delete):action>", methods=["GET", "POST"])
+@bp.route("/<vm_id>/snapshots/<name>/revert", methods=["GET", "POST"], defaults=REVERT)
+@bp.route("/<vm_id>/snapshots/<name>/delete", methods=["GET", "POST"], defaults=DELETE)
 def confirm_snapshot(vm_id, name, action):
     """Revert to or delete a snapshot: the page saying what is lost, then (its name typed)
     the action."""
