@@ -140,8 +140,9 @@
     element.dataset.task = task;
   }
 
-  // A volume's forms (all rendered by the server): those whose data-show-when lists its state,
-  // none while a task runs, which shows instead with a spinner and its operation's link.
+  // A volume's forms, or a VM's snapshot actions (all rendered by the server): those whose
+  // data-show-when lists its state, none while a task runs, which shows instead with a spinner
+  // and its operation's link.
   function setVolumeActions(element, record) {
     const state = record.state || "";
     const task = record.task || "";
@@ -214,7 +215,7 @@
       for (const element of within(scope, "[data-actions]")) {
         setActions(element, id, record);
       }
-      for (const element of within(scope, "[data-volume-actions]")) {
+      for (const element of within(scope, "[data-volume-actions], [data-state-actions]")) {
         setVolumeActions(element, record);
       }
       for (const element of within(scope, "[data-disable-when-busy]")) {

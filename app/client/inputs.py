@@ -1,4 +1,5 @@
-"""What a command reads besides its arguments: secrets (a prompt or stdin, never argv) and files."""
+"""What a command reads besides its arguments: secrets (a prompt or stdin, never argv), a yes
+to a destructive action, and files."""
 
 import contextlib
 import getpass
@@ -23,6 +24,19 @@ def secret(prompt, from_stdin):
     if not value:
         raise UsageError(f"nothing was given for: {prompt.rstrip(': ')}")
     return value
+
+
+def confirm(question, yes):
+    """Go on when --yes was given or y is typed at a terminal; else UsageError, nothing sent
+    (a script without a terminal must say --yes: it cannot be asked)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"{question} Give --yes to confirm (no terminal to ask at)")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise UsageError("not confirmed: nothing was changed")
 
 
 def read_text(path):

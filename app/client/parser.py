@@ -2,11 +2,11 @@
 
 import argparse
 
-from . import commands, routes, volume_commands
+from . import commands, routes, snapshot_commands, volume_commands
 
 DESCRIPTION = (
-    "Nube's command-line client: hosts, VMs, volumes, images, operations, users and tokens "
-    "through the HTTP API."
+    "Nube's command-line client: hosts, VMs and their snapshots, volumes, images, operations, "
+    "users and tokens through the HTTP API."
 )
 EPILOG = (
     "exit codes: 0 done, 1 the followed operation did not succeed, 2 usage, 3 input refused, "
@@ -123,7 +123,8 @@ def _host_commands(subparsers, common):
 
 
 def _vm_commands(subparsers, common):
-    """vm list | show | create | start | stop | migrate | boot-log | remove."""
+    """vm list | show | create | start | stop | migrate | resize | boot-log | remove, and the
+    snapshot commands."""
     vms = _group(subparsers, "vm", "virtual machines")
     _list_options(_command(vms, "list", commands.vm_list, "list VMs", common))
     _command(vms, "show", commands.vm_show, "show one VM", common).add_argument("vm", metavar="VM")
@@ -182,6 +183,30 @@ def _vm_commands(subparsers, common):
     boot_log = _command(vms, "boot-log", commands.vm_boot_log, "a VM's boot log's tail", common)
     boot_log.add_argument("vm", metavar="VM")
     boot_log.add_argument("--lines", type=positive, metavar="N", help="how many (default: 200)")
+    _snapshot_commands(vms, common)
+
+
+def _snapshot_commands(vms, common):
+    """vm snapshot | snapshots | snapshot-show | revert | snapshot-remove."""
+    listing = _command(
+        vms, "snapshots", snapshot_commands.vm_snapshots, "list a VM's snapshots", common
+    )
+    listing.add_argument("vm", metavar="VM")
+    _list_options(listing, query=False)
+    for name, handler, help_text, wait, destructive in (
+        ("snapshot", snapshot_commands.vm_snapshot,
+         "snapshot a VM's disk and attached volumes together", True, False),
+        ("snapshot-show", snapshot_commands.vm_snapshot_show, "show one snapshot", False, False),
+        ("revert", snapshot_commands.vm_revert, "bring a stopped VM back to a snapshot (what "
+         "was written since is lost)", True, True),
+        ("snapshot-remove", snapshot_commands.vm_snapshot_remove,
+         "delete a snapshot (the VM keeps its data)", True, True),
+    ):  # fmt: skip
+        action = _command(vms, name, handler, help_text, common, wait=wait)
+        action.add_argument("vm", metavar="VM")
+        action.add_argument("name", metavar="NAME", help="the snapshot's name")
+        if destructive:
+            action.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
 
 
 def _volume_commands(subparsers, common):

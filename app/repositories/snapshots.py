@@ -1,6 +1,7 @@
 """SQL for VM snapshots (snapshots) and the volumes each one holds (snapshot_volumes)."""
 
 from ..db import now
+from ..states import READY
 
 _SELECT = """
 SELECT s.id, s.vm_id AS vm, s.name, s.state, s.frozen, s.size, s.created_by, s.created_at
@@ -13,8 +14,8 @@ def add(conn, vm_id, name, actor, size, volumes):
     ([(name, target)]); its id. A name the VM already has breaks the UNIQUE constraint."""
     snapshot_id = conn.execute(
         "INSERT INTO snapshots (vm_id, name, state, size, created_by, created_at)"
-        " VALUES (?, ?, 'creating', ?, ?, ?) RETURNING id",
-        (vm_id, name, size, actor, now()),
+        " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        (vm_id, name, "creating", size, actor, now()),
     ).fetchone()[0]
     for volume, target in volumes:
         conn.execute(
@@ -68,8 +69,8 @@ def set_taken(conn, snapshot_id, frozen, size):
     """Mark a snapshot ready, with whether the guest's file systems were frozen (None: the VM
     was stopped) and the bytes its files held."""
     conn.execute(
-        "UPDATE snapshots SET state = 'ready', frozen = ?, size = ? WHERE id = ?",
-        (None if frozen is None else int(frozen), size, snapshot_id),
+        "UPDATE snapshots SET state = ?, frozen = ?, size = ? WHERE id = ?",
+        (READY, None if frozen is None else int(frozen), size, snapshot_id),
     )
 
 

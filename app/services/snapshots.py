@@ -22,6 +22,13 @@ from .common import db
 
 PUBLIC_KEYS = ("name", "vm", "state", "frozen", "size", "created_by", "created_at")
 
+# The VM states each action starts from (its kind's claim): the pages offer it only then.
+ACTIONS = {
+    "take": kinds.VM_SNAPSHOT.from_states,
+    "revert": kinds.VM_REVERT.from_states,
+    "remove": kinds.SNAPSHOT_REMOVE.from_states,
+}
+
 
 def check_name(name) -> str:
     """Return name if it is a valid snapshot name, else raise InvalidInput."""

@@ -12,7 +12,7 @@ from werkzeug.routing import IntegerConverter
 from .. import formats, states
 from ..errors import Busy, NotFound, NubeError
 from ..numbers import is_digits
-from ..services import access, charts, live, vms, volumes
+from ..services import access, charts, live, snapshots, vms, volumes
 
 # The badge colours of every state word (app/states, where they are defined).
 STATUS_COLOURS = states.COLOURS
@@ -167,6 +167,7 @@ def init_app(app):
         VM_ACTIONS=vms.ACTIONS,
         VM_MIGRATE_STATES=vms.MIGRATE_STATES,
         VOLUME_ACTIONS=volumes.ACTIONS,
+        SNAPSHOT_ACTIONS=snapshots.ACTIONS,
         LIVE_MAX_IDS=live.MAX_IDS,
         operation_progress=charts.operation_progress,
     )

@@ -6,11 +6,23 @@ from http import HTTPStatus
 import flask_smorest
 from flask_smorest.utils import prepare_response
 
-from . import auth, hosts, images, meta, operations, projects, tokens, users, vms, volumes
+from . import (
+    auth,
+    hosts,
+    images,
+    meta,
+    operations,
+    projects,
+    snapshots,
+    tokens,
+    users,
+    vms,
+    volumes,
+)
 from .problems import MEDIA_TYPE
 from .schemas import Problem
 
-RESOURCES = (meta, hosts, vms, volumes, images, operations, projects, users, tokens)
+RESOURCES = (meta, hosts, vms, snapshots, volumes, images, operations, projects, users, tokens)
 # Reachable without a token: the API's description is no secret (tools read it first).
 PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api_v1_meta.docs"}
 
@@ -52,7 +64,7 @@ def init_app(app, csrf):
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {
-                "description": "Hosts, VMs, volumes, images and operations of a Nube controller. "
+                "description": "Hosts, VMs, snapshots, volumes, images and operations of a Nube controller. "
                 "Send an API token (dashboard: API tokens) as `Authorization: Bearer <token>`."
             },
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -14,8 +14,8 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from ... import cloudinit
 from ...adapters.vm_files import check_vm_id
-from ...limits import MEM, VCPUS, VOLUME_SIZE
-from ...services.saved_image import check_name, check_snapshot
+from ...limits import MEM, SNAPSHOT_NAME_MAX, VCPUS, VOLUME_SIZE
+from ...services import saved_image, snapshots
 from ..rules import Checked, within
 
 AUTOMATIC = ""
@@ -116,12 +116,12 @@ class SaveImageForm(FlaskForm):
 
     name = StringField(
         "Image name",
-        validators=[DataRequired(), Checked(check_name)],
+        validators=[DataRequired(), Checked(saved_image.check_name)],
         description="A file in images/, ending in .qcow2 or .img.",
     )
     snapshot = StringField(
         "Snapshot",
-        validators=[Optional(), Checked(check_snapshot)],
+        validators=[Optional(), Checked(saved_image.check_snapshot)],
         description="Empty: the disk as it is now.",
     )
     submit = SubmitField("Save as image")
@@ -136,3 +136,21 @@ class AttachForm(FlaskForm):
         validate_choice=False,  # the service checks it (its project, its state)
     )
     submit = SubmitField("Attach")
+
+
+class SnapshotForm(FlaskForm):
+    """Take a snapshot of a VM: its name."""
+
+    name = StringField(
+        "Snapshot name",
+        validators=[DataRequired(), Checked(snapshots.check_name)],
+        render_kw={"maxlength": SNAPSHOT_NAME_MAX, "autocomplete": "off"},
+        description=f"At most {SNAPSHOT_NAME_MAX} letters, digits, '_', '.', '-'.",
+    )
+    submit = SubmitField("Take snapshot")
+
+
+class SnapshotConfirmForm(FlaskForm):
+    """Revert to or delete a snapshot: the operator types its name to confirm."""
+
+    confirm = StringField("Type the snapshot's name to confirm", validators=[DataRequired()])

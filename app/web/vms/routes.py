@@ -23,6 +23,7 @@ from ...services import (
     operations,
     projects,
     resize,
+    snapshots,
     user_keys,
     vms,
     volumes,
@@ -42,6 +43,7 @@ from .forms import (
     MigrateForm,
     ResizeForm,
     SaveImageForm,
+    SnapshotForm,
     VmForm,
 )
 
@@ -139,7 +141,8 @@ def new():
 
 @bp.route("/<vm_id>")
 def show(vm_id):
-    """One VM with its disk, first-boot configuration, boot log, actions and operations."""
+    """One VM with its disk, first-boot configuration, boot log, volumes, snapshots, actions
+    and operations."""
     vm = vms.detail(vms.get(vm_id))
     return render_template(
         "vms/show.html",
@@ -152,6 +155,8 @@ def show(vm_id):
         attach=_attach_form(vm["id"]),
         resize=ResizeForm(mem=vm["mem"], vcpus=vm["vcpus"], disk=vm["disk"]),
         save_image=SaveImageForm() if access.current().may("images.manage") else None,
+        snapshots=snapshots.listing(vm["id"]),
+        snapshot_form=SnapshotForm(),
     )
 
 
