@@ -3,18 +3,21 @@ scratch mounted): taken while it runs, its file systems frozen by its agent; fil
 afterwards come back when the stopped VM is reverted; the snapshots move with a live
 migration (they are inside the repository's files) and a revert works again on the new host;
 a live snapshot is deleted while the guest runs, another while it is stopped, and the guest
-boots. Commands run in the guest through its agent (tests/integration/guest_exec.py)."""
+boots; stopped, it is saved as an image, and a VM made from that image boots with what it had
+(the marker its first boot wrote) and an identity of its own (hostname, machine-id, SSH host
+keys). Commands run in the guest through its agent (tests/integration/guest_exec.py)."""
 
 import pytest
 
 from app import core
 from app.adapters import qcow2_header
 from tests.integration.guest_exec import shell
-from tests.integration.guests import SCRATCH_MOUNT, operation_log
+from tests.integration.guests import MARKER, MARKER_FILE, SCRATCH_MOUNT, hostname, operation_log
 from tests.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+SAVED = "guest2-saved.qcow2"
 KEPT = "kept-by-snapshot-5e21"
 LATER = "written-after-the-snapshot-90c4"
 BOOT_TIMEOUT = 600
@@ -25,9 +28,11 @@ def host_of(vm_id):
     return core.listVms(f"id = {vm_id}")[0]["host_name"]
 
 
-def restart(app, vm_id):
-    """Start a stopped guest and wait until its agent runs commands again."""
-    core.startVm(vm_id)
+def restart(app, vm_id, start=True):
+    """Start a stopped guest (unless started already) and wait until its agent runs
+    commands."""
+    if start:
+        core.startVm(vm_id)
 
     def answers():
         try:
@@ -83,6 +88,31 @@ def test_a_snapshot_brings_a_guest_back_before_and_after_a_live_migration(runnin
         core.revertSnapshot("guest2", "s1")  # again, on the host it moved to
         core.removeSnapshot("guest2", "s1")  # stopped: qemu-img deletes it
         assert core.listSnapshots("guest2") == [] and tags(repository, *files) == [[], []]
-        restart(app, "guest2")
+
+        # stopped, it is saved as an image, and a new VM boots from that image (both at once)
+        saved = core.saveImage("guest2", SAVED)
+        assert saved["name"] == SAVED
+        core.startVm("guest2")
+        core.addVm(
+            {
+                "id": "guest3",
+                "image": SAVED,
+                "mem": 768,
+                "hostname": hostname("guest3"),
+                "ssh_keys": [running_guests["owner_key"]],
+                "start": True,
+            }
+        )
+        restart(app, "guest2", start=False)
+        restart(app, "guest3", start=False)
         assert shell(app, "guest2", f"cat {kept}").split() == [KEPT, KEPT]
         assert shell(app, "guest2", "test -e /root/later && echo yes || echo no").strip() == "no"
+        # the new VM has what the saved one had, and an identity of its own
+        assert shell(app, "guest3", f"cat {MARKER_FILE}").strip() == MARKER
+        assert shell(app, "guest3", "hostname").strip() == hostname("guest3")
+        identity = "cat /etc/machine-id /etc/ssh/ssh_host_ed25519_key.pub"
+        theirs, ours = shell(app, "guest2", identity).split("\n"), shell(app, "guest3", identity)
+        ours = ours.split("\n")
+        assert ours[0] and ours[0] != theirs[0]  # machine-id
+        assert ours[1] and ours[1] != theirs[1]  # SSH host key
+        core.removeVm("guest3")
