@@ -139,10 +139,12 @@ VM_REVERT = Kind(
     900,
     "revert VM to snapshot",
 )
+# a snapshot has no task column: one operation on it at a time, and its VM taken in the
+# request's transaction (running or stopped)
 SNAPSHOT_REMOVE = Kind(
     "snapshot.remove",
-    "vm",
-    Claim(ROW, "vms", "deleting-snapshot", states.VM_SNAPSHOTTABLE),
+    "snapshot",
+    Claim(ONE_ACTIVE, each=Claim(ROW, "vms", "deleting-snapshot", states.VM_SNAPSHOTTABLE)),
     snapshot_work.remove_snapshot,
     snapshot_work.undo_remove,
     1800,

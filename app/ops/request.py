@@ -5,6 +5,7 @@ launches it. A refused claim rolls the transaction back: no row, no audit record
 from ..db import get_db, transaction
 from ..errors import NotFound
 from ..repositories import operations as ops_repo
+from ..repositories import snapshots as snapshots_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..services import access
@@ -14,8 +15,12 @@ from .claims import Target
 from .launch import launch
 
 # the targets that belong to a project: how to read it
-PROJECT_OF = {"vm": vms_repo.project_of, "volume": volumes_repo.project_of}
-LABELS = {"vm": "VM", "volume": "volume"}
+PROJECT_OF = {
+    "vm": vms_repo.project_of,
+    "volume": volumes_repo.project_of,
+    "snapshot": snapshots_repo.project_of,
+}
+LABELS = {"vm": "VM", "volume": "volume", "snapshot": "snapshot"}
 
 
 def target_of(kind, target):

@@ -88,3 +88,12 @@ def delete_of_vm(conn, vm_id):
         (vm_id,),
     )
     conn.execute("DELETE FROM snapshots WHERE vm_id = ?", (vm_id,))
+
+
+def project_of(conn, snapshot_id):
+    """The project of a snapshot's VM (None when either is gone)."""
+    row = conn.execute(
+        "SELECT v.project_id FROM snapshots s JOIN vms v ON v.id = s.vm_id WHERE s.id = ?",
+        (snapshot_id,),
+    ).fetchone()
+    return row[0] if row else None

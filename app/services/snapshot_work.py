@@ -23,7 +23,9 @@ host-bound metadata). A revert needs the VM stopped; a deletion runs either way.
 from ..adapters.qcow2_calls import snapshot_tag
 from ..db import transaction
 from ..errors import Conflict, NotFound, OperationFailed
+from ..repositories import hosts as hosts_repo
 from ..repositories import snapshots as snapshots_repo
+from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..states import RUNNING, STOPPED, vm_state
 from .definition import check_headers
@@ -134,9 +136,17 @@ def revert_snapshot(ctx):
     ctx.log(f"{vm['id']} is back at snapshot {name}")
 
 
+def _its_vm_and_host(ctx):
+    """The VM a snapshot.remove works on (its target is the snapshot), and its host."""
+    vm = vms_repo.get(ctx.conn, str(ctx.input["vm"]))
+    if vm is None:
+        raise NotFound(f"VM {ctx.input['vm']} no longer exists")
+    return dict(vm), dict(hosts_repo.get(ctx.conn, vm["host"]))
+
+
 def remove_snapshot(ctx):
     """Delete the snapshot from the VM's files (live when it runs), then its row."""
-    vm, host = vm_and_host(ctx)
+    vm, host = _its_vm_and_host(ctx)
     row, files = _snapshot_and_files(ctx, vm)
     _delete_tags(ctx, vm, host, row["name"], files)
     _forget(ctx)

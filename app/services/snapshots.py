@@ -11,8 +11,10 @@ from ..extensions import adapters
 from ..limits import SNAPSHOT_NAME_MESSAGE, SNAPSHOT_NAME_RE, SNAPSHOTS_PER_VM
 from ..numbers import disk_gib
 from ..ops import claims, kinds
+from ..ops.claims import Target
 from ..ops.launch import launch
 from ..ops.request import record
+from ..repositories import operations as ops_repo
 from ..repositories import projects as projects_repo
 from ..repositories import snapshots as snapshots_repo
 from ..repositories import volumes as volumes_repo
@@ -26,7 +28,7 @@ PUBLIC_KEYS = ("name", "vm", "state", "frozen", "size", "created_by", "created_a
 ACTIONS = {
     "take": kinds.VM_SNAPSHOT.from_states,
     "revert": kinds.VM_REVERT.from_states,
-    "remove": kinds.SNAPSHOT_REMOVE.from_states,
+    "remove": kinds.SNAPSHOT_REMOVE.claim.each.from_states,
 }
 
 
@@ -130,16 +132,21 @@ def remove(vm_id, name, actor, wait):
     row = _row(db(), vm, check_name(name))
     if row["state"] not in SNAPSHOT_REMOVABLE:
         raise Conflict(f"snapshot {name} of VM {vm['id']} is {row['state']}")
-    claims.check(kinds.SNAPSHOT_REMOVE, vm)
+    kind = kinds.SNAPSHOT_REMOVE
+    refused = claims.refusal(kind.claim.each, kind.name, vm["id"], vm)
+    if refused is not None:  # a fast, clear answer; the compare-and-swap below decides
+        raise refused
     conn = db()
     with transaction(conn):
         now = snapshots_repo.get(conn, vm["id"], name)
         if now is None or now["state"] not in SNAPSHOT_REMOVABLE:
             raise Conflict(f"snapshot {name} of VM {vm['id']} changed meanwhile: try again")
         snapshots_repo.set_state(conn, row["id"], "removing")
-        op_id = record(
-            conn, kinds.SNAPSHOT_REMOVE, vm, actor, {"snapshot": row["id"], "name": name}
-        )
+        target = Target("snapshot", str(row["id"]), f"{vm['id']}/{name}")
+        data = {"vm": vm["id"], "snapshot": row["id"], "name": name}
+        op_id = record(conn, kind, target, actor, data)
+        claims.take(conn, kind.claim.each, Target("vm", vm["id"], vm["id"]), op_id, kind.name)
+        ops_repo.touch(conn, op_id, "vm", vm["id"])  # the VM's page lists it
     return launch(op_id, wait)
 
 
