@@ -151,8 +151,10 @@ def freeze(dom) -> tuple[bool, str]:
     """Ask the guest agent to freeze the guest's file systems (writes flushed, new ones held):
     (True, "") once they are, (False, why not) when no agent answers. Asked even when the
     channel does not say it is connected, and again for a few seconds unless it says it is
-    not: a domain that arrived by live migration does not say so at once. A frozen guest must
-    be thawed by thaw() (qemu-ga's fsfreeze has no timeout of its own)."""
+    not: a domain that arrived by live migration does not say so at once. An attempt libvirt
+    gave up on may still have frozen the guest (the agent answered late), so each is followed
+    by a thaw before the next one; the caller thaws after the snapshot whatever this returned
+    (qemu-ga's fsfreeze has no timeout of its own)."""
     for attempt in range(FREEZE_ATTEMPTS):
         try:
             _bound_agent_wait(dom)
@@ -160,8 +162,10 @@ def freeze(dom) -> tuple[bool, str]:
             return True, ""
         except libvirt.libvirtError as exc:
             if not no_agent(exc):
+                thaw_quietly(dom)
                 raise
             why = exc.get_error_message() or str(exc)
+        thaw_quietly(dom)
         if attempt + 1 == FREEZE_ATTEMPTS or _channel_state(dom) == "disconnected":
             return False, why
         time.sleep(FREEZE_RETRY_SECONDS)
@@ -179,3 +183,14 @@ def _channel_state(dom):
 def thaw(dom) -> None:
     """Ask the guest agent to thaw the file systems freeze() froze."""
     dom.fsThaw(None, 0)
+
+
+def thaw_quietly(dom) -> bool:
+    """Thaw the guest's file systems in case a freeze libvirt gave up on took hold (a guest
+    that is not frozen, or has no agent, is left as it is); whether the agent answered."""
+    try:
+        _bound_agent_wait(dom)
+        dom.fsThaw(None, 0)
+    except libvirt.libvirtError:
+        return False
+    return True

@@ -60,6 +60,8 @@ def _snapshot(dom, tag, targets, freeze) -> tuple[bool, str]:
     finally:
         if frozen:
             guest_agent.thaw(dom)
+        elif freeze:  # a late answer may have frozen it after all: never leave it so
+            guest_agent.thaw_quietly(dom)
     return frozen, why
 
 

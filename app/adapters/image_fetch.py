@@ -10,11 +10,13 @@ size cap (a Content-Length over it fails at once, a body growing past it fails w
 hashed with SHA-256 as it comes.
 """
 
+import contextlib
 import hashlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -27,6 +29,9 @@ MAX_REDIRECTS = 5
 CHUNK = 1 << 20
 REPORT_EVERY = 5.0  # seconds between progress lines in the operation's log
 USER_AGENT = "Nube-image-import/1"
+# seconds a server has for its answer's headers, and for a whole checksums file: a server
+# that sends them a byte at a time never trips the per-read timeout, and would hold a worker
+ANSWER_DEADLINE = 60.0
 
 
 class FetchRefused(OperationFailed):
@@ -69,11 +74,18 @@ def refusal(address, allow) -> str | None:
     """Why an import may not connect to this address (None: it may): what kind of address
     it is, unless a network in allow holds it."""
     ip = ipaddress.ip_address(address)
-    mapped = getattr(ip, "ipv4_mapped", None)
-    ip = mapped or ip
+    # an IPv4 address inside an IPv6 one (mapped, 6to4, Teredo's client) is judged as itself
+    teredo = getattr(ip, "teredo", None)
+    ip = (
+        getattr(ip, "ipv4_mapped", None)
+        or getattr(ip, "sixtofour", None)
+        or (teredo[1] if teredo else None)
+        or ip
+    )
     if any(ip.version == net.version and ip in net for net in allow):
         return None
     for test, what in (
+        ("is_site_local", "a site-local address"),
         ("is_loopback", "a loopback address"),
         ("is_link_local", "a link-local address"),
         ("is_unspecified", "an unspecified address"),
@@ -81,7 +93,7 @@ def refusal(address, allow) -> str | None:
         ("is_private", "a private address"),
         ("is_reserved", "a reserved address"),
     ):
-        if getattr(ip, test):
+        if getattr(ip, test, False):
             return what
     return None if ip.is_global else "not a public address"
 
@@ -173,12 +185,13 @@ class ImageFetcher:
             conn = _PinnedHTTP(parts.hostname, port, address, self.timeout)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            conn.request(
-                "GET",
-                path,
-                headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-            )
-            response = conn.getresponse()
+            with _deadline(conn, ANSWER_DEADLINE):
+                conn.request(
+                    "GET",
+                    path,
+                    headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+                )
+                response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise OperationFailed(f"cannot fetch {url}: {exc}") from None
@@ -224,7 +237,8 @@ class ImageFetcher:
         response = self.open(url, log)
         try:
             _length(response, max_bytes, response.url)
-            body = response.read(max_bytes + 1)
+            with _deadline(response.connection, ANSWER_DEADLINE):
+                body = response.read(max_bytes + 1)
         except (OSError, http.client.HTTPException) as exc:
             raise OperationFailed(f"cannot read {url}: {exc}") from None
         finally:
@@ -232,6 +246,24 @@ class ImageFetcher:
         if len(body) > max_bytes:
             raise OperationFailed(f"{url} is larger than {max_bytes} bytes: not a checksums file")
         return body.decode("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def _deadline(conn, seconds):
+    """Shut the connection's socket down if the block still runs after seconds (what it
+    waits on then fails at once)."""
+
+    def shut():
+        with contextlib.suppress(OSError, AttributeError):
+            conn.sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, shut)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def _close(response):

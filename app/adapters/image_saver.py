@@ -29,7 +29,6 @@ import os
 
 from app.adapters import qcow2_header
 from app.adapters.commands import CommandFailed, CommandRunner
-from app.adapters.vm_files import HOST_GID, HOST_UID
 from app.errors import OperationFailed
 
 TOOLS = {"qemu-img": "qemu-utils", "virt-sysprep": "libguestfs-tools"}
@@ -48,6 +47,45 @@ def chain_spec(disk, backing):
     return "json:" + json.dumps(spec, sort_keys=True)
 
 
+COPY_CHUNK = 8 << 20
+
+
+def _copy_disk(disk, copy, check):
+    """Copy a VM disk's bytes into copy (0600, new), through a descriptor that never follows
+    a link swapped in for the disk; check() between chunks (cancel, time limit)."""
+    try:
+        source = os.open(disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OperationFailed(
+            f"cannot open the disk {disk}: {exc.strerror} (a link is never followed)"
+        ) from None
+    try:
+        target = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            while os.copy_file_range(source, target, COPY_CHUNK):
+                check()
+        finally:
+            os.close(target)
+    finally:
+        os.close(source)
+
+
+def _check_copy(copy, max_size):
+    """Refuse a copied disk whose header names an external data file or a size beyond the
+    VM's disk (a header a host rewrote)."""
+    try:
+        header = qcow2_header.read(copy)
+    except qcow2_header.HeaderError as exc:
+        raise OperationFailed(f"the VM's disk is not a qcow2 Nube can read: {exc}") from None
+    if (header.get("format-specific") or {}).get("data"):
+        raise OperationFailed("the VM's disk names an external data file: its header was altered")
+    if header["virtual-size"] > max_size:
+        raise OperationFailed(
+            f"the VM's disk says it is {header['virtual-size']} bytes, more than its"
+            f" {max_size} bytes: its header was altered"
+        )
+
+
 class ImageSaver:
     """The recipe; every command goes through the runner (unit tests may record it)."""
 
@@ -64,66 +102,29 @@ class ImageSaver:
                 f"missing {', '.join(missing)}: install the Debian packages {packages}"
             )
 
-    def flatten(self, disk, backing, out, snapshot=None, *, log, check):
+    def flatten(self, disk, backing, out, snapshot=None, *, log, check, max_size):
         """Write disk (on its backing chain), or the state its internal snapshot kept, as one
         compressed qcow2 with no backing file at out.
 
         A host may rewrite the disk's header between Nube's check and qemu-img's read, to name
-        an external data file (which no json: spec can pin away): so qemu-img runs as the
-        hosts' own user (nobody) when the controller is root, reading the disk and writing
-        the output through descriptors the controller opened, and can read only what a host
-        could. The output is made empty first (qemu-img create, which reads nothing) and
-        given back to root once written."""
+        an external data file (which no json: spec can pin away) or a huge size: so the disk's
+        bytes are first copied, through a descriptor opened here, into the controller's
+        private staging folder, and the copy, which no host can reach, is checked (no data
+        file, a virtual size of at most max_size bytes, the VM's own) and converted."""
         taken = ["-l", f"snapshot.name={snapshot}"] if snapshot else []
-        # hosts write vms/: the disk is opened here, never through a link swapped in for it
+        copy = out.with_name("disk-copy.qcow2")
+        log(f"copying {disk.name} into the staging folder, out of the hosts' reach")
+        _copy_disk(disk, copy, check)
         try:
-            fd = os.open(disk, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            raise OperationFailed(
-                f"cannot open the disk {disk}: {exc.strerror} (a link is never followed)"
-            ) from None
-        try:
-            size = qcow2_header.read(f"/dev/fd/{fd}")["virtual-size"]
+            _check_copy(copy, max_size)
             self.runner.run(
-                ["qemu-img", "create", "-q", "-f", "qcow2", "--", str(out), str(size)],
+                ["qemu-img", "convert", "-O", "qcow2", "-c", *taken]
+                + ["--", chain_spec(copy, backing), str(out)],
                 log=log,
                 check=check,
             )
-            base_fds = [os.open(path, os.O_RDONLY | os.O_CLOEXEC) for path, _ in backing]
-            out_fd = os.open(out, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                chain = [
-                    (f"/dev/fd/{n}", fmt) for n, (_, fmt) in zip(base_fds, backing, strict=True)
-                ]
-                self._convert(fd, out_fd, chain, base_fds, taken, log, check)
-            finally:
-                for opened in (out_fd, *base_fds):
-                    os.close(opened)
-        except qcow2_header.HeaderError as exc:
-            raise OperationFailed(f"the disk {disk} is not a readable qcow2: {exc}") from None
         finally:
-            os.close(fd)
-
-    def _convert(self, fd, out_fd, chain, base_fds, taken, log, check):
-        """qemu-img convert from the disk's descriptor (on chain, its base image's) into the
-        output's, as nobody when the controller is root (the output is nobody's meanwhile,
-        root's again after)."""
-        prefix = []
-        if os.geteuid() == 0:
-            os.fchown(out_fd, HOST_UID, HOST_GID)
-            prefix = ["setpriv", f"--reuid={HOST_UID}", f"--regid={HOST_GID}", "--clear-groups"]
-        target = {"driver": "qcow2", "file": {"driver": "file", "filename": f"/dev/fd/{out_fd}"}}
-        try:
-            self.runner.run(
-                [*prefix, "qemu-img", "convert", "-n", "-O", "qcow2", "-c", *taken]
-                + ["--", chain_spec(f"/dev/fd/{fd}", chain), "json:" + json.dumps(target)],
-                log=log,
-                check=check,
-                pass_fds=(fd, out_fd, *base_fds),
-            )
-        finally:
-            if prefix:
-                os.fchown(out_fd, 0, 0)
+            copy.unlink(missing_ok=True)
 
     def reset_identity(self, image, *, log, check):
         """Remove the guest's identity from a qcow2 image in place (virt-sysprep)."""

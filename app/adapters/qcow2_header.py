@@ -90,6 +90,8 @@ def _snapshots(handle, count, offset) -> list[dict]:
     vm-state-size}], as qemu-img info lists them."""
     if count > SNAPSHOTS_MAX:
         raise HeaderError(f"it has {count} internal snapshots, more than {SNAPSHOTS_MAX}")
+    if offset >= os.fstat(handle.fileno()).st_size:
+        raise HeaderError("its snapshot table lies past the end of the file")
     handle.seek(offset)
     table = handle.read(SNAPSHOT_TABLE_MAX)
     found, at = [], 0

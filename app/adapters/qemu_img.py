@@ -64,6 +64,14 @@ class QemuImg:
             raise OperationFailed(f"qemu-img info returned bad JSON: {e}") from e
 
 
+def image_format(path) -> str:
+    """The format Nube reads an image file as: qcow2 when it starts with qcow2's magic, else
+    raw. Never qemu-img's probing, which for some formats (a VMDK descriptor) opens whatever
+    files the image names, as the controller's user."""
+    with open(path, "rb") as handle:
+        return "qcow2" if handle.read(4) == b"QFI\xfb" else "raw"
+
+
 def check_upload(info: dict):
     """Refuse uploaded images that could make QEMU read files other than themselves."""
     fmt = info.get("format")

@@ -22,6 +22,7 @@ from app.adapters.qemu_img import (
     QemuImgError,
     check_upload,
     check_upload_content,
+    image_format,
 )
 from app.adapters.vm_files import PARTIAL_SUFFIX, VmFiles, check_vm_id, publish_mode
 from app.adapters.volume_files import VolumeFiles
@@ -158,7 +159,7 @@ class Storage(VmFiles, VolumeFiles, Qcow2Calls):
             result = hit[2]
         else:
             try:
-                result = self.qemu_img.info(path)
+                result = self.qemu_img.info(path, fmt=image_format(path))
             except QemuImgError as e:
                 result = str(e)  # cached too, so a broken file costs one run, not one per listing
             with self._cache_lock:
@@ -199,7 +200,7 @@ class Storage(VmFiles, VolumeFiles, Qcow2Calls):
         if not stat.S_ISREG(st.st_mode):
             raise NotFound(f"image {name} not found")
         try:
-            info = self.qemu_img.info(path)
+            info = self.qemu_img.info(path, fmt=image_format(path))
         except QemuImgError as e:
             raise InvalidInput(f"{name} is not a readable disk image: {e}") from None
         try:
@@ -293,7 +294,7 @@ class Storage(VmFiles, VolumeFiles, Qcow2Calls):
         try:
             self.image_path(name)
             try:
-                info = self.qemu_img.info(tmp)
+                info = self.qemu_img.info(tmp, fmt=image_format(tmp))
             except QemuImgError as e:
                 raise InvalidInput(f"not a readable disk image: {e}") from None
             check_upload(info)

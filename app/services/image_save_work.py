@@ -12,6 +12,7 @@ from ..adapters.qcow2_calls import snapshot_tag
 from ..adapters.qemu_img import check_upload
 from ..adapters.storage import check_image_name, file_sha256
 from ..errors import Conflict, NotFound
+from ..numbers import GIB
 from ..repositories import hosts as hosts_repo
 from ..repositories import images as images_repo
 from ..repositories import vms as vms_repo
@@ -58,7 +59,8 @@ def save_image(ctx):
     ctx.storage.disk_path(vm["id"])  # inside vms/; opened by its own name, never resolved
     disk = ctx.storage.vms_dir / f"{vm['id']}.qcow2"
     tag = snapshot_tag(snapshot) if snapshot else None  # as the files hold it
-    saver.flatten(disk, backing, out, tag, log=ctx.log, check=ctx.check)
+    max_size = (vm["disk"] or 0) * GIB  # its row's size: what Nube made and grew it to
+    saver.flatten(disk, backing, out, tag, log=ctx.log, check=ctx.check, max_size=max_size)
     ctx.progress(1, STEPS)
     ctx.log("removing the guest's identity (SSH host keys, machine-id, cloud-init's state, logs)")
     saver.reset_identity(out, log=ctx.log, check=ctx.check)

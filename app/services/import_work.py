@@ -6,7 +6,7 @@ nothing in images/ or staging (undo_import)."""
 import posixpath
 from urllib.parse import unquote, urlsplit
 
-from ..adapters.qemu_img import BOOT_SIGNATURE, SECTOR, QemuImgError, check_upload
+from ..adapters.qemu_img import BOOT_SIGNATURE, SECTOR, QemuImgError, check_upload, image_format
 from ..adapters.storage import file_sha256
 from ..errors import InvalidInput, OperationFailed
 from ..repositories import images as images_repo
@@ -107,7 +107,7 @@ def _as_qcow2(ctx, folder, name):
     Returns the file to publish."""
     download = folder / "download"
     try:
-        info = ctx.storage.qemu_img.info(download)
+        info = ctx.storage.qemu_img.info(download, fmt=image_format(download))
     except QemuImgError as exc:
         raise InvalidInput(f"not a readable disk image: {exc}") from None
     check_upload(info)  # format, no backing file, no data file, not empty

@@ -56,30 +56,30 @@ def check_disk(conn, storage, vm, snapshot):
 
 
 def check_room(storage, vm):
-    """Refuse a save the repository has no room for: the image takes at most what the VM's
-    disk and its base image hold now (compression only makes it smaller)."""
-    need = sum(
-        os.stat(path).st_blocks * 512
-        for path in (storage.disk_path(vm["id"]), storage.image_path(vm["image"]))
-    )
+    """Refuse a save the repository has no room for: a copy of the VM's disk (made out of the
+    hosts' reach first) and the image, which holds at most what the disk and its base image
+    hold now (compression only makes it smaller)."""
+    disk = os.stat(storage.disk_path(vm["id"])).st_blocks * 512
+    need = 2 * disk + os.stat(storage.image_path(vm["image"])).st_blocks * 512
     free = storage.free_bytes()
     if need > free:
         raise Conflict(
-            f"no room to save VM {vm['id']}: its disk and image hold {need / GIB:.1f} GiB,"
-            f" the repository has {free / GIB:.1f} GiB free"
+            f"no room to save VM {vm['id']}: a copy of its disk and the image need"
+            f" {need / GIB:.1f} GiB, the repository has {free / GIB:.1f} GiB free"
         )
 
 
 def record_saved_image(conn, name, vm, actor, checksum):
-    """Record a saved image: who saved it, from which VM, the OS of the image that VM was
-    made from (when its record knows it), and the file's SHA-256."""
+    """Record a saved image: who saved it, the image the VM was made from and its OS (when
+    its record knows it), and the file's SHA-256."""
     made_from = images_repo.all_records(conn).get(vm["image"])
     images_repo.record(
         conn,
         name,
         uploaded_by=actor,
         source="vm",
-        description=f"saved from VM {vm['id']} (made from {vm['image']})",
+        # no VM id: members of every project read image descriptions
+        description=f"saved from a VM made from {vm['image']}",
         os=made_from["os"] if made_from else None,
         checksum=checksum,
     )

@@ -4,9 +4,11 @@ Design (issue 23): a Nube snapshot is a qcow2 *internal* snapshot, tagged "nube-
 the VM's disk (vms/<id>.qcow2) and in each volume attached when it was taken; Nube's rows
 (app/repositories/snapshots.py) say which exist. Three designs were weighed:
 
-- libvirt's own snapshot metadata lives on the host that took the snapshot: a migrated domain
-  arrives without it (libvirt 9.0 here), so a drain or a live migration would orphan it, and
-  the metadata is a domain definition a host supplies, which Nube never takes from a host.
+- libvirt's own snapshot metadata lives on the host that took the snapshot, and libvirt
+  refuses to migrate a domain that has any: checked on lab hosts (libvirt 9.0), a VM with one
+  snapshot made by `virsh snapshot-create-as` fails core.migrateVm with "cannot migrate domain
+  with 1 snapshots" (qemuMigrationSrcIsAllowed), so a drain could never move it; and the
+  metadata is a domain definition a host supplies, which Nube never takes from a host.
 - External snapshots (a new overlay per snapshot) change the file a VM runs on, so every path
   Nube renders, checks and grows would have to follow a chain that grows with each snapshot;
   and libvirt 9.0 cannot revert or delete them.

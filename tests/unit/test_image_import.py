@@ -456,6 +456,10 @@ def test_a_cancel_mid_stream_leaves_nothing(app, server):
         ("fd00::1", (), "a private address"),
         ("fe80::1", (), "a link-local address"),
         ("::ffff:10.0.0.1", (), "a private address"),
+        ("2002:7f00:1::1", (), "a loopback address"),  # 6to4 around 127.0.0.1
+        ("2002:a00:1::1", (), "a private address"),  # 6to4 around 10.0.0.1
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", (), "a private address"),  # Teredo
+        ("fec0::1", (), "a site-local address"),
         ("::", (), "an unspecified address"),
         ("93.184.216.34", (), None),
         ("2606:2800:220:1::1", (), None),
@@ -566,3 +570,46 @@ def test_a_failed_import_can_be_retried(app, server, tmp_path):
         (image,) = images.search()
     assert operations(app)[-1]["id"] == new_id and operations(app)[-1]["status"] == "succeeded"
     assert (image["name"], image["os"]) == ("x.qcow2", "debian-12")
+
+
+def test_a_vmdk_descriptor_is_read_as_raw_and_never_opens_what_it_names(app, server, tmp_path):
+    # qemu-img's probing would take it for a VMDK and open its extent as the controller's user
+    extent = tmp_path / "secret"
+    extent.write_bytes(b"controller secret" * 64)
+    base, routes = server
+    descriptor = (
+        '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+        f'RW 2 FLAT "{extent}" 0\n'
+    ).encode()
+    routes.routes["/d.vmdk"] = {"body": descriptor}
+    fails(app, {"name": "x", "url": f"{base}/d.vmdk"}, "no partition table or boot sector")
+
+
+def test_a_server_that_drips_its_answer_is_given_up_on(app, monkeypatch):
+    # one byte at a time never trips the per-read timeout: the answer's deadline does
+    monkeypatch.setattr("app.adapters.image_fetch.ANSWER_DEADLINE", 1.0)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip():
+        conn, _ = listener.accept()
+        with conn:
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"H")
+                except OSError:
+                    return
+                stop.wait(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    fetcher = ImageFetcher(allow=[ipaddress.ip_network("127.0.0.0/8")])
+    try:
+        with pytest.raises(OperationFailed, match="cannot fetch"):
+            fetcher.open(f"http://127.0.0.1:{listener.getsockname()[1]}/x", print)
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(5)

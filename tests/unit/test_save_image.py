@@ -136,7 +136,7 @@ def test_a_save_flattens_the_disk_into_a_standalone_compressed_qcow2(ctx, vm, re
     assert sysprep[-2:] == ["--truncate", "/etc/machine-id"]
     assert env == {"LIBGUESTFS_BACKEND": "direct"}  # VIRT_TYPE auto: libguestfs decides
     [image] = [i for i in core_images(ctx) if i["name"] == "golden.qcow2"]
-    assert image["description"] == "saved from VM vm1 (made from base.raw)"
+    assert image["description"] == "saved from a VM made from base.raw"
     assert core.listVms("id = vm1")[0]["task"] is None
     op = ops_repo.page(get_db(), "", 10, 0)[0][0]
     assert (op["kind"], op["target_type"], op["target_id"], op["status"]) == (
@@ -171,7 +171,7 @@ def test_a_snapshot_is_saved_as_it_was_taken(ctx, vm, recorder, tmp_path):
     now = subprocess.run(["qemu-img", "compare", str(disk), str(saved)], capture_output=True)
     assert now.returncode == 1  # the data written since the snapshot is not in the image
     [convert] = [c[0] for c in recorder.commands if "convert" in c[0]]
-    assert convert[:2] == ["setpriv", "--reuid=65534"]  # as the hosts' user, never root
+    assert "disk-copy.qcow2" in convert[-2]  # the copy out of the hosts' reach, not the disk
     assert convert[convert.index("-l") + 1] == "snapshot.name=nube-before-upgrade"
 
 
@@ -311,4 +311,25 @@ def test_a_saved_image_records_where_it_came_from_and_its_checksum(ctx, vm, reco
     saved = ctx.extensions["nube"].storage.image_path("golden.qcow2")
     assert record["source"] == "vm" and record["uploaded_by"] == "api"
     assert record["sha256"] == hashlib.sha256(saved.read_bytes()).hexdigest()
-    assert "saved from VM vm1" in record["description"]
+    assert record["description"] == "saved from a VM made from base.raw"  # no VM id: public
+
+
+@pytest.mark.parametrize(
+    "options, size, message",
+    [
+        (["-o", "data_file={secret}"], "64M", "names an external data file"),
+        ([], "1P", "more than its 1073741824 bytes"),
+    ],
+)
+def test_a_header_a_host_rewrote_before_the_copy_is_refused(tmp_path, options, size, message):
+    # what a host could write into the disk between the request's check and the save's read
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"controller secret" * 64)
+    disk = tmp_path / "vm1.qcow2"
+    opts = [o.format(secret=secret) for o in options]
+    qemu_img("create", "-q", "-f", "qcow2", *opts, str(disk), size)
+    out = tmp_path / "out" / "image.qcow2"
+    out.parent.mkdir()
+    with pytest.raises(OperationFailed, match=message):
+        ImageSaver().flatten(disk, [], out, log=print, check=lambda: None, max_size=1 << 30)
+    assert sorted(p.name for p in out.parent.iterdir()) == []  # no copy, no image
