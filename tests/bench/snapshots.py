@@ -18,7 +18,7 @@ import libvirt
 import libvirt_qemu
 
 from app import core
-from tests.factories import make_image
+from tests.bench.volumes import lab_setup
 from tests.integration.conftest import lab_controller
 from tests.lab import lab
 
@@ -99,19 +99,7 @@ def main():
     conn = None
     try:
         with app.app_context():
-            core.init()
-            make_image(top / "export" / "iaas" / "images" / IMAGE, size="256M", fmt="qcow2")
-            added = core.addHost(
-                {
-                    "address": host["address"],
-                    "user": host["user"],
-                    "password": host["password"],
-                    "name": "lab1",
-                    "share": "bind",
-                    "network": "none",
-                }
-            )
-            core.addVm({"id": VM, "image": IMAGE, "mem": 64, "host": "lab1", "start": True})
+            added = lab_setup(host, top, (VM,), IMAGE)
             conn = libvirt.open(app.extensions["nube"].hypervisor.uri_for(added))
             _running(conn)  # warm-up: connections, caches
             running = _figures(*_running(conn))

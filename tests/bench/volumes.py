@@ -354,10 +354,11 @@ def _domain_type(conn, vm):
     return ET.fromstring(conn.lookupByName(vm).XMLDesc(0)).get("type")
 
 
-def _lab_setup(host, top):
-    """The lab host registered, its two VMs running; the host's row."""
+def lab_setup(host, top, vms, image=VM_IMAGE):
+    """The controller initialised, a blank image, the lab host registered as lab1, and vms
+    running on it (blank disks: SeaBIOS waits); the host's row."""
     core.init()
-    make_image(top / "export" / "iaas" / "images" / VM_IMAGE, size="256M", fmt="qcow2")
+    make_image(top / "export" / "iaas" / "images" / image, size="256M", fmt="qcow2")
     added = core.addHost(
         {
             "address": host["address"],
@@ -368,8 +369,8 @@ def _lab_setup(host, top):
             "network": "none",
         }
     )
-    for vm in (NUBE_VM, LIBVIRT_VM):
-        core.addVm({"id": vm, "image": VM_IMAGE, "mem": 64, "host": "lab1", "start": True})
+    for vm in vms:
+        core.addVm({"id": vm, "image": image, "mem": 64, "host": "lab1", "start": True})
     return added
 
 
@@ -381,7 +382,7 @@ def hot_plug():
     conn = None
     try:
         with app.app_context():
-            added = _lab_setup(host, top)
+            added = lab_setup(host, top, (NUBE_VM, LIBVIRT_VM))
             conn = libvirt.open(app.extensions["nube"].hypervisor.uri_for(added))
             breakdown = Breakdown()
             with breakdown.watching(app):

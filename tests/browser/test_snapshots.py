@@ -4,36 +4,15 @@ each operation watched to its end, listed in its Snapshots card; then reverted t
 through the page that says what is lost (the name typed), and the second deleted the same way."""
 
 import re
-import subprocess
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ADMIN, add_lab_host, login, screenshot
+from tests.browser import blank_vm
+from tests.browser.conftest import screenshot
 from tests.browser.test_dashboard import wait_for_operation
 
 pytestmark = [pytest.mark.browser]
-
-IMAGE = "blank.qcow2"
-
-
-def _prepare(page, lab, tmp_path):
-    """A lab host, a blank image, and VM web1 made from it, left stopped."""
-    login(page, *ADMIN)
-    add_lab_host(page, lab)
-    wait_for_operation(page)
-    image = tmp_path / IMAGE
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
-    page.goto("/images/")
-    page.set_input_files("#file", str(image))
-    page.click("#upload-form [type=submit]")
-    expect(page.locator("#images-table")).to_contain_text(IMAGE)
-    page.goto("/vms/new")
-    page.fill("#id", "web1")
-    page.select_option("#image", IMAGE)
-    page.fill("#mem", "64")
-    page.click("#submit")
-    wait_for_operation(page)
 
 
 def _take(page, name):
@@ -58,7 +37,7 @@ def _confirm(page, name, action, button):
 
 
 def test_snapshot_a_stopped_vm_revert_and_delete(page, nube, tmp_path):
-    _prepare(page, nube["hosts"][0], tmp_path)
+    blank_vm.prepare(page, nube["hosts"][0], tmp_path, start=False)
     page.goto("/vms/web1")
     expect(page.locator("#no-snapshots")).to_be_visible()
 

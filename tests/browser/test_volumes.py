@@ -3,42 +3,20 @@ page (hot-plugged on the lab host) while the operation is watched to its end, sh
 page and in the list; then detached from the stopped VM and removed."""
 
 import re
-import subprocess
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ADMIN, add_lab_host, login, screenshot
+from tests.browser import blank_vm
+from tests.browser.conftest import screenshot
 from tests.browser.test_dashboard import wait_for_operation
 
 pytestmark = [pytest.mark.browser]
 
-IMAGE = "blank.qcow2"
-
-
-def _prepare(page, lab, tmp_path):
-    """A lab host, a blank image, and a running VM web1 (its blank disk: SeaBIOS waits)."""
-    login(page, *ADMIN)
-    add_lab_host(page, lab)
-    wait_for_operation(page)
-    image = tmp_path / IMAGE
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
-    page.goto("/images/")
-    page.set_input_files("#file", str(image))
-    page.click("#upload-form [type=submit]")
-    expect(page.locator("#images-table")).to_contain_text(IMAGE)
-    page.goto("/vms/new")
-    page.fill("#id", "web1")
-    page.select_option("#image", IMAGE)
-    page.fill("#mem", "64")
-    page.check("#start")
-    page.click("#submit")
-    wait_for_operation(page)
-
 
 def test_a_volume_is_attached_from_the_vm_page_and_watched(page, nube, tmp_path):
     page.on("dialog", lambda dialog: dialog.accept())
-    _prepare(page, nube["hosts"][0], tmp_path)
+    blank_vm.prepare(page, nube["hosts"][0], tmp_path, start=True)
 
     # Volumes → Create volume: data1, 2 GiB, empty
     page.get_by_role("link", name="Volumes", exact=True).click()
