@@ -72,8 +72,8 @@ class Tracer:
         sqlite3.connect = self._connect
 
     def _record(self, sql):
-        if self.current is not None and not sql.lstrip().upper().startswith(_NOT_COUNTED):
-            self.statements.add(normalize(sql))
+        # as cheap as can be (it runs for every statement): judged and normalized at finish
+        self.statements.add(sql)
 
     def start(self, nodeid):
         self.current, self.statements = nodeid, set()
@@ -82,7 +82,12 @@ class Tracer:
         """Append the finished test's statements to this process's file."""
         if self.current != nodeid:
             return
-        line = json.dumps({"test": nodeid, "statements": sorted(self.statements)})
+        counted = {
+            normalize(sql)
+            for sql in self.statements
+            if not sql.lstrip().upper().startswith(_NOT_COUNTED)
+        }
+        line = json.dumps({"test": nodeid, "statements": sorted(counted)})
         with self.path.open("a") as handle:
             handle.write(line + "\n")
         self.current = None

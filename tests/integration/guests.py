@@ -71,7 +71,8 @@ def user_data(vm_id):
     """A shared guest's user data: MARKER on its console, and (guest2) its first-boot volume
     formatted and mounted by cloud-init's disk_setup, fs_setup and mounts."""
     text = (
-        f"#cloud-config\nruncmd:\n  - echo {MARKER} > /dev/ttyS0\n"
+        "#cloud-config\nssh_genkeytypes: [ed25519]\n"  # no RSA key generation under TCG
+        f"runcmd:\n  - echo {MARKER} > /dev/ttyS0\n"
         f"  - echo {MARKER} > {MARKER_FILE}\n"
     )
     volume = FIRST_BOOT_VOLUME.get(vm_id)
