@@ -31,3 +31,14 @@ def prepare(page, lab, tmp_path, start):
         page.check("#start")
     page.click("#submit")
     wait_for_operation(page)
+
+
+def web1(page, lab, tmp_path, start):
+    """Log in as the admin and make sure web1 exists (an earlier test of the module may have
+    made it: the module's controller is shared); prepare() when it does not."""
+    login(page, *ADMIN)
+    page.goto("/vms/web1")
+    if page.locator("#vm-actions").count():
+        return
+    page.context.clear_cookies()
+    prepare(page, lab, tmp_path, start)
