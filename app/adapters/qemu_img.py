@@ -64,12 +64,33 @@ class QemuImg:
             raise OperationFailed(f"qemu-img info returned bad JSON: {e}") from e
 
 
+# the magic of image formats Nube does not take, so that one is named rather than read as raw
+FOREIGN_MAGIC = {
+    b"KDMV": "vmdk",
+    b"# Disk DescriptorFile": "vmdk",
+    b"conectix": "vpc",
+    b"vhdxfile": "vhdx",
+    b"QED\x00": "qed",
+    b"<<< Oracle VM VirtualBox Disk Image >>>": "vdi",
+}
+
+
 def image_format(path) -> str:
     """The format Nube reads an image file as: qcow2 when it starts with qcow2's magic, else
-    raw. Never qemu-img's probing, which for some formats (a VMDK descriptor) opens whatever
-    files the image names, as the controller's user."""
+    raw; InvalidInput for another format's magic. Never qemu-img's probing, which for some
+    formats (a VMDK descriptor) opens whatever files the image names, as the controller's
+    user."""
     with open(path, "rb") as handle:
-        return "qcow2" if handle.read(4) == b"QFI\xfb" else "raw"
+        head = handle.read(64)
+    if head.startswith(b"QFI\xfb"):
+        return "qcow2"
+    for magic, name in FOREIGN_MAGIC.items():
+        if head.startswith(magic):
+            raise InvalidInput(
+                f"unsupported image format {name}: only qcow2 and raw are accepted"
+                " (qemu-img convert -O qcow2 makes one)"
+            )
+    return "raw"
 
 
 def check_upload(info: dict):

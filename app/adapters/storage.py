@@ -160,7 +160,7 @@ class Storage(VmFiles, VolumeFiles, Qcow2Calls):
         else:
             try:
                 result = self.qemu_img.info(path, fmt=image_format(path))
-            except QemuImgError as e:
+            except (QemuImgError, InvalidInput) as e:
                 result = str(e)  # cached too, so a broken file costs one run, not one per listing
             with self._cache_lock:
                 self._info_cache[key] = (st.st_mtime_ns, st.st_size, result)

@@ -572,8 +572,9 @@ def test_a_failed_import_can_be_retried(app, server, tmp_path):
     assert (image["name"], image["os"]) == ("x.qcow2", "debian-12")
 
 
-def test_a_vmdk_descriptor_is_read_as_raw_and_never_opens_what_it_names(app, server, tmp_path):
-    # qemu-img's probing would take it for a VMDK and open its extent as the controller's user
+def test_a_vmdk_descriptor_is_named_and_never_opens_what_it_names(app, server, tmp_path):
+    # qemu-img's probing would take it for a VMDK and open its extent as the controller's user;
+    # Nube reads the magic itself
     extent = tmp_path / "secret"
     extent.write_bytes(b"controller secret" * 64)
     base, routes = server
@@ -582,7 +583,7 @@ def test_a_vmdk_descriptor_is_read_as_raw_and_never_opens_what_it_names(app, ser
         f'RW 2 FLAT "{extent}" 0\n'
     ).encode()
     routes.routes["/d.vmdk"] = {"body": descriptor}
-    fails(app, {"name": "x", "url": f"{base}/d.vmdk"}, "no partition table or boot sector")
+    fails(app, {"name": "x", "url": f"{base}/d.vmdk"}, "unsupported image format vmdk")
 
 
 def test_a_server_that_drips_its_answer_is_given_up_on(app, monkeypatch):
