@@ -30,7 +30,9 @@ def serving(folder):
     """Serve folder on 127.0.0.1 (a free port) while the block runs; yields the base URL."""
     handler = functools.partial(_Handler, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, name="image-server", daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, args=(0.05,), name="image-server", daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}"
