@@ -5,7 +5,8 @@ it has one) and delete one. A mixin of Hypervisor: each call goes through its _r
 libvirt 9.0 takes an internal snapshot of a running domain only with its memory (QEMU's
 savevm: the whole guest RAM written into the first disk, the guest paused meanwhile), and
 reverts or deletes one only through its own snapshot metadata, which stays on the host that
-took it (a migrated domain arrives without it). QEMU itself takes a disk-only internal
+took it and keeps the domain from migrating at all ("cannot migrate domain with 1 snapshots").
+QEMU itself takes a disk-only internal
 snapshot of several disks atomically (a `transaction` of blockdev-snapshot-internal-sync) and
 deletes one live (blockdev-snapshot-delete-internal-sync); libvirt passes those to QEMU's
 monitor unchanged. They change no block node, so libvirt's view of the domain stays true."""
