@@ -175,12 +175,18 @@ def request_build(data, actor):
     another build of it is active); returns the operation id."""
     access.require("images.manage")
     spec = _check_build(data)
-    name = spec["name"]
+    return record_image_write(kinds.IMAGE_BUILD, spec["name"], actor, spec)
+
+
+def record_image_write(kind, name, actor, input_data):
+    """Write the pending operation of a kind that writes images/NAME (a build, an import):
+    refused while that file exists or another operation on the name is active (Busy), both
+    checked under one write lock; returns the operation id."""
     storage = adapters().storage
     conn = db()
-    with transaction(conn):  # check and insert under one write lock: one build per name
+    with transaction(conn):
         storage.image_path(name)  # inside images/
-        op_id = record(conn, kinds.IMAGE_BUILD, name, actor, spec)  # Busy while one is active
+        op_id = record(conn, kind, name, actor, input_data)  # Busy while one is active
         if os.path.lexists(storage.images_dir / name):
             raise Conflict(f"image {name} already exists")
         return op_id

@@ -4,7 +4,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 
 from ...errors import NubeError
 from ...services import image_import, images
-from ..helpers import actor, flash_error, flash_operation
+from ..helpers import actor, flash_error, to_operation
 from .forms import BuildForm, ImportForm, UploadForm
 
 bp = Blueprint("images", __name__, url_prefix="/images")
@@ -60,13 +60,11 @@ def build():
         _flash_form_errors(form)
         return redirect(url_for("images.index"))
     data = {key: form[key].data.strip() for key in ("name", "release", "size")}
-    try:
-        op_id = images.build(data, actor(), wait=False)
-    except NubeError as error:
-        flash_error(error)
-        return redirect(url_for("images.index"))
-    flash_operation(f"Building image {data['name']}.", op_id)
-    return redirect(url_for("operations.show", op_id=op_id))
+    return to_operation(
+        lambda: images.build(data, actor(), wait=False),
+        f"Building image {data['name']}.",
+        lambda: redirect(url_for("images.index")),
+    )
 
 
 @bp.route("/import", methods=["POST"])
@@ -78,13 +76,11 @@ def import_():
         return redirect(url_for("images.index"))
     fields = ("name", "url", "sha256", "checksums_url", "os")
     data = {key: (form[key].data or "").strip() for key in fields}
-    try:
-        op_id = image_import.start(data, actor(), wait=False)
-    except NubeError as error:
-        flash_error(error)
-        return redirect(url_for("images.index"))
-    flash_operation(f"Importing image {data['name']}.", op_id)
-    return redirect(url_for("operations.show", op_id=op_id))
+    return to_operation(
+        lambda: image_import.start(data, actor(), wait=False),
+        f"Importing image {data['name']}.",
+        lambda: redirect(url_for("images.index")),
+    )
 
 
 @bp.route("/<name>/delete", methods=["POST"])
