@@ -192,18 +192,42 @@ def network_config(mac):
     )
 
 
+def static_network_config(nics):
+    """NoCloud network-config (version 1) for NICs on Nube's networks: each found by its MAC,
+    its address fixed (Nube's IPAM chose it); the first NIC with a gateway carries the default
+    route, and the DNS servers of the networks are the guest's."""
+    config, routed, servers = [], False, []
+    for index, nic in enumerate(nics):
+        subnet = {"type": "static", "address": f"{nic['ip']}/{nic['prefix']}"}
+        if nic.get("gateway") and not routed:
+            subnet["gateway"] = nic["gateway"]
+            routed = True
+        servers += [d for d in nic.get("dns") or () if d not in servers]
+        device = {"type": "physical", "name": f"eth{index}", "mac_address": nic["mac"]}
+        if nic.get("mtu"):
+            device["mtu"] = nic["mtu"]
+        device["subnets"] = [subnet]
+        config.append(device)
+    if servers:
+        config.append({"type": "nameserver", "address": servers})
+    return _yaml({"version": 1, "config": config})
+
+
 def user_data(text):
     """The user-data file: the VM's own, or an empty cloud-config document."""
     return text if text else f"{CLOUD_CONFIG}\n{{}}\n"
 
 
-def seed_files(vm_id, instance_id, hostname, ssh_keys, user_text, mac=None):
-    """The files of a VM's seed ({name: bytes}); network-config only when it has a NIC."""
+def seed_files(vm_id, instance_id, hostname, ssh_keys, user_text, mac=None, nics=()):
+    """The files of a VM's seed ({name: bytes}); network-config only when it has a NIC: static
+    addresses on Nube's networks (nics), or DHCP on the host's network (mac)."""
     files = {
         "meta-data": meta_data(instance_id, hostname or default_hostname(vm_id), ssh_keys),
         "user-data": user_data(user_text),
     }
-    if mac:
+    if nics:
+        files["network-config"] = static_network_config(nics)
+    elif mac:
         files["network-config"] = network_config(mac)
     return {name: text.encode("utf-8") for name, text in files.items()}
 

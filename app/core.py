@@ -34,6 +34,7 @@ from .services import (
     image_import,
     image_save,
     images,
+    networks,
     operations,
     projects,
     resize,
@@ -78,6 +79,9 @@ __all__ = [
     "attachVolume",
     "detachVolume",
     "growVolume",
+    "addNetwork",
+    "listNetworks",
+    "removeNetwork",
     "removeVolume",
     "resizeVm",
     "saveImage",
@@ -202,8 +206,10 @@ def _host_ref(host_id):
 def addVm(vm):
     """Create a VM (disk, cloud-init seed, domain) on a host Nube picks or the one asked for;
     vm may carry hostname, ssh_keys and user_data for its first boot, project (default: the
-    project default), whose quotas it must fit, and disk (GiB, at least the image's virtual
-    size; default: that size). Returns it."""
+    project default), whose quotas it must fit, disk (GiB, at least the image's virtual
+    size; default: that size) and networks (one NIC each, in order: a network name, or
+    {"network", "ip"} for a fixed address). Returns it, with `ip` (its first NIC's address)
+    and `networks` ([{network, ip, mac}])."""
 
     vms.add(vm, _actor(), wait=True)
     return vms.public(vms.get(vm["id"]))
@@ -426,3 +432,28 @@ def saveImage(vmId, name, snapshot=None):
 
     image_save.save(vmId, name, snapshot, _actor(), wait=True)
     return images.info(name)
+
+
+@_in_app
+def addNetwork(network):
+    """Define a virtual network: {"name", "type": "vxlan" (default; an overlay across the
+    hosts, its VNI allocated) | "bridge" (the hosts' existing bridge, "bridge": its name),
+    "cidr" (IPv4, /16 to /29), "gateway"?, "dns"? (a list), "range"? ("FIRST-LAST", the
+    addresses Nube hands out), "mtu"?, "project"?}. Returns it as listNetworks shows it."""
+
+    return networks.add(network, _actor())
+
+
+@_in_app
+def listNetworks(query=""):
+    """Networks matching a filter expression (name, type, vni, cidr, project...), each with
+    its addresses in use (`used`) and free (`free`)."""
+
+    return networks.search(query)
+
+
+@_in_app
+def removeNetwork(network):
+    """Remove a network no VM uses (a name or an id); refused, naming them, while VMs do."""
+
+    networks.remove(network, _actor())

@@ -32,6 +32,7 @@ _NETWORK = re.compile(NETWORK_RE)
 _BRIDGE = re.compile(BRIDGE_RE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_TAP = re.compile(r"nt\d{1,13}")  # Nube's tap names: nt and the NIC's row id
 
 
 @lru_cache(maxsize=8)
@@ -168,6 +169,27 @@ def _context(vm: dict, host: dict, disk_path, files: dict) -> dict:
         "seed_path": _optional_path(files.get("seed_path")),
         "console_log": _optional_path(files.get("console_log")),
         "volumes": [_volume(volume) for volume in files.get("volumes") or ()],
+        "nics": [_network_nic(nic) for nic in vm.get("nics") or ()],
+    }
+
+
+def _network_nic(nic):
+    """One NIC on a Nube network ({mac, bridge, tap, mtu}), each value checked."""
+    try:
+        mac, bridge, tap, mtu = nic["mac"], nic["bridge"], nic["tap"], nic.get("mtu")
+    except (KeyError, TypeError) as e:
+        raise InvalidInput(f"missing NIC field: {e}") from None
+    if not _MAC.fullmatch(str(mac)):
+        raise InvalidInput(f"invalid MAC address {mac!r:.40}")
+    if not isinstance(bridge, str) or not _BRIDGE.fullmatch(bridge):
+        raise InvalidInput(f"invalid bridge name {bridge!r:.40}")
+    if not isinstance(tap, str) or not _TAP.fullmatch(tap):
+        raise InvalidInput(f"invalid tap name {tap!r:.40}")
+    return {
+        "mac": mac,
+        "bridge": bridge,
+        "tap": tap,
+        "mtu": None if mtu is None else _int(mtu, "MTU", 576, 9000),
     }
 
 

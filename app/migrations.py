@@ -415,6 +415,49 @@ MIGRATIONS = [
     );
     CREATE INDEX snapshot_volumes_volume ON snapshot_volumes (volume);
     """,
+    # 22: virtual networks (issue 24). A vxlan network is an overlay with its VNI; a bridge
+    # network an existing host bridge. Addresses are handed out from [pool_first, pool_last]
+    # (as integers, so the next free one is found in order); vm_nics holds each VM's NICs, one
+    # address per NIC, unique in its network by constraint as well as by the request's write
+    # lock. host_networks records which networks Nube made on which host; hosts.networks_state
+    # the last state applied there (NULL: unknown, apply again).
+    """
+    CREATE TABLE networks (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL CHECK (type IN ('vxlan', 'bridge')),
+        vni INTEGER UNIQUE,
+        bridge TEXT,
+        cidr TEXT NOT NULL,
+        gateway TEXT,
+        dns TEXT NOT NULL DEFAULT '',
+        pool_first INTEGER NOT NULL,
+        pool_last INTEGER NOT NULL,
+        mtu INTEGER,
+        project_id INTEGER REFERENCES projects (id),
+        created_by TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX networks_project ON networks (project_id, name);
+    CREATE TABLE vm_nics (
+        id INTEGER PRIMARY KEY,
+        vm_id TEXT NOT NULL REFERENCES vms (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        network_id INTEGER NOT NULL REFERENCES networks (id),
+        ip TEXT NOT NULL,
+        ip_number INTEGER NOT NULL,
+        mac TEXT NOT NULL UNIQUE,
+        UNIQUE (vm_id, idx),
+        UNIQUE (network_id, ip_number)
+    );
+    CREATE INDEX vm_nics_ip ON vm_nics (ip);
+    CREATE TABLE host_networks (
+        host_id INTEGER NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+        network_id INTEGER NOT NULL,
+        PRIMARY KEY (host_id, network_id)
+    );
+    ALTER TABLE hosts ADD COLUMN networks_state TEXT;
+    """,
 ]
 
 

@@ -6,10 +6,13 @@ from ..db import now, nulls_order
 from ..filter_language import Column, compile_filter
 from .tasks import TaskColumns
 
-_SELECT = """
+# a VM's address: its first NIC's (the one its network-config makes the default route's)
+PRIMARY_IP = "(SELECT c.ip FROM vm_nics c WHERE c.vm_id = v.id ORDER BY c.idx LIMIT 1)"
+
+_SELECT = f"""
 SELECT v.id, v.host_id AS host, h.name AS host_name, v.image, v.mem, v.vcpus, v.state, v.task,
        v.task_op, v.last_seen, v.created_by, v.created_at, v.hostname, v.project_id,
-       p.name AS project, v.disk
+       p.name AS project, v.disk, {PRIMARY_IP} AS ip
 FROM vms v JOIN hosts h ON h.id = v.host_id LEFT JOIN projects p ON p.id = v.project_id
 """
 
@@ -26,6 +29,7 @@ FILTER_COLUMNS = {
     "hostname": Column("v.hostname"),
     "project": Column("p.name"),
     "disk": Column("v.disk", "int"),
+    "ip": Column(PRIMARY_IP),
 }
 # where a bare word in the filter looks (a search box's words: names, states)
 SEARCH_COLUMNS = ("id", "host_name", "image", "state")

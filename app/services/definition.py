@@ -13,6 +13,8 @@ from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..domain_devices import disk_targets, foreign_devices
 from ..domain_xml import render_domain
 from ..errors import NotFound, OperationFailed
+from ..ipam import bridge_for
+from ..repositories import networks as networks_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 
@@ -62,14 +64,29 @@ def attached_disks(ctx, vm_id):
     return [volume_disk(ctx, row) for row in volumes_repo.attached_to(ctx.conn, vm_id)]
 
 
+def network_nics(ctx, vm_id):
+    """A VM's NICs on Nube's networks as its domain names them: {mac, bridge, tap, mtu} (the
+    tap `nt<row id>`, the same on every host, so that host rules can follow it)."""
+    return [
+        {
+            "mac": nic["mac"],
+            "bridge": bridge_for(nic["type"], nic["vni"], nic["bridge"]),
+            "tap": f"nt{nic['id']}",
+            "mtu": nic["mtu"],
+        }
+        for nic in networks_repo.nics_of(ctx.conn, vm_id)
+    ]
+
+
 def render(ctx, vm, host, chain, seed=None, console_log=True, volumes=None):
     """The domain XML of vm (with its uuid, and mac when it has one) on host, with its
-    volumes (attached_disks' list; read from its rows when not given)."""
+    volumes (attached_disks' list; read from its rows when not given) and its NICs on Nube's
+    networks (which replace the host network's NIC)."""
     log = host_disk_path(ctx, vm["id"], CONSOLE_LOG_SUFFIX) if console_log else None
     if volumes is None:
         volumes = attached_disks(ctx, vm["id"])
     return render_domain(
-        vm,
+        {**vm, "nics": network_nics(ctx, vm["id"])},
         host,
         host_disk_path(ctx, vm["id"]),
         ctx.config["DOMAIN_TEMPLATES"],

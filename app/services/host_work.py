@@ -7,7 +7,7 @@ from ..errors import NotFound, NubeError, OperationFailed
 from ..ops.claims import release_host_and_vms
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
-from . import export_work, host_secrets, migrate_work, validate
+from . import export_work, host_secrets, migrate_work, network_sync, validate
 from .vm_work import force_remove_vm
 
 
@@ -133,6 +133,7 @@ def add_host(ctx):
     host = _host(ctx)
     _prepare(ctx, host)
     export_work.refresh_export(ctx, host["share"])
+    network_sync.sync_peers(ctx, host["id"])  # the overlays flood to the new host too
 
 
 def forget_failed_host(ctx, status):
@@ -163,6 +164,7 @@ def reprepare_host(ctx):
     if host["address"] != old["address"]:
         ctx.provisioner.forget_host_key(old["address"])  # that machine is no longer this host
     export_work.refresh_export(ctx)  # the old address or share may have left the export
+    network_sync.sync_peers(ctx)  # its peers' lists, and its own state, name its new address
 
 
 def _checked_change(change):
@@ -190,7 +192,8 @@ def remove_host_now(ctx, host_id):
     ctx.progress(0, len(vms) + 1)
     for done, vm in enumerate(vms, start=1):
         ctx.check()
-        force_remove_vm(ctx, dict(vm), host)
+        # host_remove.yaml removes its networks at once, not one play per VM
+        force_remove_vm(ctx, dict(vm), host, sync_networks=False)
         ctx.progress(done, len(vms) + 1)
     if host["prepared"]:
         _run_host_play(ctx, host, "host_remove.yaml")
@@ -201,6 +204,7 @@ def remove_host_now(ctx, host_id):
     with transaction(ctx.conn):
         hosts_repo.delete(ctx.conn, host["id"])
     ctx.log(f"host {host['name']} removed")
+    network_sync.sync_peers(ctx)  # the others' overlays stop flooding to it
 
 
 def remove_host(ctx):

@@ -10,7 +10,7 @@ from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
 from ..repositories import vms as vms_repo
 from ..states import vm_state
-from . import definition
+from . import definition, network_sync
 from .vm_work import vm_and_host
 
 
@@ -38,6 +38,8 @@ def move_vm(ctx, vm, src, dst):
         raise InvalidInput(f"host {dst['name']} already has a domain named {vm['id']}")
     running = vm_state(state) == "running"  # paused too: its guest moves live, paused
     xml = definition.for_move(ctx, vm, src, dst, running=running)
+    # the VM's networks exist on dst before its NICs arrive there
+    network_sync.sync_host(ctx, dst, extra=network_sync.vm_network_ids(ctx.conn, vm["id"]))
     if running:
         # a bind-mounted repository is not a file system libvirt knows to be shared
         unsafe = "bind" in (src["share"], dst["share"])
@@ -61,6 +63,7 @@ def move_vm(ctx, vm, src, dst):
         ctx.log(f"moving the definition of stopped {vm['id']} from {src['name']} to {dst['name']}")
         ctx.adapters.migrator.offline(src, dst, vm["id"], xml)
     _record_move(ctx, vm, dst)
+    network_sync.sync_quietly(ctx, src)  # what only this VM used there goes
 
 
 def _record_move(ctx, vm, dst):

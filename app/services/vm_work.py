@@ -1,6 +1,7 @@
 """What VM operations do once a worker runs them."""
 
 import contextlib
+import ipaddress
 import time
 
 from .. import cloudinit
@@ -13,10 +14,12 @@ from ..domain_xml import domain_type
 from ..errors import HostUnreachable, InvalidInput, NotFound, OperationFailed, SlowCall
 from ..numbers import GIB
 from ..repositories import hosts as hosts_repo
+from ..repositories import networks as networks_repo
 from ..repositories import snapshots as snapshots_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
 from ..states import AVAILABLE, vm_state
+from . import network_sync
 from .definition import check_headers, disk_chain, host_disk_path, pin_chain, render
 
 POLL_SECONDS = 0.5
@@ -37,7 +40,8 @@ def _write_seed(ctx, vm, host):
     boot = vms_repo.first_boot(ctx.conn, vm["id"])
     if not boot or boot["hostname"] is None:
         return None
-    if host["network"] != "none":
+    nics = seed_nics(ctx, vm["id"])
+    if host["network"] != "none" and not nics:  # Nube's networks replace the host's NIC
         vm["mac"] = cloudinit.mac_address(vm["uuid"])  # network-config finds the NIC by it
     files = cloudinit.seed_files(
         vm["id"],
@@ -46,6 +50,7 @@ def _write_seed(ctx, vm, host):
         boot["ssh_keys"],
         boot["user_data"],
         vm.get("mac"),
+        nics,
     )
     ctx.storage.write_seed(vm["id"], make_seed_iso(files))
     ctx.remember("made_seed")
@@ -55,6 +60,21 @@ def _write_seed(ctx, vm, host):
         f"{keys} SSH key{'s' if keys != 1 else ''}, {', '.join(sorted(files))})"
     )
     return host_disk_path(ctx, vm["id"], SEED_SUFFIX)
+
+
+def seed_nics(ctx, vm_id):
+    """The VM's NICs on Nube's networks as its network-config sets them up (static)."""
+    return [
+        {
+            "mac": nic["mac"],
+            "ip": nic["ip"],
+            "prefix": ipaddress.ip_network(nic["cidr"]).prefixlen,
+            "gateway": nic["gateway"],
+            "dns": [server for server in (nic["dns"] or "").split(",") if server],
+            "mtu": nic["mtu"],
+        }
+        for nic in networks_repo.nics_of(ctx.conn, vm_id)
+    ]
 
 
 def create_vm(ctx):
@@ -78,6 +98,7 @@ def create_vm(ctx):
     virt_type = domain_type(host["kvm"], ctx.config["VIRT_TYPE"])
     xml = render(ctx, vm, host, disk_chain(ctx, vm), seed)
     ctx.progress(2, steps)
+    network_sync.sync_host(ctx, host)  # its networks' bridges exist before it plugs in
     ctx.log(f"defining domain {vm['id']} on {host['name']} (type {virt_type})")
     heavy_call(
         ctx,
@@ -137,15 +158,29 @@ def _start(ctx, vm, host):
     check_headers(ctx, vm)  # another host may have rebased an overlay
     if vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running":
         pin_chain(ctx, vm, host)  # a defined, inactive domain only (a paused one is active)
+    network_sync.sync_host(ctx, host)
     ctx.log(f"starting {vm['id']} on {host['name']}")
+    try:
+        _boot(ctx, vm, host)
+    except HypervisorError as error:
+        if not network_sync.vm_network_ids(ctx.conn, vm["id"]):
+            raise
+        # a host that restarted has lost its bridges though Nube applied them: again, once
+        ctx.log(f"start failed ({error}): setting up the networks of {host['name']} again")
+        network_sync.sync_host(ctx, host, force=True)
+        _boot(ctx, vm, host)
+    _recheck_header(ctx, vm, host)
+    vms_repo.set_state(ctx.conn, vm["id"], "running")
+
+
+def _boot(ctx, vm, host):
+    """Start the domain, waiting for it to run."""
     heavy_call(
         ctx,
         lambda: ctx.hypervisor.start(host, vm["id"]),
         lambda: vm_state(ctx.hypervisor.domain_state(host, vm["id"])) == "running",
         f"{vm['id']} is running",
     )
-    _recheck_header(ctx, vm, host)
-    vms_repo.set_state(ctx.conn, vm["id"], "running")
 
 
 def _recheck_header(ctx, vm, host):
@@ -233,9 +268,10 @@ def wait_until(ctx, done, timeout):
         time.sleep(POLL_SECONDS)
 
 
-def force_remove_vm(ctx, vm, host, remove_volumes=False):
+def force_remove_vm(ctx, vm, host, remove_volumes=False, sync_networks=True):
     """Force a VM off, undefine it, delete its disk and its row (used by remove and host
-    removal); its volumes are detached and kept, or removed too when asked."""
+    removal); its volumes are detached and kept, or removed too when asked; the networks
+    only it used on its host go (unless the caller removes them all)."""
     ctx.touch("vm", vm["id"])  # a host removal's work on it shows in the VM's history
     state = ctx.hypervisor.domain_state(host, vm["id"])
     if state is None:
@@ -252,7 +288,9 @@ def force_remove_vm(ctx, vm, host, remove_volumes=False):
     _forget_snapshots(ctx, vm["id"], remove_volumes)
     _release_volumes(ctx, vm["id"], remove_volumes)
     with transaction(ctx.conn):
-        vms_repo.delete(ctx.conn, vm["id"])
+        vms_repo.delete(ctx.conn, vm["id"])  # its NICs' addresses go with the row
+    if sync_networks:
+        network_sync.sync_quietly(ctx, host)  # a network its last VM there left goes too
 
 
 def _forget_snapshots(ctx, vm_id, volumes_removed):

@@ -17,8 +17,9 @@ from ..ops.launch import launch
 from ..ops.request import record, request
 from ..placement import choose_host
 from ..repositories import hosts as hosts_repo
+from ..repositories import networks as networks_repo
 from ..repositories import vms as vms_repo
-from . import access, projects, redaction, validate
+from . import access, networks, projects, redaction, validate
 from .common import db
 
 ADD_FIELDS = (
@@ -33,6 +34,7 @@ ADD_FIELDS = (
     "user_data",
     "project",
     "disk",
+    "networks",
 )
 SORT_COLUMNS = tuple(vms_repo.SORT_COLUMNS)
 PUBLIC_KEYS = (
@@ -47,19 +49,25 @@ PUBLIC_KEYS = (
     "state",
     "task",
     "last_seen",
+    "ip",
 )
 
 
-def public(row):
-    """The contract's view of a VM row."""
-    return {key: row[key] for key in PUBLIC_KEYS}
+def public(row, nics=None):
+    """The contract's view of a VM row, with its NICs ({network, ip, mac}; read when not
+    given)."""
+    vm = {key: row[key] for key in PUBLIC_KEYS}
+    if nics is None:
+        nics = networks_repo.nics_of(db(), row["id"])
+    vm["networks"] = [{"network": n["network"], "ip": n["ip"], "mac": n["mac"]} for n in nics]
+    return vm
 
 
-def detail(row, shown=None):
+def detail(row, shown=None, nics=None):
     """A VM row with what pages show too (its maker's name as the viewer may read it; a list
-    passes its one redactor)."""
+    passes its one redactor and its VMs' NICs)."""
     shown = shown or redaction.for_viewer()
-    vm = public(row)
+    vm = public(row, nics)
     vm.update(
         task_op=row["task_op"],
         created_by=shown.user(row["created_by"]),
@@ -94,7 +102,8 @@ def search(query="", sort="id", descending=False, limit=None, offset=0):
         raise InvalidInput("query must be text")
     rows = vms_repo.search(db(), query, sort, descending, limit, offset, access.visible_projects())
     shown = redaction.for_viewer()
-    return [detail(r, shown) for r in rows]
+    nics = networks_repo.nics_of_vms(db(), [r["id"] for r in rows])
+    return [detail(r, shown, nics.get(r["id"], [])) for r in rows]
 
 
 def count(query=""):
@@ -117,6 +126,7 @@ def _check_new(data):
         "disk": validate.integer(
             data, "disk", required=False, minimum=VOLUME_SIZE.minimum, maximum=VOLUME_SIZE.maximum
         ),
+        "networks": networks.check_nic_requests(data.get("networks")),
     }
     if vm["host"] is not None and not isinstance(vm["host"], int | str):
         raise InvalidInput(f"host must be an id or a name, not {vm['host']!r}")
@@ -175,6 +185,8 @@ def add(data, actor, wait):
     # NotFound / InvalidInput before any write; the worker checks the image again at use
     adapters().storage.checked_base_format(vm["image"])
     disk = disk_size(vm.pop("disk"), vm["image"])
+    nic_requests = vm.pop("networks")
+    domain_uuid = str(uuid.uuid4())  # chosen now: a failed create undefines only this domain
     conn = db()
     config = current_app.config
     # placement, the quota's count and the insert under one write lock: no double booking, and
@@ -206,7 +218,9 @@ def add(data, actor, wait):
             task=kinds.VM_CREATE.task,
             boot=vm["boot"],
         )
-        # the domain's UUID, chosen now: a failed create undefines only a domain with this one.
+        # addresses in the same transaction: unique under concurrent creations, released with
+        # the row when anything below refuses
+        nics = networks.allocate_nics(conn, vm["id"], domain_uuid, project, nic_requests)
         # User data stays in the VM's row, out of the operation's input, which every operator
         # reads (it may hold passwords); public keys are public, and a retry needs them.
         boot = vm.pop("boot")
@@ -217,11 +231,13 @@ def add(data, actor, wait):
             "user_data": len(boot["user_data"].encode()),
             "host": host["id"],
             "host_name": host["name"],
-            "uuid": str(uuid.uuid4()),
+            "uuid": domain_uuid,
             "project": project["name"],
             "project_id": project["id"],  # showback follows the project through renames
             "disk": disk,
         }
+        if nics:
+            input_data["networks"] = nics
         op_id = record(conn, kinds.VM_CREATE, vm, actor, input_data)
     return launch(op_id, wait)
 

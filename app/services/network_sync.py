@@ -1,0 +1,114 @@
+"""Keep each host's virtual networks in step with the VMs placed on it.
+
+A host has a network while any VM placed there has a NIC on it: its VXLAN device and bridge
+(plays/host_networks.yaml, idempotent) are made before such a VM is defined, started or moved
+in, and removed once the last one is gone. Each overlay floods to every other host that can
+carry VMs (their data addresses), so a VM keeps reaching its peers wherever placement or a
+migration puts them; when hosts come and go, every host that has networks gets its peer list
+again. The state last applied to a host is recorded: an unchanged state costs no play, and a
+host nothing was ever given costs none either.
+"""
+
+import json
+
+from ..errors import HostUnreachable, NubeError, OperationFailed
+from ..repositories import hosts as hosts_repo
+from ..repositories import networks as networks_repo
+from . import host_secrets
+
+PLAYBOOK = "host_networks.yaml"
+PEER_STATES = ("ready", "maintenance", "disabled", "unreachable")  # hosts that may carry VMs
+
+
+def _peers(conn, host):
+    """The data addresses of every other host that may carry VMs, sorted."""
+    found = set()
+    for other in hosts_repo.search(conn):
+        if other["id"] != host["id"] and other["state"] in PEER_STATES:
+            found.add(other["data_address"] or other["address"])
+    return sorted(found)
+
+
+def desired_state(conn, host, extra=()):
+    """What the host must have ({local, networks}) for the VMs placed on it, plus the
+    networks `extra` (ids: a VM about to arrive), and the ids of those networks."""
+    rows = {row["id"]: row for row in networks_repo.wanted_on_host(conn, host["id"])}
+    for network_id in extra:
+        rows.setdefault(network_id, networks_repo.get_by_id(conn, network_id))
+    peers = _peers(conn, host)
+    networks = []
+    for network_id in sorted(rows):
+        row = rows[network_id]
+        if row["type"] == "vxlan":
+            networks.append({"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]})
+        else:
+            networks.append({"type": "bridge", "bridge": row["bridge"]})
+    local = host["data_address"] or host["address"]
+    return {"local": local, "networks": networks}, set(rows)
+
+
+def sync_host(ctx, host, extra=(), force=False):
+    """Apply the host's network state when it differs from the one last applied (or always,
+    when forced); returns whether a play ran. OperationFailed when the play fails."""
+    conn = ctx.conn
+    state, network_ids = desired_state(conn, host, extra)
+    text = json.dumps(state, sort_keys=True)
+    applied = networks_repo.applied_state(conn, host["id"])
+    if not force and text == applied:
+        return False
+    if not network_ids and not networks_repo.given(conn, host["id"]) and applied is None:
+        return False  # never given a network, none wanted: nothing to undo
+    row = hosts_repo.get(conn, host["id"])
+    password, refused = host_secrets.password_for(conn, ctx.adapters.secrets, row)
+    if not password:
+        why = f": {refused}" if refused else ""
+        raise OperationFailed(
+            f"the sudo password of {host['name']} is needed to set up networks{why}"
+        )
+    names = ", ".join(_describe(n) for n in state["networks"]) or "none"
+    ctx.log(f"networks on {host['name']}: {names}")
+    try:
+        ctx.provisioner.run(
+            PLAYBOOK,
+            host={**dict(row), "password": password},
+            extravars={"nube_networks": state},
+            password=password,
+            log=ctx.log,
+            cancel=ctx.should_stop,
+        )
+    except (OperationFailed, HostUnreachable):
+        networks_repo.forget_applied(conn, host["id"])
+        raise
+    networks_repo.record_given(conn, host["id"], network_ids, text)
+    return True
+
+
+def _describe(network):
+    """A network as the log names it."""
+    if network["type"] == "vxlan":
+        return f"VXLAN {network['vni']} ({len(network['peers'])} peers)"
+    return f"bridge {network['bridge']}"
+
+
+def sync_quietly(ctx, host):
+    """Sync a host whose VMs left or changed, logging a failure instead of raising it: the
+    work that called it is done, and the next sync applies the state again."""
+    try:
+        sync_host(ctx, host)
+    except NubeError as error:
+        ctx.error(f"could not update the networks of {host['name']}: {error}")
+
+
+def sync_peers(ctx, changed_host_id=None):
+    """Give every host that has networks its peer list again (a host came, went or moved its
+    data address); failures are logged and retried by the next sync."""
+    for host_id in networks_repo.hosts_with_networks(ctx.conn):
+        row = hosts_repo.get(ctx.conn, host_id)
+        if row is None or host_id == changed_host_id or row["state"] not in PEER_STATES:
+            continue
+        sync_quietly(ctx, dict(row))
+
+
+def vm_network_ids(conn, vm_id):
+    """The ids of the networks a VM has NICs on."""
+    return {nic["network_id"] for nic in networks_repo.nics_of(conn, vm_id)}
