@@ -198,6 +198,8 @@ VM_SNAPSHOTTABLE = (STOPPED, RUNNING)  # running: the guest agent freezes its fi
 VM_REVERTIBLE = (STOPPED,)
 SNAPSHOT_REMOVABLE = (READY, ERROR)
 HOST_DRAINABLE = (READY, DISABLED, MAINTENANCE, ERROR)
+# hosts that may carry VMs: each overlay floods to their data addresses
+HOST_NETWORK_PEERS = (READY, MAINTENANCE, DISABLED, UNREACHABLE)
 
 # Every set whose words are badges, for the colour and label tables the pages are given.
 BADGES = (

@@ -14,10 +14,11 @@ import json
 from ..errors import HostUnreachable, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
 from ..repositories import networks as networks_repo
+from ..states import HOST_NETWORK_PEERS
 from . import host_secrets
 
 PLAYBOOK = "host_networks.yaml"
-PEER_STATES = ("ready", "maintenance", "disabled", "unreachable")  # hosts that may carry VMs
+PEER_STATES = HOST_NETWORK_PEERS
 
 
 def _peers(conn, host):

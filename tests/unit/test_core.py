@@ -100,6 +100,8 @@ def test_vm_lifecycle_with_real_overlay(ctx, host, image):
         "state": "stopped",
         "task": None,
         "last_seen": vm["last_seen"],
+        "ip": None,  # no NIC on a Nube network
+        "networks": [],
     }
     info = json.loads(
         subprocess.run(

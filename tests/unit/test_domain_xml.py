@@ -132,6 +132,7 @@ def test_template_escapes_everything():
         "volumes": [
             {"path": HOSTILE, "backing": [], "target": HOSTILE, "serial": HOSTILE, "slot": 9},
         ],
+        "nics": [],
     }
     xml = _environment(TEMPLATES).get_template("vm.xml.j2").render(**context)
     dom = ET.fromstring(xml)
