@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from app.adapters.ansible import _write_unsafe_yaml
 
 pytestmark = [
     pytest.mark.integration,
@@ -324,3 +327,63 @@ def test_bad_input_changes_nothing(overlay):
     result = sh("ip", "netns", "exec", net.hosts[0], *script, check=False)
     assert result.returncode == 2 and "is not JSON" in result.stderr
     assert (net.shape(0), net.flood(0)) == before
+
+
+def run_playbook(net, index, extravars):
+    """plays/host_networks.yaml on host index (connection local, inside its namespace), its
+    extravars written as the provisioner writes them (every string !unsafe); the JSON
+    callback's report."""
+    path = net.tmp / f"extravars-h{index}.yml"
+    path.unlink(missing_ok=True)
+    _write_unsafe_yaml(path, extravars)
+    env = {
+        **os.environ,
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_SHOW_CUSTOM_STATS": "True",
+        "NUBE_NETWORKS_LOCK": str(net.tmp / "lock"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    playbook = [
+        "ansible-playbook",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"@{path}",
+        "-e",
+        "ansible_python_interpreter=/usr/bin/python3",
+        str(ROOT / "plays" / "host_networks.yaml"),
+    ]
+    result = subprocess.run(
+        ["ip", "netns", "exec", net.hosts[index], *playbook],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_the_playbook_applies_the_state_and_reports(overlay):
+    net = overlay
+    folders = set(Path("/tmp").glob("nube-networks-*"))  # the play's temporary folders
+    rc, report = run_playbook(net, 0, {"nube_networks": net.state(0)})
+    assert rc == 0, report["stats"]
+    assert report["stats"]["localhost"]["changed"] == 1
+    networks = report["global_custom_stats"]["nube_host"]["networks"]
+    assert networks["changed"] is True and networks["kept"] == []
+    assert_network(net, 0, ["198.18.0.3", "198.18.0.4"])
+    rc, report = run_playbook(net, 0, {"nube_networks": net.state(0)})
+    assert (rc, report["stats"]["localhost"]["changed"]) == (0, 0)
+    assert report["global_custom_stats"]["nube_host"]["networks"]["actions"] == []
+    # refused input fails the play and changes nothing; its temporary folder goes all the same
+    bad = {"nube_networks": {"networks": [{"type": "vxlan", "vni": 0}], "local": "198.18.0.2"}}
+    rc, report = run_playbook(net, 0, bad)
+    assert rc != 0 and report["stats"]["localhost"]["failures"] == 1
+    assert_network(net, 0, ["198.18.0.3", "198.18.0.4"])
+    rc, report = run_playbook(net, 0, {"nube_networks": {"networks": []}})
+    assert (rc, report["stats"]["localhost"]["changed"]) == (0, 1)
+    assert nube_devices(net.links(0)) == []
+    assert set(Path("/tmp").glob("nube-networks-*")) <= folders
