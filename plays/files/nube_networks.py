@@ -274,7 +274,8 @@ def _stale(state, links, kept):
         stale = [name for name in (vxlan, bridge) if name in links and name not in wanted]
         if not stale:
             continue
-        others = [port for port in _ports(links, bridge) if port != vxlan]
+        # Nube's own devices on it are no VM's (a misplaced one is moved or removed below)
+        others = [port for port in _ports(links, bridge) if not OWNED_NAME.match(port)]
         if bridge in stale and _kind(links[bridge]) == "bridge" and others:
             reason = f"still has ports: {', '.join(others)} (a VM is plugged in)"
             kept.append({"device": bridge, "reason": reason})

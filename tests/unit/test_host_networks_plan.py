@@ -205,6 +205,19 @@ def test_stale_devices_go_unless_a_vm_is_plugged_in():
     ]
 
 
+def test_a_bridge_holding_only_nube_devices_is_no_vm_bridge():
+    links = host(link("nbr5", "bridge"), nvx(6, master="nbr5"), nvx(4100, master="nbr5"))
+    steps, kept = nn.plan(state(vxlan(peers=[])), links, [])
+    assert kept == []
+    assert commands(steps) == [
+        "ip link del nbr5",
+        "ip link del nvx6",
+        "ip link add nbr4100 mtu 1450 type bridge",
+        "ip link set nvx4100 master nbr4100",
+        "ip link set nbr4100 up",
+    ]
+
+
 def test_a_wanted_name_taken_by_another_kind_is_made_again():
     links = host(link("nvx4100", "bridge"), link("nbr4100", "vxlan"))
     steps, _ = nn.plan(state(vxlan(peers=[])), links, [])
