@@ -261,28 +261,30 @@ def _ports(links, bridge):
     return sorted(name for name, link in links.items() if link.get("master") == bridge)
 
 
+def _stale_pair(number, links, wanted, kept):
+    """Commands removing nbr<number> and nvx<number> where unwanted, unless a VM holds the
+    bridge: then both are kept and reported in kept."""
+    bridge, vxlan = BRIDGE_PREFIX + number, VXLAN_PREFIX + number
+    stale = [name for name in (vxlan, bridge) if name in links and name not in wanted]
+    # Nube's own devices on it are no VM's (a misplaced one is moved or removed anyway)
+    others = [port for port in _ports(links, bridge) if not OWNED_NAME.match(port)]
+    if bridge not in stale or _kind(links[bridge]) != "bridge" or not others:
+        return [["ip", "link", "del", name] for name in stale]
+    kept.append(
+        {"device": bridge, "reason": f"still has ports: {', '.join(others)} (a VM is plugged in)"}
+    )
+    if vxlan in stale:
+        kept.append({"device": vxlan, "reason": f"its bridge {bridge} is kept"})
+    return []
+
+
 def _stale(state, links, kept):
     """Commands removing Nube's devices the state does not want; kept ones go to kept."""
     wanted = {name(vni) for vni in state["vxlans"] for name in (bridge_name, vxlan_name)}
-    numbers = sorted(
-        {OWNED_NAME.match(name).group(2) for name in links if OWNED_NAME.match(name)},
-        key=lambda number: (len(number), number),
-    )
+    numbers = {match.group(2) for match in map(OWNED_NAME.match, links) if match}
     steps = []
-    for number in numbers:
-        bridge, vxlan = BRIDGE_PREFIX + number, VXLAN_PREFIX + number
-        stale = [name for name in (vxlan, bridge) if name in links and name not in wanted]
-        if not stale:
-            continue
-        # Nube's own devices on it are no VM's (a misplaced one is moved or removed below)
-        others = [port for port in _ports(links, bridge) if not OWNED_NAME.match(port)]
-        if bridge in stale and _kind(links[bridge]) == "bridge" and others:
-            reason = f"still has ports: {', '.join(others)} (a VM is plugged in)"
-            kept.append({"device": bridge, "reason": reason})
-            if vxlan in stale:
-                kept.append({"device": vxlan, "reason": f"its bridge {bridge} is kept"})
-            continue
-        steps += [["ip", "link", "del", name] for name in stale]
+    for number in sorted(numbers, key=lambda number: (len(number), number)):
+        steps += _stale_pair(number, links, wanted, kept)
     return steps
 
 
