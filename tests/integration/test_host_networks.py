@@ -44,7 +44,8 @@ def root_links():
 
 def leftover_namespaces():
     """The network namespaces these tests made and not yet deleted."""
-    return [ns.split()[0] for ns in sh("ip", "netns", "list").stdout.splitlines() if PREFIX in ns]
+    names = [line.split()[0] for line in sh("ip", "netns", "list").stdout.splitlines()]
+    return [name for name in names if name.startswith(f"{PREFIX}-")]
 
 
 class Overlay:
