@@ -90,6 +90,7 @@
   const LISTS = {
     addresses: (a) => `${a.interface} ${a.address}/${a.prefix}`,
     filesystems: (f) => `${f.mountpoint} ${f.type}${f.disks.length ? ` (${f.disks.join(", ")})` : ""}`,
+    missing_addresses: (a) => a,
   };
 
   function showGuest(guest, message) {
@@ -102,8 +103,11 @@
     }
     for (const cell of table.querySelectorAll("[data-guest]")) {
       const key = cell.dataset.guest;
-      cell.textContent = key in LISTS ? guest[key].map(LISTS[key]).join("\n") || "none" : guest[key] || "-";
+      cell.textContent = key in LISTS ? (guest[key] || []).map(LISTS[key]).join("\n") || "none" : guest[key] || "-";
     }
+    // a NIC's address from Nube that the guest does not have: shown, not hidden
+    const missing = guest.missing_addresses || [];
+    document.getElementById("guest-mismatch").classList.toggle("d-none", missing.length === 0);
   }
 
   async function followGuest() {

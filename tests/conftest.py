@@ -318,13 +318,13 @@ def lab_unavailable_reason() -> str | None:
 
 @pytest.fixture(scope="session")
 def lab_hosts():
-    """Start two lab hosts for the session and tear them down after it."""
+    """Start three lab hosts for the session and tear them down after it."""
     reason = lab_unavailable_reason()
     if reason and os.environ.get("CI"):
         pytest.fail(f"CI must run the lab tiers: {reason}")
     if reason:
         pytest.skip(reason)
     try:
-        yield lab.up(2)
+        yield lab.up(3)  # lab3: where a guest live-migrates on its network
     finally:
         lab.down()

@@ -30,6 +30,7 @@ PACKAGES = (
     "udev",
     "sudo",
     "iproute2",
+    "iputils-ping",  # what an owner tries first on a VM's network
 )
 TOOLS = {  # command -> the Debian package that has it
     "mmdebstrap": "mmdebstrap",

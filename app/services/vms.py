@@ -283,14 +283,23 @@ def said_to_viewer(error):
 
 
 def guest(vm_id):
-    """What a running VM's guest agent reports ({os, kernel, hostname, addresses}), or None
+    """What a running VM's guest agent reports ({os, kernel, hostname, addresses}, and
+    missing_addresses: those Nube gave its NICs that the guest does not report), or None
     when the VM is not running or has no agent answering."""
     row = get(vm_id)
     if row["state"] != "running":
         return None
     host = hosts_repo.get(db(), row["host"])
     info = adapters().hypervisor.guest_info(dict(host), row["id"])
-    return None if info is None else asdict(info)
+    if info is None:
+        return None
+    guest = asdict(info)
+    # Nube's addresses the guest does not report: a guest that changed its own configuration,
+    # or one whose network-config did not apply
+    reported = {address["address"] for address in guest["addresses"]}
+    expected = [nic["ip"] for nic in networks_repo.nics_of(db(), row["id"])]
+    guest["missing_addresses"] = [ip for ip in expected if ip not in reported]
+    return guest
 
 
 def migrate(vm_id, host, actor, wait):

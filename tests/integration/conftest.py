@@ -102,12 +102,14 @@ def lab_controller(prefix, **settings):
 def running_guests(lab_hosts, tmp_path_factory):
     """A controller with lab hosts lab1 and lab2, and guest1 on lab1 and guest2 on lab2 booted
     at once from Nube's Debian image (each with the owner's key and user data), returned once
-    cloud-init finished in both and their agents answer: {app, repository, owner_key, created
+    cloud-init finished in both and their agents answer: {app, repository, owner_key,
+    owner_keyfile (its private half), created
     (the VMs addVm returned), agents (what each agent first said)}. guest1 may have moved to
     lab2 (test_real_guest migrates it): read a guest's host from core.listVms. Whatever
     happens, the guests, hosts and folder are removed at the end of the tier."""
     image = built_image()
-    owner_key = make_ssh_key(tmp_path_factory.mktemp("owner"))[0]
+    owner_folder = tmp_path_factory.mktemp("owner")
+    owner_key = make_ssh_key(owner_folder)[0]
     app, top = lab_controller(
         "nube-guests-", VIRT_TYPE="qemu", STOP_TIMEOUT=120, IMAGE_IMPORT_ALLOW="127.0.0.0/8"
     )
@@ -120,6 +122,7 @@ def running_guests(lab_hosts, tmp_path_factory):
             "app": app,
             "repository": repository,
             "owner_key": owner_key,
+            "owner_keyfile": str(owner_folder / "id_ed25519"),
             "created": created,
             "agents": agents,
         }

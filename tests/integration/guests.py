@@ -1,7 +1,8 @@
 """Two real guests for the integration tier, booted once and shared (the `running_guests`
 fixture of tests/integration/conftest.py): a controller with lab hosts lab1 and lab2 and
 Nube's own Debian image (tests/images.py), guest1 started on lab1 and guest2 on lab2 at once,
-each with the owner's SSH key and user data that writes MARKER to its serial console.
+each with the owner's SSH key, user data that writes MARKER to its serial console, and a NIC
+on the VXLAN network NETWORK.
 
 Lab hosts have a software KVM that cannot run a Linux kernel, so the guests run under TCG
 (VIRT_TYPE=qemu): they take a minute or two to boot, which is why the tier boots them once.
@@ -30,6 +31,13 @@ GUESTS = {"guest1": "lab1", "guest2": "lab2"}  # each guest and the host it star
 # guest2 boots the first time with a volume attached, which its cloud-init formats and mounts
 FIRST_BOOT_VOLUME = {"guest2": "scratch"}
 SCRATCH_MOUNT = "/mnt/scratch"
+# The shared guests' VXLAN network: guest1 gets .1 and guest2 .2 (created one after the
+# other's transaction, in either order: tests read the address from Nube); an owner's access
+# point takes OWNER_ADDRESS, outside the range Nube hands out.
+NETWORK = "guestnet"
+NETWORK_CIDR = "10.90.0.0/24"
+NETWORK_RANGE = "10.90.0.1-10.90.0.200"
+OWNER_ADDRESS = "10.90.0.254"
 _FINISHED = re.compile(r"Cloud-init v\. \S+ finished")
 
 
@@ -55,16 +63,25 @@ def install(app, image, lab_hosts):
                 }
             )
         for number, lab in enumerate(lab_hosts[:2], start=1):
-            core.addHost(
-                {
-                    "address": lab["address"],
-                    "user": lab["user"],
-                    "password": lab["password"],
-                    "name": f"lab{number}",
-                    "share": "bind",
-                    "network": "none",  # no guest traffic may leave these machines
-                }
-            )
+            add_lab_host(lab, f"lab{number}")
+        # the guests' overlay: it exists only inside the lab hosts' network namespaces
+        core.addNetwork({"name": NETWORK, "cidr": NETWORK_CIDR, "range": NETWORK_RANGE, "dns": []})
+
+
+def add_lab_host(lab, name):
+    """Register a lab host with its data address (its underlay address, inside the lab's
+    namespaces: migrations and overlays go there); the host dict."""
+    return core.addHost(
+        {
+            "address": lab["address"],
+            "data_address": lab["data_address"],
+            "user": lab["user"],
+            "password": lab["password"],
+            "name": name,
+            "share": "bind",
+            "network": "none",  # no NIC but Nube's networks: nothing reaches the machine's own
+        }
+    )
 
 
 def user_data(vm_id):
@@ -99,6 +116,7 @@ def _create(vm_id, host, owner_key):
             "ssh_keys": [owner_key],
             "user_data": user_data(vm_id),
             "host": host,
+            "networks": [NETWORK],
             "start": volume is None,
         }
     )

@@ -4,6 +4,8 @@ log read from the repository, the guest agent answering, a canceled then a real 
 and, after every other integration test, a clean shutdown through the agent and nothing left
 after removal."""
 
+import re
+import subprocess
 import threading
 
 import pytest
@@ -12,7 +14,7 @@ from app import core
 from app.db import get_db
 from app.services import operations, vms
 from tests.factories import cloud_init_fingerprint
-from tests.integration.guests import GUESTS, MARKER, hostname, operation_log
+from tests.integration.guests import GUESTS, MARKER, NETWORK, hostname, operation_log
 from tests.wait import join_all, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -118,3 +120,15 @@ def test_the_guests_shut_down_through_their_agents_and_leave_nothing_once_remove
     assert (scratch["vm"], scratch["state"]) == (None, "available")
     core.removeVolume("scratch")
     assert not (shared["repository"] / "volumes" / "scratch.qcow2").exists()
+    # their network goes too, and no host keeps a bridge, a VXLAN device or a rule of it
+    core.removeNetwork(NETWORK)
+    for host in core.listHosts():
+        lab_namespace = f"nube-lab{host['name'].removeprefix('lab')}"
+        for command in (["ip", "-br", "link"], ["nft", "list", "ruleset"]):
+            listing = subprocess.run(
+                ["ip", "netns", "exec", lab_namespace, *command],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert not re.search(r"\b(nbr|nvx|nt)\d+", listing), (host["name"], listing)

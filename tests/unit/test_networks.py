@@ -326,3 +326,22 @@ def test_the_seed_gives_each_nic_its_static_address():
     # one default route: the first NIC's gateway
     assert config[1]["subnets"] == [{"type": "static", "address": "10.30.0.5/26"}]
     assert config[2] == {"type": "nameserver", "address": ["10.20.0.1", "9.9.9.9"]}
+
+
+def test_the_guest_view_names_the_addresses_the_guest_does_not_report(
+    ctx, host, image, monkeypatch
+):
+    from app.adapters.guest_agent import GuestInfo
+    from app.services import vms
+
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    core.addNetwork({"name": "net2", "cidr": "10.30.0.0/24"})
+    core.addVm(
+        {"id": "vm1", "image": image, "mem": 64, "networks": ["net1", "net2"], "start": True}
+    )
+    seen = [{"interface": "eth0", "address": "10.20.0.1", "prefix": 24}]
+    info = GuestInfo(os="Debian", kernel="6.1", hostname="vm1", addresses=seen)
+    monkeypatch.setattr(adapters().hypervisor, "guest_info", lambda host, name: info)
+    assert vms.guest("vm1")["missing_addresses"] == ["10.30.0.1"]
+    seen.append({"interface": "eth1", "address": "10.30.0.1", "prefix": 24})
+    assert vms.guest("vm1")["missing_addresses"] == []
