@@ -136,6 +136,8 @@ HOST_SET_ASIDE = (MAINTENANCE, DISABLED)
 HOST_POLLED = (READY, UNREACHABLE, DISABLED, ERROR, MAINTENANCE)
 # Hosts whose trouble the overview warns about; a re-check that answers brings them back.
 HOST_TROUBLED = (ERROR, UNREACHABLE)
+# Hosts that may carry VMs: each overlay's peers (a VM may be placed or moved there).
+HOST_NETWORK_PEERS = (READY, MAINTENANCE, DISABLED, UNREACHABLE)
 
 PENDING = "pending"
 SUCCEEDED, FAILED, CANCELED, INTERRUPTED = "succeeded", "failed", "canceled", "interrupted"

@@ -11,13 +11,14 @@ host nothing was ever given costs none either.
 
 import json
 
+from .. import states
 from ..errors import HostUnreachable, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
 from ..repositories import networks as networks_repo
 from . import host_secrets
 
 PLAYBOOK = "host_networks.yaml"
-PEER_STATES = ("ready", "maintenance", "disabled", "unreachable")  # hosts that may carry VMs
+PEER_STATES = states.HOST_NETWORK_PEERS  # hosts that may carry VMs
 
 
 def _peers(conn, host):
