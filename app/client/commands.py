@@ -4,6 +4,7 @@ from . import config, follow, inputs, output
 from .calls import act, follow_operation, gone, list_items, part, show_item
 from .errors import UsageError
 from .http import ApiClient, check_token, check_url
+from .network_commands import nics_text
 
 HOST_COLUMNS = [
     ("id", "ID"),
@@ -24,6 +25,7 @@ VM_COLUMNS = [
     ("vcpus", "VCPUS"),
     ("state", "STATE"),
     ("task", "TASK"),
+    ("ip", "IP"),
 ]
 OPERATION_KEYS = [
     "id",
@@ -170,7 +172,8 @@ def vm_list(session):
 def vm_show(session):
     """nube vm show VM"""
     vm = session.api().request("GET", f"/vms/{part(session.args.vm)}") or {}
-    session.show(vm, lambda out: output.record(vm, out))
+    shown = {**vm, "networks": nics_text(vm.get("networks")) or "none"} if "networks" in vm else vm
+    session.show(vm, lambda out: output.record(shown, out))
     return 0
 
 
@@ -178,7 +181,7 @@ def vm_create(session):
     """nube vm create ID --image I --mem MiB [...]: keys and user data read from files."""
     args = session.args
     body = {"id": args.id, "image": args.image, "mem": args.mem}
-    for key in ("vcpus", "host", "hostname", "project", "disk"):
+    for key in ("vcpus", "host", "hostname", "project", "disk", "networks"):
         if getattr(args, key) is not None:
             body[key] = getattr(args, key)
     if args.ssh_key:

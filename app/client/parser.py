@@ -2,11 +2,11 @@
 
 import argparse
 
-from . import commands, routes, snapshot_commands, volume_commands
+from . import commands, network_commands, routes, snapshot_commands, volume_commands
 
 DESCRIPTION = (
-    "Nube's command-line client: hosts, VMs and their snapshots, volumes, images, operations, "
-    "users and tokens through the HTTP API."
+    "Nube's command-line client: hosts, VMs and their snapshots, volumes, networks, images, "
+    "operations, users and tokens through the HTTP API."
 )
 EPILOG = (
     "exit codes: 0 done, 1 the followed operation did not succeed, 2 usage, 3 input refused, "
@@ -144,6 +144,15 @@ def _vm_commands(subparsers, common):
     create.add_argument(
         "--disk", type=int, metavar="GiB", help="at least the image's size (default: that size)"
     )
+    create.add_argument(
+        "--network",
+        dest="networks",
+        action="append",
+        type=network_commands.nic_request,
+        metavar="NAME[=IP]",
+        help="a NIC on this network, with a fixed address or the next free one (repeatable,"
+        " in order)",
+    )
     for name, handler, help_text in (
         ("start", commands.vm_start, "start a VM"),
         ("stop", commands.vm_stop, "stop a VM"),
@@ -242,6 +251,38 @@ def _volume_commands(subparsers, common):
         _command(volumes, name, handler, help_text, common, wait=True).add_argument(
             "name", metavar="NAME"
         )
+
+
+def _network_commands(subparsers, common):
+    """network list | show | create | remove."""
+    networks = _group(subparsers, "network", "virtual networks and their addresses")
+    _list_options(
+        _command(networks, "list", network_commands.network_list, "list networks", common)
+    )
+    show = _command(
+        networks, "show", network_commands.network_show, "show a network and its addresses in use",
+        common,
+    )  # fmt: skip
+    show.add_argument("name", metavar="NAME")
+    create = _command(
+        networks, "create", network_commands.network_create, "define a network", common
+    )
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("--cidr", required=True, help="IPv4, /16 to /29, e.g. 10.20.0.0/24")
+    create.add_argument("--type", choices=("vxlan", "bridge"), help="default: vxlan (an overlay)")
+    create.add_argument("--gateway", metavar="IP", help="an address of the CIDR")
+    create.add_argument(
+        "--dns", action="append", metavar="IP", help="a resolver (repeatable, or comma-separated)"
+    )
+    create.add_argument("--range", metavar="FIRST-LAST", help="the addresses Nube hands out")
+    create.add_argument("--bridge", help="type bridge: the hosts' existing bridge (e.g. br0)")
+    create.add_argument("--mtu", type=positive, help="default: 1450 for vxlan")
+    create.add_argument("--project", help="default: your only project")
+    remove = _command(
+        networks, "remove", network_commands.network_remove, "remove a network no VM uses", common
+    )
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
 
 
 def _op_commands(subparsers, common):
@@ -383,6 +424,7 @@ def build_parser():
     hosts = _host_commands(subparsers, common)
     _vm_commands(subparsers, common)
     _volume_commands(subparsers, common)
+    _network_commands(subparsers, common)
     _accept_key_command(hosts, common)
     _image_commands(subparsers, common)
     _op_commands(subparsers, common)

@@ -38,6 +38,7 @@ def init_web(app):
     from .images import bp as images_bp
     from .live import bp as live_bp
     from .main import bp as main_bp
+    from .networks import bp as networks_bp
     from .operations import bp as operations_bp
     from .projects import bp as projects_bp
     from .tokens import bp as tokens_bp
@@ -51,6 +52,7 @@ def init_web(app):
         hosts_bp,
         vms_bp,
         volumes_bp,
+        networks_bp,
         images_bp,
         operations_bp,
         projects_bp,

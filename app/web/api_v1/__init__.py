@@ -11,6 +11,7 @@ from . import (
     hosts,
     images,
     meta,
+    networks,
     operations,
     projects,
     snapshots,
@@ -22,7 +23,19 @@ from . import (
 from .problems import MEDIA_TYPE
 from .schemas import Problem
 
-RESOURCES = (meta, hosts, vms, snapshots, volumes, images, operations, projects, users, tokens)
+RESOURCES = (
+    meta,
+    hosts,
+    vms,
+    snapshots,
+    volumes,
+    networks,
+    images,
+    operations,
+    projects,
+    users,
+    tokens,
+)
 # Reachable without a token: the API's description is no secret (tools read it first).
 PUBLIC_ENDPOINTS = {"api-docs.openapi_json", "api_v1_meta.docs"}
 
@@ -64,7 +77,8 @@ def init_app(app, csrf):
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
             "info": {
-                "description": "Hosts, VMs, snapshots, volumes, images and operations of a Nube controller. "
+                "description": "Hosts, VMs, snapshots, volumes, networks, images and operations of a Nube"
+                " controller. "
                 "Send an API token (dashboard: API tokens) as `Authorization: Bearer <token>`."
             },
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

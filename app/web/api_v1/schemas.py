@@ -24,6 +24,7 @@ from ...limits import (
     VOLUME_SIZE,
     Bounds,
 )
+from ...services.networks import NICS_MAX
 
 MAX_PER_PAGE = 200
 
@@ -169,6 +170,35 @@ class HostRemoveArgs(Schema):
     drain = fields.Boolean(load_default=False, metadata={"description": "move its VMs away"})
 
 
+class VmNic(Schema):
+    """One NIC of a VM: its network, address and MAC."""
+
+    network = fields.String(required=True)
+    ip = fields.String(allow_none=True)
+    mac = fields.String(required=True)
+
+
+NIC_REQUESTS = fields.List(
+    fields.Raw(
+        metadata={
+            "oneOf": [
+                {"type": "string", "description": "a network's name"},
+                {
+                    "type": "object",
+                    "properties": {"network": {"type": "string"}, "ip": {"type": "string"}},
+                    "required": ["network"],
+                },
+            ]
+        }
+    ),
+    metadata={
+        "maxItems": NICS_MAX,
+        "description": "one NIC on each network, in order: a name, or {network, ip} for a"
+        " fixed address (default: the next free one)",
+    },
+)
+
+
 class Vm(Schema):
     """A VM as listVms shows it, plus what its page shows."""
 
@@ -187,6 +217,8 @@ class Vm(Schema):
     created_at = fields.String(allow_none=True)
     project = fields.String(allow_none=True)
     disk = fields.Integer(allow_none=True, metadata={"description": "GiB, the virtual size"})
+    ip = fields.String(allow_none=True, metadata={"description": "its first NIC's address"})
+    networks = fields.List(fields.Nested(VmNic), metadata={"description": "its NICs, in order"})
 
 
 class VmCreate(Schema):
@@ -207,6 +239,7 @@ class VmCreate(Schema):
     disk = fields.Integer(
         metadata={"description": "GiB, at least the image's virtual size (default: that size)"}
     )
+    networks = NIC_REQUESTS
 
 
 class VmRemoveArgs(Schema):

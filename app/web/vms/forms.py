@@ -54,6 +54,20 @@ class VmForm(FlaskForm):
         default=AUTOMATIC,
         description="Automatic placement picks a ready host with room (PLACEMENT setting).",
     )
+    # the service checks each network (one of the VM's project) and the address
+    networks = SelectMultipleField(
+        "Networks",
+        validate_choice=False,
+        description="One NIC on each network chosen, in the order listed (Ctrl or Shift for"
+        " several); each gets the next free address of its range.",
+    )
+    ip = StringField(
+        "Fixed address",
+        validators=[Optional()],
+        render_kw={"autocomplete": "off", "placeholder": "10.20.0.5"},
+        description="Optional: the first NIC's address instead of the next free one (in its"
+        " network's range, not in use).",
+    )
     hostname = StringField(
         "Hostname",
         validators=[Optional(), Checked(cloudinit.check_hostname)],

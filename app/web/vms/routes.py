@@ -12,7 +12,7 @@ from flask import (
 )
 from flask_login import current_user
 
-from ...errors import NotFound, NubeError
+from ...errors import InvalidInput, NotFound, NubeError
 from ...placement import free_vcpus
 from ...services import (
     access,
@@ -20,6 +20,7 @@ from ...services import (
     hosts,
     image_save,
     images,
+    networks,
     operations,
     projects,
     resize,
@@ -98,6 +99,31 @@ def _fill_new_form(form, image_names, newest_image, host_rows):
         (key["id"], f"{key['name']} ({key['fingerprint']})")
         for key in user_keys.of_user(current_user.id)
     ]
+    form.networks.choices = _network_choices(networks.search())
+
+
+def _network_choices(rows):
+    """The networks a new VM may have NICs on: name (CIDR, addresses free, and the project
+    when the viewer sees several)."""
+    several = len({row["project"] for row in rows}) > 1
+    return [
+        (
+            row["name"],
+            f"{row['name']} ({row['cidr']}, {row['free']} free"
+            + (f", project {row['project']})" if several else ")"),
+        )
+        for row in rows
+    ]
+
+
+def _nic_requests(names, ip):
+    """addVm's networks from the form: the names chosen, the first with its fixed address."""
+    names, ip = list(names or []), (ip or "").strip()
+    if not ip:
+        return names
+    if not names:
+        raise InvalidInput("a fixed address needs a network: choose one under Networks")
+    return [{"network": names[0], "ip": ip}, *names[1:]]
 
 
 def _create(form):
@@ -106,6 +132,7 @@ def _create(form):
     data = {key: form[key].data for key in vms.ADD_FIELDS if key in form}
     data["id"] = data["id"].strip()
     try:
+        data["networks"] = _nic_requests(data.get("networks"), form.ip.data if "ip" in form else "")
         chosen = user_keys.public_keys(current_user.id, form.saved_keys.data or [])
         data["ssh_keys"] = "\n".join([*chosen, data["ssh_keys"] or ""])
         op_id = vms.add(data, actor(), wait=False)
@@ -130,6 +157,8 @@ def new():
         return redirect(url_for("operations.show", op_id=op_id))
     if not can_place():
         del form.host
+    if not form.networks.choices:
+        del form.networks, form.ip  # no network to put a NIC on
     return render_template(
         "vms/new.html",
         form=form,

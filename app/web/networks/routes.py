@@ -1,0 +1,81 @@
+"""Routes of the networks blueprint: the list with its filter and create form, a network's page
+with the addresses in use, and its removal after a page that says what goes."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+
+from ...errors import NubeError
+from ...services import access, networks, projects
+from ..helpers import Page, actor, flash_error
+from .forms import TYPE_CHOICES, NetworkForm, RemoveForm
+
+bp = Blueprint("networks", __name__, url_prefix="/networks")
+SORT_COLUMNS = ("name",)  # the service lists by name
+
+
+def _fill_new_form(form):
+    """The create form's choices: the viewer's projects; a bridge only for those who manage
+    hosts (it puts VMs on the hosts' own LAN)."""
+    form.project.choices = projects.names_for()
+    form.type.choices = list(TYPE_CHOICES)
+    if not access.current().may("hosts"):
+        form.type.choices = [choice for choice in TYPE_CHOICES if choice[0] != "bridge"]
+        del form.bridge
+
+
+def _create(form):
+    """Define the network the form describes: its name, or None after flashing why not."""
+    data = {key: form[key].data for key in networks.ADD_FIELDS if key in form}
+    data["name"] = data["name"].strip()
+    try:
+        network = networks.add(data, actor())
+    except NubeError as error:
+        flash_error(error)
+        return None
+    flash(f"Network {network['name']} created ({network['cidr']}).", "success")
+    return network["name"]
+
+
+@bp.route("/", methods=["GET", "POST"])
+def index():
+    """The networks the viewer sees, filtered, with the form that defines one."""
+    form = NetworkForm()
+    _fill_new_form(form)
+    if form.validate_on_submit() and (name := _create(form)) is not None:
+        return redirect(url_for("networks.show", name=name))
+    page = Page(current_app.config["PAGE_SIZE"], "name", SORT_COLUMNS)  # one page: no pager
+    rows = []
+    try:
+        rows = networks.search(page.query)
+    except NubeError as error:
+        page.error = str(error)
+    page.total = len(rows)
+    return render_template("networks/index.html", networks=rows, page=page, form=form)
+
+
+@bp.route("/<name>")
+def show(name):
+    """One network: its fields and each address in use."""
+    network = networks.get(name)
+    return render_template(
+        "networks/show.html", network=network, addresses=networks.addresses(network["name"])
+    )
+
+
+@bp.route("/<name>/remove", methods=["GET", "POST"])
+def remove(name):
+    """Remove a network: the page saying what goes (or which VMs keep it), then, its name
+    typed, the removal."""
+    network = networks.get(name)
+    form = RemoveForm()
+    if form.validate_on_submit():
+        if form.confirm.data.strip() == network["name"]:
+            try:
+                networks.remove(network["name"], actor())
+            except NubeError as error:
+                flash_error(error)
+                return redirect(url_for("networks.remove", name=network["name"]))
+            flash(f"Network {network['name']} removed.", "success")
+            return redirect(url_for("networks.index"))
+        flash(f"Type the network's name ({network['name']}) to confirm its removal.", "warning")
+    users = sorted({address["vm"] for address in networks.addresses(network["name"])})
+    return render_template("networks/remove.html", network=network, users=users, form=form)
