@@ -19,6 +19,7 @@ from tests.bench import images as images_bench
 from tests.bench import load as load_bench
 from tests.bench import migration as migration_bench
 from tests.bench import monitor as monitor_bench
+from tests.bench import networks as networks_bench
 from tests.bench import ops as ops_bench
 from tests.bench import projects as projects_bench
 from tests.bench import snapshots as snapshots_bench
@@ -349,6 +350,22 @@ def images():
     )
 
 
+def networks():
+    """A VXLAN network brought up on 8 lab hosts; guest-to-guest throughput over it."""
+    figures = networks_bench.main()
+    save("networks", figures)
+    print(
+        f"\nnetwork up on {figures['hosts']} lab hosts: {figures['network_up_on_8_hosts_s']} s"
+        f" (8 VM creations at once {figures['create_8_vms_bringing_network_up_s']} s with it,"
+        f" {figures['create_8_vms_no_network_s']} s on no network,"
+        f" {figures['create_8_vms_network_already_up_s']} s once it is up)"
+        f"\nTCP, one stream: VM to VM over the overlay (TCG)"
+        f" {figures['vms_over_overlay_tcg_mbit_s']} Mbit/s; host namespace to host namespace"
+        f" over the overlay {figures['namespaces_over_overlay_mbit_s']} Mbit/s, over a plain veth"
+        f" (the floor) {figures['namespaces_over_veth_mbit_s']} Mbit/s"
+    )
+
+
 SECTIONS = {
     "vm_list": vm_list,
     "operations": operations,
@@ -363,6 +380,7 @@ SECTIONS = {
     "volumes": volumes,
     "snapshots": snapshots,
     "images": images,
+    "networks": networks,
 }
 
 
