@@ -13,10 +13,12 @@ The state (JSON object):
 
 A vxlan network with VNI v is a VXLAN device nvx<v> (id v, UDP port 4789, local address, learning,
 no multicast group) enslaved to a Linux bridge nbr<v>, both up, with one all-zeros FDB entry per
-peer (unicast flooding). Every device named nbr<digits> or nvx<digits> is Nube's: those the state
-does not want are removed, except a bridge that still has another port than its nvx (a VM is
-plugged in): it and its nvx are kept and reported. A bridge network names an existing host
-bridge, which is only checked.
+peer (unicast flooding). Every bridge named nbr<digits> and VXLAN device named nvx<digits> is
+Nube's: those the state does not want are removed, except a bridge that still has another port
+than its nvx (a VM is plugged in): it and its nvx are kept and reported. A device of another
+kind bearing such a name (a bond, a VLAN, a veth: the operator's) is never touched: kept and
+reported when unwanted, and a state that wants its name is refused. A bridge network names an
+existing host bridge, which is only checked.
 
 Prints one JSON line {"changed": bool, "actions": [commands run], "kept": [{"device", "reason"}]}.
 Exit status 0; 2 for a state that is invalid or that this host cannot take (nothing changed);
@@ -217,6 +219,14 @@ def _kind(link):
     return (link.get("linkinfo") or {}).get("info_kind", "")
 
 
+def foreign(name, link):
+    """Why a device bearing one of Nube's names is not Nube's (never removed or remade), or
+    None when it is: nbr<n> is a bridge, nvx<n> a VXLAN device."""
+    kind = _kind(link)
+    wanted = "bridge" if name.startswith(BRIDGE_PREFIX) else "vxlan"
+    return None if kind == wanted else f"not Nube's: a {kind or 'device'}, not a {wanted}"
+
+
 def _vxlan_matches(link, vni, local):
     """Whether an existing device is the VXLAN device wanted (else it is made again)."""
     if _kind(link) != "vxlan":
@@ -251,6 +261,11 @@ def check_host(state, links, addresses):
             raise InvalidState(f"{name} is not a bridge (it is a {_kind(links[name]) or 'device'})")
     if state["vxlans"] and state["local"] not in addresses:
         raise InvalidState(f"local address {state['local']} is not an address of this host")
+    for vni in state["vxlans"]:
+        for name in (bridge_name(vni), vxlan_name(vni)):
+            why = foreign(name, links[name]) if name in links else None
+            if why:
+                raise InvalidState(f"{name} exists and is {why}")
 
 
 # --- the plan ---------------------------------------------------------------------------------
@@ -265,10 +280,17 @@ def _stale_pair(number, links, wanted, kept):
     """Commands removing nbr<number> and nvx<number> where unwanted, unless a VM holds the
     bridge: then both are kept and reported in kept."""
     bridge, vxlan = BRIDGE_PREFIX + number, VXLAN_PREFIX + number
-    stale = [name for name in (vxlan, bridge) if name in links and name not in wanted]
+    stale = []
+    for name in (vxlan, bridge):
+        if name in links and name not in wanted:
+            why = foreign(name, links[name])
+            if why:  # the operator's device that happens to bear the name: never removed
+                kept.append({"device": name, "reason": why})
+            else:
+                stale.append(name)
     # Nube's own devices on it are no VM's (a misplaced one is moved or removed anyway)
     others = [port for port in _ports(links, bridge) if not OWNED_NAME.match(port)]
-    if bridge not in stale or _kind(links[bridge]) != "bridge" or not others:
+    if bridge not in stale or not others:
         return [["ip", "link", "del", name] for name in stale]
     kept.append(
         {"device": bridge, "reason": f"still has ports: {', '.join(others)} (a VM is plugged in)"}
