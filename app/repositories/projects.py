@@ -79,13 +79,13 @@ def usage(conn, project_id):
 
 
 def resource_count(conn, project_id):
-    """How many resources (VMs, volumes) belong to a project (what keeps it from being
-    removed)."""
+    """How many resources (VMs, volumes, networks) belong to a project (what keeps it from
+    being removed)."""
     return sum(
         conn.execute(
             f"SELECT COUNT(*) FROM {table} WHERE project_id = ?", (project_id,)
         ).fetchone()[0]
-        for table in ("vms", "volumes")  # fixed names, never input
+        for table in ("vms", "volumes", "networks")  # fixed names, never input
     )
 
 

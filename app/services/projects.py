@@ -159,7 +159,9 @@ def remove(name, actor):
             raise Conflict("the project default cannot be removed")
         held = projects_repo.resource_count(conn, row["id"])
         if held:
-            raise Conflict(f"project {name} still has {held} VM(s) or volume(s): remove them first")
+            raise Conflict(
+                f"project {name} still has {held} VM(s), volume(s) or network(s): remove them first"
+            )
         projects_repo.delete(conn, row["id"])
         audit(conn, actor, "project.remove", f"project:{name}")
 
