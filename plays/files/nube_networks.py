@@ -12,8 +12,8 @@ The state (JSON object):
 1450; each network may carry a "name" (Nube's name for it, never used on the host).
 
 A vxlan network with VNI v is a VXLAN device nvx<v> (id v, UDP port 4789, local address, learning,
-no multicast group) enslaved to a Linux bridge nbr<v>, both up, with one all-zeros FDB entry per
-peer (unicast flooding). Every bridge named nbr<digits> and VXLAN device named nvx<digits> is
+no multicast group) enslaved to a Linux bridge nbr<v> (no address, IPv6 link-local included),
+both up, with one all-zeros FDB entry per peer (unicast flooding). Every bridge named nbr<digits> and VXLAN device named nvx<digits> is
 Nube's: those the state does not want are removed, except a bridge that still has another port
 than its nvx (a VM is plugged in): it and its nvx are kept and reported. A device of another
 kind bearing such a name (a bond, a VLAN, a veth: the operator's) is never touched: kept and
@@ -329,14 +329,29 @@ def _vxlan_device(vni, net, local, links):
     return steps, True
 
 
+def _no_link_local(name, link):
+    """Commands taking an existing bridge's IPv6 link-local addresses away for good (a kernel
+    without IPv6 lists no generation mode: nothing to do)."""
+    if link.get("inet6_addr_gen_mode", "none") == "none":
+        return []
+    return [
+        ["ip", "link", "set", name, "addrgenmode", "none"],
+        ["ip", "-6", "addr", "flush", "dev", name, "scope", "link"],
+    ]
+
+
 def _bridge_device(vni, net, links):
-    """Commands for nbr<vni> itself: (steps, made)."""
+    """Commands for nbr<vni> itself: (steps, made). It never has an address of its own, not even
+    an automatic IPv6 link-local one: guests on the bridge would reach the host through it."""
     name, mtu = bridge_name(vni), str(net["mtu"])
     link = links.get(name)
     if link is not None and _kind(link) == "bridge":
-        return _mtu(name, link, net["mtu"]), False
+        return _mtu(name, link, net["mtu"]) + _no_link_local(name, link), False
     steps = [] if link is None else [["ip", "link", "del", name]]
-    return steps + [["ip", "link", "add", name, "mtu", mtu, "type", "bridge"]], True
+    steps.append(["ip", "link", "add", name, "mtu", mtu, "type", "bridge"])
+    if any("inet6_addr_gen_mode" in other for other in links.values()):  # the kernel has IPv6
+        steps.append(["ip", "link", "set", name, "addrgenmode", "none"])  # before it goes up
+    return steps, True
 
 
 def _is_up(link):
