@@ -175,8 +175,11 @@ def addresses(name):
 
 
 def remove(name, actor):
-    """Remove a network no VM uses (refused, naming them, while any does)."""
+    """Remove a network no VM uses (refused, naming them, while any does); a bridge network
+    only by those who may define one."""
     row = _row(name)
+    if row["type"] == "bridge":
+        access.require("hosts")  # the project's way onto the hosts' LAN, which members get
     conn = db()
     with transaction(conn):
         users = sorted({nic["vm"] for nic in networks_repo.nics_on(conn, row["id"])})
