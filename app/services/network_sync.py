@@ -9,6 +9,7 @@ again. The state last applied to a host is recorded: an unchanged state costs no
 host nothing was ever given costs none either.
 """
 
+import ipaddress
 import json
 
 from ..errors import HostUnreachable, NubeError, OperationFailed
@@ -21,12 +22,24 @@ PLAYBOOK = "host_networks.yaml"
 PEER_STATES = HOST_NETWORK_PEERS
 
 
-def _peers(conn, host):
-    """The data addresses of every other host that may carry VMs, sorted."""
+def _ip(text):
+    """An address's ipaddress value, or None for a host name."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _peers(conn, host, local):
+    """The data addresses of every other host that may carry VMs, sorted: IP addresses of
+    local's family only (the host script refuses any other peer, which would stop this host's
+    networks; a host named by DNS or on the other family carries none itself)."""
     found = set()
     for other in hosts_repo.search(conn):
         if other["id"] != host["id"] and other["state"] in PEER_STATES:
-            found.add(other["data_address"] or other["address"])
+            address = _ip(other["data_address"] or other["address"])
+            if address is not None and local is not None and address.version == local.version:
+                found.add(str(address))
     return sorted(found)
 
 
@@ -36,16 +49,23 @@ def desired_state(conn, host, extra=()):
     rows = {row["id"]: row for row in networks_repo.wanted_on_host(conn, host["id"])}
     for network_id in extra:
         rows.setdefault(network_id, networks_repo.get_by_id(conn, network_id))
-    peers = _peers(conn, host)
+    local = host["data_address"] or host["address"]
+    peers = _peers(conn, host, _ip(local))
     networks = []
     for network_id in sorted(rows):
         row = rows[network_id]
         if row["type"] == "vxlan":
+            if _ip(local) is None:
+                raise OperationFailed(
+                    f"host {host['name']} cannot carry VXLAN network {row['name']}: its data"
+                    f" address {local} is not an IP address (give it one)"
+                )
             networks.append({"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]})
         else:
             networks.append({"type": "bridge", "bridge": row["bridge"]})
-    local = host["data_address"] or host["address"]
-    return {"local": local, "networks": networks}, set(rows)
+    # a host name is no local address (the script refuses one even for bridge networks only)
+    local_ip = _ip(local)
+    return {"local": None if local_ip is None else str(local_ip), "networks": networks}, set(rows)
 
 
 def sync_host(ctx, host, extra=(), force=False):
