@@ -26,7 +26,7 @@ from ..ipam import (
     text,
 )
 from ..repositories import networks as networks_repo
-from . import access, projects, validate
+from . import access, projects, redaction, validate
 from .common import audit, db
 
 ADD_FIELDS = ("name", "type", "cidr", "gateway", "dns", "range", "bridge", "mtu", "project")
@@ -39,8 +39,10 @@ _BRIDGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")  # a Linux interface 
 _MANAGED_BRIDGE = re.compile(r"^(nbr|nvx)\d+$")  # the names Nube gives its own devices
 
 
-def public(row):
-    """The contract's view of a network row."""
+def public(row, shown=None):
+    """The contract's view of a network row (its maker's name as the viewer may read it; a
+    list passes its one redactor)."""
+    shown = shown or redaction.for_viewer()
     free = free_count(row["pool_first"], row["pool_last"], row["gateway"], row["used"])
     return {
         "id": row["id"],
@@ -56,7 +58,7 @@ def public(row):
         "project": row["project"],
         "used": row["used"],
         "free": free,
-        "created_by": row["created_by"],
+        "created_by": shown.user(row["created_by"]),
         "created_at": row["created_at"],
     }
 
@@ -162,7 +164,8 @@ def search(query=""):
     if not isinstance(query or "", str):
         raise InvalidInput("query must be text")
     rows = networks_repo.search(db(), query or "", access.visible_projects())
-    return [public(row) for row in rows]
+    shown = redaction.for_viewer()
+    return [public(row, shown) for row in rows]
 
 
 def addresses(name):
