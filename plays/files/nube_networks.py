@@ -13,7 +13,8 @@ The state (JSON object):
 
 A vxlan network with VNI v is a VXLAN device nvx<v> (id v, UDP port 4789, local address, learning,
 no multicast group) enslaved to a Linux bridge nbr<v> (no address, IPv6 link-local included),
-both up, with one all-zeros FDB entry per peer (unicast flooding). Every bridge named nbr<digits> and VXLAN device named nvx<digits> is
+both up, with one all-zeros FDB entry per peer (unicast flooding); while the host has any, an
+nftables table inet nube_vxlan drops UDP 4789 from anyone but the peers. Every bridge named nbr<digits> and VXLAN device named nvx<digits> is
 Nube's: those the state does not want are removed, except a bridge that still has another port
 than its nvx (a VM is plugged in): it and its nvx are kept and reported. A device of another
 kind bearing such a name (a bond, a VLAN, a veth: the operator's) is never touched: kept and
@@ -379,12 +380,83 @@ def _vxlan_network(vni, net, local, links, fdb):
 
 
 def plan(state, links, fdb):
-    """The commands that make the host match the state, and the devices kept in spite of it."""
+    """The commands that make the host's devices match the state, and the devices kept in
+    spite of it."""
     kept = []
     steps = _stale(state, links, kept)
     for vni in sorted(state["vxlans"]):
         steps += _vxlan_network(vni, state["vxlans"][vni], state["local"], links, fdb)
     return steps, kept
+
+
+# --- who may send VXLAN to this host ----------------------------------------------------------
+# Linux takes VXLAN packets on UDP 4789 at every address of the host, from anyone, and learns
+# their sender as the home of the MACs inside: without a filter, anything that reaches a host
+# address could inject frames into every overlay and draw traffic to itself. Nube's table lets
+# only the peers' data addresses in; it exists while the host has a VXLAN network.
+
+FILTER_TABLE = "nube_vxlan"
+
+
+def wanted_filter(state):
+    """The peers (a sorted list) the filter must let in, or None when no filter is wanted."""
+    if not state["vxlans"]:
+        return None
+    return sorted({peer for net in state["vxlans"].values() for peer in net["peers"]})
+
+
+def filter_ruleset(peers):
+    """The table's whole definition, replacing any earlier one in the same transaction."""
+    four = [p for p in peers if ipaddress.ip_address(p).version == 4]
+    six = [p for p in peers if ipaddress.ip_address(p).version == 6]
+
+    def elements(addresses):
+        return f" elements = {{ {', '.join(addresses)} }};" if addresses else ""
+
+    return (
+        f"table inet {FILTER_TABLE}\n"
+        f"delete table inet {FILTER_TABLE}\n"
+        f"table inet {FILTER_TABLE} {{\n"
+        f"  set peers4 {{ type ipv4_addr;{elements(four)} }}\n"
+        f"  set peers6 {{ type ipv6_addr;{elements(six)} }}\n"
+        "  chain input {\n"
+        "    type filter hook input priority filter - 10; policy accept;\n"
+        f"    udp dport {VXLAN_PORT} ip saddr @peers4 accept\n"
+        f"    udp dport {VXLAN_PORT} ip6 saddr @peers6 accept\n"
+        f"    udp dport {VXLAN_PORT} counter drop\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def filter_steps(state, present, vxlan_kept=False):
+    """The nft command that makes the filter what the state wants (present: the peers the
+    table lets in now, or None when there is no table). A VXLAN device kept although
+    unwanted (a VM still on its bridge) still takes packets: the table stays as it is."""
+    wanted = wanted_filter(state)
+    if wanted is None:
+        if present is None or vxlan_kept:
+            return []
+        return [["nft", "delete", "table", "inet", FILTER_TABLE]]
+    if present is not None and sorted(present) == wanted:
+        return []
+    return [["nft", filter_ruleset(wanted)]]
+
+
+def read_filter():
+    """The peers Nube's VXLAN filter lets in (sorted), or None when the table is absent or not
+    the one this script writes (it is then written again)."""
+    tables = json.loads(run(["nft", "-j", "list", "tables"]) or "{}").get("nftables", [])
+    if not any(t.get("table", {}).get("name") == FILTER_TABLE for t in tables):
+        return None
+    items = json.loads(run(["nft", "-j", "list", "table", "inet", FILTER_TABLE]))["nftables"]
+    sets = {i["set"]["name"]: i["set"].get("elem", []) for i in items if "set" in i}
+    rules = [i for i in items if "rule" in i]
+    if set(sets) != {"peers4", "peers6"} or len(rules) != 3:
+        return [""]  # not as written: never equal to a wanted list, so written again
+    if any(not isinstance(e, str) for e in sets["peers4"] + sets["peers6"]):
+        return [""]
+    return sorted(sets["peers4"] + sets["peers6"])
 
 
 # --- running it -------------------------------------------------------------------------------
@@ -427,6 +499,8 @@ def main(args=None):
             links, fdb, addresses = read_host()
             check_host(state, links, addresses)
             steps, kept = plan(state, links, fdb)
+            vxlan_kept = any(k["device"].startswith(VXLAN_PREFIX) for k in kept)
+            steps += filter_steps(state, read_filter(), vxlan_kept)
             done = apply(steps)
     except InvalidState as error:
         print(f"nube_networks: refused, nothing changed: {error}", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from app.adapters.ansible import _write_unsafe_yaml
+from tests.wait import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -216,11 +217,13 @@ def test_peers_in_the_fdb_follow_the_state(overlay):
     net.apply(0, net.state(0))
     assert net.flood(0) == ["198.18.0.3", "198.18.0.4"]
     output = net.apply(0, net.state(0, peers=["198.18.0.3"]))
-    assert output["actions"] == [f"bridge fdb del {FLOOD_MAC} dev nvx{VNI} dst 198.18.0.4"]
+    # the flood entry, then the VXLAN port filter, which lets only the peers in
+    assert output["actions"][0] == f"bridge fdb del {FLOOD_MAC} dev nvx{VNI} dst 198.18.0.4"
+    assert len(output["actions"]) == 2 and output["actions"][1].startswith("nft ")
     assert net.flood(0) == ["198.18.0.3"]
     output = net.apply(0, net.state(0, peers=["198.18.0.4"]))
     assert net.flood(0) == ["198.18.0.4"]
-    assert output["changed"] is True and len(output["actions"]) == 2
+    assert output["changed"] is True and len(output["actions"]) == 3
     net.apply(0, net.state(0, peers=[]))
     assert net.flood(0) == []
     assert_network(net, 0, [])
@@ -388,3 +391,62 @@ def test_the_playbook_applies_the_state_and_reports(overlay):
     assert (rc, report["stats"]["localhost"]["changed"]) == (0, 1)
     assert nube_devices(net.links(0)) == []
     assert set(Path("/tmp").glob("nube-networks-*")) <= folders
+
+
+SPOOFED_MAC = "02:de:ad:be:ef:01"
+# One VXLAN packet (VNI, then an Ethernet broadcast from SPOOFED_MAC) sent from a namespace to
+# an address: what anyone reaching a host's address could send.
+SEND_VXLAN = """
+import socket, sys
+vni = int(sys.argv[2]).to_bytes(3, "big")
+frame = b"\\xff" * 6 + bytes.fromhex("02deadbeef01") + b"\\x08\\x00" + b"\\x00" * 46
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(
+    b"\\x08\\x00\\x00\\x00" + vni + b"\\x00" + frame, (sys.argv[1], 4789)
+)
+"""
+
+
+def learned(net, index):
+    """Where host index's VXLAN device learned SPOOFED_MAC to be (its dst), or None."""
+    entries = json.loads(sh("bridge", "-n", net.hosts[index], "-j", "fdb", "show").stdout)
+    found = [e.get("dst") for e in entries if e.get("mac") == SPOOFED_MAC]
+    return found[0] if found else None
+
+
+def send_vxlan(net, source, target):
+    """Send the spoofed packet from host source's namespace to host target's data address."""
+    sh(
+        "ip",
+        "netns",
+        "exec",
+        net.hosts[source],
+        "python3",
+        "-c",
+        SEND_VXLAN,
+        net.addresses[target],
+        str(VNI),
+    )
+
+
+def test_only_the_peers_may_send_into_an_overlay(overlay):
+    """Host 1's only peer is host 2: host 3's packet to its VXLAN port is dropped (never
+    learned), host 2's is taken; with no network left, the filter table goes too."""
+    net = overlay
+    net.apply(0, net.state(0, peers=[net.addresses[1]]))
+    send_vxlan(net, 2, 0)
+    wait_for(
+        lambda: (
+            "packets 1"
+            in sh(
+                "ip", "netns", "exec", net.hosts[0], "nft", "list", "table", "inet", "nube_vxlan"
+            ).stdout
+        ),
+        timeout=5,
+        interval=0.1,
+    )
+    assert learned(net, 0) is None
+    send_vxlan(net, 1, 0)
+    assert wait_for(lambda: learned(net, 0), timeout=5, interval=0.1) == net.addresses[1]
+    net.apply(0, {"networks": []})
+    tables = sh("ip", "netns", "exec", net.hosts[0], "nft", "list", "tables").stdout
+    assert "nube_vxlan" not in tables

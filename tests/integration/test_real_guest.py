@@ -131,4 +131,4 @@ def test_the_guests_shut_down_through_their_agents_and_leave_nothing_once_remove
                 text=True,
                 check=True,
             ).stdout
-            assert not re.search(r"\b(nbr|nvx|nt)\d+", listing), (host["name"], listing)
+            assert not re.search(r"\b(nbr|nvx|nt)\d+|nube_vxlan", listing), (host["name"], listing)
