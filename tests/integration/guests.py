@@ -63,6 +63,7 @@ def install(app, image, lab_hosts):
                     "name": f"lab{number}",
                     "share": "bind",
                     "network": "none",  # no guest traffic may leave these machines
+                    "data_address": lab["data_address"],  # migrations go over the underlay
                 }
             )
 
