@@ -37,6 +37,7 @@ BIND_MOUNTS = {
     "etc-libvirt": "/etc/libvirt",
     "var-log-libvirt": "/var/log/libvirt",
     "fstab": "/etc/fstab",
+    "var-lib-apt": "/var/lib/apt",
 }
 # /mnt stays shared: ansible.posix.mount works out a bind mount's source from the parent mount,
 # and gets it wrong (so re-mounts on every run) when the mount point's parent is itself a bind
@@ -62,6 +63,7 @@ DATA_INTERFACE = "data0"
 NETNS_DIR = Path("/run/netns")
 FORWARDER = Path(__file__).with_name("forward.py")
 DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+APT_STAMP_AHEAD = 7 * 24 * 3600.0
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
@@ -219,8 +221,30 @@ def make_host_files(index: int) -> None:
     shutil.copytree("/var/lib/libvirt", base / "var-lib-libvirt", symlinks=True)
     shutil.copytree("/etc/libvirt", base / "etc-libvirt", symlinks=True)
     shutil.copyfile("/etc/fstab", base / "fstab")
+    copy_apt_lists(base / "var-lib-apt")
     configure_libvirt(base / "etc-libvirt", index)
     configure_sshd(index)
+
+
+def copy_apt_lists(target: Path) -> None:
+    """Give a host its own /var/lib/apt: the machine's package lists (hard links where they
+    can be), marked as just updated."""
+    # A host's namespace reaches no mirror, so apt's cache_valid_time in the plays must find
+    # the lists fresh: the stamp the apt module reads is dated a week ahead. The packages
+    # themselves are the machine's, installed already. apt replaces list files by renaming,
+    # so a host's apt-get update would never write through a link to the machine's.
+    def link_or_copy(source, destination):
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copy2(source, destination)
+
+    shutil.copytree("/var/lib/apt", target, symlinks=True, copy_function=link_or_copy)
+    stamp = target / "periodic" / "update-success-stamp"
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.touch()
+    ahead = time.time() + APT_STAMP_AHEAD
+    os.utime(stamp, (ahead, ahead))
 
 
 def configure_libvirt(etc: Path, index: int) -> None:
