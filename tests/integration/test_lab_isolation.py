@@ -11,12 +11,13 @@ import socket
 import subprocess
 import sys
 
+from tests.lab import lab
 from tests.wait import wait_for
 
 UNDERLAY = "198.18.0.0/15"
 OVERLAY = "192.0.2.0/24"  # TEST-NET-1: routed nowhere
 VNI, VXLAN_PORT, CONTROL_PORT, ECHO_PORT = 4242, 4789, 4790, 7777
-TABLE = f"nube_lab_isolation_{os.getpid()}"
+TABLE = f"{lab.NFT_TABLE_PREFIX}isolation_{os.getpid()}"  # down removes it if we crash
 PAYLOAD = os.urandom(200_000)
 
 ECHO_SERVER = """

@@ -61,6 +61,9 @@ UNDERLAY_MTU = 1500
 UNDERLAY_BRIDGE = "br0"
 DATA_INTERFACE = "data0"
 NETNS_DIR = Path("/run/netns")
+# Lab tests name what they make in the machine's namespace (nftables tables) with this prefix
+# and their pid, so that a down finds what a crashed one left.
+NFT_TABLE_PREFIX = "nube_lab_"
 FORWARDER = Path(__file__).with_name("forward.py")
 DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 APT_STAMP_AHEAD = 7 * 24 * 3600.0
@@ -229,6 +232,7 @@ def make_host_files(index: int) -> None:
 def copy_apt_lists(target: Path) -> None:
     """Give a host its own /var/lib/apt: the machine's package lists (hard links where they
     can be), marked as just updated."""
+
     # A host's namespace reaches no mirror, so apt's cache_valid_time in the plays must find
     # the lists fresh: the stamp the apt module reads is dated a week ahead. The packages
     # themselves are the machine's, installed already. apt replaces list files by renaming,
@@ -627,6 +631,19 @@ def remove_underlay() -> None:
         run("ip", "netns", "delete", underlay_netns(), check=False)
 
 
+def remove_stale_nft_tables() -> None:
+    """Delete nftables tables that lab tests named `nube_lab_..._<pid>` whose process is gone
+    (a test that crashed before its own clean-up)."""
+    listing = run("nft", "-j", "list", "tables", check=False)
+    if listing.returncode != 0:
+        return
+    for item in json.loads(listing.stdout).get("nftables", []):
+        table = item.get("table", {})
+        name, _, pid = table.get("name", "").rpartition("_")
+        if name.startswith(NFT_TABLE_PREFIX) and pid.isdigit() and not process_alive(int(pid)):
+            run("nft", "delete", "table", table["family"], table["name"], check=False)
+
+
 def remove_user(index: int) -> None:
     """Delete host `index`'s user if the lab created it."""
     if (host_dir(index) / "user-created").exists():
@@ -656,6 +673,7 @@ def down() -> None:
         for index in host_indexes():
             stop_host(index)
         remove_underlay()
+        remove_stale_nft_tables()
         remove_shared_folders()
     shutil.rmtree(lab_dir(), ignore_errors=True)
 
