@@ -179,3 +179,39 @@ def test_overlay_traffic_between_lab_hosts_never_reaches_the_machines_interfaces
     assert TABLE not in subprocess.run(["nft", "list", "tables"], capture_output=True,
                                        text=True).stdout  # fmt: skip
     assert guest_a not in ip("netns", "list") and guest_b not in ip("netns", "list")
+
+
+BRIDGED_DOMAIN = """<domain type='qemu'><name>nube-bridged-probe</name>
+<memory unit='MiB'>32</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><interface type='bridge'><source bridge='isobr1'/></interface></devices></domain>"""
+
+
+def test_libvirt_in_a_lab_host_plugs_a_guest_into_a_bridge_made_in_its_namespace(
+    lab_hosts, tmp_path
+):
+    """libvirt plugs a guest into a bridge made in the host's namespace; the guest's tap
+    appears there, never in the machine's namespace; and the host's /sys/class/net (what
+    Ansible's interface facts and libvirt's bridge queries read) lists the host's own
+    interfaces, not the machine's."""
+    host = lab_hosts[0]
+    index = int(host["name"].removeprefix("lab"))
+    interfaces = root_interfaces()
+    xml = tmp_path / "bridged.xml"
+    xml.write_text(BRIDGED_DOMAIN)
+    xml.chmod(0o644)
+    tmp_path.chmod(0o755)
+    virsh = ["virsh", "-c", "qemu:///system"]
+    ip("-n", host["netns"], "link", "add", "isobr1", "type", "bridge")
+    try:
+        lab.in_host(index, *virsh, "create", str(xml))
+        listing = lab.in_host(index, *virsh, "domiflist", "nube-bridged-probe").stdout
+        [tap] = [line.split()[0] for line in listing.splitlines() if "isobr1" in line]
+        on_bridge = json.loads(ip("-n", host["netns"], "-j", "link", "show", "master", "isobr1"))
+        assert [link["ifname"] for link in on_bridge] == [tap]
+        in_sysfs = lab.in_host(index, "ls", "/sys/class/net").stdout.split()
+        assert sorted(in_sysfs) == sorted(["lo", "data0", "isobr1", tap])
+        assert root_interfaces() == interfaces
+    finally:
+        lab.in_host(index, *virsh, "destroy", "nube-bridged-probe", check=False)
+        ip("-n", host["netns"], "link", "del", "isobr1", check=False)
