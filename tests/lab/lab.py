@@ -597,17 +597,25 @@ def processes_using(index: int) -> list[int]:
     marker = f" {host_dir(index)}/"
     netns = None
     with contextlib.suppress(OSError):
-        netns = os.stat(NETNS_DIR / host_netns(index)).st_ino
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if (netns and os.stat(entry / "ns" / "net").st_ino == netns) or marker in (
-                entry / "mountinfo"
-            ).read_text():
-                found.append(int(entry.name))
-    return found
+        info = os.stat(NETNS_DIR / host_netns(index))
+        netns = (info.st_dev, info.st_ino)
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and uses_host(entry, marker, netns)
+    ]
+
+
+def uses_host(proc: Path, marker: str, netns: tuple[int, int] | None) -> bool:
+    """Tell whether process `proc` (its /proc folder) runs in network namespace `netns` or
+    has a mount whose line shows `marker`."""
+    with contextlib.suppress(OSError):
+        info = os.stat(proc / "ns" / "net")
+        if netns and (info.st_dev, info.st_ino) == netns:
+            return True
+    with contextlib.suppress(OSError):
+        return marker in (proc / "mountinfo").read_text()
+    return False
 
 
 def unmount_host_files(index: int) -> None:
