@@ -10,14 +10,15 @@ PORT ?= 5000
 WORKERS ?= $(or $(NUBE_WORKERS),4)
 
 # Debian packages: the controller's tools, libvirt/QEMU for hosts (lab hosts share this
-# machine's packages), sshpass/sudo for Ansible, what libvirt-python builds against, and the
+# machine's packages; iproute2 and nftables for their namespaces and the isolation test),
+# sshpass/sudo for Ansible, what libvirt-python builds against, and the
 # image builder's tools (image.build: mmdebstrap, GRUB's BIOS images, mkfs.ext4 -d, sfdisk),
 # virt-sysprep and a kernel for its appliance (image.save; containers have none in /boot), and
 # the servers the tests start themselves for QUEUE=redis:// and DATABASE=postgresql:// (their
 # system services are not used).
 SYSTEM_PACKAGES := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
 	libvirt-dev pkg-config gcc python3-dev openssh-server openssh-client sshpass sudo \
-	nfs-common util-linux procps iproute2 chromium libnfs-utils \
+	nfs-common util-linux procps iproute2 nftables chromium libnfs-utils \
 	mmdebstrap grub-pc-bin e2fsprogs fdisk redis-server postgresql \
 	libguestfs-tools linux-image-cloud-amd64
 
@@ -125,9 +126,13 @@ bench: venv
 
 lab: venv
 	$(BIN)/python tests/lab/lab.py up 2
-	@echo "Add each host in the dashboard (Hosts > Add host) with the address, user and password"
-	@echo "above, 'VM network' set to none and 'Repository mount' set to bind (proposed when the"
-	@echo "controller exports nothing). Stop them with: make lab-down"
+	@echo "Each line above is a lab host: its own network namespace 'netns' (run a command in it"
+	@echo "with: ip netns exec nube-lab1 ip addr), whose sshd you reach at 'address' port 22 as"
+	@echo "'user' with 'password', and whose 'data_address' is on the lab's underlay (198.18.0.0/24,"
+	@echo "only inside the lab's namespaces). Add each host in the dashboard (Hosts > Add host) with"
+	@echo "the address, user, password and data address above, 'VM network' set to none and"
+	@echo "'Repository mount' set to bind (proposed when the controller exports nothing)."
+	@echo "Stop them with: make lab-down"
 
 lab-down:
 	$(BIN)/python tests/lab/lab.py down

@@ -303,6 +303,7 @@ def operator_client(app):
 
 # Lab hosts (integration and browser tiers): started once per session, stopped by pid.
 LAB_TOOLS = ["unshare", "nsenter", "libvirtd", "virtlogd", "sshd", "sshpass", "sudo", "virsh"]
+LAB_TOOLS += ["ip", "nft"]  # the hosts' network namespaces; the isolation test's counters
 
 
 def lab_unavailable_reason() -> str | None:

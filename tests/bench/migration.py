@@ -35,7 +35,11 @@ def _libvirt_alone(app, src, dst, name):
         | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
         | libvirt.VIR_MIGRATE_UNSAFE
     )
-    params = {libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{uri_host(dst['address'])}"}
+    data_address = dst["data_address"] or dst["address"]
+    params = {
+        libvirt.VIR_MIGRATE_PARAM_URI: f"tcp://{uri_host(data_address)}",
+        libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: data_address,
+    }
     sconn, dconn = libvirt.open(hypervisor.uri_for(src)), libvirt.open(hypervisor.uri_for(dst))
     try:
         dom = sconn.lookupByName(name)
@@ -72,6 +76,7 @@ def main():
                         "name": f"lab{number}",
                         "share": "bind",
                         "network": "none",
+                        "data_address": host["data_address"],  # the lab's underlay
                     }
                 )
             core.addVm({"id": "m1", "image": IMAGE, "mem": 256, "host": "lab1", "start": True})

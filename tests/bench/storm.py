@@ -64,6 +64,7 @@ def _prepare_hosts(app, lab_hosts):
                     "name": host["name"],
                     "share": "bind",
                     "network": "none",
+                    "data_address": host["data_address"],  # the lab's underlay
                 }
             )
             for host in lab_hosts

@@ -165,6 +165,7 @@ def add_lab_host(page, lab, before_submit=None, name="lab1"):
     page.fill("#password", lab["password"])
     page.select_option("#share", "bind")
     page.fill("#network", "none")
+    page.fill("#data_address", lab["data_address"])  # migrations go over the lab's underlay
     if before_submit:
         before_submit()
     page.click("#submit")

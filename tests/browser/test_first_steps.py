@@ -42,6 +42,7 @@ def _step_add_a_host(page, lab):
     page.fill("#user", lab["user"])
     page.fill("#password", lab["password"])
     page.fill("#network", "none")
+    page.fill("#data_address", lab["data_address"])  # the lab's underlay
     page.click("#submit")
     wait_for_operation(page)
 

@@ -107,6 +107,7 @@ def test_add_two_hosts_with_their_passwords(cluster):
                 "name": f"lab{index}",
                 "share": "bind",
                 "network": "none",
+                "data_address": lab_host["data_address"],  # migrations go over the underlay
             }
         )
         assert host["state"] == "ready" and host["cpus"] > 0 and host["mem"] > 0
@@ -291,7 +292,8 @@ def test_a_rebased_overlay_is_refused_at_start(cluster):
 
 def test_live_migration_streams_to_the_data_address(cluster, monkeypatch):
     """Issue 20, finding 5: QEMU on the destination listens on its data address only, and the
-    stream goes there (another loopback address than the host's own)."""
+    stream goes there (here a second address of lab2 on the lab's underlay, which only lab
+    hosts reach)."""
     import libvirt
 
     passed = []
@@ -303,7 +305,10 @@ def test_live_migration_streams_to_the_data_address(cluster, monkeypatch):
 
     monkeypatch.setattr(libvirt.virDomain, "migrate3", recording)
     lab2 = host_named("lab2")
-    data_address = "127.0.0.13"
+    underlay = cluster["hosts"][1]["data_address"]
+    data_address = "198.18.0.203"
+    extra = [f"{data_address}/24", "dev", "data0"]
+    subprocess.run(["ip", "-n", cluster["hosts"][1]["netns"], "addr", "add", *extra], check=True)
     core.updateHost(lab2["id"], {"data_address": data_address})
     try:
         core.addVm({"id": "dm0", "image": IMAGE, "mem": 64, "host": "lab1", "start": True})
@@ -317,7 +322,9 @@ def test_live_migration_streams_to_the_data_address(cluster, monkeypatch):
         core.removeVm("dm0")
     finally:
         core.updateHost(lab2["id"], {"data_address": ""})
-    assert host_named("lab2")["data_address"] == lab2["address"]
+        assert host_named("lab2")["data_address"] == lab2["address"]
+        core.updateHost(lab2["id"], {"data_address": underlay})
+        subprocess.run(["ip", "-n", cluster["hosts"][1]["netns"], "addr", "del", *extra])
 
 
 def test_missing_image_and_too_little_memory(cluster):

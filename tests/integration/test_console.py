@@ -57,9 +57,13 @@ def our_tunnels(keyfile):
     return [int(pid) for pid in result.stdout.split()]
 
 
-def listeners():
-    """(local address, port, pids) of every listening TCP socket on the machine (`ss -ltnp`)."""
-    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+def listeners(netns=None):
+    """(local address, port, pids) of every listening TCP socket on the machine (`ss -ltnp`),
+    or in the network namespace named netns (a lab host's)."""
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    out = subprocess.run(
+        [*inside, "ss", "-ltnpH"], capture_output=True, text=True, check=True
+    ).stdout
     found = []
     for line in out.splitlines():
         parts = line.split()
@@ -136,6 +140,7 @@ def consoled(lab_hosts):
             "proxy": proxy,
             "keyfile": str(Path(app.instance_path) / "ssh" / "id_ed25519"),
             "logs": logs,
+            "netns": lab1["netns"],
         }
     finally:
         if web is not None:
@@ -252,7 +257,9 @@ def test_a_real_rfb_client_sees_the_bios_screen(consoled):
         with consoled["app"].app_context():
             host = get_db().execute("SELECT * FROM hosts WHERE name = 'con-lab1'").fetchone()
             display = consoled["app"].extensions["nube"].hypervisor.vnc_display(dict(host), VM)
-        assert [a for a, p, _pids in found if p == display.port] == ["127.0.0.1"]
+        # (the lab host's own loopback: QEMU runs in its network namespace)
+        on_host = listeners(consoled["netns"])
+        assert [a for a, p, _pids in on_host if p == display.port] == ["127.0.0.1"]
     finally:
         sock.close()
     # the tunnel ends with its connection

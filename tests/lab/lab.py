@@ -1,18 +1,23 @@
-"""Lab hosts: each one a mount namespace running its own virtlogd, libvirtd and sshd.
+"""Lab hosts: each one a mount and network namespace running its own virtlogd, libvirtd and sshd.
 
 Run as root from the repository root:
 
     .venv/bin/python tests/lab/lab.py up N | down | status
 
-Host N listens on 127.0.0.(N+1):22 with its own sudo user ``nube-labN``. Everything the lab
-makes sits under ``NUBE_LAB_DIR`` (default /tmp/nube-lab), so ``down`` from another process
-finds it. See docs/lab-notes.md.
+Host N is network namespace ``nube-labN`` (``ip netns exec nube-labN ...``), with its own sudo
+user ``nube-labN``; its sshd is reached from the machine at 127.0.0.(N+1):22 through a forwarder
+(forward.py). Hosts reach each other over an underlay that exists only inside the lab's
+namespaces: interface ``data0`` with 198.18.0.(N+1)/24 in each host, joined by a bridge in the
+lab's own underlay namespace. Everything the lab makes sits under ``NUBE_LAB_DIR`` (default
+/tmp/nube-lab) or is named from it, so ``down`` from another process finds it. See
+docs/lab-notes.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -32,6 +37,7 @@ BIND_MOUNTS = {
     "etc-libvirt": "/etc/libvirt",
     "var-log-libvirt": "/var/log/libvirt",
     "fstab": "/etc/fstab",
+    "var-lib-apt": "/var/lib/apt",
 }
 # /mnt stays shared: ansible.posix.mount works out a bind mount's source from the parent mount,
 # and gets it wrong (so re-mounts on every run) when the mount point's parent is itself a bind
@@ -48,7 +54,19 @@ LIBVIRTD_SETTINGS = {
 # Folders the plays create on the filesystem the hosts share; down removes them (when empty)
 # if they did not exist before the lab.
 SHARED_FOLDERS = ["/mnt/iaas"]
+# The underlay: RFC 2544's benchmarking range, which no real network routes.
+DATA_PREFIX = "198.18.0"
+DATA_PREFIX_LENGTH = 24
+UNDERLAY_MTU = 1500
+UNDERLAY_BRIDGE = "br0"
+DATA_INTERFACE = "data0"
+NETNS_DIR = Path("/run/netns")
+# Lab tests name what they make in the machine's namespace (nftables tables) with this prefix
+# and their pid, so that a down finds what a crashed one left.
+NFT_TABLE_PREFIX = "nube_lab_"
+FORWARDER = Path(__file__).with_name("forward.py")
 DAEMON_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+APT_STAMP_AHEAD = 7 * 24 * 3600.0
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 
@@ -66,6 +84,33 @@ def host_dir(index: int) -> Path:
 def host_address(index: int) -> str:
     """Return the loopback address host `index`'s sshd listens on."""
     return f"127.0.0.{index + 1}"
+
+
+def host_netns(index: int) -> str:
+    """Return the name of host `index`'s network namespace (unique across labs: so is index)."""
+    return f"nube-lab{index}"
+
+
+def data_address(index: int) -> str:
+    """Return host `index`'s address on the lab's underlay (its data address)."""
+    return f"{DATA_PREFIX}.{index + 1}"
+
+
+def underlay_netns() -> str:
+    """Return the name of this lab's underlay namespace, derived from the lab's folder so that
+    two labs side by side have one each and a down from another process finds it."""
+    digest = hashlib.sha256(os.path.abspath(lab_dir()).encode()).hexdigest()[:8]
+    return f"nube-lab-underlay-{digest}"
+
+
+def underlay_port(index: int) -> str:
+    """Return the name of host `index`'s veth end on the underlay bridge."""
+    return f"lab{index}"
+
+
+def netns_exists(name: str) -> bool:
+    """Tell whether a named network namespace exists."""
+    return (NETNS_DIR / name).exists()
 
 
 def host_user(index: int) -> str:
@@ -110,8 +155,14 @@ def keeper_pid(index: int) -> int | None:
 
 
 def in_host(index: int, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run a command as root inside host `index`'s mount namespace."""
-    return run("nsenter", "-t", str(keeper_pid(index)), "-m", "--", *args, **kwargs)
+    """Run a command as root inside host `index`'s mount and network namespaces."""
+    return run("nsenter", "-t", str(keeper_pid(index)), "-m", "-n", "--", *args, **kwargs)
+
+
+def forwarder_pid(index: int) -> int | None:
+    """Return the pid of host `index`'s SSH forwarder, if it runs."""
+    pid = read_pid(host_dir(index) / "forwarder.pid")
+    return pid if process_alive(pid, FORWARDER.name) else None
 
 
 def daemon_pids(index: int) -> dict[str, int | None]:
@@ -173,8 +224,31 @@ def make_host_files(index: int) -> None:
     shutil.copytree("/var/lib/libvirt", base / "var-lib-libvirt", symlinks=True)
     shutil.copytree("/etc/libvirt", base / "etc-libvirt", symlinks=True)
     shutil.copyfile("/etc/fstab", base / "fstab")
+    copy_apt_lists(base / "var-lib-apt")
     configure_libvirt(base / "etc-libvirt", index)
     configure_sshd(index)
+
+
+def copy_apt_lists(target: Path) -> None:
+    """Give a host its own /var/lib/apt: the machine's package lists (hard links where they
+    can be), marked as just updated."""
+
+    # A host's namespace reaches no mirror, so apt's cache_valid_time in the plays must find
+    # the lists fresh: the stamp the apt module reads is dated a week ahead. The packages
+    # themselves are the machine's, installed already. apt replaces list files by renaming,
+    # so a host's apt-get update would never write through a link to the machine's.
+    def link_or_copy(source, destination):
+        try:
+            os.link(source, destination)
+        except OSError:
+            shutil.copy2(source, destination)
+
+    shutil.copytree("/var/lib/apt", target, symlinks=True, copy_function=link_or_copy)
+    stamp = target / "periodic" / "update-success-stamp"
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.touch()
+    ahead = time.time() + APT_STAMP_AHEAD
+    os.utime(stamp, (ahead, ahead))
 
 
 def configure_libvirt(etc: Path, index: int) -> None:
@@ -263,7 +337,8 @@ def add_user(index: int) -> str:
 
 
 def start_keeper(index: int) -> int:
-    """Start the process that holds host `index`'s mount namespace and return its pid."""
+    """Start the process that holds host `index`'s mount and network namespaces, name the
+    network namespace, and return the keeper's pid."""
     pidfile = host_dir(index) / "keeper.pid"
     script = f"echo $$ > {shlex.quote(str(pidfile))}; exec sleep infinity"
     # setsid -f detaches it from us, so it outlives this process and init reaps it.
@@ -272,6 +347,7 @@ def start_keeper(index: int) -> int:
         "-f",
         "unshare",
         "--mount",
+        "--net",
         "--propagation",
         "private",
         "sh",
@@ -287,15 +363,72 @@ def start_keeper(index: int) -> int:
     while time.monotonic() < deadline:
         pid = keeper_pid(index)
         if pid:
+            run("ip", "netns", "attach", host_netns(index), str(pid))
+            run("ip", "-n", host_netns(index), "link", "set", "lo", "up")
             return pid
         time.sleep(0.05)
     raise RuntimeError(f"host {index}: the namespace keeper did not start")
 
 
+def ensure_underlay() -> None:
+    """Make the lab's underlay namespace and its bridge unless they exist."""
+    name = underlay_netns()
+    if not netns_exists(name):
+        run("ip", "netns", "add", name)
+    (lab_dir() / "underlay").write_text(name + "\n")
+    bridge = UNDERLAY_BRIDGE
+    if run("ip", "-n", name, "link", "show", bridge, check=False).returncode != 0:
+        run("ip", "-n", name, "link", "add", bridge, "mtu", str(UNDERLAY_MTU), "type", "bridge",
+            "forward_delay", "0", "stp_state", "0")  # fmt: skip
+    run("ip", "-n", name, "link", "set", bridge, "up")
+
+
+def connect_to_underlay(index: int) -> None:
+    """Give host `index` its data0 on the underlay bridge, with its data address."""
+    underlay, netns, port = underlay_netns(), host_netns(index), underlay_port(index)
+    # Both ends are made inside namespaces (ip -n, peer ... netns): neither ever exists in
+    # the machine's own.
+    run("ip", "-n", underlay, "link", "add", port, "mtu", str(UNDERLAY_MTU), "type", "veth",
+        "peer", "name", DATA_INTERFACE, "mtu", str(UNDERLAY_MTU), "netns", netns)  # fmt: skip
+    run("ip", "-n", underlay, "link", "set", port, "master", UNDERLAY_BRIDGE, "up")
+    address = f"{data_address(index)}/{DATA_PREFIX_LENGTH}"
+    run("ip", "-n", netns, "addr", "add", address, "dev", DATA_INTERFACE)
+    run("ip", "-n", netns, "link", "set", DATA_INTERFACE, "up")
+
+
+def start_forwarder(index: int) -> int:
+    """Start host `index`'s forwarder from 127.0.0.(N+1):22 here to its sshd inside its
+    namespace, detached; return its pid once it listens."""
+    address = host_address(index)
+    pidfile = host_dir(index) / "forwarder.pid"
+    with open(host_dir(index) / "forwarder.log", "a") as log:
+        run(
+            "setsid", "-f", sys.executable, str(FORWARDER), address, "22",
+            str(NETNS_DIR / host_netns(index)), address, "22", str(pidfile),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, capture_output=False,
+        )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pid = forwarder_pid(index)
+        if pid:
+            return pid
+        time.sleep(0.05)
+    raise RuntimeError(f"host {index}: the SSH forwarder did not start, see {log.name}")
+
+
 def mount_host_files(index: int) -> None:
-    """Bind-mount host `index`'s folders and fstab over the system's, inside its namespace."""
+    """Bind-mount host `index`'s folders and fstab over the system's, inside its namespace,
+    and mount a sysfs of its network namespace on /sys."""
     for source, target in BIND_MOUNTS.items():
         in_host(index, "mount", "--bind", str(host_dir(index) / source), target)
+    # A sysfs shows the network namespace of whoever mounts it: this one shows the host's own
+    # interfaces under /sys/class/net, where libvirt looks for bridges. It hides the cgroup
+    # mounts below /sys, so they are moved onto it from a holding place.
+    hold = host_dir(index) / "cgroup-hold"
+    hold.mkdir(mode=0o700, exist_ok=True)
+    in_host(index, "mount", "--rbind", "/sys/fs/cgroup", str(hold))
+    in_host(index, "mount", "-t", "sysfs", "sysfs", "/sys")
+    in_host(index, "mount", "--move", str(hold), "/sys/fs/cgroup")
 
 
 def start_daemons(index: int) -> None:
@@ -372,7 +505,12 @@ def wait_ready(index: int) -> None:
 
 def host_running(index: int) -> bool:
     """Tell whether host `index`'s namespace and all its daemons run."""
-    return keeper_pid(index) is not None and all(daemon_pids(index).values())
+    return (
+        keeper_pid(index) is not None
+        and all(daemon_pids(index).values())
+        and forwarder_pid(index) is not None
+        and netns_exists(host_netns(index))
+    )
 
 
 def host_info(index: int) -> dict:
@@ -384,6 +522,8 @@ def host_info(index: int) -> dict:
         "user": host_user(index),
         "password": (host_dir(index) / "password").read_text(),
         "host_key": f"{pub[0]} {pub[1]}",
+        "data_address": data_address(index),
+        "netns": host_netns(index),
     }
 
 
@@ -392,8 +532,10 @@ def start_host(index: int) -> None:
     make_host_files(index)
     add_user(index)
     start_keeper(index)
+    connect_to_underlay(index)
     mount_host_files(index)
     start_daemons(index)
+    start_forwarder(index)
 
 
 def up(n: int) -> list[dict]:
@@ -407,6 +549,7 @@ def up(n: int) -> list[dict]:
     with lab_lock():
         fix_kvm_permissions()
         record_shared_folders()
+        ensure_underlay()
         for index in indexes:
             if not host_running(index):
                 stop_host(index)  # clears whatever a half-started or crashed host left
@@ -447,24 +590,66 @@ def terminate(pids: list[int]) -> None:
 
 
 def processes_using(index: int) -> list[int]:
-    """Return pids of processes that see host `index`'s mounts (its namespace or a child's)."""
+    """Return pids of processes that see host `index`'s mounts (its namespace or a child's)
+    or run in its network namespace (`ip netns exec nube-labN ...` included)."""
     # libvirt starts QEMU in a private copy of the host's namespace, so comparing
-    # namespace ids alone would miss it; the bind mounts' source folders show in both.
+    # mount namespace ids alone would miss it; the bind mounts' source folders show in both.
     marker = f" {host_dir(index)}/"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if marker in (entry / "mountinfo").read_text():
-                found.append(int(entry.name))
-    return found
+    netns = None
+    with contextlib.suppress(OSError):
+        info = os.stat(NETNS_DIR / host_netns(index))
+        netns = (info.st_dev, info.st_ino)
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and uses_host(entry, marker, netns)
+    ]
+
+
+def uses_host(proc: Path, marker: str, netns: tuple[int, int] | None) -> bool:
+    """Tell whether process `proc` (its /proc folder) runs in network namespace `netns` or
+    has a mount whose line shows `marker`."""
+    with contextlib.suppress(OSError):
+        info = os.stat(proc / "ns" / "net")
+        if netns and (info.st_dev, info.st_ino) == netns:
+            return True
+    with contextlib.suppress(OSError):
+        return marker in (proc / "mountinfo").read_text()
+    return False
 
 
 def unmount_host_files(index: int) -> None:
     """Unmount host `index`'s bind mounts inside its namespace."""
     for target in reversed(list(BIND_MOUNTS.values())):
         in_host(index, "umount", "--lazy", target, check=False)
+
+
+def disconnect_from_underlay(index: int) -> None:
+    """Delete host `index`'s veth pair and its network namespace's name (the namespace goes
+    with the last process in it)."""
+    if netns_exists(underlay_netns()):
+        run("ip", "-n", underlay_netns(), "link", "del", underlay_port(index), check=False)
+    if netns_exists(host_netns(index)):
+        run("ip", "netns", "delete", host_netns(index), check=False)
+
+
+def remove_underlay() -> None:
+    """Delete the lab's underlay namespace (and so its bridge)."""
+    if netns_exists(underlay_netns()):
+        run("ip", "netns", "delete", underlay_netns(), check=False)
+
+
+def remove_stale_nft_tables() -> None:
+    """Delete nftables tables that lab tests named `nube_lab_..._<pid>` whose process is gone
+    (a test that crashed before its own clean-up)."""
+    listing = run("nft", "-j", "list", "tables", check=False)
+    if listing.returncode != 0:
+        return
+    for item in json.loads(listing.stdout).get("nftables", []):
+        table = item.get("table", {})
+        name, _, pid = table.get("name", "").rpartition("_")
+        if name.startswith(NFT_TABLE_PREFIX) and pid.isdigit() and not process_alive(int(pid)):
+            run("nft", "delete", "table", table["family"], table["name"], check=False)
 
 
 def remove_user(index: int) -> None:
@@ -477,12 +662,13 @@ def stop_host(index: int) -> None:
     """Stop host `index`'s guests and daemons, unmount, delete its user and its folder."""
     if keeper_pid(index):
         destroy_guests(index)
-    terminate([pid for pid in daemon_pids(index).values() if pid])
+    terminate([pid for pid in [*daemon_pids(index).values(), forwarder_pid(index)] if pid])
     keeper = keeper_pid(index)
     terminate([pid for pid in processes_using(index) if pid != keeper])
     if keeper:
         unmount_host_files(index)
         terminate([keeper])
+    disconnect_from_underlay(index)
     remove_user(index)
     shutil.rmtree(host_dir(index), ignore_errors=True)
 
@@ -494,6 +680,8 @@ def down() -> None:
     with lab_lock():
         for index in host_indexes():
             stop_host(index)
+        remove_underlay()
+        remove_stale_nft_tables()
         remove_shared_folders()
     shutil.rmtree(lab_dir(), ignore_errors=True)
 
@@ -508,8 +696,11 @@ def status() -> list[dict]:
                 "name": f"lab{index}",
                 "address": host_address(index),
                 "user": host_user(index),
+                "data_address": data_address(index),
+                "netns": host_netns(index) if netns_exists(host_netns(index)) else None,
                 "keeper": keeper_pid(index),
                 **pids,
+                "forwarder": forwarder_pid(index),
                 "up": host_running(index),
             }
         )
