@@ -159,6 +159,7 @@ def test_a_continuous_ping_survives_the_targets_live_migration_to_a_third_host(s
     summary = re.search(r"(\d+) packets transmitted, (\d+) received", result["ping"][1])
     assert summary, result["ping"]
     sent, received = int(summary.group(1)), int(summary.group(2))
+    print(f"ping through the migration: {sent} sent, {received} received")  # for the notes
     assert sent >= 5 / float(PING_INTERVAL)  # it ran all along: the move, then PINGS_AFTER
     assert sent - received <= LOST_AT_MOST, result["ping"][1]
     # after the move: reached again, and it still reports the address
