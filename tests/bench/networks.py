@@ -115,9 +115,12 @@ def network_up(app, top):
     }
 
 
+NAMESPACES = {}  # lab host number (1, 2...) -> its network namespace, from lab.up
+
+
 def _in_ns(host_number, *argv, timeout=60, background=False):
     """Run a command in a lab host's network namespace."""
-    args = ["ip", "netns", "exec", f"nube-lab{host_number}", *argv]
+    args = ["ip", "netns", "exec", NAMESPACES[host_number], *argv]
     if background:
         return subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
@@ -132,54 +135,30 @@ def _namespace_throughput(server_ip, client_ip_host=1, server_host=2):
     return round(int(received) * 8 / float(seconds) / 1e6, 1)
 
 
+def _quietly(host_number, *argv):
+    """Run a clean-up command in a lab host's namespace, whatever it says."""
+    subprocess.run(["ip", "netns", "exec", NAMESPACES[host_number], *argv], check=False)
+
+
 def namespaces(bridge):
     """Host namespace to host namespace: over the overlay's bridges, and over a plain veth."""
     _in_ns(1, "ip", "addr", "add", "10.95.0.251/24", "dev", bridge)
     _in_ns(2, "ip", "addr", "add", "10.95.0.252/24", "dev", bridge)
     # the floor: the same two namespaces joined by one veth pair
-    _in_ns(
-        1,
-        "ip",
-        "link",
-        "add",
-        "benchveth",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "benchveth",
-        "netns",
-        "nube-lab2",
-    )
-    _in_ns(1, "ip", "addr", "add", "10.96.0.1/24", "dev", "benchveth")
-    _in_ns(2, "ip", "addr", "add", "10.96.0.2/24", "dev", "benchveth")
-    _in_ns(1, "ip", "link", "set", "benchveth", "up")
-    _in_ns(2, "ip", "link", "set", "benchveth", "up")
+    peer = ["peer", "name", "benchveth", "netns", NAMESPACES[2]]
+    _in_ns(1, "ip", "link", "add", "benchveth", "type", "veth", *peer)
+    for number in (1, 2):
+        _in_ns(number, "ip", "addr", "add", f"10.96.0.{number}/24", "dev", "benchveth")
+        _in_ns(number, "ip", "link", "set", "benchveth", "up")
     try:
         return {
             "namespaces_over_overlay_mbit_s": _namespace_throughput("10.95.0.252"),
             "namespaces_over_veth_mbit_s": _namespace_throughput("10.96.0.2"),
         }
     finally:
-        subprocess.run(
-            ["ip", "netns", "exec", "nube-lab1", "ip", "link", "del", "benchveth"], check=False
-        )
-        for number, address in ((1, "10.95.0.251/24"), (2, "10.95.0.252/24")):
-            subprocess.run(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    f"nube-lab{number}",
-                    "ip",
-                    "addr",
-                    "del",
-                    address,
-                    "dev",
-                    bridge,
-                ],
-                check=False,
-            )
+        _quietly(1, "ip", "link", "del", "benchveth")
+        for number in (1, 2):
+            _quietly(number, "ip", "addr", "del", f"10.95.0.25{number}/24", "dev", bridge)
 
 
 def _guest_throughput(app, server_ip):
@@ -227,6 +206,7 @@ def guests(app, top):
 def main():
     """Network bring-up and throughput figures."""
     hosts = lab.up(HOSTS)
+    NAMESPACES.update({number: host["netns"] for number, host in enumerate(hosts, start=1)})
     app, top = lab_controller("nube-bench-net-")
     try:
         with app.app_context():
