@@ -100,7 +100,7 @@ def lab_controller(prefix, **settings):
 
 @pytest.fixture(scope="package")
 def running_guests(lab_hosts, tmp_path_factory):
-    """A controller with lab hosts lab1 and lab2, and guest1 on lab1 and guest2 on lab2 booted
+    """A controller with lab hosts lab1, lab2 and lab3, and guest1 on lab1 and guest2 on lab2 booted
     at once from Nube's Debian image (each with the owner's key and user data), returned once
     cloud-init finished in both and their agents answer: {app, repository, owner_key,
     owner_keyfile (its private half), created
@@ -117,6 +117,8 @@ def running_guests(lab_hosts, tmp_path_factory):
     try:
         guests.install(app, image, lab_hosts)
         created = guests.start_all(app, owner_key)
+        with app.app_context():  # lab3's preparation runs while the guests boot
+            guests.add_lab_host(lab_hosts[2], "lab3")
         agents = guests.wait_until_ready(app)
         yield {
             "app": app,

@@ -13,7 +13,7 @@ import pytest
 from app import core
 from app.services import vms
 from tests.integration import guest_exec
-from tests.integration.guests import NETWORK, NETWORK_CIDR, OWNER_ADDRESS, add_lab_host, hostname
+from tests.integration.guests import NETWORK, NETWORK_CIDR, OWNER_ADDRESS, hostname
 from tests.wait import join_all, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -123,8 +123,6 @@ def test_the_owner_logs_in_with_their_key_from_inside_the_lab(shared):
 
 def test_a_continuous_ping_survives_the_targets_live_migration_to_a_third_host(shared, lab_hosts):
     app = shared["app"]
-    if not core.listHosts("name = lab3"):
-        add_lab_host(lab_hosts[2], "lab3")
     target_ip = address("guest2")
     [before] = core.listVms("id = guest2")
     assert before["host_name"] != "lab3"

@@ -123,7 +123,12 @@ def cluster(lab_hosts):
         envs = [{**base, "NUBE_INSTANCE_PATH": str(top / name)} for name in ("c1", "c2")]
         token = _admin_token(envs[0])
         controllers = [Controller(env, logs, f"c{n}") for n, env in enumerate(envs, 1)]
-        yield {"controllers": controllers, "api": Api(token), "env": envs[0], "hosts": lab_hosts[:2]}
+        yield {
+            "controllers": controllers,
+            "api": Api(token),
+            "env": envs[0],
+            "hosts": lab_hosts[:2],
+        }
     finally:
         for controller in controllers:
             controller.stop()
