@@ -420,7 +420,7 @@ MIGRATIONS = [
     # (as integers, so the next free one is found in order); vm_nics holds each VM's NICs, one
     # address per NIC, unique in its network by constraint as well as by the request's write
     # lock. host_networks records which networks Nube made on which host; hosts.networks_state
-    # the last state applied there (NULL: unknown, apply again).
+    # the last state applied there (NULL: never given a network; empty: apply again).
     """
     CREATE TABLE networks (
         id INTEGER PRIMARY KEY,

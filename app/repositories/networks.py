@@ -176,5 +176,6 @@ def applied_state(conn, host_id):
 
 
 def forget_applied(conn, host_id):
-    """Make the next sync apply the host's state again (it may have lost it)."""
-    conn.execute("UPDATE hosts SET networks_state = NULL WHERE id = ?", (host_id,))
+    """Make the next sync apply the host's state again (a play failed halfway: the host may
+    hold what no row says any more). Empty, not NULL: NULL is a host never given a network."""
+    conn.execute("UPDATE hosts SET networks_state = '' WHERE id = ?", (host_id,))
