@@ -12,6 +12,7 @@ host nothing was ever given costs none either.
 import ipaddress
 import json
 
+from ..db import transaction
 from ..errors import HostUnreachable, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
 from ..repositories import networks as networks_repo
@@ -100,7 +101,8 @@ def sync_host(ctx, host, extra=(), force=False):
     except (OperationFailed, HostUnreachable):
         networks_repo.forget_applied(conn, host["id"])
         raise
-    networks_repo.record_given(conn, host["id"], network_ids, text)
+    with transaction(conn):  # two moves onto one host (a drain) record at once
+        networks_repo.record_given(conn, host["id"], network_ids, text)
     return True
 
 
