@@ -112,23 +112,24 @@ browser: venv
 # `make unit-postgresql` runs them all.
 SQL_TRACE = build/sql-trace/unit
 
-# The unit tier (SQLite, then PostgreSQL) runs beside the lab tiers with one worker: those
-# spend most of their time waiting on guests, plays and migrations. Its output is printed once
-# the lab tiers end; make test fails when either does.
+# The linters and the unit tier (SQLite, then PostgreSQL) run beside the lab tiers, the unit
+# tier with one worker: the lab tiers spend most of their time waiting on guests, plays and
+# migrations. Their output is printed once the lab tiers end; make test fails when either does.
 UNIT_BESIDE_WORKERS ?= 1
 UNIT_LOG = build/unit-tier.log
 
-test: venv lint
+test: venv
 	@mkdir -p build; \
-	( NUBE_SQL_TRACE=$(SQL_TRACE) $(BIN)/pytest -q -n $(UNIT_BESIDE_WORKERS) --durations=5 tests/unit \
+	( $(MAKE) --no-print-directory lint \
+	  && NUBE_SQL_TRACE=$(SQL_TRACE) $(BIN)/pytest -q -n $(UNIT_BESIDE_WORKERS) --durations=5 tests/unit \
 	  && NUBE_TEST_DATABASE=postgresql NUBE_SQL_COVER=$(SQL_TRACE) \
 	     $(BIN)/pytest -q -n $(UNIT_BESIDE_WORKERS) tests/unit ) > $(UNIT_LOG) 2>&1 & unit=$$!; \
-	echo "unit tier running beside the lab tiers (pid $$unit, output in $(UNIT_LOG))"; \
+	echo "lint and unit tier running beside the lab tiers (pid $$unit, output in $(UNIT_LOG))"; \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q --durations=15 tests/browser tests/integration; \
 	lab=$$?; \
 	wait $$unit; unit_status=$$?; \
-	echo "--- unit tier (SQLite, then PostgreSQL) ---"; cat $(UNIT_LOG); \
-	echo "lab tiers: exit $$lab; unit tier: exit $$unit_status"; \
+	echo "--- lint, then the unit tier (SQLite, then PostgreSQL) ---"; cat $(UNIT_LOG); \
+	echo "lab tiers: exit $$lab; lint and unit tier: exit $$unit_status"; \
 	test $$lab -eq 0 && test $$unit_status -eq 0
 
 # The README's pictures: the browser tier, writing into tests/screenshots (tracked).

@@ -7,6 +7,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import ansible_runner
@@ -235,10 +236,22 @@ class AnsibleProvisioner:
             shutil.rmtree(old, ignore_errors=True)
 
 
+KILL_ROUNDS = 20  # scans for what a stopped run left; a round that finds nothing ends them
+
+
 def _kill_leftovers(marker):
     """Kill what a stopped run left behind: ansible's workers call setsid, so ansible-runner's
     kill of the main process group misses them and the tasks they run (found by the run's
-    private folder in their command line, then by parentage)."""
+    private folder in their command line, then by parentage). Again until a scan finds none:
+    a worker may fork a task between a scan and its kill, and that child would live on."""
+    for _ in range(KILL_ROUNDS):
+        if not _kill_once(marker):
+            return
+        time.sleep(0.05)
+
+
+def _kill_once(marker):
+    """One scan and SIGKILL of the run's processes and their descendants; whether any."""
     parents, roots = {}, set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -256,9 +269,11 @@ def _kill_leftovers(marker):
         children = {pid for pid, ppid in parents.items() if ppid in victims} - victims
         victims |= children
         grew = bool(children)
-    for pid in victims - {os.getpid()}:
+    victims.discard(os.getpid())
+    for pid in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    return bool(victims)
 
 
 def _system_python():

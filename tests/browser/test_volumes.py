@@ -1,10 +1,13 @@
-"""A VM's disks in a real browser, on one lab host and one controller for the module.
+"""A VM's disks and networks in a real browser, on one lab host and one controller for the
+module.
 Volumes: a volume made on the Volumes page, attached from a running VM's page (hot-plugged on
 the lab host) while the operation is watched to its end, shown on the VM page and in the list;
 then detached from the stopped VM and removed. Snapshots: the stopped VM (a stopped VM's
 snapshot is qemu-img's work on the repository's files) snapshotted twice from its page with
 each operation watched to its end, listed in its Snapshots card; then reverted to the first
-through the page that says what is lost (the name typed), and the second deleted the same way."""
+through the page that says what is lost (the name typed), and the second deleted the same way.
+Networks: a network made on the Networks page and a VM created on it from the VM form (its
+NIC's address allocated with the VM, the host given the network by host_networks.yaml)."""
 
 import re
 
@@ -12,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import blank_vm
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import ADMIN, login, screenshot
 from tests.browser.test_dashboard import wait_for_operation
 
 pytestmark = [pytest.mark.browser]
@@ -123,3 +126,70 @@ def test_snapshot_a_stopped_vm_revert_and_delete(page, nube, tmp_path):
     _confirm(page, "before-upgrade", "Delete", "Delete snapshot")
     page.goto("/vms/web1")
     expect(page.locator("#no-snapshots")).to_be_visible()
+
+
+def _create_network(page):
+    """Networks → Create network: net1, a VXLAN overlay on 10.20.0.0/24."""
+    page.get_by_role("link", name="Networks", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/networks/$"))
+    expect(page.locator("#empty-state")).to_be_visible()
+    form = page.locator("#network-form")
+    form.locator("#name").fill("net1")
+    form.locator("#type").select_option("vxlan")
+    form.locator("#cidr").fill("10.20.0.0/24")
+    form.locator("#gateway").fill("10.20.0.1")
+    form.locator("#dns").fill("10.20.0.1")
+    form.locator("#range").fill("10.20.0.10-10.20.0.200")
+    form.locator("[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/networks/net1$"))
+    expect(page.locator("#network-vni")).to_have_text("100")
+    expect(page.locator("#network-usage")).to_have_text("0 used, 191 free")
+
+
+def test_a_vm_on_a_new_network_shows_its_address(page, nube):
+    """The module's lab host and blank image (the volume test's): a network made on the
+    Networks page, web2 created on it from the VM form, its address on the VM page, in the VMs
+    list and on the network's page; the Networks page's screenshot for the README; removal
+    refused while web2 uses it (naming it), done once web2 is gone. web2 is never started."""
+    login(page, *ADMIN)
+    _create_network(page)
+
+    # the VM form offers the project's networks: web2 gets a NIC on net1, the first address
+    page.goto("/vms/new")
+    page.fill("#id", "web2")
+    page.select_option("#image", blank_vm.IMAGE)
+    page.fill("#mem", "64")
+    page.select_option("#networks", ["net1"])
+    page.click("#submit")
+    wait_for_operation(page)
+
+    page.goto("/vms/web2")
+    expect(page.locator("#vm-ip")).to_have_text("10.20.0.10")
+    nic = page.locator('#vm-nics tr[data-network="net1"]')
+    expect(nic).to_contain_text("10.20.0.10")
+    expect(nic).to_contain_text(re.compile(r"52:54(:[0-9a-f]{2}){4}"))
+    page.goto("/vms/")
+    expect(page.locator('tr[data-vm-id="web2"] [data-ip]')).to_have_text("10.20.0.10")
+    page.goto("/networks/net1")
+    address = page.locator('#network-addresses tr[data-ip="10.20.0.10"]')
+    expect(address).to_contain_text("web2")
+    page.goto("/networks/")
+    expect(page.locator('#networks-table tr[data-network="net1"]')).to_contain_text("1 / 190")
+    screenshot(page, "networks")
+
+    # while web2 uses it the network stays, and the page says which VM keeps it
+    page.goto("/networks/net1/remove")
+    expect(page.locator("#in-use")).to_contain_text("web2")
+    expect(page.get_by_role("button", name="Remove network")).to_be_disabled()
+
+    page.goto("/vms/web2")
+    page.fill("#remove-form input[name=confirm]", "web2")
+    page.get_by_role("button", name="Remove VM").click()
+    wait_for_operation(page)
+    page.goto("/networks/net1/remove")
+    expect(page.locator("#what-goes")).to_contain_text("VNI 100")
+    page.fill("#confirm", "net1")
+    page.get_by_role("button", name="Remove network").click()
+    expect(page).to_have_url(re.compile(r"/networks/$"))
+    expect(page.locator(".alert-success")).to_contain_text("Network net1 removed.")
+    expect(page.locator("#empty-state")).to_be_visible()
