@@ -419,7 +419,8 @@ MIGRATIONS = [
     # network an existing host bridge. Addresses are handed out from [pool_first, pool_last]
     # (as integers, so the next free one is found in order); vm_nics holds each VM's NICs, one
     # address per NIC, unique in its network by constraint as well as by the request's write
-    # lock. host_networks records which networks Nube made on which host; hosts.networks_state
+    # lock (BIGINT: an IPv4 address passes PostgreSQL's INTEGER). host_networks records which
+    # networks Nube made on which host; hosts.networks_state
     # the last state applied there (NULL: never given a network; empty: apply again).
     """
     CREATE TABLE networks (
@@ -431,8 +432,8 @@ MIGRATIONS = [
         cidr TEXT NOT NULL,
         gateway TEXT,
         dns TEXT NOT NULL DEFAULT '',
-        pool_first INTEGER NOT NULL,
-        pool_last INTEGER NOT NULL,
+        pool_first BIGINT NOT NULL,
+        pool_last BIGINT NOT NULL,
         mtu INTEGER,
         project_id INTEGER REFERENCES projects (id),
         created_by TEXT,
@@ -445,7 +446,7 @@ MIGRATIONS = [
         idx INTEGER NOT NULL,
         network_id INTEGER NOT NULL REFERENCES networks (id),
         ip TEXT NOT NULL,
-        ip_number INTEGER NOT NULL,
+        ip_number BIGINT NOT NULL,
         mac TEXT NOT NULL UNIQUE,
         UNIQUE (vm_id, idx),
         UNIQUE (network_id, ip_number)
