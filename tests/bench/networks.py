@@ -48,8 +48,8 @@ else:
 
 
 def _register(hosts):
-    """Register the lab hosts (no preparation: the lab has what the play needs; the sudo
-    password stored for the network play)."""
+    """Register and prepare the lab hosts (host_add.yaml: the controller's key, group
+    libvirt; the sudo password stored for the network play)."""
     for number, host in enumerate(hosts, start=1):
         core.addHost(
             {
@@ -60,7 +60,6 @@ def _register(hosts):
                 "name": f"lab{number}",
                 "share": "bind",
                 "network": "none",
-                "prepare": False,
             }
         )
 
