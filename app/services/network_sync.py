@@ -51,12 +51,13 @@ def desired_state(conn, host, extra=()):
     for network_id in extra:
         rows.setdefault(network_id, networks_repo.get_by_id(conn, network_id))
     local = host["data_address"] or host["address"]
-    peers = _peers(conn, host, _ip(local))
+    local_ip = _ip(local)  # None for a host name: no local address, and no VXLAN
+    peers = _peers(conn, host, local_ip)
     networks = []
     for network_id in sorted(rows):
         row = rows[network_id]
         if row["type"] == "vxlan":
-            if _ip(local) is None:
+            if local_ip is None:
                 raise OperationFailed(
                     f"host {host['name']} cannot carry VXLAN network {row['name']}: its data"
                     f" address {local} is not an IP address (give it one)"
@@ -65,7 +66,6 @@ def desired_state(conn, host, extra=()):
         else:
             networks.append({"type": "bridge", "bridge": row["bridge"]})
     # a host name is no local address (the script refuses one even for bridge networks only)
-    local_ip = _ip(local)
     return {"local": None if local_ip is None else str(local_ip), "networks": networks}, set(rows)
 
 
