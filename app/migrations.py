@@ -459,6 +459,12 @@ MIGRATIONS = [
     );
     ALTER TABLE hosts ADD COLUMN networks_state TEXT;
     """,
+    # 23: each network's security group (JSON rules; app/net_rules.py). Networks made before
+    # it let everything in, and keep doing so until someone gives them rules.
+    """
+    ALTER TABLE networks ADD COLUMN rules TEXT;
+    UPDATE networks SET rules = '[{"protocol":"any","source":"any"}]';
+    """,
 ]
 
 

@@ -19,6 +19,7 @@ from ..services import (
     image_work,
     import_work,
     migrate_work,
+    network_work,
     recheck_work,
     resize_work,
     snapshot_work,
@@ -324,6 +325,16 @@ IMAGE_IMPORT = Kind(
     "import image",
     undo_needs=("published",),
 )
+# a network has no task column: one change of its rules at a time
+NETWORK_RULES = Kind(
+    "network.rules",
+    "network",
+    Claim(ONE_ACTIVE, busy_as="having its rules applied"),
+    network_work.apply_rules,
+    None,
+    1800,
+    "apply network rules",
+)
 
 KINDS = {
     kind.name: kind
@@ -353,6 +364,7 @@ KINDS = {
         IMAGE_BUILD,
         IMAGE_SAVE,
         IMAGE_IMPORT,
+        NETWORK_RULES,
     )
 }
 

@@ -4,6 +4,7 @@ launches it. A refused claim rolls the transaction back: no row, no audit record
 
 from ..db import get_db, transaction
 from ..errors import NotFound
+from ..repositories import networks as networks_repo
 from ..repositories import operations as ops_repo
 from ..repositories import snapshots as snapshots_repo
 from ..repositories import vms as vms_repo
@@ -19,8 +20,9 @@ PROJECT_OF = {
     "vm": vms_repo.project_of,
     "volume": volumes_repo.project_of,
     "snapshot": snapshots_repo.project_of,
+    "network": networks_repo.project_of,
 }
-LABELS = {"vm": "VM", "volume": "volume", "snapshot": "snapshot"}
+LABELS = {"vm": "VM", "volume": "volume", "snapshot": "snapshot", "network": "network"}
 
 
 def target_of(kind, target):

@@ -7,7 +7,7 @@ from .vms import filtered_where
 
 _SELECT = """
 SELECT n.id, n.name, n.type, n.vni, n.bridge, n.cidr, n.gateway, n.dns, n.pool_first,
-       n.pool_last, n.mtu, n.project_id, p.name AS project, n.created_by, n.created_at,
+       n.pool_last, n.mtu, n.rules, n.project_id, p.name AS project, n.created_by, n.created_at,
        (SELECT COUNT(*) FROM vm_nics c WHERE c.network_id = n.id) AS used
 FROM networks n LEFT JOIN projects p ON p.id = n.project_id
 """
@@ -62,8 +62,8 @@ def insert(conn, network, project_id, created_by):
     """Add a network row (network: the checked fields); returns its id."""
     conn.execute(
         "INSERT INTO networks (name, type, vni, bridge, cidr, gateway, dns, pool_first,"
-        " pool_last, mtu, project_id, created_by, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " pool_last, mtu, rules, project_id, created_by, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             network["name"],
             network["type"],
@@ -75,12 +75,32 @@ def insert(conn, network, project_id, created_by):
             network["pool_first"],
             network["pool_last"],
             network.get("mtu"),
+            network["rules"],
             project_id,
             created_by,
             now(),
         ),
     )
     return get(conn, network["name"])["id"]
+
+
+def project_of(conn, network_id):
+    """The id of the project a network belongs to, or None."""
+    row = conn.execute("SELECT project_id FROM networks WHERE id = ?", (network_id,)).fetchone()
+    return row[0] if row else None
+
+
+def set_rules(conn, network_id, rules):
+    """Replace a network's rules (JSON text)."""
+    conn.execute("UPDATE networks SET rules = ? WHERE id = ?", (rules, network_id))
+
+
+def hosts_of(conn, network_id):
+    """Ids of the hosts Nube has given a network."""
+    rows = conn.execute(
+        "SELECT host_id FROM host_networks WHERE network_id = ? ORDER BY 1", (network_id,)
+    )
+    return [r[0] for r in rows]
 
 
 def delete(conn, network_id):
@@ -141,7 +161,8 @@ def delete_nics(conn, vm_id):
 def wanted_on_host(conn, host_id):
     """The networks the VMs placed on a host use (what the host must have), by id."""
     sql = (
-        "SELECT DISTINCT n.id, n.name, n.type, n.vni, n.bridge, n.mtu FROM vm_nics c"
+        "SELECT DISTINCT n.id, n.name, n.type, n.vni, n.bridge, n.mtu, n.cidr, n.rules"
+        " FROM vm_nics c"
         " JOIN networks n ON n.id = c.network_id JOIN vms v ON v.id = c.vm_id"
         " WHERE v.host_id = ? ORDER BY n.id"
     )

@@ -12,6 +12,7 @@ host nothing was ever given costs none either.
 import ipaddress
 import json
 
+from .. import net_rules
 from ..db import transaction
 from ..errors import HostUnreachable, NubeError, OperationFailed
 from ..repositories import hosts as hosts_repo
@@ -21,6 +22,7 @@ from . import host_secrets
 
 PLAYBOOK = "host_networks.yaml"
 PEER_STATES = HOST_NETWORK_PEERS
+ZONES = 65535  # conntrack zones 1..65535 (0 is the host's own)
 
 
 def _ip(text):
@@ -62,9 +64,12 @@ def desired_state(conn, host, extra=()):
                     f"host {host['name']} cannot carry VXLAN network {row['name']}: its data"
                     f" address {local} is not an IP address (give it one)"
                 )
-            networks.append({"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]})
+            network = {"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]}
+            network["zone"] = 1 + (row["id"] - 1) % ZONES  # its own connection tracking
         else:
-            networks.append({"type": "bridge", "bridge": row["bridge"]})
+            network = {"type": "bridge", "bridge": row["bridge"]}
+        network["rules"] = net_rules.for_host(net_rules.loads(row["rules"]), row["cidr"])
+        networks.append(network)
     # a host name is no local address (the script refuses one even for bridge networks only)
     return {"local": None if local_ip is None else str(local_ip), "networks": networks}, set(rows)
 

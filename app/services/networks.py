@@ -10,6 +10,7 @@ write lock, and unique by constraint), so two VMs created at once never share on
 import ipaddress
 import re
 
+from .. import net_rules
 from ..db import transaction
 from ..errors import Conflict, InvalidInput, NotFound
 from ..ipam import (
@@ -25,11 +26,26 @@ from ..ipam import (
     pool,
     text,
 )
+from ..ops import kinds
+from ..ops.claims import Target
+from ..ops.launch import launch
+from ..ops.request import record
 from ..repositories import networks as networks_repo
 from . import access, projects, redaction, validate
 from .common import audit, db
 
-ADD_FIELDS = ("name", "type", "cidr", "gateway", "dns", "range", "bridge", "mtu", "project")
+ADD_FIELDS = (
+    "name",
+    "type",
+    "cidr",
+    "gateway",
+    "dns",
+    "range",
+    "bridge",
+    "mtu",
+    "project",
+    "rules",
+)
 TYPES = ("vxlan", "bridge")
 VXLAN_MTU = 1450  # 1500 on the hosts' network less VXLAN's 50 bytes of headers
 MTU_MIN, MTU_MAX = 576, 9000
@@ -55,6 +71,7 @@ def public(row, shown=None):
         "dns": [d for d in (row["dns"] or "").split(",") if d],
         "range": f"{text(row['pool_first'])}-{text(row['pool_last'])}",
         "mtu": row["mtu"],
+        "rules": net_rules.loads(row["rules"]),
         "project": row["project"],
         "used": row["used"],
         "free": free,
@@ -120,6 +137,7 @@ def check_new(data):
         "pool_first": first,
         "pool_last": last,
         "project": validate.text(data, "project", required=False),
+        "rules": net_rules.dumps(net_rules.check_rules(data.get("rules"))),
     }
     _check_type_fields(data, kind, net)
     return net
@@ -175,6 +193,26 @@ def addresses(name):
         {"ip": nic["ip"], "vm": nic["vm"], "nic": nic["idx"], "mac": nic["mac"]}
         for nic in networks_repo.nics_on(db(), row["id"])
     ]
+
+
+def set_rules(name, rules, actor, wait):
+    """Replace a network's security group and bring it to every host that carries the
+    network; returns the operation id. The row holds the new rules from the request on (a VM
+    started meanwhile gets them); the operation reports the hosts it could not reach."""
+    row = _row(name)
+    if row["type"] == "bridge":
+        access.require("hosts")  # the hosts' own LAN: its filter is the operators'
+    if rules is None:
+        raise InvalidInput(
+            "rules must be given: a list of rules (an empty one lets in replies only)"
+        )
+    clean = net_rules.check_rules(rules)
+    conn = db()
+    with transaction(conn):
+        target = Target("network", row["id"], row["name"])
+        op_id = record(conn, kinds.NETWORK_RULES, target, actor, {"rules": clean})
+        networks_repo.set_rules(conn, row["id"], net_rules.dumps(clean))
+    return launch(op_id, wait)
 
 
 def remove(name, actor):

@@ -5,9 +5,9 @@ Usage (as root): nube_networks.py STATE.json
 
 The state (JSON object):
   {"local": "198.18.0.2",
-   "networks": [{"type": "vxlan", "vni": 4100, "peers": ["198.18.0.3"], "mtu": 1450},
-                {"type": "bridge", "bridge": "br0"}],
-   "rules": []}
+   "networks": [{"type": "vxlan", "vni": 4100, "peers": ["198.18.0.3"], "mtu": 1450,
+                 "zone": 7, "rules": [{"protocol": "tcp", "ports": [22, 22]}]},
+                {"type": "bridge", "bridge": "br0"}]}
 "local" is this host's data address (needed when there is a vxlan network); "mtu" defaults to
 1450; each network may carry a "name" (Nube's name for it, never used on the host).
 
@@ -19,7 +19,8 @@ Nube's: those the state does not want are removed, except a bridge that still ha
 than its nvx (a VM is plugged in): it and its nvx are kept and reported. A device of another
 kind bearing such a name (a bond, a VLAN, a veth: the operator's) is never touched: kept and
 reported when unwanted, and a state that wants its name is refused. A bridge network names an
-existing host bridge, which is only checked.
+existing host bridge, which is only checked. A network's "rules" (its security group) and
+"zone" are nube_rules.py's: what may reach its VMs' ports.
 
 Prints one JSON line {"changed": bool, "actions": [commands run], "kept": [{"device", "reason"}]}.
 Exit status 0; 2 for a state that is invalid or that this host cannot take (nothing changed);
@@ -39,6 +40,9 @@ import re
 import shlex
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # nube_rules.py lies beside it
+import nube_rules  # noqa: E402
 
 BRIDGE_PREFIX = "nbr"
 VXLAN_PREFIX = "nvx"
@@ -123,7 +127,7 @@ def _peers(value, local, where):
 
 def _vxlan(network, local, where):
     """One vxlan network checked: (vni, {"peers", "mtu"})."""
-    _only_keys(network, {"type", "name", "vni", "peers", "mtu"}, where)
+    _only_keys(network, {"type", "name", "vni", "peers", "mtu", "zone", "rules"}, where)
     if local is None:
         raise InvalidState(f"{where}: a vxlan network needs the state's local address")
     vni = _integer(network.get("vni"), 1, MAX_VNI, f"{where}.vni")
@@ -133,7 +137,7 @@ def _vxlan(network, local, where):
 
 def _bridge(network, where):
     """One bridge network checked: the existing bridge's name."""
-    _only_keys(network, {"type", "name", "bridge"}, where)
+    _only_keys(network, {"type", "name", "bridge", "rules"}, where)
     name = network.get("bridge")
     if not isinstance(name, str) or not IFNAME.match(name):
         raise InvalidState(f"{where}.bridge: {name!r} is not an interface name")
@@ -154,28 +158,53 @@ def _network(network, local, where, state):
         if vni in state["vxlans"]:
             raise InvalidState(f"{where}: VNI {vni} is listed twice")
         state["vxlans"][vni] = settings
+        bridge = bridge_name(vni)
     elif kind == "bridge":
-        name = _bridge(network, where)
-        if name not in state["bridges"]:
-            state["bridges"].append(name)
+        bridge = _bridge(network, where)
+        if bridge not in state["bridges"]:
+            state["bridges"].append(bridge)
     else:
         raise InvalidState(f"{where}.type: must be vxlan or bridge, got {kind!r}")
+    try:
+        rules = network.get("rules")
+        rules = None if rules is None else nube_rules.parse_rules(rules, where)
+        zone = nube_rules.parse_zone(network.get("zone"), where)
+    except nube_rules.BadRules as error:
+        raise InvalidState(str(error)) from None
+    _add_filter(state["filters"], bridge, zone, rules)
+
+
+def _add_filter(filters, bridge, zone, rules):
+    """Record a network's rules by its bridge. Two bridge networks on one host bridge share
+    its ports: each port lets in what either network's rules let in."""
+    for known in filters:
+        if known["bridge"] == bridge:
+            if known["rules"] is None or rules is None:
+                known["rules"] = None
+            else:
+                known["rules"] += [rule for rule in rules if rule not in known["rules"]]
+            return
+    filters.append({"bridge": bridge, "zone": zone, "rules": rules})
 
 
 def parse_state(data):
     """The desired state checked: {"local", "vxlans": {vni: {"peers", "mtu"}}, "bridges"}."""
     if not isinstance(data, dict):
         raise InvalidState("the state must be a JSON object")
-    _only_keys(data, {"local", "networks", "rules"}, "the state")
+    _only_keys(data, {"local", "networks"}, "the state")
     networks = data.get("networks")
     if not isinstance(networks, list):
         raise InvalidState("the state's networks must be a list")
-    if data.get("rules"):
-        raise InvalidState("rules (security groups) are not supported by this version")
     local = None if data.get("local") is None else _address(data["local"], "local")
-    state = {"local": None if local is None else str(local), "vxlans": {}, "bridges": []}
+    state = {
+        "local": None if local is None else str(local),
+        "vxlans": {},
+        "bridges": [],
+        "filters": [],
+    }
     for index, network in enumerate(networks):
         _network(network, local, f"networks[{index}]", state)
+    state["filters"].sort(key=lambda f: f["bridge"])
     return state
 
 
@@ -459,6 +488,17 @@ def read_filter():
     return sorted(sets["peers4"] + sets["peers6"])
 
 
+def rules_steps(state, kept):
+    """The commands making the security groups' tables what the state wants (nube_rules.py);
+    a bridge kept with a VM on it keeps them as they are."""
+    want = nube_rules.wanted(state["filters"])
+    bridge_kept = any(k["device"].startswith(BRIDGE_PREFIX) for k in kept)
+    present = nube_rules.read_present(run)
+    return nube_rules.br_netfilter_steps(want, nube_rules.read_sysctl) + nube_rules.steps(
+        want, present, bridge_kept
+    )
+
+
 # --- running it -------------------------------------------------------------------------------
 
 
@@ -501,6 +541,7 @@ def main(args=None):
             steps, kept = plan(state, links, fdb)
             vxlan_kept = any(k["device"].startswith(VXLAN_PREFIX) for k in kept)
             steps += filter_steps(state, read_filter(), vxlan_kept)
+            steps += rules_steps(state, kept)
             done = apply(steps)
     except InvalidState as error:
         print(f"nube_networks: refused, nothing changed: {error}", file=sys.stderr)

@@ -73,15 +73,19 @@ def test_the_state_is_normalised():
                 {"type": "bridge", "bridge": "br0"},
                 {"type": "bridge", "bridge": "br0"},
             ],
-            "rules": [],
         }
     )
     assert parsed == {
         "local": "2001:db8::1",
         "vxlans": {9: {"peers": ["2001:db8::2", "2001:db8::3"], "mtu": 1450}},
         "bridges": ["br0"],
+        "filters": [
+            {"bridge": "br0", "zone": None, "rules": None},
+            {"bridge": "nbr9", "zone": None, "rules": None},
+        ],
     }
-    assert nn.parse_state({"networks": []}) == {"local": None, "vxlans": {}, "bridges": []}
+    empty = {"local": None, "vxlans": {}, "bridges": [], "filters": []}
+    assert nn.parse_state({"networks": []}) == empty
 
 
 @pytest.mark.parametrize(
@@ -90,7 +94,7 @@ def test_the_state_is_normalised():
         ([], "must be a JSON object"),
         ({}, "networks must be a list"),
         ({"networks": [], "locale": "x"}, "unknown key(s) locale"),
-        ({"networks": [], "rules": [{"port": "nt1"}]}, "rules (security groups) are not"),
+        ({"networks": [], "rules": []}, "unknown key(s) rules"),
         ({"networks": ["net1"]}, "networks[0]: a network is a JSON object"),
         ({"networks": [{"type": "vxlan", "vni": 1}], "local": "0.0.0.0"}, "not a unicast"),
         ({"networks": [{"type": "vxlan", "vni": 1}], "local": 3}, "an IP address is a string"),

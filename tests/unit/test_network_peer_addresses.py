@@ -52,6 +52,18 @@ def test_a_host_named_by_dns_still_takes_bridge_networks(ctx, hosts, image, prov
     name, state = network_runs(provisioner)[-1]
     assert (name, state) == (
         "h5",
-        {"local": None, "networks": [{"type": "bridge", "bridge": "br0"}]},
+        {
+            "local": None,
+            "networks": [
+                {
+                    "type": "bridge",
+                    "bridge": "br0",
+                    "rules": [
+                        {"protocol": "any", "source": "192.168.1.0/24"},
+                        {"protocol": "tcp", "ports": [22, 22]},
+                    ],
+                }
+            ],
+        },
     )
     nn.parse_state(state)

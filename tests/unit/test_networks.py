@@ -25,6 +25,20 @@ def host(app):
     return gen_prepared_host(app, network="none", data_address="198.18.0.2")
 
 
+# net1 (10.20.0.0/24, the default rules) as a host with one peer gets it
+VXLAN_100 = {
+    "type": "vxlan",
+    "vni": 100,
+    "peers": ["198.18.0.3"],
+    "mtu": 1450,
+    "zone": 1,
+    "rules": [
+        {"protocol": "any", "source": "10.20.0.0/24"},
+        {"protocol": "tcp", "ports": [22, 22]},
+    ],
+}
+
+
 def network_runs(provisioner):
     """The host_networks.yaml runs so far: [(host name, state)]."""
     return [
@@ -222,10 +236,7 @@ def test_the_host_gets_the_network_with_its_first_vm_and_loses_it_with_its_last(
     core.addVm({"id": "vm1", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
     core.addVm({"id": "vm2", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
     core.startVm("vm1")
-    wanted = {
-        "local": "198.18.0.2",
-        "networks": [{"type": "vxlan", "vni": 100, "peers": ["198.18.0.3"], "mtu": 1450}],
-    }
+    wanted = {"local": "198.18.0.2", "networks": [VXLAN_100]}
     assert network_runs(provisioner) == [
         ("h1", wanted)
     ]  # once: the same state is not applied again
@@ -250,7 +261,7 @@ def test_hosts_coming_and_going_update_the_peers_of_hosts_with_networks(
         "h1",
         {
             "local": "198.18.0.2",
-            "networks": [{"type": "vxlan", "vni": 100, "peers": ["198.18.0.3"], "mtu": 1450}],
+            "networks": [VXLAN_100],
         },
     )
     core.removeHost(h3["id"])

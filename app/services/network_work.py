@@ -1,0 +1,35 @@
+"""The work of a network's operations: its rules brought to every host that carries it."""
+
+from ..errors import HostUnreachable, OperationFailed
+from ..repositories import hosts as hosts_repo
+from ..repositories import networks as networks_repo
+from . import network_sync
+
+
+def apply_rules(ctx):
+    """Give every host that carries the network its state again, with the network's rules as
+    the row now has them. A host that cannot be reached keeps its old rules until its next
+    sync (which applies the new ones): the operation fails naming it."""
+    network_id = int(ctx.target_id)
+    if networks_repo.get_by_id(ctx.conn, network_id) is None:
+        raise OperationFailed(f"network {ctx.target_name} was removed meanwhile")
+    host_ids = networks_repo.hosts_of(ctx.conn, network_id)
+    if not host_ids:
+        ctx.log(f"no host carries {ctx.target_name} now: its VMs' hosts get the rules with it")
+    failed = []
+    for host_id in host_ids:
+        ctx.check()
+        row = hosts_repo.get(ctx.conn, host_id)
+        if row is None or row["state"] not in network_sync.PEER_STATES:
+            continue  # its VMs come back through a sync, which brings the rules
+        try:
+            network_sync.sync_host(ctx, dict(row))
+        except (OperationFailed, HostUnreachable) as error:
+            ctx.error(f"{row['name']}: {error}")
+            failed.append(row["name"])
+    if failed:
+        raise OperationFailed(
+            f"the rules of {ctx.target_name} could not be applied on {', '.join(failed)}: they"
+            " keep the earlier rules until their next network sync"
+        )
+    ctx.log(f"rules of {ctx.target_name} applied on {len(host_ids)} host(s)")

@@ -1,0 +1,229 @@
+"""Security groups on a host: what may reach the VMs' ports of each Nube network.
+
+Imported by nube_networks.py (same folder, stdlib only, Python 3.9 or later).
+
+A network of the state may carry "rules": [{"protocol": "tcp"|"udp"|"icmp"|"any",
+"ports"?: [low, high], "source"?: CIDR}] (no source: any) and, for a vxlan network, "zone" (its
+connection-tracking zone, 1-65535). While any network has rules, two nftables tables exist:
+
+- bridge nube_ports marks every frame the host's bridges send out of a VM's port (a tap named
+  nt<NIC id>). This kernel's bridge family cannot track connections, nor name a port's bridge.
+- inet nube_rules sees those frames again as IP packets (br_netfilter hands bridged traffic to
+  the inet hooks, with connection tracking) and sends each marked one through its network's
+  chain, found by the bridge it leaves: replies to connections already allowed pass, then the
+  rules, then it is dropped. A marked packet on a bridge no network of the state names (a VM
+  Nube does not expect here) is dropped too. Each vxlan bridge tracks its connections in its
+  own zone, so the same addresses on two overlays, or a packet a VM routes from one network to
+  another, never share a connection.
+
+A network without "rules" lets everything in (a state written before rules existed). Each table
+carries the digest of its definition as a comment: an unchanged one is not written again.
+"""
+
+import hashlib
+import ipaddress
+import re
+
+PORTS_TABLE = "nube_ports"
+RULES_TABLE = "nube_rules"
+PORT_MARK = "0x4e75be00"  # "a frame leaving a VM's port", set and cleared by Nube only
+TAP_PATTERN = "nt*"
+PROTOCOLS = ("tcp", "udp", "icmp", "any")
+MAX_RULES = 256
+MAX_ZONE = 65535
+BR_NETFILTER = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
+_DIGEST = re.compile(r'comment "nube ([0-9a-f]{64})"')
+
+
+class BadRules(ValueError):
+    """The rules of a network are malformed."""
+
+
+def _port_range(value, where):
+    """[low, high] ports, checked."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or any(isinstance(p, bool) or not isinstance(p, int) for p in value)
+        or not 1 <= value[0] <= value[1] <= 65535
+    ):
+        raise BadRules(f"{where}.ports: must be [low, high] ports from 1 to 65535, got {value!r}")
+    return value
+
+
+def parse_rule(rule, where):
+    """One rule checked: {"protocol", "ports"?: (low, high), "source"?: network}."""
+    if not isinstance(rule, dict) or set(rule) - {"protocol", "ports", "source"}:
+        raise BadRules(f"{where}: a rule is an object with protocol, ports and source only")
+    protocol = rule.get("protocol")
+    if protocol not in PROTOCOLS:
+        raise BadRules(f"{where}.protocol: must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    clean = {"protocol": protocol}
+    if "ports" in rule:
+        if protocol not in ("tcp", "udp"):
+            raise BadRules(f"{where}.ports: only tcp and udp rules have ports")
+        clean["ports"] = tuple(_port_range(rule["ports"], where))
+    if "source" in rule:
+        try:
+            clean["source"] = ipaddress.ip_network(rule["source"], strict=True)
+        except (TypeError, ValueError):
+            raise BadRules(f"{where}.source: {rule['source']!r} is not a network") from None
+    return clean
+
+
+def parse_rules(value, where):
+    """A network's rules list checked."""
+    if not isinstance(value, list) or len(value) > MAX_RULES:
+        raise BadRules(f"{where}.rules: must be a list of at most {MAX_RULES} rules")
+    return [parse_rule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(value)]
+
+
+def parse_zone(value, where):
+    """A vxlan network's conntrack zone (None: the host's own)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ZONE:
+        raise BadRules(f"{where}.zone: must be an integer from 1 to {MAX_ZONE}, got {value!r}")
+    return value
+
+
+# --- the tables -------------------------------------------------------------------------------
+
+
+def _match(rule):
+    """The nftables match of one rule (empty: everything)."""
+    words = []
+    source = rule.get("source")
+    if source is not None:
+        words.append(f"{'ip' if source.version == 4 else 'ip6'} saddr {source}")
+    protocol = rule["protocol"]
+    if protocol in ("tcp", "udp") and "ports" in rule:
+        low, high = rule["ports"]
+        words.append(f"{protocol} dport {low}" + (f"-{high}" if high != low else ""))
+    elif protocol in ("tcp", "udp"):
+        words.append(f"meta l4proto {protocol}")
+    elif protocol == "icmp":
+        words.append("meta l4proto { icmp, ipv6-icmp }")
+    return " ".join(words)
+
+
+def _chain(name, rules):
+    """One network's chain: replies, neighbour discovery, its rules, then drop."""
+    lines = [
+        f"  chain {name} {{",
+        "    ct state established,related accept",
+        # IPv6 neighbours find each other on the link whatever the rules say, as ARP does
+        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
+        "    ct state invalid drop",
+    ]
+    lines += ["    " + " ".join(filter(None, (_match(rule), "accept"))) for rule in rules]
+    lines += ["    counter drop", "  }"]
+    return lines
+
+
+def chain_name(index, bridge):
+    """The chain of the network on this bridge (the index keeps br.0 and br-0 apart)."""
+    return f"net{index}_{re.sub('[^A-Za-z0-9_]', '_', bridge)}"
+
+
+def wanted(filters):
+    """The two tables' definitions (text for nft -f) for filters, a list of {"bridge",
+    "zone", "rules"} (rules None: everything let in); None when no network has rules."""
+    if not any(f["rules"] is not None for f in filters):
+        return None
+    ports = [
+        f"table bridge {PORTS_TABLE} {{",
+        "  chain forward {",
+        "    type filter hook forward priority -200; policy accept;",
+        f"    meta mark {PORT_MARK} meta mark set 0x0",
+        f'    oifname "{TAP_PATTERN}" meta mark set {PORT_MARK}',
+        "  }",
+        "}",
+    ]
+    verdicts = ", ".join(
+        f'"{f["bridge"]}" : '
+        + ("accept" if f["rules"] is None else f"jump {chain_name(index, f['bridge'])}")
+        for index, f in enumerate(filters)
+    )
+    body = [
+        "  chain zones {",
+        "    type filter hook prerouting priority raw; policy accept;",
+    ]
+    body += [f'    iifname "{f["bridge"]}" ct zone set {f["zone"]}' for f in filters if f["zone"]]
+    body += [
+        "  }",
+        "  chain ports {",
+        "    type filter hook forward priority filter - 10; policy accept;",
+        f"    meta mark != {PORT_MARK} return",
+        f"    oifname vmap {{ {verdicts} }}",
+        "    counter drop",
+        "  }",
+    ]
+    for index, f in enumerate(filters):
+        if f["rules"] is not None:
+            body += _chain(chain_name(index, f["bridge"]), f["rules"])
+    rules = [f"table inet {RULES_TABLE} {{", *body, "}"]
+    return {"bridge": _with_digest(ports), "inet": _with_digest(rules)}
+
+
+def _with_digest(lines):
+    """A table's definition with its digest as the table's comment (inserted after its first
+    line), so that reading it back tells whether it is the one wanted."""
+    text = "\n".join(lines) + "\n"
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return "\n".join([lines[0], f'  comment "nube {digest}"', *lines[1:]]) + "\n", digest
+
+
+def read_present(run):
+    """{"bridge": digest, "inet": digest} of the tables as they are (None: absent; "" :
+    present but not as this script writes them)."""
+    tables = run(["nft", "list", "tables"]).split("\n")
+    present = {}
+    for family, name in (("bridge", PORTS_TABLE), ("inet", RULES_TABLE)):
+        if f"table {family} {name}" not in tables:
+            present[family] = None
+            continue
+        found = _DIGEST.search(run(["nft", "list", "table", family, name]))
+        present[family] = found.group(1) if found else ""
+    return present
+
+
+def steps(want, present, keep):
+    """The commands making the tables what want says (present: read_present's answer). keep:
+    Nube bridges stay although unwanted (a VM is still plugged in): the tables then stay too."""
+    out = []
+    for family, name in (("bridge", PORTS_TABLE), ("inet", RULES_TABLE)):
+        have = present[family]
+        if want is None:
+            if have is not None and not keep:
+                out.append(["nft", "delete", "table", family, name])
+            continue
+        text, digest = want[family]
+        if have != digest:
+            replace = f"table {family} {name}\ndelete table {family} {name}\n"
+            out.append(["nft", replace + text])
+    return out
+
+
+def br_netfilter_steps(want, read_sysctl):
+    """Commands handing bridged traffic to the inet hooks (br_netfilter), when rules are wanted
+    and it does not yet. read_sysctl(name) gives a setting's value, or None when absent."""
+    if want is None:
+        return []
+    out = []
+    if read_sysctl(BR_NETFILTER[0]) is None:
+        out.append(["modprobe", "br_netfilter"])
+    for name in BR_NETFILTER:
+        if read_sysctl(name) != "1":
+            out.append(["sysctl", "-q", "-w", f"{name}=1"])
+    return out
+
+
+def read_sysctl(name):
+    """A sysctl's value as text, or None when this kernel has no such setting."""
+    path = "/proc/sys/" + name.replace(".", "/")
+    try:
+        with open(path, encoding="ascii") as source:
+            return source.read().strip()
+    except OSError:
+        return None
