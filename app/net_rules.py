@@ -149,7 +149,7 @@ def for_host(rules, cidr):
         if rule.get("ports"):
             low, _, high = rule["ports"].partition("-")
             item["ports"] = [int(low), int(high or low)]
-        source = cidr if rule["source"] == "network" else rule["source"]
+        source = cidr if rule.get("source") == "network" else rule.get("source", "any")
         if source != "any":
             item["source"] = source
         if item not in host_rules:

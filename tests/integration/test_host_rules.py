@@ -1,0 +1,138 @@
+"""Security groups on a real kernel: plays/files/nube_networks.py given rules, in the namespaces
+test_host_networks.py makes (three hosts on an underlay, a guest namespace per host). Each
+guest's veth is named as a VM's tap (nt<n>), so the rules apply to it as to a VM's port.
+
+Connections are opened from inside the guest namespaces only; no lab host or VM is used."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_host_networks import (
+    HOSTS,
+    VNI,
+    overlay,  # noqa: F401
+    pytestmark,
+    sh,
+)
+
+pytestmark = pytestmark  # the same skips and tier
+PROBE = Path(__file__).resolve().parent / "tcp_probe.py"
+OPEN, CLOSED = 22, 2222  # the default rules' SSH, and a port no rule lets in
+
+
+@pytest.fixture
+def net(overlay):  # noqa: F811
+    """The overlay, each guest's port renamed as a VM tap (nt1, nt2, nt3) and plugged into its
+    host's bridge once the network exists; TCP listeners on OPEN and CLOSED in every guest,
+    stopped by pid."""
+    listeners = []
+    for index in range(HOSTS):
+        host = overlay.hosts[index]
+        overlay.ip(host, "link", "set", "vg0", "down")
+        overlay.ip(host, "link", "set", "vg0", "name", tap(index))
+        overlay.ip(host, "link", "set", tap(index), "up")
+        for port in (OPEN, CLOSED):
+            listeners.append(listen(overlay, index, port))
+    try:
+        yield overlay
+    finally:
+        for process in listeners:
+            process.kill()
+            process.wait()
+
+
+def tap(index):
+    """The name of guest index's port on its host."""
+    return f"nt{index + 1}"
+
+
+def listen(net, index, port):
+    """A TCP listener on port in guest index (a Popen)."""
+    argv = ["ip", "netns", "exec", net.guests[index], "python3", str(PROBE), "listen", str(port)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "listening"
+    return process
+
+
+def connects(net, source, target, port):
+    """Whether guest source opens a TCP connection to guest target's port (and gets its
+    answer back, through the replies' path)."""
+    address = net.guest_addresses[target]
+    argv = ["python3", str(PROBE), "connect", address, str(port)]
+    return sh("ip", "netns", "exec", net.guests[source], *argv, check=False).returncode == 0
+
+
+def state(net, index, rules, zone=7):
+    """Host index's state: the overlay's network with these rules (None: none given)."""
+    wanted = net.state(index, zone=zone)
+    if rules is not None:
+        wanted["networks"][0]["rules"] = rules
+    return wanted
+
+
+def everywhere(net, rules):
+    """Apply the network with these rules on every host, plugging each guest in."""
+    outputs = [net.apply(index, state(net, index, rules)) for index in range(HOSTS)]
+    for index in range(HOSTS):
+        net.ip(net.hosts[index], "link", "set", tap(index), "master", f"nbr{VNI}")
+    return outputs
+
+
+def tables(net, index):
+    """The nftables tables of host index."""
+    return sh("ip", "netns", "exec", net.hosts[index], "nft", "list", "tables").stdout.split("\n")
+
+
+SSH_ONLY = [{"protocol": "tcp", "ports": [OPEN, OPEN]}]
+
+
+def test_rules_let_in_what_they_allow_and_replies(net):
+    everywhere(net, None)
+    assert connects(net, 0, 1, CLOSED), "no rules: everything passes (the control)"
+    outputs = everywhere(net, SSH_ONLY)
+    assert any("table bridge nube_ports {" in action for action in outputs[0]["actions"])
+    assert "table inet nube_rules" in tables(net, 0)
+    assert connects(net, 0, 1, OPEN)  # its replies come back through guest 0's port: tracked
+    assert not connects(net, 0, 1, CLOSED)
+    assert not connects(net, 2, 0, CLOSED)
+    # the same state again changes nothing
+    assert net.apply(0, state(net, 0, SSH_ONLY)) == {"changed": False, "actions": [], "kept": []}
+
+
+def test_sources_and_protocols(net):
+    rules = [
+        {"protocol": "tcp", "ports": [2000, 2300], "source": "10.77.0.1/32"},
+        {"protocol": "icmp", "source": "10.77.0.3/32"},
+    ]
+    everywhere(net, rules)
+    assert connects(net, 0, 1, CLOSED)  # from 10.77.0.1, in the range
+    assert not connects(net, 2, 1, CLOSED)  # from 10.77.0.3: not that rule's source
+    assert not connects(net, 0, 1, OPEN)  # outside the range
+    assert net.ping(2, 1, seconds=2).returncode == 0
+    assert net.ping(0, 1, seconds=1).returncode == 1
+
+
+def test_changed_rules_are_applied_and_no_rules_let_nothing_in(net):
+    everywhere(net, SSH_ONLY)
+    assert not connects(net, 0, 1, CLOSED)
+    for index in range(HOSTS):
+        more = SSH_ONLY + [{"protocol": "tcp", "ports": [CLOSED, CLOSED]}]
+        net.apply(index, state(net, index, more))
+    assert connects(net, 0, 1, CLOSED)
+    for index in range(HOSTS):
+        net.apply(index, state(net, index, []))
+    assert not connects(net, 0, 1, OPEN)
+    assert net.ping(0, 1, seconds=1).returncode == 1
+
+
+def test_the_tables_go_with_the_last_network(net):
+    everywhere(net, SSH_ONLY)
+    for index in range(HOSTS):
+        net.ip(net.hosts[index], "link", "set", tap(index), "nomaster")
+        output = net.apply(index, {"networks": []})
+        assert "nft delete table inet nube_rules" in output["actions"], output
+        assert not any("nube_rules" in line or "nube_ports" in line for line in tables(net, index))

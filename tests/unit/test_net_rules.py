@@ -1,0 +1,185 @@
+"""Security group rules: app/net_rules.py's checks and forms, and plays/files/nube_rules.py's
+tables (their text; tests/integration/test_host_rules.py runs them on a real kernel)."""
+
+import importlib.util
+import ipaddress
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import net_rules
+from app.errors import InvalidInput
+
+FILES = Path(__file__).resolve().parents[2] / "plays" / "files"
+
+
+def _load():
+    """The hosts' module (it lives with the plays, outside any package)."""
+    spec = importlib.util.spec_from_file_location("nube_rules", FILES / "nube_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("nube_rules", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+nr = _load()
+
+
+def test_defaults_and_canonical_forms():
+    assert net_rules.check_rules(None) == [
+        {"protocol": "any", "source": "network"},
+        {"protocol": "tcp", "ports": "22", "source": "any"},
+    ]
+    assert net_rules.check_rules([]) == []
+    clean = net_rules.check_rules(
+        [
+            {"protocol": "udp", "ports": "53", "source": "10.0.0.0/8"},
+            "tcp/8000-8090 from 192.168.1.0/24",
+            "TCP/22",
+            {"protocol": "tcp", "ports": 22},  # the same as the line above: kept once
+            "icmp from network",
+            {"source": "2001:db8::/32"},
+        ]
+    )
+    assert clean == [
+        {"protocol": "udp", "ports": "53", "source": "10.0.0.0/8"},
+        {"protocol": "tcp", "ports": "8000-8090", "source": "192.168.1.0/24"},
+        {"protocol": "tcp", "ports": "22", "source": "any"},
+        {"protocol": "icmp", "source": "network"},
+        {"protocol": "any", "source": "2001:db8::/32"},
+    ]
+    assert [net_rules.as_text(rule) for rule in clean[:2]] == [
+        "udp/53 from 10.0.0.0/8",
+        "tcp/8000-8090 from 192.168.1.0/24",
+    ]
+    for rule in clean:
+        assert net_rules.parse_text(net_rules.as_text(rule)) == rule
+    assert net_rules.check_rules("tcp/22\n\n icmp from network \n") == [
+        {"protocol": "tcp", "ports": "22", "source": "any"},
+        {"protocol": "icmp", "source": "network"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("nope", "protocol must be one of tcp, udp, icmp, any"),
+        (["tcp/0"], "ports must be from 1 to 65535"),
+        (["tcp/90-80"], "low to high"),
+        (["tcp/http"], "ports must be a port or a range"),
+        (["icmp/8"], "ports are for tcp and udp rules"),
+        ([{"protocol": "any", "ports": "22"}], "ports are for tcp and udp rules"),
+        (["tcp/22 from 10.0.0.1/8"], "has host bits set"),
+        (["tcp/22 from somewhere"], "source must be any, network or a CIDR"),
+        (["tcp/22 to any"], "does not read PROTOCOL"),
+        ([{"protocol": "tcp", "port": 22}], "unknown key(s) port"),
+        ([{"protocol": "tcp", "ports": True}], "ports must be a port or a range"),
+        ([7], "must be an object"),
+        ({"protocol": "tcp"}, "rules must be a list"),
+        (["any"] * (net_rules.RULES_MAX + 1), f"at most {net_rules.RULES_MAX} rules"),
+    ],
+)
+def test_bad_rules_are_refused_with_the_reason(rules, message):
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
+        net_rules.check_rules(rules)
+
+
+def test_rules_for_the_hosts_name_the_network_and_ranges():
+    rules = net_rules.check_rules(None) + [{"protocol": "udp", "ports": "5000-5010"}]
+    assert net_rules.for_host(rules, "10.20.0.0/24") == [
+        {"protocol": "any", "source": "10.20.0.0/24"},
+        {"protocol": "tcp", "ports": [22, 22]},
+        {"protocol": "udp", "ports": [5000, 5010]},
+    ]
+    # a row written before rules existed lets everything in, as it did
+    assert net_rules.loads(None) == [{"protocol": "any", "source": "any"}]
+
+
+def _filters(rules, bridge="nbr100", zone=7):
+    """One network's filter as nube_networks.py parses it."""
+    return [{"bridge": bridge, "zone": zone, "rules": nr.parse_rules(rules, "n")}]
+
+
+def test_the_hosts_tables_follow_the_rules():
+    rules = [
+        {"protocol": "any", "source": "10.20.0.0/24"},
+        {"protocol": "tcp", "ports": [22, 22]},
+        {"protocol": "udp", "ports": [5000, 5010], "source": "2001:db8::/32"},
+        {"protocol": "icmp"},
+    ]
+    want = nr.wanted(_filters(rules) + [{"bridge": "br0", "zone": None, "rules": None}])
+    ports, _ = want["bridge"]
+    inet, digest = want["inet"]
+    assert 'oifname "nt*" meta mark set 0x4e75be00' in ports
+    assert "type filter hook forward priority -200" in ports
+    assert f'comment "nube {digest}"' in inet
+    assert 'iifname "nbr100" ct zone set 7' in inet
+    assert "br0" not in inet.split("chain zones")[1].split("chain ports")[0]  # no zone: the LAN's
+    assert 'oifname vmap { "nbr100" : jump net0_nbr100, "br0" : accept }' in inet
+    assert "meta mark != 0x4e75be00 return" in inet
+    chain = inet.split("chain net0_nbr100 {")[1]
+    lines = [line.strip() for line in chain.split("\n  }\n")[0].splitlines() if line.strip()]
+    assert lines[0] == "ct state established,related accept"
+    assert "ip saddr 10.20.0.0/24 accept" in lines
+    assert "tcp dport 22 accept" in lines
+    assert "ip6 saddr 2001:db8::/32 udp dport 5000-5010 accept" in lines
+    assert "meta l4proto { icmp, ipv6-icmp } accept" in lines
+    assert lines[-1] == "counter drop"
+
+
+def test_the_tables_are_written_only_when_they_differ():
+    want = nr.wanted(_filters([{"protocol": "tcp", "ports": [22, 22]}]))
+    absent = {"bridge": None, "inet": None}
+    steps = nr.steps(want, absent, keep=False)
+    assert [step[0] for step in steps] == ["nft", "nft"]
+    assert steps[1][1].startswith("table inet nube_rules\ndelete table inet nube_rules\n")
+    same = {"bridge": want["bridge"][1], "inet": want["inet"][1]}
+    assert nr.steps(want, same, keep=False) == []
+    assert nr.steps(want, {**same, "inet": ""}, keep=False) == [["nft", steps[1][1]]]
+    gone = [["nft", "delete", "table", "bridge", "nube_ports"],
+            ["nft", "delete", "table", "inet", "nube_rules"]]  # fmt: skip
+    assert nr.steps(None, same, keep=False) == gone
+    assert nr.steps(None, same, keep=True) == []  # a VM is still plugged into a kept bridge
+    assert nr.steps(None, absent, keep=False) == []
+    # networks without rules (a state from before rules) want no tables
+    assert nr.wanted([{"bridge": "nbr100", "zone": None, "rules": None}]) is None
+
+
+def test_bridged_traffic_is_handed_to_the_inet_hooks_when_rules_need_it():
+    want = nr.wanted(_filters([]))
+    values = {"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "0"}
+    assert nr.br_netfilter_steps(want, values.get) == [
+        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-ip6tables=1"]
+    ]
+    assert nr.br_netfilter_steps(want, {}.get) == [
+        ["modprobe", "br_netfilter"],
+        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
+        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-ip6tables=1"],
+    ]
+    assert nr.br_netfilter_steps(None, {}.get) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"protocol": "gre"}, "protocol: must be one of"),
+        ({"protocol": "icmp", "ports": [1, 1]}, "only tcp and udp rules have ports"),
+        ({"protocol": "tcp", "ports": [22]}, "must be [low, high]"),
+        ({"protocol": "tcp", "ports": [0, 22]}, "must be [low, high]"),
+        ({"protocol": "tcp", "source": "10.0.0.1/8"}, "is not a network"),
+        ({"protocol": "tcp", "source": "10.0.0.0/8; flush ruleset"}, "is not a network"),
+        ({"protocol": "tcp", "dport": 22}, "protocol, ports and source only"),
+    ],
+)
+def test_the_hosts_module_refuses_bad_rules(rule, message):
+    with pytest.raises(nr.BadRules, match=message.replace("[", r"\[").replace("]", r"\]")):
+        nr.parse_rules([rule], "networks[0]")
+    assert nr.parse_zone(None, "n") is None
+    with pytest.raises(nr.BadRules, match="zone: must be an integer from 1 to 65535"):
+        nr.parse_zone(65536, "n")
+
+
+def test_sources_are_written_as_networks():
+    rule = nr.parse_rule({"protocol": "any", "source": "10.0.0.0/8"}, "r")
+    assert rule["source"] == ipaddress.ip_network("10.0.0.0/8")
