@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app import core
+from app import core, net_rules
 from app.services import vms
 from tests.integration import guest_exec
 from tests.integration.guests import NETWORK, NETWORK_CIDR, OWNER_ADDRESS, hostname
@@ -167,3 +167,29 @@ def test_a_continuous_ping_survives_the_targets_live_migration_to_a_third_host(s
     # the source host no longer carries the network: guest2 was its last VM on it
     leftovers = in_namespace(before["host_name"], "ip", "-br", "link", "show", "type", "vxlan")
     assert "nvx" not in leftovers.stdout
+
+
+def test_the_networks_rules_are_enforced_at_the_guests_ports(shared):
+    """The network's security group changed through the API reaches the hosts' tables: with
+    SSH alone let in, guest1's ping to guest2 is dropped at guest2's port while its SSH
+    connection passes (and its replies, by connection tracking, at guest1's port); the
+    default rules let the ping through again."""
+    app = shared["app"]
+    one, two = address("guest1"), address("guest2")
+    core.updateNetwork(NETWORK, {"rules": ["tcp/22 from any"]})
+    try:
+        hosts = {vm["host_name"] for vm in core.listVms() if vm["id"] in ("guest1", "guest2")}
+        for host in sorted(hosts):
+            listing = in_namespace(host, "nft", "list", "table", "inet", "nube_rules")
+            assert "tcp dport 22 accept" in listing.stdout, listing
+            assert "ip saddr 10.90.0.0/24 accept" not in listing.stdout
+        dropped = guest_exec.run(app, "guest1", "ping", "-c", "2", "-W", "2", two, check=False)
+        assert dropped[0] != 0, dropped
+        banner = guest_exec.shell(
+            app, "guest1", f"timeout 10 bash -c 'exec 3<>/dev/tcp/{two}/22; head -c 8 <&3'"
+        )
+        assert banner.startswith("SSH-2.0"), banner
+    finally:
+        core.updateNetwork(NETWORK, {"rules": list(net_rules.DEFAULT_RULES)})
+    guest_exec.run(app, "guest2", "ping", "-c", "2", "-W", "5", one)
+    guest_exec.run(app, "guest1", "ping", "-c", "2", "-W", "5", two)

@@ -131,4 +131,5 @@ def test_the_guests_shut_down_through_their_agents_and_leave_nothing_once_remove
                 text=True,
                 check=True,
             ).stdout
-            assert not re.search(r"\b(nbr|nvx|nt)\d+|nube_vxlan", listing), (host["name"], listing)
+            pattern = r"\b(nbr|nvx|nt)\d+|nube_(vxlan|rules|ports)"
+            assert not re.search(pattern, listing), (host["name"], listing)
