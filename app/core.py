@@ -81,6 +81,7 @@ __all__ = [
     "growVolume",
     "addNetwork",
     "listNetworks",
+    "updateNetwork",
     "removeNetwork",
     "removeVolume",
     "resizeVm",
@@ -439,7 +440,9 @@ def addNetwork(network):
     """Define a virtual network: {"name", "type": "vxlan" (default; an overlay across the
     hosts, its VNI allocated) | "bridge" (the hosts' existing bridge, "bridge": its name),
     "cidr" (IPv4, /16 to /29), "gateway"?, "dns"? (a list), "range"? ("FIRST-LAST", the
-    addresses Nube hands out), "mtu"?, "project"?}. Returns it as listNetworks shows it."""
+    addresses Nube hands out), "mtu"?, "project"?, "rules"? (its security group: a list of
+    {"protocol", "ports"?, "source"?} or lines like "tcp/22 from any"; default: from its own
+    range and SSH from anywhere)}. Returns it as listNetworks shows it."""
 
     return networks.add(network, _actor())
 
@@ -450,6 +453,15 @@ def listNetworks(query=""):
     its addresses in use (`used`) and free (`free`)."""
 
     return networks.search(query)
+
+
+@_in_app
+def updateNetwork(network, data):
+    """Replace a network's rules, {"rules": [...]} as addNetwork takes them ([]: replies
+    only), and bring them to its hosts; returns the network as listNetworks shows it."""
+
+    networks.update(network, data, _actor(), wait=True)
+    return networks.get(network)
 
 
 @_in_app

@@ -1,11 +1,14 @@
 """The network sub-commands: one function each, taking the Session and returning the exit
 code (a removal is confirmed first: --yes, or y typed at the prompt); and `--network
-NAME[=IP]` of vm create."""
+NAME[=IP]` of vm create. Rules go as the text lines typed (the controller reads and checks
+them) and come back as objects, shown as text again."""
 
 import argparse
 
-from . import inputs
+from ..net_rules import as_text
+from . import inputs, output
 from .calls import act, gone, list_items, part, show_item
+from .errors import UsageError
 
 NETWORK_COLUMNS = [
     ("name", "NAME"),
@@ -35,14 +38,18 @@ def nics_text(nics):
 
 
 def _readable(network):
-    """A network with its addresses in use as lines: address, VM, NIC index and MAC."""
-    if "addresses" not in network:
-        return network
-    lines = [
-        f"{a.get('ip')} {a.get('vm')} nic {a.get('nic')} {a.get('mac')}"
-        for a in network["addresses"]
-    ]
-    return {**network, "addresses": lines or "none"}
+    """A network with its rules as lines of text, and its addresses in use as lines: address,
+    VM, NIC index and MAC."""
+    shown = dict(network)
+    if "rules" in network:
+        shown["rules"] = [as_text(rule) for rule in network["rules"]] or "none: replies only"
+    if "addresses" in network:
+        lines = [
+            f"{a.get('ip')} {a.get('vm')} nic {a.get('nic')} {a.get('mac')}"
+            for a in network["addresses"]
+        ]
+        shown["addresses"] = lines or "none"
+    return shown
 
 
 def network_list(session):
@@ -62,7 +69,20 @@ def network_create(session):
     body.update({key: getattr(args, key) for key in CREATE_FIELDS if getattr(args, key)})
     if args.dns:
         body["dns"] = [d.strip() for item in args.dns for d in item.split(",") if d.strip()]
-    return act(session, "POST", "/networks", body)
+    if args.rules:  # none given: the controller's defaults
+        body["rules"] = args.rules
+    network = session.api().request("POST", "/networks", body) or {}
+    session.show(network, lambda out: output.record(_readable(network), out))
+    return 0
+
+
+def network_rules(session):
+    """nube network rules NAME (--rule RULE... | --none): replace the network's rules"""
+    args = session.args
+    if not args.rules and not args.none:
+        raise UsageError("give the new rules: --rule RULE (repeatable), or --none for no rules")
+    rules = [] if args.none else args.rules
+    return act(session, "PATCH", f"/networks/{part(args.name)}", {"rules": rules})
 
 
 def network_remove(session):

@@ -253,8 +253,20 @@ def _volume_commands(subparsers, common):
         )
 
 
+def _rule_option(parser):
+    """--rule RULE (repeatable): one rule of a network's security group, as text."""
+    parser.add_argument(
+        "--rule",
+        action="append",
+        dest="rules",
+        metavar="RULE",
+        help="inbound traffic its VMs let in, e.g. 'tcp/22 from any', 'udp/53 from network',"
+        " 'icmp from 10.0.0.0/8' (repeatable)",
+    )
+
+
 def _network_commands(subparsers, common):
-    """network list | show | create | remove."""
+    """network list | show | create | rules | remove."""
     networks = _group(subparsers, "network", "virtual networks and their addresses")
     _list_options(
         _command(networks, "list", network_commands.network_list, "list networks", common)
@@ -278,6 +290,17 @@ def _network_commands(subparsers, common):
     create.add_argument("--bridge", help="type bridge: the hosts' existing bridge (e.g. br0)")
     create.add_argument("--mtu", type=positive, help="default: 1450 for vxlan")
     create.add_argument("--project", help="default: your only project")
+    _rule_option(create)  # none given: from its own range, and SSH from anywhere
+    rules = _command(
+        networks, "rules", network_commands.network_rules, "replace a network's rules (its "
+        "security group) and bring them to its hosts", common, wait=True,
+    )  # fmt: skip
+    rules.add_argument("name", metavar="NAME")
+    chosen = rules.add_mutually_exclusive_group()
+    _rule_option(chosen)
+    chosen.add_argument(
+        "--none", action="store_true", help="no rules: only replies to the VMs' own connections"
+    )
     remove = _command(
         networks, "remove", network_commands.network_remove, "remove a network no VM uses", common
     )

@@ -37,6 +37,7 @@ COMMANDS = {
     "network list": ("GET", "/networks"),
     "network show": ("GET", "/networks/{name}"),
     "network create": ("POST", "/networks"),
+    "network rules": ("PATCH", "/networks/{name}"),
     "network remove": ("DELETE", "/networks/{name}"),
     "image list": ("GET", "/images"),
     "image show": ("GET", "/images/{name}"),

@@ -46,6 +46,7 @@ ADD_FIELDS = (
     "project",
     "rules",
 )
+UPDATE_FIELDS = ("rules",)  # a network's one field that changes after it is made
 TYPES = ("vxlan", "bridge")
 VXLAN_MTU = 1450  # 1500 on the hosts' network less VXLAN's 50 bytes of headers
 MTU_MIN, MTU_MAX = 576, 9000
@@ -195,13 +196,19 @@ def addresses(name):
     ]
 
 
+def may_set_rules(network):
+    """Whether the viewer may change a network's rules: a bridge network is the hosts' own LAN,
+    whose filter is the operators'."""
+    return network["type"] != "bridge" or access.current().may("hosts")
+
+
 def set_rules(name, rules, actor, wait):
     """Replace a network's security group and bring it to every host that carries the
     network; returns the operation id. The row holds the new rules from the request on (a VM
     started meanwhile gets them); the operation reports the hosts it could not reach."""
     row = _row(name)
-    if row["type"] == "bridge":
-        access.require("hosts")  # the hosts' own LAN: its filter is the operators'
+    if not may_set_rules(row):
+        access.require("hosts")  # refused, saying what the role may not do
     if rules is None:
         raise InvalidInput(
             "rules must be given: a list of rules (an empty one lets in replies only)"
@@ -213,6 +220,16 @@ def set_rules(name, rules, actor, wait):
         op_id = record(conn, kinds.NETWORK_RULES, target, actor, {"rules": clean})
         networks_repo.set_rules(conn, row["id"], net_rules.dumps(clean))
     return launch(op_id, wait)
+
+
+def update(name, data, actor, wait):
+    """Change a network as {"rules": [...]} asks (updateNetwork, PATCH): the rules replaced
+    through set_rules; returns the operation id."""
+    validate.require_dict(data, "network change")
+    validate.refuse_unknown(data, UPDATE_FIELDS, "network change")
+    if "rules" not in data:
+        raise InvalidInput("rules is required: the network's new rules (a list, maybe empty)")
+    return set_rules(name, data["rules"], actor, wait)
 
 
 def remove(name, actor):

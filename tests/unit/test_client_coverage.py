@@ -59,6 +59,7 @@ SAMPLES = {
     "network list": ["network", "list"],
     "network show": ["network", "show", "net1"],
     "network create": ["network", "create", "net1", "--cidr", "10.20.0.0/24", "--dns", "1.1.1.1"],
+    "network rules": ["network", "rules", "net1", "--rule", "tcp/22 from any"],
     "network remove": ["network", "remove", "net1", "--yes"],
     "image list": ["image", "list"],
     "image show": ["image", "show", "base.raw"],

@@ -5,10 +5,39 @@ its own messages (the API and app.core say the same)."""
 from marshmallow import Schema, fields
 
 from ...ipam import DNS_MAX, NETWORK_NAME_RE
+from ...net_rules import DEFAULT_RULES, PROTOCOLS, RULES_MAX, SYNTAX, as_text
 from ...services.networks import MTU_MAX, MTU_MIN, TYPES
 from .schemas import PageArgs
 
 NETWORK_NAME = {"pattern": NETWORK_NAME_RE, "maxLength": 40}
+
+
+class NetworkRule(Schema):
+    """One rule of a network's security group: inbound traffic its VMs' ports let in."""
+
+    protocol = fields.String(required=True, metadata={"enum": list(PROTOCOLS)})
+    ports = fields.String(
+        metadata={"description": "tcp and udp only: a port or LOW-HIGH (absent: all)"}
+    )
+    source = fields.String(
+        required=True, metadata={"description": "any, network (its own CIDR) or a CIDR"}
+    )
+
+
+def rules_field(**kwargs):
+    """A request's rules: objects or lines of text, which the networks service checks (with
+    the messages the dashboard and app.core give)."""
+    item = {
+        "oneOf": [
+            {"$ref": "#/components/schemas/NetworkRule"},
+            {"type": "string", "description": SYNTAX},
+        ]
+    }
+    return fields.List(
+        fields.Raw(metadata=item),
+        metadata={"maxItems": RULES_MAX, **kwargs.pop("metadata", {})},
+        **kwargs,
+    )
 
 
 class Network(Schema):
@@ -26,6 +55,9 @@ class Network(Schema):
     dns = fields.List(fields.String(), metadata={"description": "resolvers the guests are given"})
     range = fields.String(metadata={"description": "FIRST-LAST: the addresses Nube hands out"})
     mtu = fields.Integer(allow_none=True)
+    rules = fields.List(
+        fields.Nested(NetworkRule), metadata={"description": "its security group, in order"}
+    )
     project = fields.String(allow_none=True)
     used = fields.Integer(metadata={"description": "addresses NICs hold"})
     free = fields.Integer(metadata={"description": "addresses left in the range"})
@@ -72,6 +104,18 @@ class NetworkCreate(Schema):
     )
     project = fields.String(
         metadata={"description": "default: your only project (members) or default"}
+    )
+    rules = rules_field(
+        metadata={"description": f"default: {', '.join(map(as_text, DEFAULT_RULES))}"}
+    )
+
+
+class NetworkUpdate(Schema):
+    """updateNetwork's input: the rules that replace the network's."""
+
+    rules = rules_field(
+        required=True,
+        metadata={"description": "[] lets in only replies to the VMs' own connections"},
     )
 
 

@@ -1,11 +1,17 @@
-"""/api/v1/networks: list, create, show (with the addresses in use) and remove virtual
-networks."""
+"""/api/v1/networks: list, create, show (with the addresses in use), change the rules of and
+remove virtual networks."""
 
 from ...services import networks
 from ..helpers import actor
-from .common import Window, blueprint, filtered, referring
-from .network_schemas import Network, NetworkCreate, NetworkDetail, NetworkListArgs
-from .schemas import page_of
+from .common import Window, accepted, blueprint, filtered, referring
+from .network_schemas import (
+    Network,
+    NetworkCreate,
+    NetworkDetail,
+    NetworkListArgs,
+    NetworkUpdate,
+)
+from .schemas import Accepted, page_of
 
 bp = blueprint("networks", __name__, "/networks", "Virtual networks and their addresses")
 NetworkPage = page_of(Network, "NetworkPage")
@@ -39,6 +45,15 @@ def create(data):
 def show(name):
     """One network, with each address in use (the VM and NIC holding it)."""
     return _detail(name)
+
+
+@bp.route("/<name>", methods=["PATCH"])
+@bp.arguments(NetworkUpdate)
+@bp.response(202, Accepted)
+def update(data, name):
+    """Replace a network's rules and bring them to the hosts that carry it (a bridge
+    network's: admins and operators)."""
+    return accepted(networks.update(name, data, actor(), wait=False))
 
 
 @bp.route("/<name>", methods=["DELETE"])

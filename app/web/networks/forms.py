@@ -1,12 +1,35 @@
 """Forms of the networks blueprint."""
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, SubmitField
+from wtforms import IntegerField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Optional
 
 from ...ipam import check_cidr, check_dns
+from ...net_rules import DEFAULT_RULES, SYNTAX, as_text, check_rules
 from ...services.networks import MTU_MAX, MTU_MIN, check_name
 from ..rules import Checked
+
+RULES_HELP = (
+    f"One rule a line: {SYNTAX}. Only the traffic a rule lets in reaches the VMs (replies to"
+    " their own connections always do); empty: nothing else gets in."
+)
+
+
+def rules_text(rules):
+    """Rules as the textarea shows them: one line each."""
+    return "\n".join(as_text(rule) for rule in rules)
+
+
+def rules_field(default=None):
+    """The textarea of a network's rules, checked by the service's own check."""
+    return TextAreaField(
+        "Rules (inbound)",
+        default=default,
+        validators=[Optional(), Checked(check_rules)],
+        render_kw={"rows": 5, "class": "font-monospace", "spellcheck": "false"},
+        description=RULES_HELP,
+    )
+
 
 TYPE_CHOICES = [
     ("vxlan", "VXLAN: an overlay across the hosts"),
@@ -69,7 +92,15 @@ class NetworkForm(FlaskForm):
         validate_choice=False,
         description="Its VMs may use the network.",
     )
+    rules = rules_field(default=rules_text(DEFAULT_RULES))
     submit = SubmitField("Create network")
+
+
+class RulesForm(FlaskForm):
+    """Replace a network's rules; the route pre-fills them as text."""
+
+    rules = rules_field()
+    submit = SubmitField("Apply rules")
 
 
 class RemoveForm(FlaskForm):

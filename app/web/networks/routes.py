@@ -1,12 +1,13 @@
 """Routes of the networks blueprint: the list with its filter and create form, a network's page
-with the addresses in use, and its removal after a page that says what goes."""
+with its rules and the addresses in use, the change of its rules (to the operation that brings
+them to the hosts), and its removal after a page that says what goes."""
 
 from flask import Blueprint, current_app, flash, redirect, render_template, url_for
 
-from ...errors import NubeError
+from ...errors import Forbidden, NotFound, NubeError
 from ...services import access, networks, projects
-from ..helpers import Page, actor, flash_error
-from .forms import TYPE_CHOICES, NetworkForm, RemoveForm
+from ..helpers import Page, actor, flash_error, flash_operation
+from .forms import TYPE_CHOICES, NetworkForm, RemoveForm, RulesForm, rules_text
 
 bp = Blueprint("networks", __name__, url_prefix="/networks")
 SORT_COLUMNS = ("name",)  # the service lists by name
@@ -52,13 +53,44 @@ def index():
     return render_template("networks/index.html", networks=rows, page=page, form=form)
 
 
+def _show(network, form=None):
+    """A network's page; its rules form (for those who may change them) pre-filled with its
+    rules, or as posted when refused."""
+    if form is None and networks.may_set_rules(network):
+        form = RulesForm(formdata=None, rules=rules_text(network["rules"]))
+    return render_template(
+        "networks/show.html",
+        network=network,
+        addresses=networks.addresses(network["name"]),
+        rules_form=form,
+    )
+
+
 @bp.route("/<name>")
 def show(name):
-    """One network: its fields and each address in use."""
+    """One network: its fields, its rules and each address in use."""
+    return _show(networks.get(name))
+
+
+@bp.route("/<name>/rules", methods=["POST"])
+def rules(name):
+    """Replace a network's rules: to the operation that brings them to its hosts; refused,
+    the page again with the rules as typed and why."""
     network = networks.get(name)
-    return render_template(
-        "networks/show.html", network=network, addresses=networks.addresses(network["name"])
-    )
+    if not networks.may_set_rules(network):
+        access.require("hosts")  # the 403 page, before a bad form could show the form
+    form = RulesForm()
+    if not form.validate_on_submit():
+        return _show(network, form)
+    try:
+        op_id = networks.set_rules(network["name"], form.rules.data, actor(), wait=False)
+    except (NotFound, Forbidden):
+        raise  # the error pages: another project's network, or a role that may not
+    except NubeError as error:
+        flash_error(error)
+        return _show(network, form)
+    flash_operation(f"Applying the rules of network {network['name']}.", op_id)
+    return redirect(url_for("operations.show", op_id=op_id))
 
 
 @bp.route("/<name>/remove", methods=["GET", "POST"])
