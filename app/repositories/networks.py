@@ -50,8 +50,8 @@ def get_by_id(conn, network_id):
 
 
 def next_vni(conn):
-    """The lowest VNI from VNI_FIRST no network has (call inside the write transaction)."""
-    taken = {r[0] for r in conn.execute("SELECT vni FROM networks WHERE vni IS NOT NULL")}
+    """The lowest VNI from VNI_FIRST no network ever had (call inside the write transaction)."""
+    taken = {r[0] for r in conn.execute("SELECT vni FROM network_vnis")}
     vni = VNI_FIRST
     while vni in taken:
         vni += 1
@@ -81,6 +81,8 @@ def insert(conn, network, project_id, created_by):
             now(),
         ),
     )
+    if network.get("vni") is not None:
+        conn.execute("INSERT INTO network_vnis (vni) VALUES (?)", (network["vni"],))
     return get(conn, network["name"])["id"]
 
 
