@@ -9,6 +9,7 @@ of text (`tcp/22 from any`, for the client and the forms), and as the hosts' scr
 
 import ipaddress
 import json
+import re
 
 from .errors import InvalidInput
 
@@ -25,6 +26,8 @@ DEFAULT_RULES = (
 OPEN_RULES = ({"protocol": "any", "source": "any"},)
 RULE_KEYS = ("protocol", "ports", "source")
 SYNTAX = "PROTOCOL[/PORT[-PORT]] [from any|network|CIDR], e.g. tcp/22 from any"
+_PORTS = re.compile(r"[0-9]{1,5}(-[0-9]{1,5})?", re.ASCII)
+_CIDR = re.compile(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", re.ASCII)
 
 
 def _ports(value, protocol, where):
@@ -36,13 +39,12 @@ def _ports(value, protocol, where):
     text = (
         str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
     )
-    low, _, high = text.partition("-")
-    high = high or low
-    if not (low.isdigit() and high.isdigit()):
+    if not _PORTS.fullmatch(text):
         raise InvalidInput(
             f"{where}: ports must be a port or a range like 8000-8090, not {value!r:.40}"
         )
-    low, high = int(low), int(high)
+    low, _, high = text.partition("-")
+    low, high = int(low), int(high or low)
     if not 1 <= low <= high <= 65535:
         raise InvalidInput(
             f"{where}: ports must be from 1 to 65535, low to high, not {value!r:.40}"
@@ -60,13 +62,17 @@ def _source(value, where):
     if value in SOURCES:
         return value
     try:
+        # only digits, dots, colons and a prefix: ipaddress also takes an IPv6 scope id
+        # (fe80::%anything/128), which would reach the hosts' nftables text
+        if not _CIDR.fullmatch(value):
+            raise ValueError("only digits, dots, colons and /PREFIX")
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as error:
         raise InvalidInput(
             f"{where}: source must be any, network or a CIDR such as 10.0.0.0/8, not"
             f" {value!r:.40} ({error})"
         ) from None
-    return str(network)
+    return f"{network.network_address}/{network.prefixlen}"
 
 
 def check_rule(rule, where="rule"):
@@ -142,7 +148,10 @@ def loads(text):
 
 def for_host(rules, cidr):
     """Rules as the hosts' script takes them: the network's own range written out, ports as
-    [low, high]."""
+    [low, high]; None when a rule lets in anything from anywhere (no filter at all, so the
+    hosts need neither br_netfilter nor connection tracking for it)."""
+    if any(rule == {"protocol": "any", "source": "any"} for rule in rules):
+        return None
     host_rules = []
     for rule in rules:
         item = {"protocol": rule["protocol"]}

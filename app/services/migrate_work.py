@@ -39,7 +39,12 @@ def move_vm(ctx, vm, src, dst):
     running = vm_state(state) == "running"  # paused too: its guest moves live, paused
     xml = definition.for_move(ctx, vm, src, dst, running=running)
     # the VM's networks exist on dst before its NICs arrive there
-    network_sync.sync_host(ctx, dst, extra=network_sync.vm_network_ids(ctx.conn, vm["id"]))
+    network_sync.sync_host(
+        ctx,
+        dst,
+        extra=network_sync.vm_network_ids(ctx.conn, vm["id"]),
+        force=network_sync.on_bridge_network(ctx.conn, vm["id"]),
+    )
     if running:
         # a bind-mounted repository is not a file system libvirt knows to be shared
         unsafe = "bind" in (src["share"], dst["share"])

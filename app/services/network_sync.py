@@ -23,6 +23,7 @@ from . import host_secrets
 PLAYBOOK = "host_networks.yaml"
 PEER_STATES = HOST_NETWORK_PEERS
 ZONES = 65535  # conntrack zones 1..65535 (0 is the host's own)
+RESYNCS = 3  # plays one sync may run while other operations keep changing the state
 
 
 def _ip(text):
@@ -68,7 +69,9 @@ def desired_state(conn, host, extra=()):
             network["zone"] = 1 + (row["id"] - 1) % ZONES  # its own connection tracking
         else:
             network = {"type": "bridge", "bridge": row["bridge"]}
-        network["rules"] = net_rules.for_host(net_rules.loads(row["rules"]), row["cidr"])
+        rules = net_rules.for_host(net_rules.loads(row["rules"]), row["cidr"])
+        if rules is not None:  # none: the network lets everything in
+            network["rules"] = rules
         networks.append(network)
     # a host name is no local address (the script refuses one even for bridge networks only)
     return {"local": None if local_ip is None else str(local_ip), "networks": networks}, set(rows)
@@ -76,7 +79,21 @@ def desired_state(conn, host, extra=()):
 
 def sync_host(ctx, host, extra=(), force=False):
     """Apply the host's network state when it differs from the one last applied (or always,
-    when forced); returns whether a play ran. OperationFailed when the play fails."""
+    when forced); returns whether a play ran. OperationFailed when the play fails.
+
+    Another operation may sync the same host meanwhile with a state it read earlier (the
+    host's lock only orders the runs): once a play is done, the state is read again and, when
+    it changed, applied again, so the last run on the host is never an older state."""
+    ran = False
+    for _ in range(RESYNCS):
+        if not _sync_once(ctx, host, extra, force):
+            return ran
+        ran, force = True, False
+    return ran
+
+
+def _sync_once(ctx, host, extra, force):
+    """One sync: whether a play ran."""
     conn = ctx.conn
     state, network_ids = desired_state(conn, host, extra)
     text = json.dumps(state, sort_keys=True)
@@ -135,6 +152,12 @@ def sync_peers(ctx, changed_host_id=None):
         if row is None or host_id == changed_host_id or row["state"] not in PEER_STATES:
             continue
         sync_quietly(ctx, dict(row))
+
+
+def on_bridge_network(conn, vm_id):
+    """Whether a VM has a NIC on a bridge network: the host's bridge outlives a reboot, its
+    rules do not, so nothing fails to say they are gone (syncs for it are forced)."""
+    return any(nic["type"] == "bridge" for nic in networks_repo.nics_of(conn, vm_id))
 
 
 def vm_network_ids(conn, vm_id):

@@ -23,7 +23,8 @@ def apply_rules(ctx):
         if row is None or row["state"] not in network_sync.PEER_STATES:
             continue  # its VMs come back through a sync, which brings the rules
         try:
-            network_sync.sync_host(ctx, dict(row))
+            # forced: the same rules given again repair a host that lost them (a reboot)
+            network_sync.sync_host(ctx, dict(row), force=True)
         except (OperationFailed, HostUnreachable) as error:
             ctx.error(f"{row['name']}: {error}")
             failed.append(row["name"])

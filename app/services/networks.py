@@ -216,6 +216,10 @@ def set_rules(name, rules, actor, wait):
     clean = net_rules.check_rules(rules)
     conn = db()
     with transaction(conn):
+        now = networks_repo.get_by_id(conn, row["id"])
+        if now is None or (now["name"], now["type"]) != (row["name"], row["type"]):
+            # removed, and its id given to another network, since the check above
+            raise Conflict(f"network {row['name']} changed during the request: try again")
         target = Target("network", row["id"], row["name"])
         op_id = record(conn, kinds.NETWORK_RULES, target, actor, {"rules": clean})
         networks_repo.set_rules(conn, row["id"], net_rules.dumps(clean))

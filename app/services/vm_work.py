@@ -158,7 +158,7 @@ def _start(ctx, vm, host):
     check_headers(ctx, vm)  # another host may have rebased an overlay
     if vm_state(ctx.hypervisor.domain_state(host, vm["id"])) != "running":
         pin_chain(ctx, vm, host)  # a defined, inactive domain only (a paused one is active)
-    network_sync.sync_host(ctx, host)
+    network_sync.sync_host(ctx, host, force=network_sync.on_bridge_network(ctx.conn, vm["id"]))
     ctx.log(f"starting {vm['id']} on {host['name']}")
     try:
         _boot(ctx, vm, host)

@@ -488,14 +488,16 @@ def read_filter():
     return sorted(sets["peers4"] + sets["peers6"])
 
 
-def rules_steps(state, kept):
-    """The commands making the security groups' tables what the state wants (nube_rules.py);
-    a bridge kept with a VM on it keeps them as they are."""
+def rules_steps(state, links, kept):
+    """The commands making the security groups' tables what the state wants (nube_rules.py),
+    after br_netfilter is on for the bridges that carry rules (those this run makes get it
+    once made); a bridge kept with a VM on it keeps the tables as they are."""
     want = nube_rules.wanted(state["filters"])
     bridge_kept = any(k["device"].startswith(BRIDGE_PREFIX) for k in kept)
-    present = nube_rules.read_present(run)
-    return nube_rules.br_netfilter_steps(want, nube_rules.read_sysctl) + nube_rules.steps(
-        want, present, bridge_kept
+    made = {f["bridge"] for f in state["filters"] if f["bridge"] not in links}
+    loaded = nube_rules.br_netfilter_loaded()
+    return nube_rules.br_netfilter_steps(state["filters"], links, made, loaded) + nube_rules.steps(
+        want, nube_rules.read_present(run), bridge_kept
     )
 
 
@@ -541,7 +543,7 @@ def main(args=None):
             steps, kept = plan(state, links, fdb)
             vxlan_kept = any(k["device"].startswith(VXLAN_PREFIX) for k in kept)
             steps += filter_steps(state, read_filter(), vxlan_kept)
-            steps += rules_steps(state, kept)
+            steps += rules_steps(state, links, kept)
             done = apply(steps)
     except InvalidState as error:
         print(f"nube_networks: refused, nothing changed: {error}", file=sys.stderr)

@@ -6,33 +6,45 @@ A network of the state may carry "rules": [{"protocol": "tcp"|"udp"|"icmp"|"any"
 "ports"?: [low, high], "source"?: CIDR}] (no source: any) and, for a vxlan network, "zone" (its
 connection-tracking zone, 1-65535). While any network has rules, two nftables tables exist:
 
-- bridge nube_ports marks every frame the host's bridges send out of a VM's port (a tap named
-  nt<NIC id>). This kernel's bridge family cannot track connections, nor name a port's bridge.
-- inet nube_rules sees those frames again as IP packets (br_netfilter hands bridged traffic to
-  the inet hooks, with connection tracking) and sends each marked one through its network's
-  chain, found by the bridge it leaves: replies to connections already allowed pass, then the
-  rules, then it is dropped. A marked packet on a bridge no network of the state names (a VM
-  Nube does not expect here) is dropped too. Each vxlan bridge tracks its connections in its
+- bridge nube_ports marks every frame that enters the host's bridges from a VM's port (a tap
+  named nt<NIC id>) and every frame they send out of one, and drops what leaves through a VM's
+  port as anything but IPv4, IPv6 or ARP (a VLAN-tagged or PPPoE frame would reach the guest
+  without the inet hooks seeing it). This kernel's bridge family cannot track connections, nor
+  name a port's bridge.
+- inet nube_rules sees the same frames as IP packets (br_netfilter, turned on for each bridge
+  that carries rules, hands bridged traffic to the inet hooks, with connection tracking). A
+  connection a VM's port opened is marked so (ct mark); a packet leaving through a VM's port
+  goes through its network's chain, found by the bridge it leaves: replies to a connection a
+  VM opened pass, then the rules, then it is dropped. Replies are told by that mark, not by the
+  connection's state alone: a packet forged to create a connection from outside (its source the
+  VM's own address) opens nothing. A marked packet on a bridge no network of the state names (a
+  VM Nube does not expect here) is dropped too. Each vxlan bridge tracks its connections in its
   own zone, so the same addresses on two overlays, or a packet a VM routes from one network to
   another, never share a connection.
 
-A network without "rules" lets everything in (a state written before rules existed). Each table
-carries the digest of its definition as a comment: an unchanged one is not written again.
+A network without "rules" lets everything in (a network whose rules let in anything from
+anywhere, or a state written before rules existed). Each table carries the digest of its
+definition as a comment: an unchanged one is not written again.
 """
 
 import hashlib
 import ipaddress
+import os
 import re
 
 PORTS_TABLE = "nube_ports"
 RULES_TABLE = "nube_rules"
-PORT_MARK = "0x4e75be00"  # "a frame leaving a VM's port", set and cleared by Nube only
+# skb marks Nube sets on its bridges' frames (any other value there is cleared first)
+MARK_MASK, MARK_BASE = "0xffffff00", "0x4e75be00"
+FROM_PORT = "0x4e75be01"  # entered from a VM's port (and, as a ct mark: a VM opened it)
+TO_PORT = "0x4e75be02"  # leaves through a VM's port
 TAP_PATTERN = "nt*"
 PROTOCOLS = ("tcp", "udp", "icmp", "any")
 MAX_RULES = 256
 MAX_ZONE = 65535
-BR_NETFILTER = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
+BR_NETFILTER = "/proc/sys/net/bridge"  # present once br_netfilter is loaded
 _DIGEST = re.compile(r'comment "nube ([0-9a-f]{64})"')
+_CIDR = re.compile(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", re.ASCII)
 
 
 class BadRules(ValueError):
@@ -64,10 +76,15 @@ def parse_rule(rule, where):
             raise BadRules(f"{where}.ports: only tcp and udp rules have ports")
         clean["ports"] = tuple(_port_range(rule["ports"], where))
     if "source" in rule:
+        source = rule["source"]
         try:
-            clean["source"] = ipaddress.ip_network(rule["source"], strict=True)
-        except (TypeError, ValueError):
-            raise BadRules(f"{where}.source: {rule['source']!r} is not a network") from None
+            # digits, dots, colons and a prefix only: an IPv6 scope id (fe80::%x/128) would
+            # put its text into the ruleset
+            if not isinstance(source, str) or not _CIDR.fullmatch(source):
+                raise ValueError(source)
+            clean["source"] = ipaddress.ip_network(source, strict=True)
+        except ValueError:
+            raise BadRules(f"{where}.source: {source!r} is not a network") from None
     return clean
 
 
@@ -94,8 +111,9 @@ def _match(rule):
     """The nftables match of one rule (empty: everything)."""
     words = []
     source = rule.get("source")
-    if source is not None:
-        words.append(f"{'ip' if source.version == 4 else 'ip6'} saddr {source}")
+    if source is not None:  # written from the parsed value, never from the state's text
+        family = "ip" if source.version == 4 else "ip6"
+        words.append(f"{family} saddr {source.network_address}/{source.prefixlen}")
     protocol = rule["protocol"]
     if protocol in ("tcp", "udp") and "ports" in rule:
         low, high = rule["ports"]
@@ -111,7 +129,10 @@ def _chain(name, rules):
     """One network's chain: replies, neighbour discovery, its rules, then drop."""
     lines = [
         f"  chain {name} {{",
-        "    ct state established,related accept",
+        # replies (and their ICMP errors) to connections a VM's port opened
+        f"    ct direction reply ct mark {FROM_PORT} accept",
+        # ICMP errors about a connection already there (path MTU, unreachable)
+        "    ct state related meta l4proto { icmp, ipv6-icmp } accept",
         # IPv6 neighbours find each other on the link whatever the rules say, as ARP does
         "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
         "    ct state invalid drop",
@@ -131,12 +152,19 @@ def wanted(filters):
     "zone", "rules"} (rules None: everything let in); None when no network has rules."""
     if not any(f["rules"] is not None for f in filters):
         return None
+    clear = f"meta mark and {MARK_MASK} == {MARK_BASE} meta mark set 0x0"
     ports = [
         f"table bridge {PORTS_TABLE} {{",
+        "  chain prerouting {",
+        "    type filter hook prerouting priority -200; policy accept;",
+        f"    {clear}",
+        f'    iifname "{TAP_PATTERN}" meta mark set {FROM_PORT}',
+        "  }",
         "  chain forward {",
         "    type filter hook forward priority -200; policy accept;",
-        f"    meta mark {PORT_MARK} meta mark set 0x0",
-        f'    oifname "{TAP_PATTERN}" meta mark set {PORT_MARK}',
+        f"    {clear}",
+        f'    oifname "{TAP_PATTERN}" ether type != {{ ip, ip6, arp }} counter drop',
+        f'    oifname "{TAP_PATTERN}" meta mark set {TO_PORT}',
         "  }",
         "}",
     ]
@@ -152,9 +180,13 @@ def wanted(filters):
     body += [f'    iifname "{f["bridge"]}" ct zone set {f["zone"]}' for f in filters if f["zone"]]
     body += [
         "  }",
+        "  chain origin {",  # after conntrack (-200) has found or made the connection
+        "    type filter hook prerouting priority -150; policy accept;",
+        f"    meta mark {FROM_PORT} ct state new ct mark set {FROM_PORT}",
+        "  }",
         "  chain ports {",
         "    type filter hook forward priority filter - 10; policy accept;",
-        f"    meta mark != {PORT_MARK} return",
+        f"    meta mark != {TO_PORT} return",
         f"    oifname vmap {{ {verdicts} }}",
         "    counter drop",
         "  }",
@@ -205,25 +237,26 @@ def steps(want, present, keep):
     return out
 
 
-def br_netfilter_steps(want, read_sysctl):
-    """Commands handing bridged traffic to the inet hooks (br_netfilter), when rules are wanted
-    and it does not yet. read_sysctl(name) gives a setting's value, or None when absent."""
-    if want is None:
-        return []
-    out = []
-    if read_sysctl(BR_NETFILTER[0]) is None:
-        out.append(["modprobe", "br_netfilter"])
-    for name in BR_NETFILTER:
-        if read_sysctl(name) != "1":
-            out.append(["sysctl", "-q", "-w", f"{name}=1"])
+def br_netfilter_steps(filters, links, made, loaded):
+    """Commands handing the bridged traffic of each bridge that carries rules to the inet hooks
+    (br_netfilter, per bridge: the host's other bridges stay as they are). links: the host's
+    links as read; made: bridges made in this run; loaded: whether br_netfilter is."""
+    bridges = [f["bridge"] for f in filters if f["rules"] is not None]
+    out = [] if loaded or not bridges else [["modprobe", "br_netfilter"]]
+    for bridge in bridges:
+        data = ((links.get(bridge) or {}).get("linkinfo") or {}).get("info_data") or {}
+        if (
+            bridge in made
+            or data.get("nf_call_iptables") != 1
+            or data.get("nf_call_ip6tables") != 1
+        ):
+            out.append(
+                ["ip", "link", "set", "dev", bridge, "type", "bridge"]
+                + ["nf_call_iptables", "1", "nf_call_ip6tables", "1"]
+            )
     return out
 
 
-def read_sysctl(name):
-    """A sysctl's value as text, or None when this kernel has no such setting."""
-    path = "/proc/sys/" + name.replace(".", "/")
-    try:
-        with open(path, encoding="ascii") as source:
-            return source.read().strip()
-    except OSError:
-        return None
+def br_netfilter_loaded():
+    """Whether br_netfilter is in the kernel (its settings exist)."""
+    return os.path.isdir(BR_NETFILTER)

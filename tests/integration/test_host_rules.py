@@ -6,7 +6,10 @@ Connections are opened from inside the guest namespaces only; no lab host or VM 
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -90,7 +93,7 @@ def tables(net, index):
 SSH_ONLY = [{"protocol": "tcp", "ports": [OPEN, OPEN]}]
 
 
-def test_rules_let_in_what_they_allow_and_replies(net):
+def test_rules_let_in_what_they_allow_and_replies_then_change_and_go(net):
     everywhere(net, None)
     assert connects(net, 0, 1, CLOSED), "no rules: everything passes (the control)"
     outputs = everywhere(net, SSH_ONLY)
@@ -101,6 +104,18 @@ def test_rules_let_in_what_they_allow_and_replies(net):
     assert not connects(net, 2, 0, CLOSED)
     # the same state again changes nothing
     assert net.apply(0, state(net, 0, SSH_ONLY)) == {"changed": False, "actions": [], "kept": []}
+    # changed rules are applied; none at all let in replies only
+    everywhere(net, SSH_ONLY + [{"protocol": "tcp", "ports": [CLOSED, CLOSED]}])
+    assert connects(net, 0, 1, CLOSED)
+    everywhere(net, [])
+    assert not connects(net, 0, 1, OPEN)
+    assert net.ping(0, 1, seconds=1).returncode == 1
+    # the tables go with the host's last network
+    for index in range(HOSTS):
+        net.ip(net.hosts[index], "link", "set", tap(index), "nomaster")
+        output = net.apply(index, {"networks": []})
+        assert "nft delete table inet nube_rules" in output["actions"], output
+        assert not any("nube_rules" in line or "nube_ports" in line for line in tables(net, index))
 
 
 def test_sources_and_protocols(net):
@@ -116,23 +131,76 @@ def test_sources_and_protocols(net):
     assert net.ping(0, 1, seconds=1).returncode == 1
 
 
-def test_changed_rules_are_applied_and_no_rules_let_nothing_in(net):
-    everywhere(net, SSH_ONLY)
-    assert not connects(net, 0, 1, CLOSED)
-    for index in range(HOSTS):
-        more = SSH_ONLY + [{"protocol": "tcp", "ports": [CLOSED, CLOSED]}]
-        net.apply(index, state(net, index, more))
-    assert connects(net, 0, 1, CLOSED)
-    for index in range(HOSTS):
-        net.apply(index, state(net, index, []))
-    assert not connects(net, 0, 1, OPEN)
-    assert net.ping(0, 1, seconds=1).returncode == 1
+class Datagrams:
+    """A UDP listener in a guest (stopped by pid): what it received, read line by line."""
+
+    def __init__(self, net, index, port):
+        argv = ["ip", "netns", "exec", net.guests[index], "python3", str(PROBE)]
+        self.process = subprocess.Popen([*argv, "udp-listen", str(port)], stdout=subprocess.PIPE)
+        self.output = self.process.stdout.fileno()
+        assert os.read(self.output, 64).startswith(b"listening")
+        os.set_blocking(self.output, False)
+
+    def received(self, settle=0.5):
+        """The senders of the datagrams received since the last call (after settle seconds)."""
+        time.sleep(settle)  # a datagram crosses the namespaces in milliseconds
+        try:
+            lines = os.read(self.output, 65536).decode().splitlines()
+        except BlockingIOError:  # nothing received
+            return []
+        return [line.split()[1] for line in lines if line]
+
+    def stop(self):
+        """Stop the listener by its pid."""
+        self.process.kill()
+        self.process.wait()
 
 
-def test_the_tables_go_with_the_last_network(net):
+def mac(net, index):
+    """Guest index's MAC address."""
+    link = json.loads(net.ip(net.guests[index], "-j", "link", "show", "eth0"))[0]
+    return link["address"]
+
+
+def send(net, source, *args):
+    """Run tcp_probe.py in guest source with these arguments."""
+    sh("ip", "netns", "exec", net.guests[source], "python3", str(PROBE), *args)
+
+
+def test_tagged_frames_never_reach_a_vms_port_and_forged_ones_open_nothing(net):
     everywhere(net, SSH_ONLY)
-    for index in range(HOSTS):
-        net.ip(net.hosts[index], "link", "set", tap(index), "nomaster")
-        output = net.apply(index, {"networks": []})
-        assert "nft delete table inet nube_rules" in output["actions"], output
-        assert not any("nube_rules" in line or "nube_ports" in line for line in tables(net, index))
+    listener = Datagrams(net, 1, 5000)
+    try:
+        target, own = net.guest_addresses[1], net.guest_addresses[0]
+        send(net, 0, "udp-send", target, "5000", "6000")
+        frame = ["frame", "eth0", mac(net, 1), own, "6001", target, "5000"]
+        send(net, 0, *frame)
+        assert listener.received() == []  # the rules drop both (the control)
+        send(net, 0, *frame, "vlan")  # a priority tag: the guest takes it as untagged
+        assert listener.received() == []
+    finally:
+        listener.stop()
+    everywhere(net, None)
+    listener = Datagrams(net, 1, 5000)
+    try:
+        send(net, 0, *frame, "vlan")
+        assert listener.received() == [f"{own}:6001"], "without rules the tagged frame arrives"
+    finally:
+        listener.stop()
+    # a datagram forged from guest 2's own address (which its rules let in) to guest 1, sent
+    # to guest 2's MAC: had it made a connection whose replies get in, guest 1's datagram to
+    # guest 2 would pass as its reply
+    victim, attacker = net.guest_addresses[1], net.guest_addresses[0]
+    everywhere(net, [{"protocol": "any", "source": f"{victim}/32"}])
+    listener = Datagrams(net, 1, 5000)
+    try:
+        send(net, 0, "udp-send", victim, "5000", "6000")
+        assert listener.received() == []  # the attacker is not let in (the control)
+        send(net, 0, "frame", "eth0", mac(net, 1), victim, "5000", attacker, "6000")
+        # it reached guest 2's port, was let in by its source, and made a connection there
+        tracked = sh("ip", "netns", "exec", net.hosts[1], "cat", "/proc/net/nf_conntrack").stdout
+        assert f"src={victim} dst={attacker} sport=5000 dport=6000" in tracked
+        send(net, 0, "udp-send", victim, "5000", "6000")  # its "reply"
+        assert listener.received() == []
+    finally:
+        listener.stop()

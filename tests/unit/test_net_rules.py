@@ -71,6 +71,10 @@ def test_defaults_and_canonical_forms():
         (["icmp/8"], "ports are for tcp and udp rules"),
         ([{"protocol": "any", "ports": "22"}], "ports are for tcp and udp rules"),
         (["tcp/22 from 10.0.0.1/8"], "has host bits set"),
+        (["tcp/22 from fe80::%eth0/128"], "only digits, dots, colons and /PREFIX"),
+        ([{"source": 'fe80::%x\ninclude "shadow"\n/128'}], "only digits, dots, colons"),
+        (["tcp/22-"], "ports must be a port or a range"),
+        (["tcp/\u00b2"], "ports must be a port or a range"),
         (["tcp/22 from somewhere"], "source must be any, network or a CIDR"),
         (["tcp/22 to any"], "does not read PROTOCOL"),
         ([{"protocol": "tcp", "port": 22}], "unknown key(s) port"),
@@ -92,8 +96,9 @@ def test_rules_for_the_hosts_name_the_network_and_ranges():
         {"protocol": "tcp", "ports": [22, 22]},
         {"protocol": "udp", "ports": [5000, 5010]},
     ]
-    # a row written before rules existed lets everything in, as it did
+    # a row written before rules existed lets everything in, as it did: no filter at all
     assert net_rules.loads(None) == [{"protocol": "any", "source": "any"}]
+    assert net_rules.for_host(net_rules.loads(None), "10.20.0.0/24") is None
 
 
 def _filters(rules, bridge="nbr100", zone=7):
@@ -111,16 +116,23 @@ def test_the_hosts_tables_follow_the_rules():
     want = nr.wanted(_filters(rules) + [{"bridge": "br0", "zone": None, "rules": None}])
     ports, _ = want["bridge"]
     inet, digest = want["inet"]
-    assert 'oifname "nt*" meta mark set 0x4e75be00' in ports
+    assert 'iifname "nt*" meta mark set 0x4e75be01' in ports
+    assert 'oifname "nt*" meta mark set 0x4e75be02' in ports
+    # a VLAN-tagged or PPPoE frame would pass br_netfilter unseen: none reaches a VM's port
+    assert 'oifname "nt*" ether type != { ip, ip6, arp } counter drop' in ports
     assert "type filter hook forward priority -200" in ports
+    assert "meta mark 0x4e75be01 ct state new ct mark set 0x4e75be01" in inet
     assert f'comment "nube {digest}"' in inet
     assert 'iifname "nbr100" ct zone set 7' in inet
     assert "br0" not in inet.split("chain zones")[1].split("chain ports")[0]  # no zone: the LAN's
     assert 'oifname vmap { "nbr100" : jump net0_nbr100, "br0" : accept }' in inet
-    assert "meta mark != 0x4e75be00 return" in inet
+    assert "meta mark != 0x4e75be02 return" in inet
     chain = inet.split("chain net0_nbr100 {")[1]
     lines = [line.strip() for line in chain.split("\n  }\n")[0].splitlines() if line.strip()]
-    assert lines[0] == "ct state established,related accept"
+    # replies pass only to connections a VM's port opened: one forged to look like a reply
+    # (its first packet's source the VM's own address) is not
+    assert lines[0] == "ct direction reply ct mark 0x4e75be01 accept"
+    assert "ct state established,related accept" not in inet
     assert "ip saddr 10.20.0.0/24 accept" in lines
     assert "tcp dport 22 accept" in lines
     assert "ip6 saddr 2001:db8::/32 udp dport 5000-5010 accept" in lines
@@ -146,18 +158,22 @@ def test_the_tables_are_written_only_when_they_differ():
     assert nr.wanted([{"bridge": "nbr100", "zone": None, "rules": None}]) is None
 
 
-def test_bridged_traffic_is_handed_to_the_inet_hooks_when_rules_need_it():
-    want = nr.wanted(_filters([]))
-    values = {"net.bridge.bridge-nf-call-iptables": "1", "net.bridge.bridge-nf-call-ip6tables": "0"}
-    assert nr.br_netfilter_steps(want, values.get) == [
-        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-ip6tables=1"]
+def test_bridged_traffic_of_the_bridges_with_rules_is_handed_to_the_inet_hooks():
+    filters = _filters([]) + [{"bridge": "br0", "zone": None, "rules": None}]
+    on = {"linkinfo": {"info_data": {"nf_call_iptables": 1, "nf_call_ip6tables": 1}}}
+    off = {"linkinfo": {"info_data": {"nf_call_iptables": 1, "nf_call_ip6tables": 0}}}
+    setting = ["type", "bridge", "nf_call_iptables", "1", "nf_call_ip6tables", "1"]
+    assert nr.br_netfilter_steps(filters, {"nbr100": on}, set(), True) == []
+    assert nr.br_netfilter_steps(filters, {"nbr100": off}, set(), True) == [
+        ["ip", "link", "set", "dev", "nbr100", *setting]
     ]
-    assert nr.br_netfilter_steps(want, {}.get) == [
+    # a bridge made in this run gets it once made; a module not loaded is loaded first
+    assert nr.br_netfilter_steps(filters, {}, {"nbr100"}, False) == [
         ["modprobe", "br_netfilter"],
-        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
-        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-ip6tables=1"],
+        ["ip", "link", "set", "dev", "nbr100", *setting],
     ]
-    assert nr.br_netfilter_steps(None, {}.get) == []
+    # br0 has no rules: the operator's bridge is left as it is
+    assert nr.br_netfilter_steps(filters[1:], {}, set(), False) == []
 
 
 @pytest.mark.parametrize(
@@ -169,6 +185,8 @@ def test_bridged_traffic_is_handed_to_the_inet_hooks_when_rules_need_it():
         ({"protocol": "tcp", "ports": [0, 22]}, "must be [low, high]"),
         ({"protocol": "tcp", "source": "10.0.0.1/8"}, "is not a network"),
         ({"protocol": "tcp", "source": "10.0.0.0/8; flush ruleset"}, "is not a network"),
+        ({"protocol": "tcp", "source": "fe80::%x/128"}, "is not a network"),
+        ({"protocol": "tcp", "source": 10}, "is not a network"),
         ({"protocol": "tcp", "dport": 22}, "protocol, ports and source only"),
     ],
 )

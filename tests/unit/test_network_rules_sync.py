@@ -1,0 +1,84 @@
+"""How a network's rules reach its hosts: only a filtering network's rules are sent (one that
+lets in anything from anywhere is no filter), a rules change is applied even when the host's
+state looks unchanged (a reboot may have lost it), a state changed while a play ran is applied
+after it, and a VM on a bridge network makes its start sync its host (the host bridge outlives
+a reboot, its rules do not)."""
+
+import pytest
+
+from app import core
+from app.db import get_db, transaction
+from app.repositories import networks as networks_repo
+from tests.factories import gen_prepared_host
+
+
+@pytest.fixture
+def host(app):
+    """A ready host with its sudo password stored: the network play needs it."""
+    return gen_prepared_host(app, network="none", data_address="198.18.0.2")
+
+
+def network_runs(provisioner):
+    """The host_networks.yaml runs so far: [(host name, state)]."""
+    return [
+        (run.host["name"], run.extravars["nube_networks"])
+        for run in provisioner.runs
+        if run.playbook == "host_networks.yaml"
+    ]
+
+
+def test_a_network_open_to_all_sends_no_rules(ctx, host, image, provisioner):
+    core.addNetwork({"name": "open", "cidr": "10.20.0.0/24", "rules": ["any from any", "tcp/22"]})
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "networks": ["open"]})
+    [(_, state)] = network_runs(provisioner)
+    assert "rules" not in state["networks"][0] and state["networks"][0]["zone"] == 1
+
+
+def test_the_same_rules_given_again_are_applied_again(ctx, host, image, provisioner):
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "networks": ["net1"]})
+    rules = core.listNetworks()[0]["rules"]
+    core.updateNetwork("net1", {"rules": rules})
+    runs = network_runs(provisioner)
+    assert len(runs) == 2 and runs[0] == runs[1]  # forced: the host may have lost them
+
+
+def test_a_state_changed_while_a_play_runs_is_applied_after_it(
+    ctx, host, image, provisioner, monkeypatch
+):
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    network_id = networks_repo.get(get_db(), "net1")["id"]
+    original = provisioner.run
+
+    def run(playbook, **kwargs):
+        result = original(playbook, **kwargs)
+        if playbook == "host_networks.yaml" and len(network_runs(provisioner)) == 1:
+            # another operation's rules change lands while this play runs
+            with transaction(get_db()):
+                networks_repo.set_rules(
+                    get_db(), network_id, '[{"protocol":"icmp","source":"any"}]'
+                )
+        return result
+
+    monkeypatch.setattr(provisioner, "run", run)
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "networks": ["net1"]})
+    runs = network_runs(provisioner)
+    assert len(runs) == 2
+    assert runs[0][1]["networks"][0]["rules"][1] == {"protocol": "tcp", "ports": [22, 22]}
+    assert runs[1][1]["networks"][0]["rules"] == [{"protocol": "icmp"}]
+
+
+def test_a_vm_on_a_bridge_network_syncs_its_host_at_each_start(ctx, host, image, provisioner):
+    core.addNetwork({"name": "lan", "type": "bridge", "bridge": "br0", "cidr": "192.168.1.0/24"})
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "networks": ["net1"]})
+    core.startVm("vm1")
+    core.stopVm("vm1")
+    core.startVm("vm1")
+    assert len(network_runs(provisioner)) == 1  # an overlay's bridge goes with a reboot: no
+    core.addVm({"id": "vm2", "image": image, "mem": 64, "networks": ["lan"]})
+    before = len(network_runs(provisioner))
+    core.startVm("vm2")
+    core.stopVm("vm2")
+    core.startVm("vm2")
+    assert len(network_runs(provisioner)) == before + 2
