@@ -17,6 +17,8 @@ import socket
 import struct
 import sys
 
+from icmp_ping import checksum  # beside it: run as a script, its folder is on the path
+
 
 def listen(port):
     """Answer every connection on port with "ok"."""
@@ -55,16 +57,6 @@ def udp_send(address, port, source_port):
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender.bind(("0.0.0.0", source_port))
     sender.sendto(b"x", (address, port))
-
-
-def checksum(data):
-    """The Internet checksum of data."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
 
 
 def frame(iface, dst_mac, src_ip, src_port, dst_ip, dst_port, vlan=False):
