@@ -17,6 +17,11 @@ NETWORK_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 MAC_PREFIX = "52:54"  # locally administered, as QEMU's own 52:54:00
 
 
+def tap_name(nic_id):
+    """A NIC's tap on every host: nt and its row id (host rules find a VM's port by it)."""
+    return f"nt{nic_id}"
+
+
 def check_cidr(value):
     """An IPv4 network from text like 10.20.0.0/24 (host bits must be zero)."""
     if not isinstance(value, str) or "/" not in value:

@@ -171,6 +171,15 @@ def wanted_on_host(conn, host_id):
     return conn.execute(sql, (host_id,)).fetchall()
 
 
+def nics_on_host(conn, host_id):
+    """The NICs of the VMs placed on a host: id, network, address and MAC (its ports)."""
+    sql = (
+        "SELECT c.id, c.network_id, c.ip, c.mac FROM vm_nics c JOIN vms v ON v.id = c.vm_id"
+        " WHERE v.host_id = ? ORDER BY c.id"
+    )
+    return conn.execute(sql, (host_id,)).fetchall()
+
+
 def hosts_with_networks(conn):
     """Ids of the hosts Nube has given any network (their peer lists follow the others)."""
     return [r[0] for r in conn.execute("SELECT DISTINCT host_id FROM host_networks ORDER BY 1")]

@@ -13,7 +13,7 @@ from ..adapters.vm_files import CONSOLE_LOG_SUFFIX, SEED_SUFFIX
 from ..domain_devices import disk_targets, foreign_devices
 from ..domain_xml import render_domain
 from ..errors import NotFound, OperationFailed
-from ..ipam import bridge_for
+from ..ipam import bridge_for, tap_name
 from ..repositories import networks as networks_repo
 from ..repositories import vms as vms_repo
 from ..repositories import volumes as volumes_repo
@@ -71,7 +71,7 @@ def network_nics(ctx, vm_id):
         {
             "mac": nic["mac"],
             "bridge": bridge_for(nic["type"], nic["vni"], nic["bridge"]),
-            "tap": f"nt{nic['id']}",
+            "tap": tap_name(nic["id"]),
             "mtu": nic["mtu"],
         }
         for nic in networks_repo.nics_of(ctx.conn, vm_id)

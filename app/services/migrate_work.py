@@ -42,7 +42,7 @@ def move_vm(ctx, vm, src, dst):
     network_sync.sync_host(
         ctx,
         dst,
-        extra=network_sync.vm_network_ids(ctx.conn, vm["id"]),
+        arriving=vm["id"],
         force=network_sync.on_bridge_network(ctx.conn, vm["id"]),
     )
     if running:

@@ -5,8 +5,11 @@ A host has a network while any VM placed there has a NIC on it: its VXLAN device
 in, and removed once the last one is gone. Each overlay floods to every other host that can
 carry VMs (their data addresses), so a VM keeps reaching its peers wherever placement or a
 migration puts them; when hosts come and go, every host that has networks gets its peer list
-again. The state last applied to a host is recorded: an unchanged state costs no play, and a
-host nothing was ever given costs none either.
+again. The state also names each network's rules and its ports on the host (each VM NIC's
+tap, MAC and address, the only ones it may send as), so a VM on a network placed on or gone
+from a host is a play there too. The state last applied to a host is recorded: an unchanged
+state (a VM stopped or started again) costs no play, and a host nothing was ever given costs
+none either.
 """
 
 import ipaddress
@@ -15,6 +18,7 @@ import json
 from .. import net_rules
 from ..db import transaction
 from ..errors import HostUnreachable, NubeError, OperationFailed
+from ..ipam import tap_name
 from ..repositories import hosts as hosts_repo
 from ..repositories import networks as networks_repo
 from ..states import HOST_NETWORK_PEERS
@@ -47,37 +51,51 @@ def _peers(conn, host, local):
     return sorted(found)
 
 
-def desired_state(conn, host, extra=()):
-    """What the host must have ({local, networks}) for the VMs placed on it, plus the
-    networks `extra` (ids: a VM about to arrive), and the ids of those networks."""
+def desired_state(conn, host, arriving=None):
+    """What the host must have ({local, networks}) for the VMs placed on it, plus VM
+    `arriving` (an id: a VM about to move there), and the ids of those networks. Each network
+    lists its ports there, the VMs' NICs ({tap, mac, ip}): each may send only as itself."""
     rows = {row["id"]: row for row in networks_repo.wanted_on_host(conn, host["id"])}
-    for network_id in extra:
-        rows.setdefault(network_id, networks_repo.get_by_id(conn, network_id))
+    nics = {nic["id"]: nic for nic in networks_repo.nics_on_host(conn, host["id"])}
+    if arriving is not None:
+        for nic in networks_repo.nics_of(conn, arriving):
+            nics.setdefault(nic["id"], nic)
+            rows.setdefault(nic["network_id"], networks_repo.get_by_id(conn, nic["network_id"]))
     local = host["data_address"] or host["address"]
     local_ip = _ip(local)  # None for a host name: no local address, and no VXLAN
     peers = _peers(conn, host, local_ip)
     networks = []
     for network_id in sorted(rows):
-        row = rows[network_id]
-        if row["type"] == "vxlan":
-            if local_ip is None:
-                raise OperationFailed(
-                    f"host {host['name']} cannot carry VXLAN network {row['name']}: its data"
-                    f" address {local} is not an IP address (give it one)"
-                )
-            network = {"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]}
-            network["zone"] = 1 + (row["id"] - 1) % ZONES  # its own connection tracking
-        else:
-            network = {"type": "bridge", "bridge": row["bridge"]}
-        rules = net_rules.for_host(net_rules.loads(row["rules"]), row["cidr"])
-        if rules is not None:  # none: the network lets everything in
-            network["rules"] = rules
+        network = _network(rows[network_id], host, local, local_ip, peers)
+        network["ports"] = [
+            {"tap": tap_name(nic["id"]), "mac": nic["mac"], "ip": nic["ip"]}
+            for nic in sorted(nics.values(), key=lambda nic: nic["id"])
+            if nic["network_id"] == network_id
+        ]
         networks.append(network)
     # a host name is no local address (the script refuses one even for bridge networks only)
     return {"local": None if local_ip is None else str(local_ip), "networks": networks}, set(rows)
 
 
-def sync_host(ctx, host, extra=(), force=False):
+def _network(row, host, local, local_ip, peers):
+    """One network as the host's state names it: its devices, and its rules when it has any."""
+    if row["type"] == "vxlan":
+        if local_ip is None:
+            raise OperationFailed(
+                f"host {host['name']} cannot carry VXLAN network {row['name']}: its data"
+                f" address {local} is not an IP address (give it one)"
+            )
+        network = {"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]}
+        network["zone"] = 1 + (row["id"] - 1) % ZONES  # its own connection tracking
+    else:
+        network = {"type": "bridge", "bridge": row["bridge"]}
+    rules = net_rules.for_host(net_rules.loads(row["rules"]), row["cidr"])
+    if rules is not None:  # none: the network lets everything in
+        network["rules"] = rules
+    return network
+
+
+def sync_host(ctx, host, arriving=None, force=False):
     """Apply the host's network state when it differs from the one last applied (or always,
     when forced); returns whether a play ran. OperationFailed when the play fails.
 
@@ -86,16 +104,16 @@ def sync_host(ctx, host, extra=(), force=False):
     it changed, applied again, so the last run on the host is never an older state."""
     ran = False
     for _ in range(RESYNCS):
-        if not _sync_once(ctx, host, extra, force):
+        if not _sync_once(ctx, host, arriving, force):
             return ran
         ran, force = True, False
     return ran
 
 
-def _sync_once(ctx, host, extra, force):
+def _sync_once(ctx, host, arriving, force):
     """One sync: whether a play ran."""
     conn = ctx.conn
-    state, network_ids = desired_state(conn, host, extra)
+    state, network_ids = desired_state(conn, host, arriving)
     text = json.dumps(state, sort_keys=True)
     applied = networks_repo.applied_state(conn, host["id"])
     if not force and text == applied:

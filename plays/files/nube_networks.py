@@ -127,7 +127,7 @@ def _peers(value, local, where):
 
 def _vxlan(network, local, where):
     """One vxlan network checked: (vni, {"peers", "mtu"})."""
-    _only_keys(network, {"type", "name", "vni", "peers", "mtu", "zone", "rules"}, where)
+    _only_keys(network, {"type", "name", "vni", "peers", "mtu", "zone", "rules", "ports"}, where)
     if local is None:
         raise InvalidState(f"{where}: a vxlan network needs the state's local address")
     vni = _integer(network.get("vni"), 1, MAX_VNI, f"{where}.vni")
@@ -137,7 +137,7 @@ def _vxlan(network, local, where):
 
 def _bridge(network, where):
     """One bridge network checked: the existing bridge's name."""
-    _only_keys(network, {"type", "name", "bridge", "rules"}, where)
+    _only_keys(network, {"type", "name", "bridge", "rules", "ports"}, where)
     name = network.get("bridge")
     if not isinstance(name, str) or not IFNAME.match(name):
         raise InvalidState(f"{where}.bridge: {name!r} is not an interface name")
@@ -169,22 +169,27 @@ def _network(network, local, where, state):
         rules = network.get("rules")
         rules = None if rules is None else nube_rules.parse_rules(rules, where)
         zone = nube_rules.parse_zone(network.get("zone"), where)
+        ports = nube_rules.parse_ports(network.get("ports"), where)
     except nube_rules.BadRules as error:
         raise InvalidState(str(error)) from None
-    _add_filter(state["filters"], bridge, zone, rules)
+    _add_filter(state["filters"], {"bridge": bridge, "zone": zone, "rules": rules, "ports": ports})
 
 
-def _add_filter(filters, bridge, zone, rules):
-    """Record a network's rules by its bridge. Two bridge networks on one host bridge share
-    its ports: each port lets in what either network's rules let in."""
+def _add_filter(filters, new):
+    """Record a network's rules and ports by its bridge. Two bridge networks on one host
+    bridge share its ports: each port lets in what either network's rules let in."""
+    taken = {port["tap"] for known in filters for port in known["ports"]}
+    if any(port["tap"] in taken for port in new["ports"]):
+        raise InvalidState(f"a tap of bridge {new['bridge']} is listed on two networks")
     for known in filters:
-        if known["bridge"] == bridge:
-            if known["rules"] is None or rules is None:
+        if known["bridge"] == new["bridge"]:
+            if known["rules"] is None or new["rules"] is None:
                 known["rules"] = None
             else:
-                known["rules"] += [rule for rule in rules if rule not in known["rules"]]
+                known["rules"] += [rule for rule in new["rules"] if rule not in known["rules"]]
+            known["ports"] += new["ports"]
             return
-    filters.append({"bridge": bridge, "zone": zone, "rules": rules})
+    filters.append(new)
 
 
 def parse_state(data):

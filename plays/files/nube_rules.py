@@ -45,6 +45,10 @@ MAX_ZONE = 65535
 BR_NETFILTER = "/proc/sys/net/bridge"  # present once br_netfilter is loaded
 _DIGEST = re.compile(r'comment "nube ([0-9a-f]{64})"')
 _CIDR = re.compile(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", re.ASCII)
+_TAP = re.compile(r"nt[0-9]{1,13}", re.ASCII)
+_MAC = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}", re.ASCII)
+_IPV4 = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}", re.ASCII)
+MAX_PORTS = 4096
 
 
 class BadRules(ValueError):
@@ -93,6 +97,33 @@ def parse_rules(value, where):
     if not isinstance(value, list) or len(value) > MAX_RULES:
         raise BadRules(f"{where}.rules: must be a list of at most {MAX_RULES} rules")
     return [parse_rule(rule, f"{where}.rules[{index}]") for index, rule in enumerate(value)]
+
+
+def parse_ports(value, where):
+    """A network's ports on this host, checked: [{"tap", "mac", "ip"}] (a VM NIC's tap, the
+    only MAC and IPv4 address it may send as)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_PORTS:
+        raise BadRules(f"{where}.ports: must be a list of at most {MAX_PORTS} ports")
+    ports = []
+    for index, port in enumerate(value):
+        at = f"{where}.ports[{index}]"
+        if not isinstance(port, dict) or set(port) != {"tap", "mac", "ip"}:
+            raise BadRules(f"{at}: a port is an object with tap, mac and ip")
+        tap, mac, ip = port["tap"], port["mac"], port["ip"]
+        if not isinstance(tap, str) or not _TAP.fullmatch(tap):
+            raise BadRules(f"{at}.tap: {tap!r} is not a VM's tap (nt<digits>)")
+        if not isinstance(mac, str) or not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
+            raise BadRules(f"{at}.mac: {mac!r} is not a unicast MAC address")
+        try:
+            if not isinstance(ip, str) or not _IPV4.fullmatch(ip):
+                raise ValueError(ip)
+            address = ipaddress.IPv4Address(ip)
+        except ValueError:
+            raise BadRules(f"{at}.ip: {ip!r} is not an IPv4 address") from None
+        ports.append({"tap": tap, "mac": mac.lower(), "ip": str(address)})
+    return ports
 
 
 def parse_zone(value, where):
@@ -148,26 +179,65 @@ def chain_name(index, bridge):
 
 
 def wanted(filters):
-    """The two tables' definitions (text for nft -f) for filters, a list of {"bridge",
-    "zone", "rules"} (rules None: everything let in); None when no network has rules."""
-    if not any(f["rules"] is not None for f in filters):
+    """The tables' definitions for filters, a list of {"bridge", "zone", "rules", "ports"}
+    (rules None: everything let in): {"bridge": (text, digest) or None, "inet": ... or None},
+    or None when neither is wanted. The bridge table exists while any network has ports or
+    rules; the inet one while any has rules."""
+    ports = [port for f in filters for port in f["ports"]]
+    ruled = [f for f in filters if f["rules"] is not None]
+    if not ports and not ruled:
         return None
+    bridge = _with_digest(_bridge_table(ports))
+    inet = _with_digest(_inet_table(filters)) if ruled else None
+    return {"bridge": bridge, "inet": inet}
+
+
+def _elements(items):
+    """A set's elements clause (empty for no item)."""
+    return f" elements = {{ {', '.join(items)} }};" if items else ""
+
+
+def _bridge_table(ports):
+    """The bridge table: each VM port may send only as its NIC (MAC, IPv4 address, IPv6
+    link-local), only IPv4, IPv6 and ARP frames go in or out of one, and marks for the inet
+    table. A port no NIC of the state names sends nothing."""
+    macs = [f'"{p["tap"]}" . {p["mac"]}' for p in ports]
+    addresses = [f'"{p["tap"]}" . {p["mac"]} . {p["ip"]}' for p in ports]
     clear = f"meta mark and {MARK_MASK} == {MARK_BASE} meta mark set 0x0"
-    ports = [
+    return [
         f"table bridge {PORTS_TABLE} {{",
+        f"  set nic_macs {{ type ifname . ether_addr;{_elements(macs)} }}",
+        f"  set nic_addresses {{ type ifname . ether_addr . ipv4_addr;{_elements(addresses)} }}",
         "  chain prerouting {",
         "    type filter hook prerouting priority -200; policy accept;",
         f"    {clear}",
-        f'    iifname "{TAP_PATTERN}" meta mark set {FROM_PORT}',
+        f'    iifname "{TAP_PATTERN}" jump from_port',
+        "  }",
+        "  chain from_port {",
+        # a VLAN-tagged or PPPoE frame would pass br_netfilter unseen (and onto a LAN, hop VLANs)
+        "    ether type != { ip, ip6, arp } counter drop",
+        "    iifname . ether saddr != @nic_macs counter drop",
+        "    ether type ip iifname . ether saddr . ip saddr != @nic_addresses counter drop",
+        # ARP as itself, or a probe (sender 0.0.0.0) for address conflict detection
+        "    ether type arp arp saddr ip 0.0.0.0 iifname . arp saddr ether != @nic_macs"
+        " counter drop",
+        "    ether type arp arp saddr ip != 0.0.0.0"
+        " iifname . arp saddr ether . arp saddr ip != @nic_addresses counter drop",
+        "    ether type ip6 ip6 saddr != { ::, fe80::/10 } counter drop",
+        f"    meta mark set {FROM_PORT}",
         "  }",
         "  chain forward {",
         "    type filter hook forward priority -200; policy accept;",
-        f"    {clear}",
         f'    oifname "{TAP_PATTERN}" ether type != {{ ip, ip6, arp }} counter drop',
         f'    oifname "{TAP_PATTERN}" meta mark set {TO_PORT}',
         "  }",
         "}",
     ]
+
+
+def _inet_table(filters):
+    """The inet table: each network's zone, the mark of connections VMs open, and each
+    network's chain for the packets leaving through its VMs' ports."""
     verdicts = ", ".join(
         f'"{f["bridge"]}" : '
         + ("accept" if f["rules"] is None else f"jump {chain_name(index, f['bridge'])}")
@@ -194,8 +264,7 @@ def wanted(filters):
     for index, f in enumerate(filters):
         if f["rules"] is not None:
             body += _chain(chain_name(index, f["bridge"]), f["rules"])
-    rules = [f"table inet {RULES_TABLE} {{", *body, "}"]
-    return {"bridge": _with_digest(ports), "inet": _with_digest(rules)}
+    return [f"table inet {RULES_TABLE} {{", *body, "}"]
 
 
 def _with_digest(lines):
@@ -226,7 +295,7 @@ def steps(want, present, keep):
     out = []
     for family, name in (("bridge", PORTS_TABLE), ("inet", RULES_TABLE)):
         have = present[family]
-        if want is None:
+        if want is None or want[family] is None:
             if have is not None and not keep:
                 out.append(["nft", "delete", "table", family, name])
             continue

@@ -69,17 +69,27 @@ def connects(net, source, target, port):
     return sh("ip", "netns", "exec", net.guests[source], *argv, check=False).returncode == 0
 
 
-def state(net, index, rules, zone=7):
-    """Host index's state: the overlay's network with these rules (None: none given)."""
+def state(net, index, rules, zone=7, ports=True):
+    """Host index's state: the overlay's network with these rules (None: none given) and its
+    guest's port (with ports)."""
     wanted = net.state(index, zone=zone)
     if rules is not None:
         wanted["networks"][0]["rules"] = rules
+    if ports:
+        port = {"tap": tap(index), "mac": mac(net, index), "ip": net.guest_addresses[index]}
+        wanted["networks"][0]["ports"] = [port]
     return wanted
 
 
-def everywhere(net, rules):
+def mac(net, index):
+    """Guest index's MAC address."""
+    link = json.loads(net.ip(net.guests[index], "-j", "link", "show", "eth0"))[0]
+    return link["address"]
+
+
+def everywhere(net, rules, ports=True):
     """Apply the network with these rules on every host, plugging each guest in."""
-    outputs = [net.apply(index, state(net, index, rules)) for index in range(HOSTS)]
+    outputs = [net.apply(index, state(net, index, rules, ports=ports)) for index in range(HOSTS)]
     for index in range(HOSTS):
         net.ip(net.hosts[index], "link", "set", tap(index), "master", f"nbr{VNI}")
     return outputs
@@ -97,7 +107,7 @@ def test_rules_let_in_what_they_allow_and_replies_then_change_and_go(net):
     everywhere(net, None)
     assert connects(net, 0, 1, CLOSED), "no rules: everything passes (the control)"
     outputs = everywhere(net, SSH_ONLY)
-    assert any("table bridge nube_ports {" in action for action in outputs[0]["actions"])
+    assert any("table inet nube_rules {" in action for action in outputs[0]["actions"])
     assert "table inet nube_rules" in tables(net, 0)
     assert connects(net, 0, 1, OPEN)  # its replies come back through guest 0's port: tracked
     assert not connects(net, 0, 1, CLOSED)
@@ -156,12 +166,6 @@ class Datagrams:
         self.process.wait()
 
 
-def mac(net, index):
-    """Guest index's MAC address."""
-    link = json.loads(net.ip(net.guests[index], "-j", "link", "show", "eth0"))[0]
-    return link["address"]
-
-
 def send(net, source, *args):
     """Run tcp_probe.py in guest source with these arguments."""
     sh("ip", "netns", "exec", net.guests[source], "python3", str(PROBE), *args)
@@ -180,18 +184,23 @@ def test_tagged_frames_never_reach_a_vms_port_and_forged_ones_open_nothing(net):
         assert listener.received() == []
     finally:
         listener.stop()
-    everywhere(net, None)
+    everywhere(net, None, ports=False)
     listener = Datagrams(net, 1, 5000)
     try:
         send(net, 0, *frame, "vlan")
-        assert listener.received() == [f"{own}:6001"], "without rules the tagged frame arrives"
+        assert listener.received() == [f"{own}:6001"], "without Nube's tables it arrives"
     finally:
         listener.stop()
-    # a datagram forged from guest 2's own address (which its rules let in) to guest 1, sent
-    # to guest 2's MAC: had it made a connection whose replies get in, guest 1's datagram to
-    # guest 2 would pass as its reply
+    # guest 1 as a machine on the bridge that is no VM (a LAN host on a bridge network: its
+    # port is not a tap, so nothing checks what it sends) forges a datagram from guest 2's own
+    # address (which its rules let in) to itself, sent to guest 2's MAC: had it made a
+    # connection whose replies get in, guest 1's datagram to guest 2 would pass as its reply
     victim, attacker = net.guest_addresses[1], net.guest_addresses[0]
     everywhere(net, [{"protocol": "any", "source": f"{victim}/32"}])
+    host = net.hosts[0]
+    net.ip(host, "link", "set", tap(0), "down")
+    net.ip(host, "link", "set", tap(0), "name", "lan1")
+    net.ip(host, "link", "set", "lan1", "up")
     listener = Datagrams(net, 1, 5000)
     try:
         send(net, 0, "udp-send", victim, "5000", "6000")
@@ -204,3 +213,23 @@ def test_tagged_frames_never_reach_a_vms_port_and_forged_ones_open_nothing(net):
         assert listener.received() == []
     finally:
         listener.stop()
+
+
+def test_a_vm_port_sends_only_as_its_nic(net):
+    """Guest 1 may reach guest 2 only as guest 3 would (guest 2's rules let in guest 3 alone):
+    a datagram with guest 3's address, or another MAC, never leaves guest 1's port; guest 3's
+    own does arrive."""
+    target, third = net.guest_addresses[1], net.guest_addresses[2]
+    everywhere(net, [{"protocol": "any", "source": f"{third}/32"}])
+    listener = Datagrams(net, 1, 5000)
+    try:
+        send(net, 0, "frame", "eth0", mac(net, 1), third, "6000", target, "5000")
+        send(net, 0, "udp-send", target, "5000", "6001")
+        assert listener.received() == []
+        send(net, 2, "udp-send", target, "5000", "6002")
+        assert listener.received() == [f"{third}:6002"]
+    finally:
+        listener.stop()
+    drops = sh("ip", "netns", "exec", net.hosts[0], "nft", "list", "chain", "bridge", "nube_ports",
+               "from_port").stdout  # fmt: skip
+    assert "ip saddr != @nic_addresses counter packets 1 " in drops, drops

@@ -101,9 +101,13 @@ def test_rules_for_the_hosts_name_the_network_and_ranges():
     assert net_rules.for_host(net_rules.loads(None), "10.20.0.0/24") is None
 
 
-def _filters(rules, bridge="nbr100", zone=7):
+PORT = {"tap": "nt12", "mac": "52:54:0a:0b:0c:0d", "ip": "10.20.0.5"}
+
+
+def _filters(rules, bridge="nbr100", zone=7, ports=(PORT,)):
     """One network's filter as nube_networks.py parses it."""
-    return [{"bridge": bridge, "zone": zone, "rules": nr.parse_rules(rules, "n")}]
+    rules = None if rules is None else nr.parse_rules(rules, "n")
+    return [{"bridge": bridge, "zone": zone, "rules": rules, "ports": list(ports)}]
 
 
 def test_the_hosts_tables_follow_the_rules():
@@ -113,10 +117,18 @@ def test_the_hosts_tables_follow_the_rules():
         {"protocol": "udp", "ports": [5000, 5010], "source": "2001:db8::/32"},
         {"protocol": "icmp"},
     ]
-    want = nr.wanted(_filters(rules) + [{"bridge": "br0", "zone": None, "rules": None}])
+    lan = {"bridge": "br0", "zone": None, "rules": None, "ports": []}
+    want = nr.wanted(_filters(rules) + [lan])
     ports, _ = want["bridge"]
     inet, digest = want["inet"]
-    assert 'iifname "nt*" meta mark set 0x4e75be01' in ports
+    # each VM port sends only as its NIC; one the state does not name sends nothing
+    assert 'iifname "nt*" jump from_port' in ports
+    assert 'elements = { "nt12" . 52:54:0a:0b:0c:0d }' in ports
+    assert 'elements = { "nt12" . 52:54:0a:0b:0c:0d . 10.20.0.5 }' in ports
+    assert "iifname . ether saddr != @nic_macs counter drop" in ports
+    assert "ether type ip iifname . ether saddr . ip saddr != @nic_addresses counter drop" in ports
+    assert "ether type ip6 ip6 saddr != { ::, fe80::/10 } counter drop" in ports
+    assert "    meta mark set 0x4e75be01" in ports
     assert 'oifname "nt*" meta mark set 0x4e75be02' in ports
     # a VLAN-tagged or PPPoE frame would pass br_netfilter unseen: none reaches a VM's port
     assert 'oifname "nt*" ether type != { ip, ip6, arp } counter drop' in ports
@@ -154,12 +166,15 @@ def test_the_tables_are_written_only_when_they_differ():
     assert nr.steps(None, same, keep=False) == gone
     assert nr.steps(None, same, keep=True) == []  # a VM is still plugged into a kept bridge
     assert nr.steps(None, absent, keep=False) == []
-    # networks without rules (a state from before rules) want no tables
-    assert nr.wanted([{"bridge": "nbr100", "zone": None, "rules": None}]) is None
+    # networks without rules want the ports' table only; without ports either, none
+    open_network = nr.wanted(_filters(None))
+    assert open_network["inet"] is None and open_network["bridge"] is not None
+    assert nr.steps(open_network, same, keep=False) == [gone[1]]
+    assert nr.wanted(_filters(None, ports=())) is None
 
 
 def test_bridged_traffic_of_the_bridges_with_rules_is_handed_to_the_inet_hooks():
-    filters = _filters([]) + [{"bridge": "br0", "zone": None, "rules": None}]
+    filters = _filters([]) + [{"bridge": "br0", "zone": None, "rules": None, "ports": []}]
     on = {"linkinfo": {"info_data": {"nf_call_iptables": 1, "nf_call_ip6tables": 1}}}
     off = {"linkinfo": {"info_data": {"nf_call_iptables": 1, "nf_call_ip6tables": 0}}}
     setting = ["type", "bridge", "nf_call_iptables", "1", "nf_call_ip6tables", "1"]
@@ -196,6 +211,23 @@ def test_the_hosts_module_refuses_bad_rules(rule, message):
     assert nr.parse_zone(None, "n") is None
     with pytest.raises(nr.BadRules, match="zone: must be an integer from 1 to 65535"):
         nr.parse_zone(65536, "n")
+
+
+@pytest.mark.parametrize(
+    ("port", "message"),
+    [
+        ({**PORT, "tap": "eth0"}, "is not a VM's tap"),
+        ({**PORT, "tap": 'nt1" . 00:00:00:00:00:00'}, "is not a VM's tap"),
+        ({**PORT, "mac": "53:54:00:00:00:01"}, "is not a unicast MAC"),
+        ({**PORT, "mac": "52:54:00:00:00"}, "is not a unicast MAC"),
+        ({**PORT, "ip": "10.20.0.5/24"}, "is not an IPv4 address"),
+        ({**PORT, "ip": "fe80::1"}, "is not an IPv4 address"),
+        ({"tap": "nt1", "mac": PORT["mac"]}, "with tap, mac and ip"),
+    ],
+)
+def test_the_hosts_module_refuses_bad_ports(port, message):
+    with pytest.raises(nr.BadRules, match=message):
+        nr.parse_ports([port], "networks[0]")
 
 
 def test_sources_are_written_as_networks():

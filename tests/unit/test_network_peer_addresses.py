@@ -6,6 +6,7 @@ refused with the reason."""
 import pytest
 
 from app import core
+from app.db import get_db
 from tests.factories import gen_prepared_host
 from tests.unit.test_host_networks_plan import nn
 from tests.unit.test_networks import network_runs
@@ -49,6 +50,7 @@ def test_a_vm_on_a_network_is_refused_on_a_host_with_no_ip_data_address(
 def test_a_host_named_by_dns_still_takes_bridge_networks(ctx, hosts, image, provisioner):
     core.addNetwork({"name": "lan", "type": "bridge", "bridge": "br0", "cidr": "192.168.1.0/24"})
     core.addVm({"id": "vm5", "image": image, "mem": 64, "host": "h5", "networks": ["lan"]})
+    nic = get_db().execute("SELECT id, mac FROM vm_nics WHERE vm_id = 'vm5'").fetchone()
     name, state = network_runs(provisioner)[-1]
     assert (name, state) == (
         "h5",
@@ -62,6 +64,7 @@ def test_a_host_named_by_dns_still_takes_bridge_networks(ctx, hosts, image, prov
                         {"protocol": "any", "source": "192.168.1.0/24"},
                         {"protocol": "tcp", "ports": [22, 22]},
                     ],
+                    "ports": [{"tap": f"nt{nic['id']}", "mac": nic["mac"], "ip": "192.168.1.1"}],
                 }
             ],
         },

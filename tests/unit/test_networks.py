@@ -39,6 +39,15 @@ VXLAN_100 = {
 }
 
 
+def ports(*vm_ids):
+    """The ports a host's state names for these VMs' NICs: [{tap, mac, ip}] by NIC id."""
+    marks = ", ".join("?" for _ in vm_ids)
+    rows = get_db().execute(
+        f"SELECT id, mac, ip FROM vm_nics WHERE vm_id IN ({marks}) ORDER BY id", vm_ids
+    )
+    return [{"tap": f"nt{row[0]}", "mac": row[1], "ip": row[2]} for row in rows]
+
+
 def network_runs(provisioner):
     """The host_networks.yaml runs so far: [(host name, state)]."""
     return [
@@ -234,18 +243,23 @@ def test_the_host_gets_the_network_with_its_first_vm_and_loses_it_with_its_last(
     core.addVm({"id": "plain", "image": image, "mem": 64, "host": "h1"})
     assert network_runs(provisioner) == []  # a VM on no network costs no play
     core.addVm({"id": "vm1", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
+    one = ports("vm1")
     core.addVm({"id": "vm2", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
+    both = ports("vm1", "vm2")
     core.startVm("vm1")
-    wanted = {"local": "198.18.0.2", "networks": [VXLAN_100]}
+    core.stopVm("vm1")
+    core.startVm("vm1")
+    # a play for each VM placed (its port), none for a start or a stop
     assert network_runs(provisioner) == [
-        ("h1", wanted)
-    ]  # once: the same state is not applied again
+        ("h1", {"local": "198.18.0.2", "networks": [{**VXLAN_100, "ports": one}]}),
+        ("h1", {"local": "198.18.0.2", "networks": [{**VXLAN_100, "ports": both}]}),
+    ]
     core.removeVm("vm1")
-    assert len(network_runs(provisioner)) == 1  # vm2 still uses it
+    assert network_runs(provisioner)[-1][1]["networks"][0]["ports"] == both[1:]  # vm2's left
     core.removeVm("vm2")
     assert network_runs(provisioner)[-1] == ("h1", {"local": "198.18.0.2", "networks": []})
     core.removeVm("plain")
-    assert len(network_runs(provisioner)) == 2 and other["name"] == "h3"
+    assert len(network_runs(provisioner)) == 4 and other["name"] == "h3"
 
 
 def test_hosts_coming_and_going_update_the_peers_of_hosts_with_networks(
@@ -259,10 +273,7 @@ def test_hosts_coming_and_going_update_the_peers_of_hosts_with_networks(
     )
     assert network_runs(provisioner)[-1] == (
         "h1",
-        {
-            "local": "198.18.0.2",
-            "networks": [VXLAN_100],
-        },
+        {"local": "198.18.0.2", "networks": [{**VXLAN_100, "ports": ports("vm1")}]},
     )
     core.removeHost(h3["id"])
     assert network_runs(provisioner)[-1][1]["networks"][0]["peers"] == []
