@@ -325,6 +325,17 @@ IMAGE_IMPORT = Kind(
     "import image",
     undo_needs=("published",),
 )
+# a host's data address changed: the hosts with networks take it (the host's own task stays
+# free: this changes no row, and a second change waits for the first)
+HOST_NETWORKS = Kind(
+    "host.networks",
+    "host",
+    Claim(ONE_ACTIVE, busy_as="having its networks' peers updated"),
+    network_work.resync_after_address_change,
+    None,
+    1800,
+    "update network peers",
+)
 # a network has no task column: one change of its rules at a time
 NETWORK_RULES = Kind(
     "network.rules",
@@ -365,6 +376,7 @@ KINDS = {
         IMAGE_SAVE,
         IMAGE_IMPORT,
         NETWORK_RULES,
+        HOST_NETWORKS,
     )
 }
 

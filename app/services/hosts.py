@@ -12,6 +12,7 @@ from ..ops import kinds
 from ..ops.launch import launch
 from ..ops.request import record, request
 from ..repositories import hosts as hosts_repo
+from ..repositories import networks as networks_repo
 from ..repositories import operations as ops_repo
 from ..repositories import vms as vms_repo
 from . import access, host_secrets, validate
@@ -210,6 +211,9 @@ def update(host_ref, data, actor, wait):
     with transaction(conn):
         _refuse_clashes(conn, row, changes.get("name"), reprepare.get("address"))
         op_id = _start_reprepare(conn, row, reprepare, actor) if reprepare else None
+        if op_id is None and "data_address" in changes and networks_repo.hosts_with_networks(conn):
+            # a re-preparation syncs them itself; else the overlays learn the new address now
+            op_id = record(conn, kinds.HOST_NETWORKS, row, actor, {})
         _store_password(conn, row, changes.get("user"), reprepare.get("address"), password)
         hosts_repo.update(conn, row["id"], **changes)
         safe = sorted(k for k in data if k != "password") + (["password"] if password else [])

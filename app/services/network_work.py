@@ -6,6 +6,13 @@ from ..repositories import networks as networks_repo
 from . import network_sync
 
 
+def resync_after_address_change(ctx):
+    """A host's data address changed: every host that has networks gets its state again (its
+    peers' lists name the new address; the host's own VXLAN devices take it as local)."""
+    ctx.log(f"{ctx.target_name} has a new data address: its peers' networks follow it")
+    network_sync.sync_peers(ctx)
+
+
 def apply_rules(ctx):
     """Give every host that carries the network its state again, with the network's rules as
     the row now has them. A host that cannot be reached keeps its old rules until its next

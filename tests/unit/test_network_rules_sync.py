@@ -82,3 +82,25 @@ def test_a_vm_on_a_bridge_network_syncs_its_host_at_each_start(ctx, host, image,
     core.stopVm("vm2")
     core.startVm("vm2")
     assert len(network_runs(provisioner)) == before + 2
+
+
+def test_a_new_data_address_reaches_the_hosts_with_networks(ctx, host, image, provisioner):
+    other = gen_prepared_host(
+        ctx, address="127.0.0.3", name="h3", network="none", data_address="198.18.0.3"
+    )
+    core.updateHost(other["id"], {"data_address": "198.18.0.9"})
+    assert kinds_run() == []  # no host has a network: nothing to tell
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
+    assert network_runs(provisioner)[-1][1]["networks"][0]["peers"] == ["198.18.0.9"]
+    core.updateHost(other["id"], {"data_address": "198.18.0.4"})
+    assert network_runs(provisioner)[-1][1]["networks"][0]["peers"] == ["198.18.0.4"]
+    assert kinds_run() == [("host.networks", "h3", "succeeded")]
+
+
+def kinds_run():
+    """The host.networks operations so far: [(kind, target, status)]."""
+    rows = get_db().execute(
+        "SELECT kind, target_name, status FROM operations WHERE kind = 'host.networks'"
+    )
+    return [tuple(row) for row in rows]
