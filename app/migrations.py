@@ -462,12 +462,14 @@ MIGRATIONS = [
     # 23: each network's security group (JSON rules; app/net_rules.py). Networks made before
     # it let everything in, and keep doing so until someone gives them rules. Every VNI ever
     # handed out is kept, so that a removed network's is never given to another (a host may
-    # still hold its devices, with a VM plugged in).
+    # still hold its devices, with a VM plugged in). A VM being moved names its destination,
+    # whose network state then lets its ports in before it arrives, whoever syncs that host.
     """
     ALTER TABLE networks ADD COLUMN rules TEXT;
     UPDATE networks SET rules = '[{"protocol":"any","source":"any"}]';
     CREATE TABLE network_vnis (vni INTEGER PRIMARY KEY);
     INSERT INTO network_vnis (vni) SELECT vni FROM networks WHERE vni IS NOT NULL;
+    ALTER TABLE vms ADD COLUMN moving_to INTEGER;
     """,
 ]
 

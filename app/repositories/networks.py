@@ -161,23 +161,25 @@ def delete_nics(conn, vm_id):
 
 
 def wanted_on_host(conn, host_id):
-    """The networks the VMs placed on a host use (what the host must have), by id."""
+    """The networks the VMs placed on a host, or being moved to it, use (what the host must
+    have), by id."""
     sql = (
         "SELECT DISTINCT n.id, n.name, n.type, n.vni, n.bridge, n.mtu, n.cidr, n.rules"
         " FROM vm_nics c"
         " JOIN networks n ON n.id = c.network_id JOIN vms v ON v.id = c.vm_id"
-        " WHERE v.host_id = ? ORDER BY n.id"
+        " WHERE v.host_id = ? OR v.moving_to = ? ORDER BY n.id"
     )
-    return conn.execute(sql, (host_id,)).fetchall()
+    return conn.execute(sql, (host_id, host_id)).fetchall()
 
 
 def nics_on_host(conn, host_id):
-    """The NICs of the VMs placed on a host: id, network, address and MAC (its ports)."""
+    """The NICs of the VMs placed on a host, or being moved to it: id, network, address and
+    MAC (its ports)."""
     sql = (
         "SELECT c.id, c.network_id, c.ip, c.mac FROM vm_nics c JOIN vms v ON v.id = c.vm_id"
-        " WHERE v.host_id = ? ORDER BY c.id"
+        " WHERE v.host_id = ? OR v.moving_to = ? ORDER BY c.id"
     )
-    return conn.execute(sql, (host_id,)).fetchall()
+    return conn.execute(sql, (host_id, host_id)).fetchall()
 
 
 def hosts_with_networks(conn):

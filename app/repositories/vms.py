@@ -203,8 +203,13 @@ def set_state(conn, vm_id, state, seen=True):
 
 
 def set_host(conn, vm_id, host_id):
-    """Record that a VM's domain now lives on another host."""
-    conn.execute("UPDATE vms SET host_id = ? WHERE id = ?", (host_id, vm_id))
+    """Record that a VM's domain now lives on another host (its move, if any, is over)."""
+    conn.execute("UPDATE vms SET host_id = ?, moving_to = NULL WHERE id = ?", (host_id, vm_id))
+
+
+def set_moving_to(conn, vm_id, host_id):
+    """Record the host a VM is being moved to (None: no move under way)."""
+    conn.execute("UPDATE vms SET moving_to = ? WHERE id = ?", (host_id, vm_id))
 
 
 def busy_ids(conn):

@@ -38,13 +38,11 @@ def move_vm(ctx, vm, src, dst):
         raise InvalidInput(f"host {dst['name']} already has a domain named {vm['id']}")
     running = vm_state(state) == "running"  # paused too: its guest moves live, paused
     xml = definition.for_move(ctx, vm, src, dst, running=running)
-    # the VM's networks exist on dst before its NICs arrive there
-    network_sync.sync_host(
-        ctx,
-        dst,
-        arriving=vm["id"],
-        force=network_sync.on_bridge_network(ctx.conn, vm["id"]),
-    )
+    # the VM's networks, and its ports, exist on dst before its NICs arrive there: the row
+    # names dst, so a sync of dst by any other operation meanwhile keeps them
+    with transaction(ctx.conn):
+        vms_repo.set_moving_to(ctx.conn, vm["id"], dst["id"])
+    network_sync.sync_host(ctx, dst, force=network_sync.on_bridge_network(ctx.conn, vm["id"]))
     if running:
         # a bind-mounted repository is not a file system libvirt knows to be shared
         unsafe = "bind" in (src["share"], dst["share"])
@@ -102,9 +100,13 @@ def locate(ctx, vm, src, dst):
         return
     if on_src is None and on_dst is not None:
         _record_move(ctx, vm, dst)
+        network_sync.sync_quietly(ctx, src)
         return
-    vms_repo.set_state(ctx.conn, vm["id"], vm_state(on_src))
+    with transaction(ctx.conn):
+        vms_repo.set_moving_to(ctx.conn, vm["id"], None)
+        vms_repo.set_state(ctx.conn, vm["id"], vm_state(on_src))
     ctx.log(f"{vm['id']} stays on {src['name']} ({on_src or 'missing'})")
+    network_sync.sync_quietly(ctx, dst)  # its ports there go
 
 
 def drain_host(ctx):

@@ -51,16 +51,12 @@ def _peers(conn, host, local):
     return sorted(found)
 
 
-def desired_state(conn, host, arriving=None):
-    """What the host must have ({local, networks}) for the VMs placed on it, plus VM
-    `arriving` (an id: a VM about to move there), and the ids of those networks. Each network
-    lists its ports there, the VMs' NICs ({tap, mac, ip}): each may send only as itself."""
+def desired_state(conn, host):
+    """What the host must have ({local, networks}) for the VMs placed on it or being moved to
+    it, and the ids of those networks. Each network lists its ports there, the VMs' NICs
+    ({tap, mac, ip}): each may send only as itself."""
     rows = {row["id"]: row for row in networks_repo.wanted_on_host(conn, host["id"])}
-    nics = {nic["id"]: nic for nic in networks_repo.nics_on_host(conn, host["id"])}
-    if arriving is not None:
-        for nic in networks_repo.nics_of(conn, arriving):
-            nics.setdefault(nic["id"], nic)
-            rows.setdefault(nic["network_id"], networks_repo.get_by_id(conn, nic["network_id"]))
+    nics = networks_repo.nics_on_host(conn, host["id"])
     local = host["data_address"] or host["address"]
     local_ip = _ip(local)  # None for a host name: no local address, and no VXLAN
     peers = _peers(conn, host, local_ip)
@@ -69,7 +65,7 @@ def desired_state(conn, host, arriving=None):
         network = _network(rows[network_id], host, local, local_ip, peers)
         network["ports"] = [
             {"tap": tap_name(nic["id"]), "mac": nic["mac"], "ip": nic["ip"]}
-            for nic in sorted(nics.values(), key=lambda nic: nic["id"])
+            for nic in nics
             if nic["network_id"] == network_id
         ]
         networks.append(network)
@@ -95,7 +91,7 @@ def _network(row, host, local, local_ip, peers):
     return network
 
 
-def sync_host(ctx, host, arriving=None, force=False):
+def sync_host(ctx, host, force=False):
     """Apply the host's network state when it differs from the one last applied (or always,
     when forced); returns whether a play ran. OperationFailed when the play fails.
 
@@ -104,16 +100,16 @@ def sync_host(ctx, host, arriving=None, force=False):
     it changed, applied again, so the last run on the host is never an older state."""
     ran = False
     for _ in range(RESYNCS):
-        if not _sync_once(ctx, host, arriving, force):
+        if not _sync_once(ctx, host, force):
             return ran
         ran, force = True, False
     return ran
 
 
-def _sync_once(ctx, host, arriving, force):
+def _sync_once(ctx, host, force):
     """One sync: whether a play ran."""
     conn = ctx.conn
-    state, network_ids = desired_state(conn, host, arriving)
+    state, network_ids = desired_state(conn, host)
     text = json.dumps(state, sort_keys=True)
     applied = networks_repo.applied_state(conn, host["id"])
     if not force and text == applied:

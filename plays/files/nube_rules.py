@@ -1,30 +1,33 @@
-"""Security groups on a host: what may reach the VMs' ports of each Nube network.
+"""Security groups on a host: what the VMs' ports of each Nube network may send and receive.
 
 Imported by nube_networks.py (same folder, stdlib only, Python 3.9 or later).
 
 A network of the state may carry "rules": [{"protocol": "tcp"|"udp"|"icmp"|"any",
-"ports"?: [low, high], "source"?: CIDR}] (no source: any) and, for a vxlan network, "zone" (its
-connection-tracking zone, 1-65535). While any network has rules, two nftables tables exist:
+"ports"?: [low, high], "source"?: CIDR}] (no source: any), "ports": [{"tap", "mac", "ip"}]
+(its VMs' NICs on this host: tap nt<NIC id>) and, for a vxlan network, "zone" (its
+connection-tracking zone, 1-65535). Two nftables tables:
 
-- bridge nube_ports marks every frame that enters the host's bridges from a VM's port (a tap
-  named nt<NIC id>) and every frame they send out of one, and drops what leaves through a VM's
-  port as anything but IPv4, IPv6 or ARP (a VLAN-tagged or PPPoE frame would reach the guest
-  without the inet hooks seeing it). This kernel's bridge family cannot track connections, nor
-  name a port's bridge.
-- inet nube_rules sees the same frames as IP packets (br_netfilter, turned on for each bridge
-  that carries rules, hands bridged traffic to the inet hooks, with connection tracking). A
-  connection a VM's port opened is marked so (ct mark); a packet leaving through a VM's port
-  goes through its network's chain, found by the bridge it leaves: replies to a connection a
-  VM opened pass, then the rules, then it is dropped. Replies are told by that mark, not by the
-  connection's state alone: a packet forged to create a connection from outside (its source the
-  VM's own address) opens nothing. A marked packet on a bridge no network of the state names (a
-  VM Nube does not expect here) is dropped too. Each vxlan bridge tracks its connections in its
-  own zone, so the same addresses on two overlays, or a packet a VM routes from one network to
-  another, never share a connection.
+- bridge nube_ports, while any network has ports or rules: a VM's port sends only from its
+  NIC's MAC, and only IPv4, ARP and RARP frames (and IPv6 on a network without rules); on a
+  network with rules (its ports "guarded") only from its IPv4 address, ARP as itself, no IPv6.
+  Only those frames leave through a VM's port: a VLAN-tagged or PPPoE frame would pass
+  br_netfilter unseen. A port no NIC of the state names sends nothing. It marks what a
+  guarded port sends and what leaves through any VM port. This kernel's bridge family cannot
+  track connections, nor name a port's bridge.
+- inet nube_rules, while any network has rules: sees the same frames as IP packets
+  (br_netfilter, turned on for each bridge that carries rules, hands bridged traffic to the
+  inet hooks, with connection tracking). A connection a guarded port opened is marked so (ct
+  mark); a packet leaving through a VM's port goes through its network's chain, found by the
+  bridge it leaves: replies to a connection a VM opened pass, then the rules, then it is
+  dropped. Replies are told by that mark, not by the connection's state alone: a packet forged
+  to create a connection (its source a VM's own address, from a machine that is no VM port)
+  opens nothing. A marked packet on a bridge no network of the state names is dropped too.
+  Each vxlan bridge tracks (and reassembles) its connections in its own zone, so the same
+  addresses on two overlays never share a connection.
 
-A network without "rules" lets everything in (a network whose rules let in anything from
-anywhere, or a state written before rules existed). Each table carries the digest of its
-definition as a comment: an unchanged one is not written again.
+A network without "rules" lets everything in (its rules let in anything from anywhere, or the
+state was written before rules existed). Each table carries the digest of its definition as a
+comment: an unchanged one is not written again.
 """
 
 import hashlib
@@ -43,6 +46,7 @@ PROTOCOLS = ("tcp", "udp", "icmp", "any")
 MAX_RULES = 256
 MAX_ZONE = 65535
 BR_NETFILTER = "/proc/sys/net/bridge"  # present once br_netfilter is loaded
+HOST_WIDE = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables")
 _DIGEST = re.compile(r'comment "nube ([0-9a-f]{64})"')
 _CIDR = re.compile(r"[0-9A-Fa-f.:]+/[0-9]{1,3}", re.ASCII)
 _TAP = re.compile(r"nt[0-9]{1,13}", re.ASCII)
@@ -164,8 +168,6 @@ def _chain(name, rules):
         f"    ct direction reply ct mark {FROM_PORT} accept",
         # ICMP errors about a connection already there (path MTU, unreachable)
         "    ct state related meta l4proto { icmp, ipv6-icmp } accept",
-        # IPv6 neighbours find each other on the link whatever the rules say, as ARP does
-        "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept",
         "    ct state invalid drop",
     ]
     lines += ["    " + " ".join(filter(None, (_match(rule), "accept"))) for rule in rules]
@@ -187,7 +189,8 @@ def wanted(filters):
     ruled = [f for f in filters if f["rules"] is not None]
     if not ports and not ruled:
         return None
-    bridge = _with_digest(_bridge_table(ports))
+    guarded = [port for f in ruled for port in f["ports"]]
+    bridge = _with_digest(_bridge_table(ports, guarded))
     inet = _with_digest(_inet_table(filters)) if ruled else None
     return {"bridge": bridge, "inet": inet}
 
@@ -197,16 +200,23 @@ def _elements(items):
     return f" elements = {{ {', '.join(items)} }};" if items else ""
 
 
-def _bridge_table(ports):
-    """The bridge table: each VM port may send only as its NIC (MAC, IPv4 address, IPv6
-    link-local), only IPv4, IPv6 and ARP frames go in or out of one, and marks for the inet
-    table. A port no NIC of the state names sends nothing."""
+def _bridge_table(ports, guarded):
+    """The bridge table. Every VM port sends only from its NIC's MAC, and only IPv4, ARP and
+    RARP (QEMU's announcement after a migration) frames, plus IPv6 on an open network: a
+    VLAN-tagged or PPPoE frame would pass br_netfilter unseen (and, onto a LAN, hop VLANs). A
+    port of a network with rules (guarded) also sends only from its IPv4 address, ARP as
+    itself, and no IPv6 (the networks are IPv4: an IPv6 source, link-local included, could not
+    be tied to the NIC). A port no NIC of the state names sends nothing. Marks for the inet
+    table: what a guarded port sends, and what leaves through any VM port."""
     macs = [f'"{p["tap"]}" . {p["mac"]}' for p in ports]
-    addresses = [f'"{p["tap"]}" . {p["mac"]} . {p["ip"]}' for p in ports]
+    taps = [f'"{p["tap"]}"' for p in guarded]
+    addresses = [f'"{p["tap"]}" . {p["mac"]} . {p["ip"]}' for p in guarded]
     clear = f"meta mark and {MARK_MASK} == {MARK_BASE} meta mark set 0x0"
+    frames = "{ ip, ip6, arp, 0x8035 }"
     return [
         f"table bridge {PORTS_TABLE} {{",
         f"  set nic_macs {{ type ifname . ether_addr;{_elements(macs)} }}",
+        f"  set guarded {{ type ifname;{_elements(taps)} }}",
         f"  set nic_addresses {{ type ifname . ether_addr . ipv4_addr;{_elements(addresses)} }}",
         "  chain prerouting {",
         "    type filter hook prerouting priority -200; policy accept;",
@@ -214,21 +224,22 @@ def _bridge_table(ports):
         f'    iifname "{TAP_PATTERN}" jump from_port',
         "  }",
         "  chain from_port {",
-        # a VLAN-tagged or PPPoE frame would pass br_netfilter unseen (and onto a LAN, hop VLANs)
-        "    ether type != { ip, ip6, arp } counter drop",
+        f"    ether type != {frames} counter drop",
         "    iifname . ether saddr != @nic_macs counter drop",
+        "    iifname != @guarded return",  # an open network's port: its MAC is enough
+        "    ether type ip6 counter drop",
         "    ether type ip iifname . ether saddr . ip saddr != @nic_addresses counter drop",
         # ARP as itself, or a probe (sender 0.0.0.0) for address conflict detection
         "    ether type arp arp saddr ip 0.0.0.0 iifname . arp saddr ether != @nic_macs"
         " counter drop",
         "    ether type arp arp saddr ip != 0.0.0.0"
         " iifname . arp saddr ether . arp saddr ip != @nic_addresses counter drop",
-        "    ether type ip6 ip6 saddr != { ::, fe80::/10 } counter drop",
         f"    meta mark set {FROM_PORT}",
         "  }",
         "  chain forward {",
         "    type filter hook forward priority -200; policy accept;",
-        f'    oifname "{TAP_PATTERN}" ether type != {{ ip, ip6, arp }} counter drop',
+        f'    oifname "{TAP_PATTERN}" ether type != {frames} counter drop',
+        "    oifname @guarded ether type ip6 counter drop",
         f'    oifname "{TAP_PATTERN}" meta mark set {TO_PORT}',
         "  }",
         "}",
@@ -244,15 +255,15 @@ def _inet_table(filters):
         for index, f in enumerate(filters)
     )
     body = [
-        "  chain zones {",
-        "    type filter hook prerouting priority raw; policy accept;",
+        "  chain zones {",  # before defragmentation (-400): fragments reassemble per zone too
+        "    type filter hook prerouting priority -450; policy accept;",
     ]
     body += [f'    iifname "{f["bridge"]}" ct zone set {f["zone"]}' for f in filters if f["zone"]]
     body += [
         "  }",
         "  chain origin {",  # after conntrack (-200) has found or made the connection
         "    type filter hook prerouting priority -150; policy accept;",
-        f"    meta mark {FROM_PORT} ct state new ct mark set {FROM_PORT}",
+        f"    meta mark {FROM_PORT} meta nfproto ipv4 ct state new ct mark set {FROM_PORT}",
         "  }",
         "  chain ports {",
         "    type filter hook forward priority filter - 10; policy accept;",
@@ -311,7 +322,12 @@ def br_netfilter_steps(filters, links, made, loaded):
     (br_netfilter, per bridge: the host's other bridges stay as they are). links: the host's
     links as read; made: bridges made in this run; loaded: whether br_netfilter is."""
     bridges = [f["bridge"] for f in filters if f["rules"] is not None]
-    out = [] if loaded or not bridges else [["modprobe", "br_netfilter"]]
+    out = []
+    if bridges and not loaded:
+        # loading it turns it on for every bridge of the host: off again, host-wide (nothing
+        # relied on it, since it was not loaded), and on for Nube's bridges below
+        out.append(["modprobe", "br_netfilter"])
+        out += [["sysctl", "-q", "-w", f"{name}=0"] for name in HOST_WIDE]
     for bridge in bridges:
         data = ((links.get(bridge) or {}).get("linkinfo") or {}).get("info_data") or {}
         if (

@@ -127,13 +127,18 @@ def test_the_hosts_tables_follow_the_rules():
     assert 'elements = { "nt12" . 52:54:0a:0b:0c:0d . 10.20.0.5 }' in ports
     assert "iifname . ether saddr != @nic_macs counter drop" in ports
     assert "ether type ip iifname . ether saddr . ip saddr != @nic_addresses counter drop" in ports
-    assert "ether type ip6 ip6 saddr != { ::, fe80::/10 } counter drop" in ports
+    # a guarded port (its network has rules) sends no IPv6 and receives none
+    assert 'set guarded { type ifname; elements = { "nt12" }; }' in ports
+    assert "    iifname != @guarded return\n    ether type ip6 counter drop" in ports
+    assert "oifname @guarded ether type ip6 counter drop" in ports
+    assert "ether type != { ip, ip6, arp, 0x8035 } counter drop" in ports
     assert "    meta mark set 0x4e75be01" in ports
     assert 'oifname "nt*" meta mark set 0x4e75be02' in ports
     # a VLAN-tagged or PPPoE frame would pass br_netfilter unseen: none reaches a VM's port
-    assert 'oifname "nt*" ether type != { ip, ip6, arp } counter drop' in ports
+    assert 'oifname "nt*" ether type != { ip, ip6, arp, 0x8035 } counter drop' in ports
     assert "type filter hook forward priority -200" in ports
-    assert "meta mark 0x4e75be01 ct state new ct mark set 0x4e75be01" in inet
+    assert "meta mark 0x4e75be01 meta nfproto ipv4 ct state new ct mark set 0x4e75be01" in inet
+    assert "hook prerouting priority -450" in inet  # zones before defragmentation
     assert f'comment "nube {digest}"' in inet
     assert 'iifname "nbr100" ct zone set 7' in inet
     assert "br0" not in inet.split("chain zones")[1].split("chain ports")[0]  # no zone: the LAN's
@@ -168,8 +173,10 @@ def test_the_tables_are_written_only_when_they_differ():
     assert nr.steps(None, absent, keep=False) == []
     # networks without rules want the ports' table only; without ports either, none
     open_network = nr.wanted(_filters(None))
-    assert open_network["inet"] is None and open_network["bridge"] is not None
-    assert nr.steps(open_network, same, keep=False) == [gone[1]]
+    assert (
+        open_network["inet"] is None and "set guarded { type ifname; }" in open_network["bridge"][0]
+    )  # an open network's port: its MAC only
+    assert nr.steps(open_network, same, keep=False)[1] == gone[1]
     assert nr.wanted(_filters(None, ports=())) is None
 
 
@@ -183,8 +190,11 @@ def test_bridged_traffic_of_the_bridges_with_rules_is_handed_to_the_inet_hooks()
         ["ip", "link", "set", "dev", "nbr100", *setting]
     ]
     # a bridge made in this run gets it once made; a module not loaded is loaded first
+    # loaded by Nube: on for its bridges only, not for the host's others
     assert nr.br_netfilter_steps(filters, {}, {"nbr100"}, False) == [
         ["modprobe", "br_netfilter"],
+        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=0"],
+        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-ip6tables=0"],
         ["ip", "link", "set", "dev", "nbr100", *setting],
     ]
     # br0 has no rules: the operator's bridge is left as it is

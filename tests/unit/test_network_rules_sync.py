@@ -9,6 +9,7 @@ import pytest
 from app import core
 from app.db import get_db, transaction
 from app.repositories import networks as networks_repo
+from app.repositories import vms as vms_repo
 from tests.factories import gen_prepared_host
 
 
@@ -104,3 +105,31 @@ def kinds_run():
         "SELECT kind, target_name, status FROM operations WHERE kind = 'host.networks'"
     )
     return [tuple(row) for row in rows]
+
+
+def test_a_vm_being_moved_keeps_its_ports_on_its_destination_whoever_syncs_it(
+    ctx, host, image, provisioner
+):
+    gen_prepared_host(
+        ctx, address="127.0.0.3", name="h3", network="none", data_address="198.18.0.3"
+    )
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
+    core.startVm("vm1")
+    h3 = get_db().execute("SELECT id FROM hosts WHERE name = 'h3'").fetchone()[0]
+    # vm1 is on its way to h3 (a drain moving two VMs there at once) when vm2 is made there
+    with transaction(get_db()):
+        vms_repo.set_moving_to(get_db(), "vm1", h3)
+    core.addVm({"id": "vm2", "image": image, "mem": 64, "host": "h3", "networks": ["net1"]})
+    name, state = network_runs(provisioner)[-1]
+    assert name == "h3" and [p["ip"] for p in state["networks"][0]["ports"]] == [
+        "10.20.0.1",
+        "10.20.0.2",
+    ]
+    # a move that fails (the test driver cannot migrate) leaves vm1 on h1 and takes its port
+    # off h3 again
+    with pytest.raises(core.OperationFailed, match="host h3 already has a domain named vm1"):
+        core.migrateVm("vm1", "h3")
+    assert get_db().execute("SELECT moving_to FROM vms WHERE id = 'vm1'").fetchone()[0] is None
+    name, state = network_runs(provisioner)[-1]
+    assert name == "h3" and [p["ip"] for p in state["networks"][0]["ports"]] == ["10.20.0.2"]
