@@ -161,7 +161,8 @@ def _match(rule):
 
 
 def _chain(name, rules):
-    """One network's chain: replies, neighbour discovery, its rules, then drop."""
+    """One network's chain: replies to what its VMs opened, related ICMP errors, its rules,
+    then drop."""
     lines = [
         f"  chain {name} {{",
         # replies (and their ICMP errors) to connections a VM's port opened
