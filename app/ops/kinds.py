@@ -325,12 +325,13 @@ IMAGE_IMPORT = Kind(
     "import image",
     undo_needs=("published",),
 )
-# a host's data address changed: the hosts with networks take it (the host's own task stays
-# free: this changes no row, and a second change waits for the first)
-HOST_NETWORKS = Kind(
-    "host.networks",
-    "host",
-    Claim(ONE_ACTIVE, busy_as="having its networks' peers updated"),
+# a host's data address changed: the hosts with networks take it. Its target is the hosts'
+# peer lists, not the host (whose other operations it must not refuse): one at a time, and a
+# pending one reads every address when it runs, so a second change needs none of its own
+PEERS_UPDATE = Kind(
+    "peers.update",
+    "peers",
+    Claim(ONE_ACTIVE, busy_as="being updated"),
     network_work.resync_after_address_change,
     None,
     1800,
@@ -376,7 +377,7 @@ KINDS = {
         IMAGE_SAVE,
         IMAGE_IMPORT,
         NETWORK_RULES,
-        HOST_NETWORKS,
+        PEERS_UPDATE,
     )
 }
 

@@ -162,7 +162,8 @@ release_tasks = _tasks.release
 
 
 def delete(conn, host_id):
-    """Remove a host row."""
+    """Remove a host row (a VM recorded as moving to it is not, any more)."""
+    conn.execute("UPDATE vms SET moving_to = NULL WHERE moving_to = ?", (host_id,))
     conn.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
 
 

@@ -9,6 +9,7 @@ from ..errors import Busy, Conflict, HostKeyChanged, InvalidInput, NotFound
 from ..extensions import adapters
 from ..numbers import is_digits
 from ..ops import kinds
+from ..ops.claims import Target
 from ..ops.launch import launch
 from ..ops.request import record, request
 from ..repositories import hosts as hosts_repo
@@ -211,14 +212,31 @@ def update(host_ref, data, actor, wait):
     with transaction(conn):
         _refuse_clashes(conn, row, changes.get("name"), reprepare.get("address"))
         op_id = _start_reprepare(conn, row, reprepare, actor) if reprepare else None
-        if op_id is None and "data_address" in changes and networks_repo.hosts_with_networks(conn):
-            # a re-preparation syncs them itself; else the overlays learn the new address now
-            op_id = record(conn, kinds.HOST_NETWORKS, row, actor, {})
+        if op_id is None and "data_address" in changes:
+            op_id = _resync_peers(conn, row, actor)
         _store_password(conn, row, changes.get("user"), reprepare.get("address"), password)
         hosts_repo.update(conn, row["id"], **changes)
         safe = sorted(k for k in data if k != "password") + (["password"] if password else [])
         audit(conn, actor, "host.update", f"host:{row['name']}", ", ".join(safe))
     return launch(op_id, wait) if op_id else None
+
+
+def update_message(name, op_id):
+    """What an update's operation does, as the pages say it."""
+    kind = ops_repo.get(db(), op_id)["kind"]
+    if kind == kinds.PEERS_UPDATE.name:
+        return f"Updating the network peers of the hosts for {name}'s new data address."
+    return f"Re-preparing host {name}."
+
+
+def _resync_peers(conn, row, actor):
+    """A peers.update operation for a new data address (the overlays learn it now), or None:
+    no host has networks, or one still pending will read it when it runs."""
+    if not networks_repo.hosts_with_networks(conn):
+        return None
+    if any(op["status"] == "pending" for op in ops_repo.active_for(conn, "peers", PEERS)):
+        return None
+    return record(conn, kinds.PEERS_UPDATE, Target("peers", PEERS, row["name"]), actor, {})
 
 
 def _store_password(conn, row, user, address, password):
@@ -232,6 +250,8 @@ def _store_password(conn, row, user, address, password):
     elif user != row["user"]:
         host_secrets.rebind_user(conn, box, row, user)
 
+
+PEERS = "hosts"  # the one target of peers.update operations: every host's peer lists
 
 # States an operator sets: maintenance is ready with no new VMs (placement skips it).
 OPERATOR_STATES = states.HOST_OPERATOR_SETTABLE

@@ -85,6 +85,8 @@ def find_after_failed_migration(ctx, status):
         vm, src = vm_and_host(ctx)
         dst = _destination(ctx)
     except NotFound:
+        with transaction(ctx.conn):  # its VM, or its destination, is gone
+            vms_repo.set_moving_to(ctx.conn, ctx.target_id, None)
         return
     locate(ctx, vm, src, dst)
 
@@ -100,13 +102,13 @@ def locate(ctx, vm, src, dst):
         return
     if on_src is None and on_dst is not None:
         _record_move(ctx, vm, dst)
-        network_sync.sync_quietly(ctx, src)
+        network_sync.sync_quietly(ctx, src, cancellable=False)  # after a cancel, too
         return
     with transaction(ctx.conn):
         vms_repo.set_moving_to(ctx.conn, vm["id"], None)
         vms_repo.set_state(ctx.conn, vm["id"], vm_state(on_src))
     ctx.log(f"{vm['id']} stays on {src['name']} ({on_src or 'missing'})")
-    network_sync.sync_quietly(ctx, dst)  # its ports there go
+    network_sync.sync_quietly(ctx, dst, cancellable=False)  # its ports there go
 
 
 def drain_host(ctx):

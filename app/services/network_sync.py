@@ -91,7 +91,7 @@ def _network(row, host, local, local_ip, peers):
     return network
 
 
-def sync_host(ctx, host, force=False):
+def sync_host(ctx, host, force=False, cancellable=True):
     """Apply the host's network state when it differs from the one last applied (or always,
     when forced); returns whether a play ran. OperationFailed when the play fails.
 
@@ -100,13 +100,13 @@ def sync_host(ctx, host, force=False):
     it changed, applied again, so the last run on the host is never an older state."""
     ran = False
     for _ in range(RESYNCS):
-        if not _sync_once(ctx, host, force):
+        if not _sync_once(ctx, host, force, cancellable):
             return ran
         ran, force = True, False
     return ran
 
 
-def _sync_once(ctx, host, force):
+def _sync_once(ctx, host, force, cancellable):
     """One sync: whether a play ran."""
     conn = ctx.conn
     state, network_ids = desired_state(conn, host)
@@ -131,7 +131,8 @@ def _sync_once(ctx, host, force):
             extravars={"nube_networks": state},
             password=password,
             log=ctx.log,
-            cancel=ctx.should_stop,
+            # a clean-up after a canceled operation runs although it is canceled
+            cancel=ctx.should_stop if cancellable else None,
         )
     except (OperationFailed, HostUnreachable):
         networks_repo.forget_applied(conn, host["id"])
@@ -150,11 +151,11 @@ def _describe(networks):
     return f"{vxlans} VXLAN, {len(networks) - vxlans} bridge"
 
 
-def sync_quietly(ctx, host):
+def sync_quietly(ctx, host, cancellable=True):
     """Sync a host whose VMs left or changed, logging a failure instead of raising it: the
     work that called it is done, and the next sync applies the state again."""
     try:
-        sync_host(ctx, host)
+        sync_host(ctx, host, cancellable=cancellable)
     except NubeError as error:
         ctx.error(f"could not update the networks of {host['name']}: {error}")
 

@@ -172,12 +172,17 @@ def _network(network, local, where, state):
         ports = nube_rules.parse_ports(network.get("ports"), where)
     except nube_rules.BadRules as error:
         raise InvalidState(str(error)) from None
-    _add_filter(state["filters"], {"bridge": bridge, "zone": zone, "rules": rules, "ports": ports})
+    guarded = ports if rules is not None else []  # a network with rules checks addresses too
+    _add_filter(
+        state["filters"],
+        {"bridge": bridge, "zone": zone, "rules": rules, "ports": ports, "guarded": guarded},
+    )
 
 
 def _add_filter(filters, new):
     """Record a network's rules and ports by its bridge. Two bridge networks on one host
-    bridge share its ports: each port lets in what either network's rules let in."""
+    bridge share its ports: each port lets in what either network's rules let in, and each
+    keeps its own network's address checks."""
     taken = {port["tap"] for known in filters for port in known["ports"]}
     if any(port["tap"] in taken for port in new["ports"]):
         raise InvalidState(f"a tap of bridge {new['bridge']} is listed on two networks")
@@ -188,6 +193,7 @@ def _add_filter(filters, new):
             else:
                 known["rules"] += [rule for rule in new["rules"] if rule not in known["rules"]]
             known["ports"] += new["ports"]
+            known["guarded"] += new["guarded"]
             return
     filters.append(new)
 

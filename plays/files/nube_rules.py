@@ -190,7 +190,7 @@ def wanted(filters):
     ruled = [f for f in filters if f["rules"] is not None]
     if not ports and not ruled:
         return None
-    guarded = [port for f in ruled for port in f["ports"]]
+    guarded = [port for f in filters for port in f["guarded"]]
     bridge = _with_digest(_bridge_table(ports, guarded))
     inet = _with_digest(_inet_table(filters)) if ruled else None
     return {"bridge": bridge, "inet": inet}

@@ -80,8 +80,8 @@ def test_the_state_is_normalised():
         "vxlans": {9: {"peers": ["2001:db8::2", "2001:db8::3"], "mtu": 1450}},
         "bridges": ["br0"],
         "filters": [
-            {"bridge": "br0", "zone": None, "rules": None, "ports": []},
-            {"bridge": "nbr9", "zone": None, "rules": None, "ports": []},
+            {"bridge": "br0", "zone": None, "rules": None, "ports": [], "guarded": []},
+            {"bridge": "nbr9", "zone": None, "rules": None, "ports": [], "guarded": []},
         ],
     }
     empty = {"local": None, "vxlans": {}, "bridges": [], "filters": []}

@@ -107,7 +107,10 @@ PORT = {"tap": "nt12", "mac": "52:54:0a:0b:0c:0d", "ip": "10.20.0.5"}
 def _filters(rules, bridge="nbr100", zone=7, ports=(PORT,)):
     """One network's filter as nube_networks.py parses it."""
     rules = None if rules is None else nr.parse_rules(rules, "n")
-    return [{"bridge": bridge, "zone": zone, "rules": rules, "ports": list(ports)}]
+    guarded = list(ports) if rules is not None else []
+    return [
+        {"bridge": bridge, "zone": zone, "rules": rules, "ports": list(ports), "guarded": guarded}
+    ]
 
 
 def test_the_hosts_tables_follow_the_rules():
@@ -117,7 +120,7 @@ def test_the_hosts_tables_follow_the_rules():
         {"protocol": "udp", "ports": [5000, 5010], "source": "2001:db8::/32"},
         {"protocol": "icmp"},
     ]
-    lan = {"bridge": "br0", "zone": None, "rules": None, "ports": []}
+    lan = {"bridge": "br0", "zone": None, "rules": None, "ports": [], "guarded": []}
     want = nr.wanted(_filters(rules) + [lan])
     ports, _ = want["bridge"]
     inet, digest = want["inet"]
@@ -181,7 +184,9 @@ def test_the_tables_are_written_only_when_they_differ():
 
 
 def test_bridged_traffic_of_the_bridges_with_rules_is_handed_to_the_inet_hooks():
-    filters = _filters([]) + [{"bridge": "br0", "zone": None, "rules": None, "ports": []}]
+    filters = _filters([]) + [
+        {"bridge": "br0", "zone": None, "rules": None, "ports": [], "guarded": []}
+    ]
     on = {"linkinfo": {"info_data": {"nf_call_iptables": 1, "nf_call_ip6tables": 1}}}
     off = {"linkinfo": {"info_data": {"nf_call_iptables": 1, "nf_call_ip6tables": 0}}}
     setting = ["type", "bridge", "nf_call_iptables", "1", "nf_call_ip6tables", "1"]

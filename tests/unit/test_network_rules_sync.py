@@ -8,6 +8,11 @@ import pytest
 
 from app import core
 from app.db import get_db, transaction
+from app.ops import kinds
+from app.ops.claims import Target
+from app.ops.request import record
+from app.ops.runner import execute
+from app.repositories import hosts as hosts_repo
 from app.repositories import networks as networks_repo
 from app.repositories import vms as vms_repo
 from tests.factories import gen_prepared_host
@@ -96,13 +101,13 @@ def test_a_new_data_address_reaches_the_hosts_with_networks(ctx, host, image, pr
     assert network_runs(provisioner)[-1][1]["networks"][0]["peers"] == ["198.18.0.9"]
     core.updateHost(other["id"], {"data_address": "198.18.0.4"})
     assert network_runs(provisioner)[-1][1]["networks"][0]["peers"] == ["198.18.0.4"]
-    assert kinds_run() == [("host.networks", "h3", "succeeded")]
+    assert kinds_run() == [("peers.update", "h3", "succeeded")]
 
 
 def kinds_run():
-    """The host.networks operations so far: [(kind, target, status)]."""
+    """The peers.update operations so far: [(kind, target, status)]."""
     rows = get_db().execute(
-        "SELECT kind, target_name, status FROM operations WHERE kind = 'host.networks'"
+        "SELECT kind, target_name, status FROM operations WHERE kind = 'peers.update'"
     )
     return [tuple(row) for row in rows]
 
@@ -133,3 +138,22 @@ def test_a_vm_being_moved_keeps_its_ports_on_its_destination_whoever_syncs_it(
     assert get_db().execute("SELECT moving_to FROM vms WHERE id = 'vm1'").fetchone()[0] is None
     name, state = network_runs(provisioner)[-1]
     assert name == "h3" and [p["ip"] for p in state["networks"][0]["ports"]] == ["10.20.0.2"]
+
+
+def test_a_new_data_address_is_taken_while_the_host_has_another_operation(
+    ctx, host, image, provisioner
+):
+    other = gen_prepared_host(
+        ctx, address="127.0.0.3", name="h3", network="none", data_address="198.18.0.3"
+    )
+    core.addNetwork({"name": "net1", "cidr": "10.20.0.0/24"})
+    core.addVm({"id": "vm1", "image": image, "mem": 64, "host": "h1", "networks": ["net1"]})
+    with transaction(get_db()):  # a re-check of h3 waits in the queue
+        record(get_db(), kinds.HOST_RECHECK, dict(hosts_repo.get(get_db(), other["id"])), "admin")
+        pending = record(get_db(), kinds.PEERS_UPDATE, Target("peers", "hosts", "h3"), "admin")
+    core.updateHost(other["id"], {"data_address": "198.18.0.5", "name": "h3b"})
+    # taken, renamed too; the pending peers.update reads the new address when it runs
+    assert [h["name"] for h in core.listHosts()] == ["h1", "h3b"]
+    assert [op[0] for op in kinds_run()] == ["peers.update"]
+    assert execute(pending, ctx)["status"] == "succeeded"
+    assert network_runs(provisioner)[-1][1]["networks"][0]["peers"] == ["198.18.0.5"]

@@ -124,7 +124,7 @@ def edit(host_id):
             flash_error(error)
         else:
             if op_id:
-                flash_operation(f"Re-preparing host {data['name']}.", op_id)
+                flash_operation(hosts.update_message(data["name"], op_id), op_id)
                 return redirect(url_for("operations.show", op_id=op_id))
             flash(f"Host {data['name']} saved.", "success")
             return redirect(url_for("hosts.show", host_id=host_id))
