@@ -160,23 +160,13 @@ def delete_nics(conn, vm_id):
     conn.execute("DELETE FROM vm_nics WHERE vm_id = ?", (vm_id,))
 
 
-def wanted_on_host(conn, host_id):
-    """The networks the VMs placed on a host, or being moved to it, use (what the host must
-    have), by id."""
-    sql = (
-        "SELECT DISTINCT n.id, n.name, n.type, n.vni, n.bridge, n.mtu, n.cidr, n.rules"
-        " FROM vm_nics c"
-        " JOIN networks n ON n.id = c.network_id JOIN vms v ON v.id = c.vm_id"
-        " WHERE v.host_id = ? OR v.moving_to = ? ORDER BY n.id"
-    )
-    return conn.execute(sql, (host_id, host_id)).fetchall()
-
-
 def nics_on_host(conn, host_id):
-    """The NICs of the VMs placed on a host, or being moved to it: id, network, address and
-    MAC (its ports)."""
+    """The NICs of the VMs placed on a host, or being moved to it (its ports: id, address and
+    MAC), each with its network's fields (the networks the host must have), by NIC id."""
     sql = (
-        "SELECT c.id, c.network_id, c.ip, c.mac FROM vm_nics c JOIN vms v ON v.id = c.vm_id"
+        "SELECT c.id, c.network_id, c.ip, c.mac, n.name, n.type, n.vni, n.bridge, n.mtu,"
+        " n.cidr, n.rules FROM vm_nics c"
+        " JOIN networks n ON n.id = c.network_id JOIN vms v ON v.id = c.vm_id"
         " WHERE v.host_id = ? OR v.moving_to = ? ORDER BY c.id"
     )
     return conn.execute(sql, (host_id, host_id)).fetchall()

@@ -55,8 +55,8 @@ def desired_state(conn, host):
     """What the host must have ({local, networks}) for the VMs placed on it or being moved to
     it, and the ids of those networks. Each network lists its ports there, the VMs' NICs
     ({tap, mac, ip}): each may send only as itself."""
-    rows = {row["id"]: row for row in networks_repo.wanted_on_host(conn, host["id"])}
     nics = networks_repo.nics_on_host(conn, host["id"])
+    rows = {nic["network_id"]: nic for nic in nics}  # each NIC's row has its network's fields
     local = host["data_address"] or host["address"]
     local_ip = _ip(local)  # None for a host name: no local address, and no VXLAN
     peers = _peers(conn, host, local_ip)
@@ -74,7 +74,8 @@ def desired_state(conn, host):
 
 
 def _network(row, host, local, local_ip, peers):
-    """One network as the host's state names it: its devices, and its rules when it has any."""
+    """One network as the host's state names it (row: a NIC's, with its network's fields):
+    its devices, and its rules when it has any."""
     if row["type"] == "vxlan":
         if local_ip is None:
             raise OperationFailed(
@@ -82,7 +83,7 @@ def _network(row, host, local, local_ip, peers):
                 f" address {local} is not an IP address (give it one)"
             )
         network = {"type": "vxlan", "vni": row["vni"], "peers": peers, "mtu": row["mtu"]}
-        network["zone"] = 1 + (row["id"] - 1) % ZONES  # its own connection tracking
+        network["zone"] = 1 + (row["network_id"] - 1) % ZONES  # its own connection tracking
     else:
         network = {"type": "bridge", "bridge": row["bridge"]}
     rules = net_rules.for_host(net_rules.loads(row["rules"]), row["cidr"])
